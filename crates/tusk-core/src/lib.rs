@@ -1,0 +1,17 @@
+//! Vocabulary shared by every tusk crate: what an upload is, and the small traits the protocol
+//! engine needs from storage and locking. Backends implement these traits; they never depend on
+//! each other, and only the `tusk` binary picks concrete types.
+
+mod error;
+mod id;
+mod info;
+mod lock;
+mod metadata;
+mod store;
+
+pub use error::{Error, ErrorKind, Result};
+pub use id::{InvalidUploadId, UploadId};
+pub use info::{NewUpload, UploadInfo};
+pub use lock::{LockGuard, Locker};
+pub use metadata::{Metadata, MetadataError};
+pub use store::{Capabilities, ChunkSource, UploadStore};

@@ -1,0 +1,68 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Result, UploadId};
+
+/// Per-upload mutual exclusion. Every request on an upload holds its lock for the request's
+/// whole duration.
+///
+/// A request that finds the lock held asks the holder to let go (the holder's
+/// [`LockGuard::release_requested`] fires), then waits up to `wait` for it; after that it fails
+/// with `ErrorKind::Locked`.
+#[async_trait]
+pub trait Locker: Send + Sync + 'static {
+    /// Acquire the lock of `id`, asking any holder to release, waiting at most `wait`.
+    async fn lock(&self, id: &UploadId, wait: Duration) -> Result<LockGuard>;
+}
+
+/// A held lock. Dropping it unlocks.
+pub struct LockGuard {
+    fence: u64,
+    release_requested: CancellationToken,
+    lost: CancellationToken,
+    _held: Box<dyn Send + Sync>,
+}
+
+impl LockGuard {
+    /// A guard for a backend: `held` unlocks when dropped.
+    pub fn new(
+        fence: u64,
+        release_requested: CancellationToken,
+        lost: CancellationToken,
+        held: Box<dyn Send + Sync>,
+    ) -> Self {
+        Self {
+            fence,
+            release_requested,
+            lost,
+            _held: held,
+        }
+    }
+
+    /// The fencing token: strictly greater than any earlier holder's for the same upload.
+    pub fn fence(&self) -> u64 {
+        self.fence
+    }
+
+    /// Fires when another request asks this holder to let go.
+    pub fn release_requested(&self) -> &CancellationToken {
+        &self.release_requested
+    }
+
+    /// Fires when the lock is no longer ours (for example an expired lease): stop at once.
+    pub fn lost(&self) -> &CancellationToken {
+        &self.lost
+    }
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("fence", &self.fence)
+            .field("release_requested", &self.release_requested.is_cancelled())
+            .field("lost", &self.lost.is_cancelled())
+            .finish()
+    }
+}

@@ -1,0 +1,68 @@
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{NewUpload, Result, UploadId, UploadInfo};
+
+/// A PATCH body as a store sees it: a sequence of chunks that ends for whatever reason (complete,
+/// client gone, stalled, lock release requested, shutdown, length exceeded). The engine decides
+/// why it ended; the store only asks, once it has seen the end, whether it may commit.
+#[async_trait]
+pub trait ChunkSource: Send {
+    /// The next chunk, or `None` once the body has ended for any reason.
+    async fn next_chunk(&mut self) -> Option<Bytes>;
+
+    /// Asked after `next_chunk` returned `None`: whether what arrived may be committed. `false`
+    /// (length exceeded, lock lost, and later a checksum mismatch) means nothing of this body may
+    /// change the upload's offset.
+    fn may_commit(&self) -> bool;
+}
+
+/// Optional abilities of a store; `Tus-Extension` and the allowed methods derive from these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// DELETE (termination).
+    pub termination: bool,
+    /// Uploads created without a length (creation-defer-length).
+    pub defer_length: bool,
+}
+
+impl Capabilities {
+    /// Every optional ability.
+    pub const ALL: Capabilities = Capabilities {
+        termination: true,
+        defer_length: true,
+    };
+}
+
+/// Where upload bytes and state live. The engine holds the upload's lock around every call
+/// except `create`, and passes the lock's fencing token to every call that changes state.
+#[async_trait]
+pub trait UploadStore: Send + Sync + 'static {
+    /// Optional abilities.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Create an empty upload.
+    async fn create(&self, upload: NewUpload) -> Result<UploadInfo>;
+
+    /// Current state. `ErrorKind::NotFound` for an unknown id.
+    async fn info(&self, id: &UploadId) -> Result<UploadInfo>;
+
+    /// Append `body` at `offset` (which must equal the stored offset). Before returning, every
+    /// byte counted in the returned offset is durable. When the body ends early, whatever
+    /// arrived is committed if `body.may_commit()`; otherwise the offset stays unchanged. An
+    /// upload whose offset reaches its length is finished here.
+    async fn write(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: &mut dyn ChunkSource,
+        fence: u64,
+    ) -> Result<UploadInfo>;
+
+    /// Set the length of a deferred-length upload (once).
+    async fn declare_length(&self, id: &UploadId, length: u64, fence: u64) -> Result<UploadInfo>;
+
+    /// Delete the upload and everything stored for it.
+    async fn terminate(&self, id: &UploadId, fence: u64) -> Result<()>;
+}

@@ -1,0 +1,99 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use tusk_core::{
+    Capabilities, ChunkSource, Error, ErrorKind, NewUpload, Result, UploadId, UploadInfo,
+    UploadStore,
+};
+
+/// An in-memory [`UploadStore`] for engine tests. Not for production: nothing survives a restart.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    uploads: Mutex<HashMap<UploadId, (UploadInfo, Vec<u8>)>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The committed bytes of `id`.
+    pub fn data(&self, id: &UploadId) -> Option<Vec<u8>> {
+        self.map().get(id).map(|(_, d)| d.clone())
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<UploadId, (UploadInfo, Vec<u8>)>> {
+        // A poisoned map only means another test thread panicked; the data is still usable.
+        self.uploads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl UploadStore for MemoryStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    async fn create(&self, upload: NewUpload) -> Result<UploadInfo> {
+        let info = UploadInfo {
+            id: upload.id.clone(),
+            offset: 0,
+            length: upload.length,
+            metadata: upload.metadata,
+        };
+        self.map().insert(upload.id, (info.clone(), Vec::new()));
+        Ok(info)
+    }
+
+    async fn info(&self, id: &UploadId) -> Result<UploadInfo> {
+        self.map()
+            .get(id)
+            .map(|(i, _)| i.clone())
+            .ok_or_else(Error::not_found)
+    }
+
+    async fn write(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: &mut dyn ChunkSource,
+        _fence: u64,
+    ) -> Result<UploadInfo> {
+        if self.info(id).await?.offset != offset {
+            return Err(Error::new(ErrorKind::OffsetMismatch, "offset mismatch"));
+        }
+        let mut staged = Vec::new();
+        while let Some(chunk) = body.next_chunk().await {
+            staged.extend_from_slice(&chunk);
+        }
+        let mut map = self.map();
+        let (info, data) = map.get_mut(id).ok_or_else(Error::not_found)?;
+        if body.may_commit() {
+            data.extend_from_slice(&staged);
+            info.offset += staged.len() as u64;
+        }
+        Ok(info.clone())
+    }
+
+    async fn declare_length(&self, id: &UploadId, length: u64, _fence: u64) -> Result<UploadInfo> {
+        let mut map = self.map();
+        let (info, _) = map.get_mut(id).ok_or_else(Error::not_found)?;
+        if info.length.is_some() {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "upload length is already set",
+            ));
+        }
+        info.length = Some(length);
+        Ok(info.clone())
+    }
+
+    async fn terminate(&self, id: &UploadId, _fence: u64) -> Result<()> {
+        self.map()
+            .remove(id)
+            .map(|_| ())
+            .ok_or_else(Error::not_found)
+    }
+}
