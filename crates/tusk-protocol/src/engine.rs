@@ -1,0 +1,148 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tusk_core::{LockGuard, Locker, UploadId, UploadStore};
+
+use crate::body::{PatchBody, Stops};
+use crate::message::{Method, Target, TusRequest, TusResponse};
+use crate::{BodyStream, TUS_VERSION, TusError};
+
+/// Limits and timings of the engine. Defaults match DESIGN.md's numbers.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Largest upload accepted (`Tus-Max-Size`).
+    pub max_size: u64,
+    /// Largest `Upload-Metadata` header, in bytes.
+    pub max_metadata_bytes: usize,
+    /// How long a request waits for a held lock before answering 423.
+    pub lock_wait: Duration,
+    /// A PATCH body that sends nothing for this long ends (and commits what it has).
+    pub read_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_size: 1 << 40,
+            max_metadata_bytes: 4096,
+            lock_wait: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The tus protocol engine over one store and one locker.
+pub struct Engine {
+    store: Arc<dyn UploadStore>,
+    locker: Arc<dyn Locker>,
+    config: EngineConfig,
+    shutdown: CancellationToken,
+}
+
+impl Engine {
+    /// An engine over `store` and `locker`.
+    pub fn new(store: Arc<dyn UploadStore>, locker: Arc<dyn Locker>, config: EngineConfig) -> Self {
+        Self {
+            store,
+            locker,
+            config,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Cancelling this token makes every in-flight PATCH stop reading, commit what it has and
+    /// answer; used for graceful shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub(crate) fn store(&self) -> &dyn UploadStore {
+        self.store.as_ref()
+    }
+
+    /// The tus extensions this engine and its store support, for `Tus-Extension`.
+    pub fn extensions(&self) -> Vec<&'static str> {
+        let caps = self.store.capabilities();
+        let mut ext = vec!["creation", "creation-with-upload"];
+        if caps.defer_length {
+            ext.push("creation-defer-length");
+        }
+        if caps.termination {
+            ext.push("termination");
+        }
+        ext
+    }
+
+    /// The methods an upload URL accepts.
+    pub(crate) fn upload_methods(&self) -> &'static str {
+        if self.store.capabilities().termination {
+            "OPTIONS, HEAD, PATCH, DELETE"
+        } else {
+            "OPTIONS, HEAD, PATCH"
+        }
+    }
+
+    /// Answer one request. Never panics on client input; every failure is a [`TusResponse`].
+    pub async fn handle(&self, req: TusRequest) -> TusResponse {
+        let resp = match self.dispatch(req).await {
+            Ok(resp) => resp,
+            Err(err) => err.into_response(),
+        };
+        resp.header("Tus-Resumable", TUS_VERSION)
+    }
+
+    async fn dispatch(&self, req: TusRequest) -> Result<TusResponse, TusError> {
+        if req.method == Method::Options {
+            return Ok(self.options());
+        }
+        if req.headers.get("Tus-Resumable").map(str::trim) != Some(TUS_VERSION) {
+            return Err(TusError::UnsupportedVersion);
+        }
+        let caps = self.store.capabilities();
+        match (&req.method, &req.target) {
+            (Method::Post, Target::Collection) => self.post(req).await,
+            (Method::Head, Target::Upload(id)) => self.head(&parse_id(id)?).await,
+            (Method::Patch, Target::Upload(id)) => {
+                let id = parse_id(id)?;
+                self.patch(&id, req).await
+            }
+            (Method::Delete, Target::Upload(id)) if caps.termination => {
+                self.delete(&parse_id(id)?).await
+            }
+            (_, Target::Collection) => Err(TusError::MethodNotAllowed {
+                allow: "OPTIONS, POST",
+            }),
+            (_, Target::Upload(_)) => Err(TusError::MethodNotAllowed {
+                allow: self.upload_methods(),
+            }),
+        }
+    }
+
+    pub(crate) async fn lock(&self, id: &UploadId) -> Result<LockGuard, TusError> {
+        Ok(self.locker.lock(id, self.config.lock_wait).await?)
+    }
+
+    /// Wrap a request body so it stops on any of the engine's conditions.
+    pub(crate) fn patch_body(&self, stream: BodyStream, room: u64, guard: &LockGuard) -> PatchBody {
+        PatchBody::new(
+            stream,
+            room,
+            self.config.read_timeout,
+            Stops {
+                release: guard.release_requested().clone(),
+                lost: guard.lost().clone(),
+                shutdown: self.shutdown.clone(),
+            },
+        )
+    }
+}
+
+fn parse_id(raw: &str) -> Result<UploadId, TusError> {
+    UploadId::parse(raw).map_err(|_| TusError::UnknownId)
+}

@@ -1,0 +1,193 @@
+use tusk_core::{ErrorKind, MetadataError};
+
+use crate::{TUS_VERSION, TusResponse};
+
+/// Every way a tus request can fail. [`TusError::status`] is the one place a failure becomes an
+/// HTTP status; [`TusError::code`] is a stable machine-readable code, as in tusd.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TusError {
+    /// `Tus-Resumable` missing or not 1.0.0.
+    #[error(
+        "Tus-Resumable header is missing or names an unsupported version (this server speaks {TUS_VERSION})"
+    )]
+    UnsupportedVersion,
+    /// PATCH without the tus media type.
+    #[error("Content-Type must be application/offset+octet-stream")]
+    UnsupportedMediaType,
+    /// PATCH without `Upload-Offset`.
+    #[error("Upload-Offset header is required")]
+    MissingOffset,
+    /// A header that does not parse.
+    #[error("invalid {header} header: {reason}")]
+    InvalidHeader {
+        /// The header's name.
+        header: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// POST with neither `Upload-Length` nor `Upload-Defer-Length`.
+    #[error("either Upload-Length or Upload-Defer-Length: 1 is required")]
+    LengthRequired,
+    /// POST with both `Upload-Length` and `Upload-Defer-Length`.
+    #[error("Upload-Length and Upload-Defer-Length cannot both be given")]
+    LengthAndDefer,
+    /// A length above the configured maximum.
+    #[error("upload length {length} exceeds the maximum upload size of {max} bytes")]
+    MaxSizeExceeded {
+        /// The requested length.
+        length: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+    /// `Upload-Metadata` longer than allowed.
+    #[error("Upload-Metadata is {size} bytes; at most {max} are allowed")]
+    MetadataTooLarge {
+        /// The header's size.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// `Upload-Metadata` that does not parse.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// The client's offset is not the upload's.
+    #[error("Upload-Offset {client} does not match the upload's offset {server}")]
+    OffsetMismatch {
+        /// What the client sent.
+        client: u64,
+        /// What is stored.
+        server: u64,
+    },
+    /// A body that would go past the upload's length (nothing of it was stored).
+    #[error("request body would exceed the upload's length; nothing of it was stored")]
+    BodyTooLarge,
+    /// A second, different `Upload-Length` for an upload.
+    #[error("upload length is already set to {0} and cannot be changed")]
+    LengthChange(u64),
+    /// A declared length below what has already been received.
+    #[error("Upload-Length {length} is below the upload's offset {offset}")]
+    LengthBelowOffset {
+        /// The declared length.
+        length: u64,
+        /// Bytes already stored.
+        offset: u64,
+    },
+    /// The store does not defer lengths.
+    #[error("this server does not support Upload-Defer-Length")]
+    DeferUnsupported,
+    /// A method this target does not accept.
+    #[error("method not allowed here")]
+    MethodNotAllowed {
+        /// The methods this target accepts.
+        allow: &'static str,
+    },
+    /// A path id that is not a valid upload id, so no such upload can exist.
+    #[error("upload not found")]
+    UnknownId,
+    /// A store or locker failure.
+    #[error(transparent)]
+    Store(#[from] tusk_core::Error),
+}
+
+impl TusError {
+    /// The HTTP status for this failure.
+    pub fn status(&self) -> u16 {
+        match self {
+            TusError::UnsupportedVersion => 412,
+            TusError::UnsupportedMediaType => 415,
+            TusError::MissingOffset
+            | TusError::InvalidHeader { .. }
+            | TusError::LengthRequired
+            | TusError::LengthAndDefer
+            | TusError::MetadataTooLarge { .. }
+            | TusError::Metadata(_)
+            | TusError::LengthChange(_)
+            | TusError::LengthBelowOffset { .. }
+            | TusError::DeferUnsupported => 400,
+            TusError::MaxSizeExceeded { .. } | TusError::BodyTooLarge => 413,
+            TusError::OffsetMismatch { .. } => 409,
+            TusError::MethodNotAllowed { .. } => 405,
+            TusError::UnknownId => 404,
+            TusError::Store(e) => match e.kind() {
+                ErrorKind::NotFound => 404,
+                ErrorKind::Gone => 410,
+                ErrorKind::OffsetMismatch => 409,
+                ErrorKind::Locked | ErrorKind::LockLost => 423,
+                ErrorKind::TooLarge => 413,
+                ErrorKind::Invalid => 400,
+                ErrorKind::Unavailable => 503,
+                _ => 500,
+            },
+        }
+    }
+
+    /// A stable code naming the failure, first word of the response body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TusError::UnsupportedVersion => "ERR_UNSUPPORTED_VERSION",
+            TusError::UnsupportedMediaType => "ERR_INVALID_CONTENT_TYPE",
+            TusError::MissingOffset => "ERR_MISSING_OFFSET",
+            TusError::InvalidHeader { .. } => "ERR_INVALID_HEADER",
+            TusError::LengthRequired => "ERR_LENGTH_REQUIRED",
+            TusError::LengthAndDefer => "ERR_LENGTH_AND_DEFER",
+            TusError::MaxSizeExceeded { .. } => "ERR_MAX_SIZE_EXCEEDED",
+            TusError::MetadataTooLarge { .. } => "ERR_METADATA_TOO_LARGE",
+            TusError::Metadata(_) => "ERR_INVALID_METADATA",
+            TusError::OffsetMismatch { .. } => "ERR_MISMATCHED_OFFSET",
+            TusError::BodyTooLarge => "ERR_UPLOAD_SIZE_EXCEEDED",
+            TusError::LengthChange(_) => "ERR_INVALID_UPLOAD_LENGTH_CHANGE",
+            TusError::LengthBelowOffset { .. } => "ERR_INVALID_UPLOAD_LENGTH",
+            TusError::DeferUnsupported => "ERR_DEFER_LENGTH_UNSUPPORTED",
+            TusError::MethodNotAllowed { .. } => "ERR_METHOD_NOT_ALLOWED",
+            TusError::UnknownId => "ERR_UPLOAD_NOT_FOUND",
+            TusError::Store(e) => match e.kind() {
+                ErrorKind::NotFound => "ERR_UPLOAD_NOT_FOUND",
+                ErrorKind::Gone => "ERR_UPLOAD_GONE",
+                ErrorKind::OffsetMismatch => "ERR_MISMATCHED_OFFSET",
+                ErrorKind::Locked => "ERR_UPLOAD_LOCKED",
+                ErrorKind::LockLost => "ERR_LOCK_LOST",
+                ErrorKind::TooLarge => "ERR_UPLOAD_SIZE_EXCEEDED",
+                ErrorKind::Invalid => "ERR_INVALID_REQUEST",
+                ErrorKind::Unavailable => "ERR_SERVICE_UNAVAILABLE",
+                _ => "ERR_INTERNAL",
+            },
+        }
+    }
+
+    /// The response for this failure: status, code and message, plus the headers some statuses
+    /// require (`Tus-Version` with 412, `Retry-After` with 423 and 503, `Allow` with 405).
+    pub fn into_response(self) -> TusResponse {
+        let status = self.status();
+        if status >= 500 {
+            tracing::error!(code = self.code(), error = %ErrorChain(&self), "request failed");
+        } else {
+            tracing::debug!(code = self.code(), error = %self, "request refused");
+        }
+        let mut resp =
+            TusResponse::status(status).header("Content-Type", "text/plain; charset=utf-8");
+        resp.body = format!("{}: {self}\n", self.code());
+        match (&self, status) {
+            (TusError::UnsupportedVersion, _) => resp = resp.header("Tus-Version", TUS_VERSION),
+            (TusError::MethodNotAllowed { allow }, _) => resp = resp.header("Allow", *allow),
+            (_, 423 | 503) => resp = resp.header("Retry-After", "1"),
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// Formats an error with its whole source chain, for logs only (sources may name server paths).
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,27 @@
+use tusk_core::{UploadId, UploadInfo};
+
+use crate::message::TusResponse;
+use crate::{Engine, TusError};
+
+impl Engine {
+    /// HEAD: the upload's offset, length and metadata. Holds the lock, so an in-flight PATCH is
+    /// asked to commit first and the offset is current.
+    pub(crate) async fn head(&self, id: &UploadId) -> Result<TusResponse, TusError> {
+        let _guard = self.lock(id).await?;
+        let info = self.store().info(id).await?;
+        Ok(describe(TusResponse::status(200), &info).header("Cache-Control", "no-store"))
+    }
+}
+
+/// The headers that describe an upload's state.
+pub(crate) fn describe(mut resp: TusResponse, info: &UploadInfo) -> TusResponse {
+    resp = resp.header("Upload-Offset", info.offset.to_string());
+    resp = match info.length {
+        Some(length) => resp.header("Upload-Length", length.to_string()),
+        None => resp.header("Upload-Defer-Length", "1"),
+    };
+    if let Some(meta) = info.metadata.to_header() {
+        resp = resp.header("Upload-Metadata", meta);
+    }
+    resp
+}

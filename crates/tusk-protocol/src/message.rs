@@ -1,0 +1,137 @@
+use crate::BodyStream;
+
+/// The request methods the engine distinguishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// OPTIONS
+    Options,
+    /// HEAD
+    Head,
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+    /// Anything else.
+    Other(String),
+}
+
+impl Method {
+    /// Parse a method name (case-sensitive, as HTTP methods are).
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "OPTIONS" => Method::Options,
+            "HEAD" => Method::Head,
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            other => Method::Other(other.to_owned()),
+        }
+    }
+}
+
+/// What a request addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The upload collection (the base path): OPTIONS and POST.
+    Collection,
+    /// One upload, by the raw (not yet validated) id from the path.
+    Upload(String),
+}
+
+/// Request headers with case-insensitive names. Values that were not valid text arrive as
+/// lossy text, which then fails validation with a 400.
+#[derive(Debug, Clone, Default)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    /// Empty headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a header.
+    pub fn insert(&mut self, name: &str, value: impl Into<String>) {
+        self.0.push((name.to_ascii_lowercase(), value.into()));
+    }
+
+    /// Builder form of [`Headers::insert`].
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.insert(name, value);
+        self
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A request as the engine sees it.
+pub struct TusRequest {
+    /// The method, after `X-HTTP-Method-Override`.
+    pub method: Method,
+    /// What the path addresses.
+    pub target: Target,
+    /// Request headers.
+    pub headers: Headers,
+    /// The body, for POST and PATCH.
+    pub body: Option<BodyStream>,
+    /// The public URL of the collection, ending in `/`; `Location` is this plus the id.
+    pub location_base: String,
+}
+
+impl std::fmt::Debug for TusRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TusRequest")
+            .field("method", &self.method)
+            .field("target", &self.target)
+            .field("headers", &self.headers)
+            .field("body", &self.body.is_some())
+            .field("location_base", &self.location_base)
+            .finish()
+    }
+}
+
+/// A response: status, headers and a short plain-text body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TusResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// Plain-text body (empty for successes).
+    pub body: String,
+}
+
+impl TusResponse {
+    /// A response with no headers and no body.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+        }
+    }
+
+    /// Add a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The first value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}

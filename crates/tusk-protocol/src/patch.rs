@@ -1,0 +1,102 @@
+use tusk_core::{Error, ErrorKind, UploadId, UploadInfo};
+
+use crate::body::BodyEnd;
+use crate::headers::{is_offset_octet_stream, optional_u64};
+use crate::message::{TusRequest, TusResponse};
+use crate::{BodyStream, Engine, TusError};
+
+impl Engine {
+    /// PATCH: append the body at `Upload-Offset`. Everything acknowledged in the response's
+    /// `Upload-Offset` is durable.
+    pub(crate) async fn patch(
+        &self,
+        id: &UploadId,
+        mut req: TusRequest,
+    ) -> Result<TusResponse, TusError> {
+        if !is_offset_octet_stream(&req.headers) {
+            return Err(TusError::UnsupportedMediaType);
+        }
+        let offset = optional_u64(&req.headers, "Upload-Offset")?.ok_or(TusError::MissingOffset)?;
+        let declared_length = optional_u64(&req.headers, "Upload-Length")?;
+        let content_length = optional_u64(&req.headers, "Content-Length")?;
+
+        let guard = self.lock(id).await?;
+        let mut info = self.store().info(id).await?;
+        if info.offset != offset {
+            return Err(TusError::OffsetMismatch {
+                client: offset,
+                server: info.offset,
+            });
+        }
+        if let Some(length) = declared_length {
+            info = self.declare_length(info, length, guard.fence()).await?;
+        }
+        let info = self
+            .receive(info, req.body.take(), content_length, &guard)
+            .await?;
+        Ok(TusResponse::status(204).header("Upload-Offset", info.offset.to_string()))
+    }
+
+    /// creation-defer-length: set the length once; repeating the same value is harmless.
+    async fn declare_length(
+        &self,
+        info: UploadInfo,
+        length: u64,
+        fence: u64,
+    ) -> Result<UploadInfo, TusError> {
+        match info.length {
+            Some(current) if current == length => Ok(info),
+            Some(current) => Err(TusError::LengthChange(current)),
+            None if length < info.offset => Err(TusError::LengthBelowOffset {
+                length,
+                offset: info.offset,
+            }),
+            None if length > self.config().max_size => Err(TusError::MaxSizeExceeded {
+                length,
+                max: self.config().max_size,
+            }),
+            None => Ok(self.store().declare_length(&info.id, length, fence).await?),
+        }
+    }
+
+    /// Stream `body` into the store after `info.offset`, stopping at the upload's length (or the
+    /// maximum size while the length is deferred). A body that would pass it commits nothing.
+    pub(crate) async fn receive(
+        &self,
+        info: UploadInfo,
+        body: Option<BodyStream>,
+        content_length: Option<u64>,
+        guard: &tusk_core::LockGuard,
+    ) -> Result<UploadInfo, TusError> {
+        let limit = info.length.unwrap_or(self.config().max_size);
+        let room = limit.saturating_sub(info.offset);
+        if content_length.is_some_and(|len| len > room) {
+            return Err(TusError::BodyTooLarge);
+        }
+        let Some(stream) = body else {
+            return Ok(info);
+        };
+        let mut body = self.patch_body(stream, room, guard);
+        let written = self
+            .store()
+            .write(&info.id, info.offset, &mut body, guard.fence())
+            .await;
+        let end = body.end();
+        tracing::debug!(
+            upload_id = %info.id,
+            offset = info.offset,
+            received = body.received(),
+            end = ?end,
+            "body read"
+        );
+        let written = written?;
+        match end {
+            Some(BodyEnd::TooLarge) => Err(TusError::BodyTooLarge),
+            Some(BodyEnd::LockLost) => Err(TusError::Store(Error::new(
+                ErrorKind::LockLost,
+                "the upload's lock was lost; nothing of this request was stored",
+            ))),
+            _ => Ok(written),
+        }
+    }
+}

@@ -1,0 +1,83 @@
+use tusk_core::{Metadata, NewUpload, UploadId};
+
+use crate::headers::{is_offset_octet_stream, optional_u64};
+use crate::message::{TusRequest, TusResponse};
+use crate::{Engine, TusError};
+
+impl Engine {
+    /// POST (creation, creation-with-upload, creation-defer-length): create an upload and
+    /// answer 201 with its `Location`; a tus body is the first chunk.
+    pub(crate) async fn post(&self, mut req: TusRequest) -> Result<TusResponse, TusError> {
+        let headers = &req.headers;
+        let max = self.config().max_size;
+        let length = match (
+            optional_u64(headers, "Upload-Length")?,
+            headers.get("Upload-Defer-Length"),
+        ) {
+            (Some(_), Some(_)) => return Err(TusError::LengthAndDefer),
+            (None, None) => return Err(TusError::LengthRequired),
+            (None, Some(defer)) => {
+                if defer.trim() != "1" {
+                    return Err(TusError::InvalidHeader {
+                        header: "Upload-Defer-Length",
+                        reason: "must be 1".into(),
+                    });
+                }
+                if !self.store().capabilities().defer_length {
+                    return Err(TusError::DeferUnsupported);
+                }
+                None
+            }
+            (Some(length), None) if length > max => {
+                return Err(TusError::MaxSizeExceeded { length, max });
+            }
+            (Some(length), None) => Some(length),
+        };
+        let metadata = match headers.get("Upload-Metadata") {
+            Some(raw) if raw.len() > self.config().max_metadata_bytes => {
+                return Err(TusError::MetadataTooLarge {
+                    size: raw.len(),
+                    max: self.config().max_metadata_bytes,
+                });
+            }
+            Some(raw) => Metadata::parse(raw)?,
+            None => Metadata::default(),
+        };
+        let with_body = is_offset_octet_stream(headers);
+        let content_length = optional_u64(headers, "Content-Length")?;
+        if with_body && content_length.is_some_and(|len| len > length.unwrap_or(max)) {
+            return Err(TusError::BodyTooLarge);
+        }
+
+        let id = UploadId::generate();
+        let info = self
+            .store()
+            .create(NewUpload {
+                id: id.clone(),
+                length,
+                metadata,
+            })
+            .await?;
+        tracing::info!(upload_id = %id, length = ?length, "upload created");
+        let mut resp =
+            TusResponse::status(201).header("Location", format!("{}{id}", req.location_base));
+        if with_body {
+            let guard = self.lock(&id).await?;
+            let info = match self
+                .receive(info, req.body.take(), content_length, &guard)
+                .await
+            {
+                Ok(info) => info,
+                Err(TusError::BodyTooLarge) => return Err(TusError::BodyTooLarge),
+                // The upload exists: tell the client where, and how much of the body is stored,
+                // so it can resume instead of starting over.
+                Err(err) => {
+                    tracing::warn!(upload_id = %id, error = %err, "first chunk not stored");
+                    self.store().info(&id).await?
+                }
+            };
+            resp = resp.header("Upload-Offset", info.offset.to_string());
+        }
+        Ok(resp)
+    }
+}
