@@ -1,0 +1,152 @@
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use tracing::Instrument;
+use tusk_protocol::{BodyStream, Headers, Method, Target, TusRequest, TusResponse};
+
+use crate::{AppState, cors, location};
+
+/// Chunks buffered between the socket and the engine: bounded, so a slow store slows the
+/// socket instead of growing memory.
+const BODY_QUEUE: usize = 4;
+
+/// Every request under the base path goes to the engine; anything else is 404.
+pub(crate) async fn handle(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let config = &state.config;
+    let origin = header(&req, "origin").map(str::to_owned);
+    // X-HTTP-Method-Override lets clients behind restrictive proxies send PATCH and DELETE.
+    let method_name = header(&req, "x-http-method-override")
+        .map(|m| m.trim().to_ascii_uppercase())
+        .unwrap_or_else(|| req.method().as_str().to_owned());
+    let method = Method::parse(&method_name);
+    let preflight =
+        method == Method::Options && req.headers().contains_key("access-control-request-method");
+    let request_id = request_id(&req);
+    let span = tracing::info_span!("request", id = %request_id, method = %method_name);
+
+    let resp = match route(&config.base_path, req.path()) {
+        None => TusResponse::status(404)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .header("Tus-Resumable", tusk_protocol::TUS_VERSION),
+        Some(target) => {
+            let mut headers = Headers::new();
+            for (name, value) in req.headers() {
+                headers.insert(name.as_str(), String::from_utf8_lossy(value.as_bytes()));
+            }
+            let body = matches!(method, Method::Post | Method::Patch).then(|| pump(payload));
+            let tus = TusRequest {
+                method: method.clone(),
+                target,
+                headers,
+                body,
+                location_base: location::collection_url(&req, config),
+            };
+            state.engine.handle(tus).instrument(span.clone()).await
+        }
+    };
+    span.in_scope(|| {
+        tracing::info!(
+            path = req.path(),
+            status = resp.status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request done"
+        );
+    });
+
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = HttpResponse::build(status);
+    for (name, value) in resp.headers {
+        out.insert_header((name, value));
+    }
+    for (name, value) in cors::headers(&config.cors, origin.as_deref(), preflight) {
+        out.insert_header((name, value));
+    }
+    out.insert_header(("X-Request-ID", request_id));
+    if method == Method::Head || resp.body.is_empty() {
+        out.finish()
+    } else {
+        out.body(resp.body)
+    }
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The client's `X-Request-ID` when it is short and plain, else a fresh one.
+fn request_id(req: &HttpRequest) -> String {
+    if let Some(id) = header(req, "x-request-id").filter(|id| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    }) {
+        return id.to_owned();
+    }
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return "unknown".to_owned();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Which tus target a path addresses: the base path itself, or one segment below it.
+pub(crate) fn route(base_path: &str, path: &str) -> Option<Target> {
+    if path == base_path || path == base_path.trim_end_matches('/') {
+        return Some(Target::Collection);
+    }
+    let rest = path.strip_prefix(base_path)?;
+    if rest.contains('/') {
+        return None;
+    }
+    Some(Target::Upload(rest.to_owned()))
+}
+
+/// Move the request body (which lives on this worker thread) into a `Send` stream for the
+/// engine, through a small bounded queue. Dropping the stream stops the pump.
+fn pump(mut payload: web::Payload) -> BodyStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(BODY_QUEUE);
+    actix_web::rt::spawn(async move {
+        while let Some(item) = payload.next().await {
+            let item = item.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_only_the_collection_and_single_segments() {
+        let cases = [
+            ("/files/", Some(Target::Collection)),
+            ("/files", Some(Target::Collection)),
+            ("/files/abc", Some(Target::Upload("abc".into()))),
+            ("/files/abc/", None),
+            ("/files/a/b", None),
+            ("/other/abc", None),
+            ("/filesabc", None),
+            ("/", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(route("/files/", path), want, "{path}");
+        }
+    }
+}
