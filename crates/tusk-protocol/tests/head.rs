@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use std::time::Duration;

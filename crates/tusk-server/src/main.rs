@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::{ContextKind, ContextValue};
 
 mod cli;
 mod config;
@@ -10,7 +11,30 @@ mod serve;
 mod units;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            let kind = err.kind();
+            let _ = err.print();
+            if let (
+                clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue,
+                Some(flag),
+            ) = (kind, invalid_flag(&err))
+            {
+                let env = format!(
+                    "TUSK_{}",
+                    flag.trim_start_matches("--")
+                        .to_ascii_uppercase()
+                        .replace('-', "_")
+                );
+                eprintln!(
+                    "note: {flag} may come from the command line or from the environment variable {env}"
+                );
+            }
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
         cli::Command::Serve(settings) => {
             let config = match config::load(*settings) {
@@ -30,5 +54,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// The flag a clap value error is about, e.g. `--max-size`.
+fn invalid_flag(err: &clap::Error) -> Option<String> {
+    match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next().map(str::to_owned),
+        _ => None,
     }
 }

@@ -1,0 +1,127 @@
+//! Bytes that arrived are kept, whatever ends the PATCH; locks hand over promptly.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+const KIB: usize = 1024;
+
+#[tokio::test]
+async fn a_patch_cut_off_mid_body_keeps_every_byte_that_arrived() {
+    let server = Server::start(&[]).await;
+    let data = pattern(1024 * KIB, 9);
+    let url = server.create(data.len() as u64).await;
+    let mut raw = RawRequest::patch(&url, 0, data.len() as u64).await;
+    raw.send(&data[..300 * KIB]).await;
+    raw.cut();
+    // The server sees the broken connection and commits; wait for that, then resume.
+    wait_until("the cut PATCH to commit", || {
+        server.recorded_offset(&url) > 0
+    })
+    .await;
+    assert_eq!(head(&url).await, (200, Some(300 * KIB as u64)));
+    assert_eq!(server.stored(&url), &data[..300 * KIB]);
+    let (status, offset) = patch(&url, 300 * KIB as u64, data[300 * KIB..].to_vec()).await;
+    assert_eq!((status, offset), (204, Some(data.len() as u64)));
+    assert_eq!(server.stored(&url), data);
+}
+
+#[tokio::test]
+async fn a_stalled_body_ends_after_the_read_timeout_and_commits() {
+    let server = Server::start(&["--read-timeout", "1s"]).await;
+    let url = server.create(100 * KIB as u64).await;
+    let data = pattern(40 * KIB, 1);
+    let mut raw = RawRequest::patch(&url, 0, 100 * KIB as u64).await;
+    raw.send(&data).await;
+    // The connection stays open and silent; the server answers once the read timeout passes.
+    let (status, headers) = raw.response().await;
+    assert_eq!(status, 204);
+    assert_eq!(header(&headers, "upload-offset"), Some("40960"));
+    assert_eq!(server.stored(&url), data);
+}
+
+#[tokio::test]
+async fn a_resume_asks_a_stale_patch_to_let_go() {
+    // With a 60 s read timeout and 5 s lock wait, only a release request lets the HEAD in.
+    let server = Server::start(&["--read-timeout", "60s", "--lock-wait", "5s"]).await;
+    let data = pattern(256 * KIB, 5);
+    let url = server.create(data.len() as u64).await;
+    let mut stale = RawRequest::patch(&url, 0, data.len() as u64).await;
+    stale.send(&data[..64 * KIB]).await;
+    let started = std::time::Instant::now();
+    let (status, offset) = head(&url).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "HEAD was not let in");
+    let offset = offset.unwrap();
+    assert!(offset <= 64 * KIB as u64);
+    eprintln!("HEAD got the lock after {waited:?} (offset {offset})");
+    // The stale PATCH was answered with what it committed.
+    let (status, headers) = stale.response().await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        header(&headers, "upload-offset"),
+        Some(offset.to_string().as_str())
+    );
+    let (status, end) = patch(&url, offset, data[offset as usize..].to_vec()).await;
+    assert_eq!((status, end), (204, Some(data.len() as u64)));
+    assert_eq!(server.stored(&url), data);
+}
+
+#[tokio::test]
+async fn two_patches_at_one_offset_never_both_succeed() {
+    let server = Server::start(&["--read-timeout", "60s"]).await;
+    let len = 128 * KIB;
+    let url = server.create(len as u64).await;
+    let mut first = RawRequest::patch(&url, 0, len as u64).await;
+    first.send(&vec![b'A'; 32 * KIB]).await;
+    let (second_status, second_offset) = patch(&url, 0, vec![b'B'; len]).await;
+    let (first_status, first_headers) = first.response().await;
+    assert_eq!(first_status, 204);
+    let first_offset: u64 = header(&first_headers, "upload-offset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stored = server.stored(&url);
+    if first_offset > 0 {
+        // The first committed part of its body; the second's offset was stale.
+        assert_eq!(second_status, 409);
+        assert_eq!(stored, vec![b'A'; first_offset as usize]);
+    } else {
+        // The first was stopped before any byte reached the store; the second won.
+        assert_eq!((second_status, second_offset), (204, Some(len as u64)));
+        assert_eq!(stored, vec![b'B'; len]);
+    }
+}
+
+#[tokio::test]
+async fn sigterm_commits_in_flight_patches_exits_and_a_restart_resumes() {
+    let mut server = Server::start(&["--shutdown-timeout", "5s", "--read-timeout", "60s"]).await;
+    let data = pattern(512 * KIB, 11);
+    let url = server.create(data.len() as u64).await;
+    let (status, _) = patch(&url, 0, data[..100 * KIB].to_vec()).await;
+    assert_eq!(status, 204);
+    let mut raw = RawRequest::patch(&url, 100 * KIB as u64, (412 * KIB) as u64).await;
+    raw.send(&data[100 * KIB..150 * KIB]).await;
+    server.signal("TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
+        .await
+        .expect("tusk did not exit after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // The in-flight PATCH committed what reached the server before shutdown.
+    let offset = server.recorded_offset(&url);
+    assert!(
+        (100 * KIB as u64..=150 * KIB as u64).contains(&offset),
+        "{offset}"
+    );
+    let _ = raw.response().await;
+
+    let dir = server.data_dir.clone();
+    let restarted = Server::start_in(&dir, &[]).await;
+    let url = url.replace(&server.url, &restarted.url);
+    assert_eq!(head(&url).await, (200, Some(offset)));
+    let (status, end) = patch(&url, offset, data[offset as usize..].to_vec()).await;
+    assert_eq!((status, end), (204, Some(data.len() as u64)));
+    assert_eq!(restarted.stored(&url), data);
+    drop(server);
+}

@@ -1,0 +1,204 @@
+use crate::support::*;
+
+#[tokio::test]
+async fn upload_in_pieces_round_trips_byte_exact() {
+    let server = Server::start(&[]).await;
+    let data = pattern(700_000, 3);
+    let url = server.create(data.len() as u64).await;
+    let mut offset = 0usize;
+    for piece in [1usize, 299_999, 400_000] {
+        let (status, new) = patch(&url, offset as u64, data[offset..offset + piece].to_vec()).await;
+        assert_eq!(status, 204);
+        offset += piece;
+        assert_eq!(new, Some(offset as u64));
+    }
+    assert_eq!(head(&url).await, (200, Some(700_000)));
+    assert_eq!(server.stored(&url), data);
+}
+
+#[tokio::test]
+async fn method_override_is_honoured() {
+    let server = Server::start(&[]).await;
+    let url = server.create(5).await;
+    let resp = client()
+        .post(&url)
+        .header(TUS.0, TUS.1)
+        .header(OCTETS.0, OCTETS.1)
+        .header("Upload-Offset", "0")
+        .header("X-HTTP-Method-Override", "PATCH")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.headers()["upload-offset"], "5");
+    let resp = client()
+        .post(&url)
+        .header(TUS.0, TUS.1)
+        .header("X-HTTP-Method-Override", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(head(&url).await, (404, None));
+}
+
+#[tokio::test]
+async fn cors_headers_are_on_errors_and_preflights() {
+    let server = Server::start(&["--cors-origins", "https://app.example"]).await;
+    let origin = "https://app.example";
+    // A 412 still carries CORS headers, or a browser could not even read the error.
+    let resp = client()
+        .post(&server.url)
+        .header("Origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 412);
+    assert_eq!(resp.headers()["access-control-allow-origin"], origin);
+    assert!(
+        resp.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("Upload-Offset")
+    );
+    // 404 for an unknown upload too.
+    let resp = client()
+        .head(format!("{}00000000000000000000000000000000", server.url))
+        .header(TUS.0, TUS.1)
+        .header("Origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["access-control-allow-origin"], origin);
+    // Preflight.
+    let resp = client()
+        .request(reqwest::Method::OPTIONS, &server.url)
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "PATCH")
+        .header(
+            "Access-Control-Request-Headers",
+            "upload-offset, tus-resumable",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], origin);
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("PATCH")
+    );
+    let allowed = h["access-control-allow-headers"].to_str().unwrap();
+    for name in [
+        "Upload-Offset",
+        "Tus-Resumable",
+        "Upload-Metadata",
+        "Upload-Length",
+    ] {
+        assert!(allowed.contains(name), "{name}");
+    }
+    // An origin not on the list gets no grant.
+    let resp = client()
+        .post(&server.url)
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn location_follows_proxy_settings() {
+    let forwarded = |req: reqwest::RequestBuilder| {
+        req.header(TUS.0, TUS.1)
+            .header("Upload-Length", "1")
+            .header("X-Forwarded-Host", "uploads.example.com")
+            .header("X-Forwarded-Proto", "https")
+    };
+    let cases = [
+        (vec![], "http://127.0.0.1:"),
+        (vec!["--behind-proxy"], "https://uploads.example.com/files/"),
+        (
+            vec!["--base-url", "https://cdn.example/api"],
+            "https://cdn.example/api/files/",
+        ),
+    ];
+    for (args, prefix) in cases {
+        let server = Server::start(&args).await;
+        let resp = forwarded(client().post(&server.url)).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+        let location = resp.headers()["location"].to_str().unwrap();
+        assert!(location.starts_with(prefix), "{args:?}: {location}");
+    }
+}
+
+#[tokio::test]
+async fn paths_outside_the_collection_and_traversal_ids_are_404() {
+    let server = Server::start(&["--base-path", "/up"]).await;
+    assert!(server.url.ends_with("/up/"));
+    let root = server.url.trim_end_matches("up/");
+    for path in [
+        "",
+        "files/",
+        "up/a/b",
+        "up/..%2f..%2fetc%2fpasswd",
+        "up/%2e%2e",
+    ] {
+        let raw = RawRequest::start(
+            "HEAD",
+            &format!("{root}{path}"),
+            &[(TUS.0, TUS.1.into())],
+            0,
+        )
+        .await;
+        let (status, headers) = raw.response().await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(header(&headers, "upload-offset"), None);
+    }
+}
+
+#[tokio::test]
+async fn malformed_headers_get_400_not_500() {
+    let server = Server::start(&[]).await;
+    let url = server.create(10).await;
+    let cases: [(&str, &str, u16); 5] = [
+        ("Upload-Offset", "abc", 400),
+        ("Upload-Offset", "99999999999999999999999999", 400),
+        ("Upload-Offset", "-1", 400),
+        ("Upload-Offset", "7", 409),
+        ("Upload-Length", "x", 400),
+    ];
+    for (name, value, status) in cases {
+        let mut headers = vec![(TUS.0, TUS.1.to_owned()), (OCTETS.0, OCTETS.1.to_owned())];
+        if name != "Upload-Offset" {
+            headers.push(("Upload-Offset", "0".into()));
+        }
+        headers.push((name, value.to_owned()));
+        let mut raw = RawRequest::start("PATCH", &url, &headers, 1).await;
+        raw.send(b"x").await;
+        assert_eq!(raw.response().await.0, status, "{name}: {value}");
+    }
+    let resp = client()
+        .post(&server.url)
+        .header(TUS.0, TUS.1)
+        .header("Upload-Length", "1")
+        .header("Upload-Metadata", format!("k {}", "QUFB".repeat(2000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = client()
+        .post(&server.url)
+        .header(TUS.0, TUS.1)
+        .header("Upload-Length", "2000000000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(head(&url).await, (200, Some(0)));
+}

@@ -1,0 +1,8 @@
+#![allow(clippy::unwrap_used)]
+//! End-to-end tests: each spawns the real `tusk` binary on 127.0.0.1 and talks HTTP to it.
+
+mod cli;
+mod durability;
+mod http_surface;
+mod memory;
+mod support;

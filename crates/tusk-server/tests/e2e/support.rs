@@ -1,0 +1,259 @@
+//! Spawning the real `tusk` binary and talking to it, including with a raw socket for bodies
+//! that stall or break mid-way.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// Upper bound on any wait for a condition; reaching it fails the test.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
+pub const OCTETS: (&str, &str) = ("Content-Type", "application/offset+octet-stream");
+
+pub struct Server {
+    pub child: Child,
+    /// The collection URL, e.g. `http://127.0.0.1:PORT/files/`.
+    pub url: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Start `tusk serve` on a free port with a fresh data directory and extra `args`.
+    pub async fn start(args: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut server = Self::start_in(&dir, args).await;
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Start `tusk serve` on a free port over an existing data directory.
+    pub async fn start_in(data_dir: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tusk"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn tusk");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        tokio::time::timeout(PATIENCE, BufReader::new(stdout).read_line(&mut line))
+            .await
+            .expect("tusk did not start in time")
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("tusk listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            url,
+            data_dir: data_dir.to_owned(),
+            _tmp: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Create an upload of `length` bytes; returns its URL.
+    pub async fn create(&self, length: u64) -> String {
+        let resp = client()
+            .post(&self.url)
+            .header(TUS.0, TUS.1)
+            .header("Upload-Length", length.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        resp.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// The stored bytes of the upload at `url`.
+    pub fn stored(&self, url: &str) -> Vec<u8> {
+        std::fs::read(self.data_dir.join(id_of(url))).unwrap()
+    }
+
+    /// The offset recorded in the upload's info file.
+    pub fn recorded_offset(&self, url: &str) -> u64 {
+        let text = std::fs::read(self.data_dir.join(format!("{}.info", id_of(url)))).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        v["offset"].as_u64().unwrap()
+    }
+
+    /// Send a signal to the server.
+    pub fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+pub fn id_of(url: &str) -> &str {
+    url.rsplit('/').next().unwrap()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap()
+}
+
+/// HEAD of an upload: (status, Upload-Offset).
+pub async fn head(url: &str) -> (u16, Option<u64>) {
+    let resp = client()
+        .head(url)
+        .header(TUS.0, TUS.1)
+        .send()
+        .await
+        .unwrap();
+    let offset = resp
+        .headers()
+        .get("upload-offset")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (resp.status().as_u16(), offset)
+}
+
+/// PATCH `data` at `offset`: (status, Upload-Offset).
+pub async fn patch(url: &str, offset: u64, data: Vec<u8>) -> (u16, Option<u64>) {
+    let resp = client()
+        .patch(url)
+        .header(TUS.0, TUS.1)
+        .header(OCTETS.0, OCTETS.1)
+        .header("Upload-Offset", offset.to_string())
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    let offset = resp
+        .headers()
+        .get("upload-offset")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (resp.status().as_u16(), offset)
+}
+
+/// Wait (bounded) until `cond` holds.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Deterministic bytes, position-dependent.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 8) as u8))
+        .collect()
+}
+
+/// A request written by hand over a socket, so a test controls exactly which body bytes are
+/// sent, and when the connection stalls or breaks.
+pub struct RawRequest {
+    stream: TcpStream,
+}
+
+impl RawRequest {
+    /// Send the head of `method url` with `headers` and `Content-Length: content_length`.
+    pub async fn start(
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        content_length: u64,
+    ) -> RawRequest {
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_at(rest.find('/').unwrap());
+        let mut stream = TcpStream::connect(host).await.unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {content_length}\r\n"
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        RawRequest { stream }
+    }
+
+    /// A tus PATCH head at `offset` announcing `content_length` body bytes.
+    pub async fn patch(url: &str, offset: u64, content_length: u64) -> RawRequest {
+        Self::start(
+            "PATCH",
+            url,
+            &[
+                (TUS.0, TUS.1.into()),
+                (OCTETS.0, OCTETS.1.into()),
+                ("Upload-Offset", offset.to_string()),
+            ],
+            content_length,
+        )
+        .await
+    }
+
+    pub async fn send(&mut self, data: &[u8]) {
+        self.stream.write_all(data).await.unwrap();
+        self.stream.flush().await.unwrap();
+    }
+
+    /// Read the response head (bounded wait): (status, headers lowercased).
+    pub async fn response(mut self) -> (u16, Vec<(String, String)>) {
+        let mut buf = Vec::new();
+        let read = async {
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = self.stream.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        };
+        tokio::time::timeout(PATIENCE, read)
+            .await
+            .expect("no response in time");
+        let text = String::from_utf8_lossy(&buf);
+        let mut lines = text.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+            .collect();
+        (status, headers)
+    }
+
+    /// Close the connection abruptly, as a dropped mobile link would.
+    pub fn cut(self) {
+        drop(self.stream);
+    }
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
