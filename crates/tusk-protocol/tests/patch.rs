@@ -254,19 +254,32 @@ async fn a_broken_connection_commits_what_arrived() {
     assert_eq!(h.offset(&id).await, 3);
 }
 
+/// Start a PATCH at offset 0 whose body sends `first` and then stays open; returns once the
+/// PATCH holds the lock and has read `first` (its body queue is drained).
+async fn running_patch(
+    h: &Harness,
+    id: &str,
+    first: &'static [u8],
+) -> (
+    tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    tokio::task::JoinHandle<tusk_protocol::TusResponse>,
+) {
+    let (tx, body) = channel_body();
+    let engine = h.engine.clone();
+    let req = Req::patch(id, 0).stream(body).build();
+    let patch = tokio::spawn(async move { engine.handle(req).await });
+    tx.send(Ok(Bytes::from_static(first))).await.unwrap();
+    while tx.capacity() < tx.max_capacity() {
+        tokio::task::yield_now().await;
+    }
+    (tx, patch)
+}
+
 #[tokio::test]
 async fn a_head_asks_a_running_patch_to_commit_and_sees_its_bytes() {
     let h = Harness::new();
     let id = h.create(Some(10)).await;
-    let (tx, body) = channel_body();
-    let engine = h.engine.clone();
-    let req = Req::patch(&id, 0).stream(body).build();
-    let patch = tokio::spawn(async move { engine.handle(req).await });
-    tx.send(Ok(Bytes::from_static(b"abcd"))).await.unwrap();
-    // Wait until the PATCH holds the lock (its body channel has been drained).
-    while tx.capacity() < tx.max_capacity() {
-        tokio::task::yield_now().await;
-    }
+    let (tx, patch) = running_patch(&h, &id, b"abcd").await;
     let head = h.send(Req::head(&id)).await;
     let offset: u64 = head.get("Upload-Offset").unwrap().parse().unwrap();
     let patch = patch.await.unwrap();
@@ -282,14 +295,7 @@ async fn a_head_asks_a_running_patch_to_commit_and_sees_its_bytes() {
 async fn two_patches_at_one_offset_never_both_succeed() {
     let h = Harness::new();
     let id = h.create(Some(8)).await;
-    let (tx, body) = channel_body();
-    let engine = h.engine.clone();
-    let req = Req::patch(&id, 0).stream(body).build();
-    let first = tokio::spawn(async move { engine.handle(req).await });
-    tx.send(Ok(Bytes::from_static(b"AAAA"))).await.unwrap();
-    while tx.capacity() < tx.max_capacity() {
-        tokio::task::yield_now().await;
-    }
+    let (_tx, first) = running_patch(&h, &id, b"AAAA").await;
     let second = h.send(Req::patch(&id, 0).body(b"BBBBBBBB")).await;
     let first = first.await.unwrap();
     // The first was asked to let go and committed its 4 bytes; the second's offset is stale.
@@ -303,14 +309,7 @@ async fn two_patches_at_one_offset_never_both_succeed() {
 async fn shutdown_makes_running_patches_commit_and_answer() {
     let h = Harness::new();
     let id = h.create(Some(10)).await;
-    let (tx, body) = channel_body();
-    let engine = h.engine.clone();
-    let req = Req::patch(&id, 0).stream(body).build();
-    let patch = tokio::spawn(async move { engine.handle(req).await });
-    tx.send(Ok(Bytes::from_static(b"abc"))).await.unwrap();
-    while tx.capacity() < tx.max_capacity() {
-        tokio::task::yield_now().await;
-    }
+    let (tx, patch) = running_patch(&h, &id, b"abc").await;
     h.engine.shutdown_token().cancel();
     let resp = patch.await.unwrap();
     assert_eq!(resp.get("Upload-Offset"), Some("3"));

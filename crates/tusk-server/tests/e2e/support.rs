@@ -115,6 +115,12 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+fn offset_of(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get("upload-offset")
+        .map(|v| v.to_str().unwrap().parse().unwrap())
+}
+
 /// HEAD of an upload: (status, Upload-Offset).
 pub async fn head(url: &str) -> (u16, Option<u64>) {
     let resp = client()
@@ -123,11 +129,7 @@ pub async fn head(url: &str) -> (u16, Option<u64>) {
         .send()
         .await
         .unwrap();
-    let offset = resp
-        .headers()
-        .get("upload-offset")
-        .map(|v| v.to_str().unwrap().parse().unwrap());
-    (resp.status().as_u16(), offset)
+    (resp.status().as_u16(), offset_of(&resp))
 }
 
 /// PATCH `data` at `offset`: (status, Upload-Offset).
@@ -141,11 +143,7 @@ pub async fn patch(url: &str, offset: u64, data: Vec<u8>) -> (u16, Option<u64>) 
         .send()
         .await
         .unwrap();
-    let offset = resp
-        .headers()
-        .get("upload-offset")
-        .map(|v| v.to_str().unwrap().parse().unwrap());
-    (resp.status().as_u16(), offset)
+    (resp.status().as_u16(), offset_of(&resp))
 }
 
 /// Wait (bounded) until `cond` holds.
