@@ -31,7 +31,7 @@ cargo test --workspace --locked
 
 # --- tus-js-client against the real binary --------------------------------------------------
 log "tus-js-client resume test"
-cargo build --locked -p tusk-server --bin tusk
+# `cargo test` above already built target/debug/tusk for the end-to-end tests.
 (
     cd tests/js
     npm ci --no-audit --no-fund --loglevel=error
