@@ -7,6 +7,8 @@ mod id;
 mod info;
 mod lock;
 mod metadata;
+mod objects;
+mod state;
 mod store;
 
 pub use error::{Error, ErrorKind, Result};
@@ -14,4 +16,6 @@ pub use id::{InvalidUploadId, UploadId};
 pub use info::{NewUpload, UploadInfo};
 pub use lock::{LockGuard, Locker};
 pub use metadata::{Metadata, MetadataError};
+pub use objects::ObjectStore;
+pub use state::{Commit, StateStore, TailChange, UploadState};
 pub use store::{Capabilities, ChunkSource, UploadStore};

@@ -15,6 +15,13 @@ pub trait ChunkSource: Send {
     /// (length exceeded, lock lost, and later a checksum mismatch) means nothing of this body may
     /// change the upload's offset.
     fn may_commit(&self) -> bool;
+
+    /// Whether nothing of this body may be committed before it has ended and `may_commit` said
+    /// yes (a body under a checksum). Otherwise a store may commit whole parts while the body
+    /// is still arriving, so a crash loses as little as possible.
+    fn all_or_nothing(&self) -> bool {
+        false
+    }
 }
 
 /// Optional abilities of a store; `Tus-Extension` and the allowed methods derive from these.
@@ -47,6 +54,14 @@ pub trait UploadStore: Send + Sync + 'static {
 
     /// Current state. `ErrorKind::NotFound` for an unknown id.
     async fn info(&self, id: &UploadId) -> Result<UploadInfo>;
+
+    /// Current state, read by the lock holder with `fence` before it acts on the upload. A store
+    /// may record the token (so older holders can no longer write) and finish work a crashed
+    /// holder left undone. By default the same as [`UploadStore::info`].
+    async fn info_locked(&self, id: &UploadId, fence: u64) -> Result<UploadInfo> {
+        let _ = fence;
+        self.info(id).await
+    }
 
     /// Append `body` at `offset` (which must equal the stored offset). Before returning, every
     /// byte counted in the returned offset is durable. When the body ends early, whatever

@@ -11,12 +11,30 @@ use tusk_core::{Error, ErrorKind, LockGuard, Locker, Result, UploadId};
 /// Per-upload locks inside one process. A newcomer cancels the holder's release token, then
 /// waits (FIFO) for the lock. Entries are removed when nobody holds or awaits them, so memory
 /// stays proportional to active uploads.
-#[derive(Debug, Clone, Default)]
+///
+/// Fencing tokens start at the start-up time in microseconds since the Unix epoch, so a restarted
+/// process issues tokens newer than any of its previous run (a state store that remembers tokens
+/// across restarts, like Redis, keeps accepting them).
+#[derive(Debug, Clone)]
 pub struct ProcessLocker {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+impl Default for ProcessLocker {
+    fn default() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+        Self {
+            inner: Arc::new(Inner {
+                entries: Mutex::default(),
+                next_fence: AtomicU64::new(now),
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
 struct Inner {
     entries: Mutex<HashMap<UploadId, Arc<Entry>>>,
     next_fence: AtomicU64,

@@ -7,8 +7,8 @@ impl Engine {
     /// HEAD: the upload's offset, length and metadata. Holds the lock, so an in-flight PATCH is
     /// asked to commit first and the offset is current.
     pub(crate) async fn head(&self, id: &UploadId) -> Result<TusResponse, TusError> {
-        let _guard = self.lock(id).await?;
-        let info = self.store().info(id).await?;
+        let guard = self.lock(id).await?;
+        let info = self.store().info_locked(id, guard.fence()).await?;
         Ok(describe(TusResponse::status(200), &info).header("Cache-Control", "no-store"))
     }
 }

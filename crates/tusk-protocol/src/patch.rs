@@ -21,7 +21,7 @@ impl Engine {
         let content_length = optional_u64(&req.headers, "Content-Length")?;
 
         let guard = self.lock(id).await?;
-        let mut info = self.store().info(id).await?;
+        let mut info = self.store().info_locked(id, guard.fence()).await?;
         if info.offset != offset {
             return Err(TusError::OffsetMismatch {
                 client: offset,

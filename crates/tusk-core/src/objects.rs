@@ -1,0 +1,46 @@
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::Result;
+
+/// Object storage with multipart uploads: what the distributed store needs from S3.
+///
+/// Keys are relative (`<id>`, `<id>.info`); the implementation adds its configured prefix.
+/// Errors use the shared kinds: `NotFound` for an unknown multipart upload or object,
+/// `Unavailable` when the service cannot be reached, `Backend` for anything else.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Start a multipart upload for `key`; returns its upload id.
+    async fn create_multipart(&self, key: &str) -> Result<String>;
+
+    /// Upload part `part_number` (1-based) of a multipart upload; returns the part's ETag.
+    /// Uploading the same part number again replaces it.
+    async fn upload_part(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> Result<String>;
+
+    /// Assemble the object from `etags` (part 1 first). `NotFound` if the multipart upload is
+    /// gone, which after a crash may mean it was already completed.
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        etags: &[String],
+    ) -> Result<()>;
+
+    /// Abort a multipart upload, freeing its parts. Succeeds if it is already gone.
+    async fn abort_multipart(&self, key: &str, multipart_id: &str) -> Result<()>;
+
+    /// Store a whole (small) object.
+    async fn put_object(&self, key: &str, body: Bytes) -> Result<()>;
+
+    /// The size of an object, or `None` if there is none.
+    async fn object_size(&self, key: &str) -> Result<Option<u64>>;
+
+    /// Delete an object. Succeeds if there is none.
+    async fn delete_object(&self, key: &str) -> Result<()>;
+}

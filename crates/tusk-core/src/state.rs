@@ -1,0 +1,114 @@
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{Metadata, Result, UploadId, UploadInfo};
+
+/// An upload's state in the distributed store (kept in Redis).
+///
+/// The upload's bytes are `parts.len()` full parts of `part_size` bytes in object storage, then
+/// `tail_len` bytes in the state store's tail. So the offset is always derived from state that
+/// only counts stored bytes, never from listing object storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadState {
+    /// The upload's id.
+    pub id: UploadId,
+    /// Total length, or `None` while deferred.
+    pub length: Option<u64>,
+    /// Client metadata.
+    pub metadata: Metadata,
+    /// The fixed part size P: part n holds bytes `[(n-1)P, nP)`.
+    pub part_size: u64,
+    /// The object store's multipart upload id, once the first part was needed.
+    pub multipart_id: Option<String>,
+    /// ETags of the committed parts, part 1 first.
+    pub parts: Vec<String>,
+    /// Bytes after the last committed part, held in the tail.
+    pub tail_len: u64,
+    /// Whether the object is assembled and the upload is done.
+    pub finished: bool,
+}
+
+impl UploadState {
+    /// Bytes stored and acknowledged. A finished upload has all of its length (its last,
+    /// shorter part is recorded only in the assembled object).
+    pub fn offset(&self) -> u64 {
+        match (self.finished, self.length) {
+            (true, Some(length)) => length,
+            _ => self.parts.len() as u64 * self.part_size + self.tail_len,
+        }
+    }
+
+    /// The protocol's view of this state.
+    pub fn info(&self) -> UploadInfo {
+        UploadInfo {
+            id: self.id.clone(),
+            offset: self.offset(),
+            length: self.length,
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+/// What happens to the tail in a [`Commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailChange {
+    /// Leave the tail as it is.
+    Keep,
+    /// Append bytes to the tail (no new part absorbed it).
+    Append(Bytes),
+    /// The old tail was absorbed into the first new part: the tail becomes these bytes.
+    Replace(Bytes),
+}
+
+/// One atomic step forward: new parts and a tail change, applied only if the state is still the
+/// one the writer started from (`expect_parts`, `expect_tail_len`) and the writer's fencing
+/// token is not older than the newest one seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// Committed parts the writer saw.
+    pub expect_parts: u32,
+    /// Tail length the writer saw.
+    pub expect_tail_len: u64,
+    /// ETags of parts `expect_parts + 1 ..`, in order.
+    pub new_parts: Vec<String>,
+    /// The tail change.
+    pub tail: TailChange,
+}
+
+/// Where distributed uploads keep their state and tail (Redis in production).
+///
+/// Every call that changes state takes the caller's fencing token and fails with
+/// `ErrorKind::LockLost` if a newer token has been seen for that upload; the newest token is
+/// remembered. An unknown upload is `ErrorKind::NotFound`; an unreachable service is
+/// `ErrorKind::Unavailable`.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// Record a new upload. Fails if the id exists.
+    async fn create(&self, state: &UploadState) -> Result<()>;
+
+    /// Read the state without fencing (for callers that do not hold the lock).
+    async fn get(&self, id: &UploadId) -> Result<UploadState>;
+
+    /// Read the state as the lock holder with `fence`, recording the token, so that an older
+    /// holder can no longer change anything.
+    async fn load(&self, id: &UploadId, fence: u64) -> Result<UploadState>;
+
+    /// The tail's bytes.
+    async fn read_tail(&self, id: &UploadId) -> Result<Bytes>;
+
+    /// Record the multipart upload id; fails with `ErrorKind::Invalid` if one is already set.
+    async fn set_multipart(&self, id: &UploadId, fence: u64, multipart_id: &str) -> Result<()>;
+
+    /// Apply `commit` atomically. `ErrorKind::OffsetMismatch` if the state moved on.
+    /// Returns the new state.
+    async fn commit(&self, id: &UploadId, fence: u64, commit: Commit) -> Result<UploadState>;
+
+    /// Set the length of a deferred upload (once).
+    async fn set_length(&self, id: &UploadId, fence: u64, length: u64) -> Result<()>;
+
+    /// Mark the upload finished and drop its tail.
+    async fn finish(&self, id: &UploadId, fence: u64) -> Result<()>;
+
+    /// Delete state and tail.
+    async fn delete(&self, id: &UploadId, fence: u64) -> Result<()>;
+}
