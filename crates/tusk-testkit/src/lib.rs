@@ -3,8 +3,14 @@
 
 pub mod locker_suite;
 mod memory;
+mod memory_objects;
+mod memory_state;
+pub mod object_suite;
 mod source;
+pub mod state_suite;
 pub mod store_suite;
 
 pub use memory::MemoryStore;
+pub use memory_objects::MemoryObjects;
+pub use memory_state::MemoryState;
 pub use source::ChunkList;

@@ -1,0 +1,248 @@
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tusk_core::{Error, ErrorKind, ObjectStore, Result, UploadId};
+
+use crate::object_suite::ReadObject;
+
+/// S3's minimum size for every part but the last.
+const MIN_PART: usize = 5 * 1024 * 1024;
+/// S3's highest part number.
+const MAX_PART_NUMBER: u32 = 10_000;
+
+/// An in-memory [`ObjectStore`] with S3's multipart semantics, for engine tests.
+///
+/// Random multipart ids; a re-uploaded part replaces the old one; `complete_multipart` refuses
+/// non-last parts under 5 MiB (`EntityTooSmall`) and unknown ETags, and removes the multipart
+/// upload, so a second complete gets `NotFound`. Clones share one store. Not for production.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryObjects {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    unavailable: AtomicBool,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    objects: HashMap<String, Object>,
+    multiparts: HashMap<String, Multipart>,
+}
+
+#[derive(Debug)]
+struct Object {
+    data: Bytes,
+    /// Sizes of the parts it was assembled from; `None` for a whole-object put.
+    parts: Option<Vec<u64>>,
+}
+
+#[derive(Debug)]
+struct Multipart {
+    key: String,
+    parts: HashMap<u32, (String, Bytes)>,
+}
+
+impl MemoryObjects {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The bytes stored under `key`, if any.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        self.state().objects.get(key).map(|o| o.data.to_vec())
+    }
+
+    /// The sizes of the parts the object under `key` was assembled from by its last
+    /// `complete_multipart`; `None` if there is no object or it was stored whole.
+    pub fn part_sizes_of_last_complete(&self, key: &str) -> Option<Vec<u64>> {
+        self.state().objects.get(key).and_then(|o| o.parts.clone())
+    }
+
+    /// How many multipart uploads are neither completed nor aborted.
+    pub fn pending_multiparts(&self) -> usize {
+        self.state().multiparts.len()
+    }
+
+    /// Fault switch: while `true`, every call fails with [`ErrorKind::Unavailable`].
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.inner.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A poisoned map only means another test thread panicked; the data is still usable.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state, unless the fault switch is on.
+    fn available(&self) -> Result<MutexGuard<'_, State>> {
+        if self.inner.unavailable.load(Ordering::SeqCst) {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "object storage (memory) is unavailable; retry later",
+            ));
+        }
+        Ok(self.state())
+    }
+}
+
+impl State {
+    fn multipart(&mut self, key: &str, multipart_id: &str) -> Result<&mut Multipart> {
+        match self.multiparts.get_mut(multipart_id) {
+            Some(m) if m.key == key => Ok(m),
+            _ => Err(Error::new(
+                ErrorKind::NotFound,
+                "multipart upload not found (NoSuchUpload)",
+            )),
+        }
+    }
+}
+
+/// Like S3, the ETag is a quoted digest of the content: the same bytes give the same ETag.
+fn etag(body: &[u8]) -> String {
+    let mut hasher = DefaultHasher::new();
+    body.hash(&mut hasher);
+    format!("\"{:016x}{:08x}\"", hasher.finish(), body.len())
+}
+
+#[async_trait]
+impl ObjectStore for MemoryObjects {
+    async fn create_multipart(&self, key: &str) -> Result<String> {
+        let mut state = self.available()?;
+        let id = UploadId::generate().to_string();
+        state.multiparts.insert(
+            id.clone(),
+            Multipart {
+                key: key.to_owned(),
+                parts: HashMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> Result<String> {
+        let mut state = self.available()?;
+        let multipart = state.multipart(key, multipart_id)?;
+        if !(1..=MAX_PART_NUMBER).contains(&part_number) {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                format!("part number {part_number} is outside 1..={MAX_PART_NUMBER}"),
+            ));
+        }
+        let tag = etag(&body);
+        multipart.parts.insert(part_number, (tag.clone(), body));
+        Ok(tag)
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        etags: &[String],
+    ) -> Result<()> {
+        let mut state = self.available()?;
+        let multipart = state.multipart(key, multipart_id)?;
+        if etags.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "a multipart upload needs at least one part (MalformedXML)",
+            ));
+        }
+        let mut bodies = Vec::with_capacity(etags.len());
+        for (i, expected) in etags.iter().enumerate() {
+            let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            match multipart.parts.get(&number) {
+                Some((tag, body)) if tag == expected => bodies.push(body.clone()),
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::Invalid,
+                        format!(
+                            "part {number} was not uploaded with ETag {expected} (InvalidPart)"
+                        ),
+                    ));
+                }
+            }
+        }
+        let last = bodies.len() - 1;
+        if let Some(i) = bodies[..last].iter().position(|b| b.len() < MIN_PART) {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                format!(
+                    "part {} is {} bytes, under the 5 MiB minimum for all parts but the last \
+                     (EntityTooSmall)",
+                    i + 1,
+                    bodies[i].len()
+                ),
+            ));
+        }
+        let mut data = Vec::with_capacity(bodies.iter().map(Bytes::len).sum());
+        for body in &bodies {
+            data.extend_from_slice(body);
+        }
+        let sizes = bodies.iter().map(|b| b.len() as u64).collect();
+        state.multiparts.remove(multipart_id);
+        state.objects.insert(
+            key.to_owned(),
+            Object {
+                data: Bytes::from(data),
+                parts: Some(sizes),
+            },
+        );
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, key: &str, multipart_id: &str) -> Result<()> {
+        let mut state = self.available()?;
+        if state.multipart(key, multipart_id).is_ok() {
+            state.multiparts.remove(multipart_id);
+        }
+        Ok(())
+    }
+
+    async fn put_object(&self, key: &str, body: Bytes) -> Result<()> {
+        let mut state = self.available()?;
+        state.objects.insert(
+            key.to_owned(),
+            Object {
+                data: body,
+                parts: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn object_size(&self, key: &str) -> Result<Option<u64>> {
+        let state = self.available()?;
+        Ok(state.objects.get(key).map(|o| o.data.len() as u64))
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<()> {
+        let mut state = self.available()?;
+        state.objects.remove(key);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ReadObject for MemoryObjects {
+    async fn read(&self, key: &str) -> Vec<u8> {
+        match self.object(key) {
+            Some(data) => data,
+            None => panic!("no object under {key:?}"),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tusk_core::{Commit, Error, ErrorKind, Result, StateStore, TailChange, UploadId, UploadState};
+
+/// An in-memory [`StateStore`] with the same semantics as the Redis one, for engine tests.
+///
+/// Clones share the same uploads, so a test can hand one clone to the engine and inspect another.
+/// Not for production: nothing survives a restart.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryState {
+    uploads: Arc<Mutex<HashMap<UploadId, Entry>>>,
+}
+
+/// One upload: its state (with `tail_len` kept equal to `tail.len()`), the tail's bytes and the
+/// newest fencing token seen.
+#[derive(Debug)]
+struct Entry {
+    state: UploadState,
+    tail: Vec<u8>,
+    fence: u64,
+}
+
+impl MemoryState {
+    /// An empty state store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<UploadId, Entry>> {
+        // A poisoned map only means another test thread panicked; the data is still usable.
+        self.uploads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Look `id` up and check `fence` against the newest token seen, without recording it yet: a
+/// call that fails for any reason must leave the upload exactly as it was.
+fn fenced<'a>(
+    map: &'a mut HashMap<UploadId, Entry>,
+    id: &UploadId,
+    fence: u64,
+) -> Result<&'a mut Entry> {
+    let entry = map.get_mut(id).ok_or_else(Error::not_found)?;
+    if fence < entry.fence {
+        return Err(Error::new(
+            ErrorKind::LockLost,
+            "lock lost: a newer lock holder has written to this upload",
+        ));
+    }
+    Ok(entry)
+}
+
+fn already_set(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Invalid,
+        format!("the upload's {what} is already set"),
+    )
+}
+
+#[async_trait]
+impl StateStore for MemoryState {
+    async fn create(&self, state: &UploadState) -> Result<()> {
+        // The tail's bytes are not part of `UploadState`, so a new upload cannot claim any.
+        if state.tail_len != 0 {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "a new upload cannot start with tail bytes",
+            ));
+        }
+        let mut map = self.map();
+        if map.contains_key(&state.id) {
+            return Err(Error::new(ErrorKind::Invalid, "upload id already exists"));
+        }
+        map.insert(
+            state.id.clone(),
+            Entry {
+                state: state.clone(),
+                tail: Vec::new(),
+                fence: 0,
+            },
+        );
+        Ok(())
+    }
+
+    async fn get(&self, id: &UploadId) -> Result<UploadState> {
+        self.map()
+            .get(id)
+            .map(|e| e.state.clone())
+            .ok_or_else(Error::not_found)
+    }
+
+    async fn load(&self, id: &UploadId, fence: u64) -> Result<UploadState> {
+        let mut map = self.map();
+        let entry = fenced(&mut map, id, fence)?;
+        entry.fence = fence;
+        Ok(entry.state.clone())
+    }
+
+    async fn read_tail(&self, id: &UploadId) -> Result<Bytes> {
+        self.map()
+            .get(id)
+            .map(|e| Bytes::copy_from_slice(&e.tail))
+            .ok_or_else(Error::not_found)
+    }
+
+    async fn set_multipart(&self, id: &UploadId, fence: u64, multipart_id: &str) -> Result<()> {
+        let mut map = self.map();
+        let entry = fenced(&mut map, id, fence)?;
+        // Redis stores "no multipart id" as an empty string, so an empty id cannot be recorded.
+        if multipart_id.is_empty() {
+            return Err(Error::new(ErrorKind::Invalid, "empty multipart upload id"));
+        }
+        if entry.state.multipart_id.is_some() {
+            return Err(already_set("multipart upload id"));
+        }
+        entry.fence = fence;
+        entry.state.multipart_id = Some(multipart_id.to_owned());
+        Ok(())
+    }
+
+    async fn commit(&self, id: &UploadId, fence: u64, commit: Commit) -> Result<UploadState> {
+        let mut map = self.map();
+        let entry = fenced(&mut map, id, fence)?;
+        if entry.state.parts.len() as u64 != u64::from(commit.expect_parts)
+            || entry.tail.len() as u64 != commit.expect_tail_len
+        {
+            return Err(Error::new(
+                ErrorKind::OffsetMismatch,
+                "the upload's state moved on since it was read",
+            ));
+        }
+        entry.fence = fence;
+        entry.state.parts.extend(commit.new_parts);
+        match commit.tail {
+            TailChange::Keep => {}
+            TailChange::Append(bytes) => entry.tail.extend_from_slice(&bytes),
+            TailChange::Replace(bytes) => entry.tail = bytes.to_vec(),
+        }
+        entry.state.tail_len = entry.tail.len() as u64;
+        Ok(entry.state.clone())
+    }
+
+    async fn set_length(&self, id: &UploadId, fence: u64, length: u64) -> Result<()> {
+        let mut map = self.map();
+        let entry = fenced(&mut map, id, fence)?;
+        if entry.state.length.is_some() {
+            return Err(already_set("length"));
+        }
+        entry.fence = fence;
+        entry.state.length = Some(length);
+        Ok(())
+    }
+
+    async fn finish(&self, id: &UploadId, fence: u64) -> Result<()> {
+        let mut map = self.map();
+        let entry = fenced(&mut map, id, fence)?;
+        entry.fence = fence;
+        entry.state.finished = true;
+        entry.tail = Vec::new();
+        entry.state.tail_len = 0;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &UploadId, fence: u64) -> Result<()> {
+        let mut map = self.map();
+        fenced(&mut map, id, fence)?;
+        map.remove(id);
+        Ok(())
+    }
+}
