@@ -1,0 +1,119 @@
+use tusk_core::ErrorKind;
+
+/// What the Redis state store can fail with. Messages never contain the password of the URL:
+/// URLs are redacted with [`crate::redact_url`] before they are stored in an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisError {
+    /// The URL does not parse as a Redis URL.
+    #[error("invalid Redis URL {url}: {source}")]
+    InvalidUrl {
+        /// The URL, redacted.
+        url: String,
+        /// Why the redis client refused it.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The key prefix would break the per-upload hash tag.
+    #[error("invalid Redis key prefix {0:?}: it must not contain '{{' or '}}'")]
+    InvalidPrefix(String),
+    /// The first connection (and PING) failed.
+    #[error("cannot connect to Redis at {url}: {source}")]
+    Connect {
+        /// The URL, redacted.
+        url: String,
+        /// The underlying failure.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A command failed (connection lost, timeout, server error).
+    #[error("Redis command failed: {0}")]
+    Command(#[source] redis::RedisError),
+    /// The upload does not exist.
+    #[error("upload not found")]
+    NotFound,
+    /// `create` found the id taken.
+    #[error("upload id already exists")]
+    Exists,
+    /// A newer fencing token has been seen for this upload.
+    #[error("lock lost: a newer lock holder has written to this upload")]
+    Fenced,
+    /// A commit's expected parts or tail length no longer match.
+    #[error("the upload's state moved on since it was read")]
+    Mismatch,
+    /// A value that may be set only once is already set.
+    #[error("the upload's {0} is already set")]
+    AlreadySet(&'static str),
+    /// A request the store refuses before touching Redis.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The stored state does not follow the schema (or a script replied nonsense).
+    #[error("corrupt upload state in Redis: {0}")]
+    Corrupt(String),
+}
+
+impl From<redis::RedisError> for RedisError {
+    fn from(e: redis::RedisError) -> Self {
+        RedisError::Command(e)
+    }
+}
+
+/// Whether `e` means Redis cannot serve us right now (as opposed to refusing this request):
+/// the caller should retry later rather than see a server bug.
+pub(crate) fn is_unavailable(e: &redis::RedisError) -> bool {
+    use redis::ErrorKind as K;
+    e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        || matches!(
+            e.kind(),
+            K::ClusterDown
+                | K::TryAgain
+                | K::MasterDown
+                | K::BusyLoadingError
+                | K::ReadOnly
+                | K::ClusterConnectionNotFound
+        )
+        // Out of memory under `noeviction`, a failed RDB save, too few replicas: all clear up
+        // on the server's side, none is a fault of the request.
+        || matches!(e.code(), Some("OOM" | "MISCONF" | "NOREPLICAS"))
+}
+
+impl RedisError {
+    /// The core kind this error maps to.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RedisError::Connect { source, .. } | RedisError::Command(source)
+                if is_unavailable(source) =>
+            {
+                ErrorKind::Unavailable
+            }
+            RedisError::NotFound => ErrorKind::NotFound,
+            RedisError::Fenced => ErrorKind::LockLost,
+            RedisError::Mismatch => ErrorKind::OffsetMismatch,
+            RedisError::Exists | RedisError::AlreadySet(_) | RedisError::Invalid(_) => {
+                ErrorKind::Invalid
+            }
+            RedisError::InvalidUrl { .. }
+            | RedisError::InvalidPrefix(_)
+            | RedisError::Connect { .. }
+            | RedisError::Command(_)
+            | RedisError::Corrupt(_) => ErrorKind::Backend,
+        }
+    }
+}
+
+impl From<RedisError> for tusk_core::Error {
+    fn from(e: RedisError) -> Self {
+        let kind = e.kind();
+        // Clients see a short message; details (never secrets) stay in the source for logs.
+        let message = match kind {
+            ErrorKind::Unavailable => "state store (Redis) is unavailable; retry later".to_owned(),
+            ErrorKind::Backend => "state store (Redis) failed".to_owned(),
+            _ => e.to_string(),
+        };
+        tusk_core::Error::new(kind, message).with_source(e)
+    }
+}

@@ -1,0 +1,172 @@
+//! The Lua scripts behind every state operation. Each runs atomically on the one slot of an
+//! upload's hash tag, so a check (exists, fence, expected lengths) and the change it guards can
+//! never be separated by another writer.
+//!
+//! Every script takes `KEYS = [state, parts, tail]` and replies with an array whose first element
+//! is a marker: `ok` (followed by the result), or `notfound`, `fenced`, `mismatch`, `set`,
+//! `exists`. Markers rather than error replies, so that no Redis version's error wrapping can
+//! blur them.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Helpers shared by all scripts.
+const PRELUDE: &str = r#"
+local state, parts, tail = KEYS[1], KEYS[2], KEYS[3]
+
+-- Fences are u64 in decimal without leading zeros: comparing length, then text, is exact,
+-- where Lua's doubles would round tokens above 2^53.
+local function older(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+
+-- nil when a caller holding `fence` may change the upload, else the reply to return.
+-- Nothing is written here: a call that fails must leave the upload as it was.
+local function guard(fence)
+  if redis.call('EXISTS', state) == 0 then return {'notfound'} end
+  local seen = redis.call('HGET', state, 'fence')
+  if seen and older(fence, seen) then return {'fenced'} end
+  return nil
+end
+
+local function read()
+  return {'ok', redis.call('HGETALL', state), redis.call('LRANGE', parts, 0, -1),
+          redis.call('STRLEN', tail)}
+end
+
+local function unset(field)
+  local v = redis.call('HGET', state, field)
+  return (not v) or v == ''
+end
+"#;
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}\n{body}"))
+}
+
+/// ARGV: length (or ""), metadata JSON, part size, multipart id (or ""), finished (0/1),
+/// then the ETags of any parts. Replies `ok` or `exists`.
+pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('EXISTS', state) == 1 then return {'exists'} end
+-- Leftovers of an earlier upload with this id must not become part of the new one.
+redis.call('DEL', parts, tail)
+redis.call('HSET', state, 'v', '1', 'length', ARGV[1], 'metadata', ARGV[2],
+           'part_size', ARGV[3], 'multipart', ARGV[4], 'finished', ARGV[5], 'fence', '0')
+for i = 6, #ARGV do redis.call('RPUSH', parts, ARGV[i]) end
+return {'ok'}
+"#,
+    )
+});
+
+/// No ARGV. Replies `ok, hash, parts, tail length` or `notfound`.
+pub(crate) static GET: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('EXISTS', state) == 0 then return {'notfound'} end
+return read()
+"#,
+    )
+});
+
+/// ARGV: fence. Records the fence; replies like [`GET`], or `fenced`.
+pub(crate) static LOAD: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local refused = guard(ARGV[1])
+if refused then return refused end
+redis.call('HSET', state, 'fence', ARGV[1])
+return read()
+"#,
+    )
+});
+
+/// No ARGV. Replies `ok, tail bytes` or `notfound`.
+pub(crate) static READ_TAIL: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('EXISTS', state) == 0 then return {'notfound'} end
+return {'ok', redis.call('GET', tail) or ''}
+"#,
+    )
+});
+
+/// ARGV: fence, multipart id. Replies `ok`, `notfound`, `fenced` or `set`.
+pub(crate) static SET_MULTIPART: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local refused = guard(ARGV[1])
+if refused then return refused end
+if not unset('multipart') then return {'set'} end
+redis.call('HSET', state, 'multipart', ARGV[2], 'fence', ARGV[1])
+return {'ok'}
+"#,
+    )
+});
+
+/// ARGV: fence, length. Replies `ok`, `notfound`, `fenced` or `set`.
+pub(crate) static SET_LENGTH: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local refused = guard(ARGV[1])
+if refused then return refused end
+if not unset('length') then return {'set'} end
+redis.call('HSET', state, 'length', ARGV[2], 'fence', ARGV[1])
+return {'ok'}
+"#,
+    )
+});
+
+/// ARGV: fence, expected parts, expected tail length, tail mode (`keep`, `append`,
+/// `replace`), tail bytes, then the new parts' ETags. Replies like [`GET`] with the new state,
+/// or `notfound`, `fenced`, `mismatch`.
+pub(crate) static COMMIT: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local refused = guard(ARGV[1])
+if refused then return refused end
+if redis.call('LLEN', parts) ~= tonumber(ARGV[2])
+   or redis.call('STRLEN', tail) ~= tonumber(ARGV[3]) then
+  return {'mismatch'}
+end
+redis.call('HSET', state, 'fence', ARGV[1])
+for i = 6, #ARGV do redis.call('RPUSH', parts, ARGV[i]) end
+local mode, bytes = ARGV[4], ARGV[5]
+if mode == 'append' then
+  if #bytes > 0 then redis.call('APPEND', tail, bytes) end
+elseif mode == 'replace' then
+  -- An empty string key would still exist; an absent tail is the empty tail.
+  if #bytes > 0 then redis.call('SET', tail, bytes) else redis.call('DEL', tail) end
+end
+return read()
+"#,
+    )
+});
+
+/// ARGV: fence. Replies `ok`, `notfound` or `fenced`.
+pub(crate) static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local refused = guard(ARGV[1])
+if refused then return refused end
+redis.call('HSET', state, 'finished', '1', 'fence', ARGV[1])
+redis.call('DEL', tail)
+return {'ok'}
+"#,
+    )
+});
+
+/// ARGV: fence. Replies `ok`, `notfound` or `fenced`.
+pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local refused = guard(ARGV[1])
+if refused then return refused end
+redis.call('DEL', state, parts, tail)
+return {'ok'}
+"#,
+    )
+});
