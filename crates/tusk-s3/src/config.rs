@@ -1,0 +1,160 @@
+use std::ffi::OsString;
+use std::fmt;
+
+use crate::S3Error;
+
+/// Where and how to reach the bucket.
+#[derive(Debug, Clone, Default)]
+pub struct S3Config {
+    /// The bucket holding uploads; it must exist.
+    pub bucket: String,
+    /// A custom endpoint (MinIO, garage, R2, moto), e.g. `http://127.0.0.1:9000`; `None` for AWS.
+    pub endpoint: Option<String>,
+    /// The region; `None` to use the standard AWS lookup, falling back to `us-east-1`.
+    pub region: Option<String>,
+    /// Prepended to every key (`<prefix><id>`), e.g. `uploads/`.
+    pub prefix: String,
+    /// Address buckets as `<endpoint>/<bucket>` instead of `<bucket>.<endpoint>`; most S3 clones
+    /// need it.
+    pub force_path_style: bool,
+    /// Explicit credentials. `None` uses `AWS_ACCESS_KEY_ID_FILE` / `AWS_SECRET_ACCESS_KEY_FILE`
+    /// / `AWS_SESSION_TOKEN_FILE` when any is set, else the standard AWS credential chain.
+    pub credentials: Option<StaticCredentials>,
+}
+
+/// A fixed access key. Its `Debug` output shows nothing of the key.
+#[derive(Clone)]
+pub struct StaticCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+/// One credential: its plain variable and its `*_FILE` variant.
+struct Variable {
+    name: &'static str,
+    file: &'static str,
+}
+
+const ACCESS_KEY_ID: Variable = Variable {
+    name: "AWS_ACCESS_KEY_ID",
+    file: "AWS_ACCESS_KEY_ID_FILE",
+};
+const SECRET_ACCESS_KEY: Variable = Variable {
+    name: "AWS_SECRET_ACCESS_KEY",
+    file: "AWS_SECRET_ACCESS_KEY_FILE",
+};
+const SESSION_TOKEN: Variable = Variable {
+    name: "AWS_SESSION_TOKEN",
+    file: "AWS_SESSION_TOKEN_FILE",
+};
+
+impl StaticCredentials {
+    /// An access key, with a session token for temporary credentials.
+    pub fn new(
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        session_token: Option<String>,
+    ) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            session_token,
+        }
+    }
+
+    /// The access key id (not secret in AWS's model; the secret key is never exposed).
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    /// Credentials from the `*_FILE` variables of the process environment; see
+    /// [`StaticCredentials::from_file_variables`].
+    pub fn from_env_files() -> Result<Option<Self>, S3Error> {
+        Self::from_file_variables(|name| std::env::var_os(name))
+    }
+
+    /// Credentials from files named by `AWS_ACCESS_KEY_ID_FILE`, `AWS_SECRET_ACCESS_KEY_FILE`
+    /// and `AWS_SESSION_TOKEN_FILE` (mounted secrets), as looked up by `lookup`.
+    ///
+    /// `None` if none of the three is set (use the standard chain). When any is set, each
+    /// credential comes from its file, else from its plain variable (`AWS_ACCESS_KEY_ID`, ...);
+    /// the key id and secret are both required. A trailing newline is trimmed. Errors name the
+    /// variable, never the content.
+    pub fn from_file_variables(
+        lookup: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Option<Self>, S3Error> {
+        let any_file = [&ACCESS_KEY_ID, &SECRET_ACCESS_KEY, &SESSION_TOKEN]
+            .iter()
+            .any(|v| lookup(v.file).is_some());
+        if !any_file {
+            return Ok(None);
+        }
+        let required = |v: &Variable| {
+            read_variable(&lookup, v)?.ok_or_else(|| {
+                S3Error::Config(format!(
+                    "a *_FILE credential variable is set but neither {} nor {} is",
+                    v.file, v.name
+                ))
+            })
+        };
+        Ok(Some(Self {
+            access_key_id: required(&ACCESS_KEY_ID)?,
+            secret_access_key: required(&SECRET_ACCESS_KEY)?,
+            session_token: read_variable(&lookup, &SESSION_TOKEN)?,
+        }))
+    }
+
+    /// The SDK's form.
+    pub(crate) fn to_sdk(&self) -> aws_sdk_s3::config::Credentials {
+        aws_sdk_s3::config::Credentials::new(
+            self.access_key_id.clone(),
+            self.secret_access_key.clone(),
+            self.session_token.clone(),
+            None,
+            "tusk-static",
+        )
+    }
+}
+
+impl fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &"** redacted **")
+            .field("secret_access_key", &"** redacted **")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "** redacted **"),
+            )
+            .finish()
+    }
+}
+
+/// The value of `v` from its file if `v.file` is set, else from `v.name`.
+fn read_variable(
+    lookup: &impl Fn(&str) -> Option<OsString>,
+    v: &Variable,
+) -> Result<Option<String>, S3Error> {
+    if let Some(path) = lookup(v.file) {
+        let content =
+            std::fs::read_to_string(&path).map_err(|source| S3Error::CredentialsFile {
+                variable: v.file,
+                source,
+            })?;
+        let value = content.trim_end_matches(['\n', '\r']);
+        if value.is_empty() {
+            return Err(S3Error::Config(format!(
+                "the file named by {} is empty",
+                v.file
+            )));
+        }
+        return Ok(Some(value.to_owned()));
+    }
+    match lookup(v.name) {
+        None => Ok(None),
+        Some(value) => value
+            .into_string()
+            .map(Some)
+            .map_err(|_| S3Error::Config(format!("{} is not valid UTF-8", v.name))),
+    }
+}

@@ -1,0 +1,330 @@
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::Region;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+use tracing::Instrument;
+use tusk_core::{Error, ErrorKind, ObjectStore, Result};
+
+use crate::{S3Config, S3Error};
+
+/// Region used when neither the config nor the AWS environment names one.
+const DEFAULT_REGION: &str = "us-east-1";
+/// A TCP connection that takes longer is treated as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One attempt of one request, generous enough for a large part on a slow link.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// [`ObjectStore`] on an S3 bucket (AWS or a compatible service).
+///
+/// Keys are stored as `<prefix><key>`. Part bodies are sent from memory, never spooled to disk.
+/// The SDK's standard retries apply to every call.
+#[derive(Clone)]
+pub struct S3Objects {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl fmt::Debug for S3Objects {
+    // The client's configuration holds the credentials provider: keep it out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Objects")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Objects {
+    /// Build a client from `config` and check with HeadBucket that the bucket is usable, so a
+    /// missing bucket, refused credentials or an unreachable endpoint fail start-up with a clear
+    /// message instead of the first upload.
+    pub async fn connect(config: S3Config) -> std::result::Result<Self, S3Error> {
+        if config.bucket.is_empty() {
+            return Err(S3Error::Config("the bucket name is empty".to_owned()));
+        }
+        let credentials = match config.credentials {
+            Some(credentials) => Some(credentials),
+            None => crate::StaticCredentials::from_env_files()?,
+        };
+        let region = RegionProviderChain::first_try(config.region.map(Region::new))
+            .or_default_provider()
+            .or_else(Region::new(DEFAULT_REGION));
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard());
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let Some(credentials) = credentials {
+            loader = loader.credentials_provider(credentials.to_sdk());
+        }
+        let sdk_config = loader.load().await;
+        let endpoint = match (&config.endpoint, sdk_config.region()) {
+            (Some(endpoint), _) => endpoint.clone(),
+            (None, Some(region)) => format!("AWS S3 ({region})"),
+            (None, None) => "AWS S3".to_owned(),
+        };
+        let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
+            .force_path_style(config.force_path_style)
+            .build();
+        let objects = Self {
+            client: Client::from_conf(s3_config),
+            bucket: config.bucket,
+            prefix: config.prefix,
+        };
+        objects.check_bucket(endpoint).await?;
+        Ok(objects)
+    }
+
+    /// The bucket in use.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The prefix prepended to every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    async fn check_bucket(&self, endpoint: String) -> std::result::Result<(), S3Error> {
+        let err = match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        let bucket = self.bucket.clone();
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let detail = crate::error::chain(&err);
+        match &err {
+            SdkError::DispatchFailure(e) if e.is_io() || e.is_timeout() => {
+                return Err(S3Error::Unreachable {
+                    endpoint,
+                    detail,
+                    source: crate::error::cause(&err),
+                });
+            }
+            SdkError::TimeoutError(_) => {
+                return Err(S3Error::Unreachable {
+                    endpoint,
+                    detail,
+                    source: crate::error::cause(&err),
+                });
+            }
+            _ => {}
+        }
+        Err(match status {
+            Some(404) => S3Error::BucketNotFound { bucket, endpoint },
+            Some(403) => S3Error::AccessDenied { bucket, endpoint },
+            Some(301) => S3Error::BucketCheck {
+                bucket,
+                endpoint,
+                detail: "HTTP 301: the bucket is in another region; set the region".to_owned(),
+                source: crate::error::cause(&err),
+            },
+            Some(status) => S3Error::BucketCheck {
+                bucket,
+                endpoint,
+                detail: format!("HTTP {status}: {detail}"),
+                source: crate::error::cause(&err),
+            },
+            // Not sent at all: typically no credentials were found.
+            None => S3Error::BucketCheck {
+                bucket,
+                endpoint,
+                detail,
+                source: crate::error::cause(&err),
+            },
+        })
+    }
+}
+
+/// S3 numbers parts as a signed 32-bit integer (1..=10,000).
+fn part_number(n: u32) -> Result<i32> {
+    i32::try_from(n)
+        .map_err(|_| Error::new(ErrorKind::Invalid, format!("part number {n} is too large")))
+}
+
+fn missing(operation: &str, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Backend,
+        format!("S3 {operation} answered without {what}"),
+    )
+}
+
+#[async_trait]
+impl ObjectStore for S3Objects {
+    async fn create_multipart(&self, key: &str) -> Result<String> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .instrument(tracing::debug_span!("s3.create_multipart_upload", key))
+            .await
+            .map_err(|e| S3Error::from_sdk("CreateMultipartUpload", e))?;
+        out.upload_id
+            .ok_or_else(|| missing("CreateMultipartUpload", "an upload id"))
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> Result<String> {
+        let size = body.len();
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .upload_id(multipart_id)
+            .part_number(self::part_number(part_number)?)
+            .body(ByteStream::from(body))
+            .send()
+            .instrument(tracing::debug_span!(
+                "s3.upload_part",
+                key,
+                part_number,
+                size
+            ))
+            .await
+            .map_err(|e| S3Error::from_sdk("UploadPart", e))?;
+        out.e_tag.ok_or_else(|| missing("UploadPart", "an ETag"))
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        etags: &[String],
+    ) -> Result<()> {
+        let mut parts = Vec::with_capacity(etags.len());
+        for (n, etag) in (1u32..).zip(etags) {
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(part_number(n)?)
+                    .e_tag(etag)
+                    .build(),
+            );
+        }
+        let upload = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .upload_id(multipart_id)
+            .multipart_upload(upload)
+            .send()
+            .instrument(tracing::debug_span!(
+                "s3.complete_multipart_upload",
+                key,
+                parts = etags.len()
+            ))
+            .await
+            .map_err(|e| S3Error::from_sdk("CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, key: &str, multipart_id: &str) -> Result<()> {
+        let result = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .upload_id(multipart_id)
+            .send()
+            .instrument(tracing::debug_span!("s3.abort_multipart_upload", key))
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match S3Error::from_sdk("AbortMultipartUpload", e) {
+                // Already completed or aborted: the goal is reached.
+                S3Error::NotFound { .. } => Ok(()),
+                other => Err(other.into()),
+            },
+        }
+    }
+
+    async fn put_object(&self, key: &str, body: Bytes) -> Result<()> {
+        let size = body.len();
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .body(ByteStream::from(body))
+            .send()
+            .instrument(tracing::debug_span!("s3.put_object", key, size))
+            .await
+            .map_err(|e| S3Error::from_sdk("PutObject", e))?;
+        Ok(())
+    }
+
+    async fn object_size(&self, key: &str) -> Result<Option<u64>> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .instrument(tracing::debug_span!("s3.head_object", key))
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                return match S3Error::from_sdk("HeadObject", e) {
+                    S3Error::NotFound { .. } => Ok(None),
+                    other => Err(other.into()),
+                };
+            }
+        };
+        let size = out
+            .content_length
+            .ok_or_else(|| missing("HeadObject", "a Content-Length"))?;
+        u64::try_from(size)
+            .map(Some)
+            .map_err(|_| missing("HeadObject", "a valid Content-Length"))
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<()> {
+        let result = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .instrument(tracing::debug_span!("s3.delete_object", key))
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match S3Error::from_sdk("DeleteObject", e) {
+                // S3 answers 204 for a missing key; some clones answer 404.
+                S3Error::NotFound { .. } => Ok(()),
+                other => Err(other.into()),
+            },
+        }
+    }
+}

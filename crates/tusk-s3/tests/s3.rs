@@ -1,0 +1,399 @@
+//! `S3Objects` against a real S3 server (moto in the test services): the object-store
+//! conformance suite, start-up checks and error mapping.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tusk_core::{ErrorKind, ObjectStore, UploadId};
+use tusk_s3::{S3Config, S3Error, S3Objects, StaticCredentials};
+use tusk_testkit::object_suite::{self, ReadObject};
+
+/// Moto accepts any key; these never leave the test.
+const KEY_ID: &str = "test";
+const SECRET: &str = "test";
+/// Part of no request: must never show up in an error.
+const SECRET_MARKER: &str = "Authorization";
+
+fn endpoint() -> String {
+    match std::env::var("TUSK_TEST_S3_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => endpoint,
+        _ => panic!(
+            "TUSK_TEST_S3_ENDPOINT is not set: start the test services with \
+             `scripts/services.sh up` and source .services/env"
+        ),
+    }
+}
+
+/// A plain SDK client, independent of the code under test, to create buckets and read back.
+fn raw_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(KEY_ID, SECRET, None, None, "tests"))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+fn config(endpoint: &str, bucket: &str, prefix: &str) -> S3Config {
+    S3Config {
+        bucket: bucket.to_owned(),
+        endpoint: Some(endpoint.to_owned()),
+        region: Some("us-east-1".to_owned()),
+        prefix: prefix.to_owned(),
+        force_path_style: true,
+        credentials: Some(StaticCredentials::new(KEY_ID, SECRET, None)),
+    }
+}
+
+fn bucket_name() -> String {
+    format!("tusk-test-{}", UploadId::generate())
+}
+
+/// A fresh bucket of its own for each test, so tests can share one server.
+async fn new_bucket(client: &aws_sdk_s3::Client) -> String {
+    let bucket = bucket_name();
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
+    bucket
+}
+
+struct Reader {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+#[async_trait]
+impl ReadObject for Reader {
+    async fn read(&self, key: &str) -> Vec<u8> {
+        let key = format!("{}{}", self.prefix, key);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetObject {key}: {e:?}"));
+        out.body
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("read body of {key}: {e}"))
+            .into_bytes()
+            .to_vec()
+    }
+}
+
+#[tokio::test]
+async fn s3_objects_pass_the_object_suite() {
+    let endpoint = endpoint();
+    let client = raw_client(&endpoint);
+    let bucket = new_bucket(&client).await;
+    let prefix = "uploads/";
+    let objects = S3Objects::connect(config(&endpoint, &bucket, prefix))
+        .await
+        .expect("connect");
+    let reader = Reader {
+        client: client.clone(),
+        bucket: bucket.clone(),
+        prefix: prefix.to_owned(),
+    };
+    let started = Instant::now();
+    object_suite::run(&objects, &reader).await;
+    eprintln!("object suite against S3 took {:?}", started.elapsed());
+
+    // Every key the suite wrote went under the prefix, and it cleaned up after itself.
+    let listed = client
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(keys.is_empty(), "objects left behind: {keys:?}");
+}
+
+#[tokio::test]
+async fn keys_are_stored_under_the_prefix() {
+    let endpoint = endpoint();
+    let client = raw_client(&endpoint);
+    let bucket = new_bucket(&client).await;
+    let objects = S3Objects::connect(config(&endpoint, &bucket, "a/b-"))
+        .await
+        .expect("connect");
+    objects
+        .put_object("id.info", Bytes::from_static(b"{}"))
+        .await
+        .expect("put");
+    let head = client
+        .head_object()
+        .bucket(&bucket)
+        .key("a/b-id.info")
+        .send()
+        .await
+        .expect("object under the prefixed key");
+    assert_eq!(head.content_length(), Some(2));
+    assert_eq!(objects.bucket(), bucket);
+    assert_eq!(objects.prefix(), "a/b-");
+}
+
+#[tokio::test]
+async fn service_errors_are_classified_and_keep_no_raw_response() {
+    let endpoint = endpoint();
+    let client = raw_client(&endpoint);
+    let bucket = new_bucket(&client).await;
+    let objects = S3Objects::connect(config(&endpoint, &bucket, ""))
+        .await
+        .expect("connect");
+    let id = objects.create_multipart("k").await.expect("create");
+    let mut etags = Vec::new();
+    for n in 1..=2 {
+        let etag = objects
+            .upload_part("k", &id, n, Bytes::from_static(b"tiny"))
+            .await
+            .expect("part");
+        // ETags come back as S3 gives them: quoted.
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+        etags.push(etag);
+    }
+    let err = objects
+        .complete_multipart("k", &id, &etags)
+        .await
+        .expect_err("complete with a 4-byte first part");
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    assert!(err.message().contains("EntityTooSmall"), "{err}");
+    // The SDK's Debug would include the raw XML body (which, for SignatureDoesNotMatch, echoes
+    // the canonical request with the session token); only the message chain is kept.
+    let debug = format!("{err:?}");
+    eprintln!("EntityTooSmall as seen in logs: {debug}");
+    assert!(!debug.contains("<Error>"), "{debug}");
+    assert!(!debug.contains(SECRET_MARKER), "{debug}");
+    objects.abort_multipart("k", &id).await.expect("abort");
+}
+
+#[tokio::test]
+async fn connect_to_a_missing_bucket_fails_naming_it() {
+    let endpoint = endpoint();
+    let bucket = bucket_name();
+    let err = S3Objects::connect(config(&endpoint, &bucket, ""))
+        .await
+        .expect_err("connect to a bucket that does not exist");
+    assert!(matches!(err, S3Error::BucketNotFound { .. }), "{err:?}");
+    let message = err.to_string();
+    eprintln!("missing bucket: {message}");
+    assert!(message.contains(&bucket), "{message}");
+    assert!(message.contains("does not exist"), "{message}");
+}
+
+#[tokio::test]
+async fn connect_to_a_closed_port_fails_as_unreachable() {
+    let started = Instant::now();
+    let err = S3Objects::connect(config("http://127.0.0.1:1", "any-bucket", ""))
+        .await
+        .expect_err("connect to a closed port");
+    eprintln!("closed port refused after {:?}", started.elapsed());
+    assert!(matches!(err, S3Error::Unreachable { .. }), "{err:?}");
+    let message = err.to_string();
+    eprintln!("closed port: {message}");
+    assert!(message.contains("unreachable"), "{message}");
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert_eq!(tusk_core::Error::from(err).kind(), ErrorKind::Unavailable);
+}
+
+#[tokio::test]
+async fn calls_after_the_endpoint_goes_away_are_unavailable() {
+    let endpoint = endpoint();
+    let client = raw_client(&endpoint);
+    let bucket = new_bucket(&client).await;
+    let proxy = Proxy::start(&endpoint).await;
+    let objects = S3Objects::connect(config(&proxy.endpoint(), &bucket, ""))
+        .await
+        .expect("connect through the proxy");
+    let id = objects
+        .create_multipart("k")
+        .await
+        .expect("create through the proxy");
+
+    proxy.cut().await;
+    let started = Instant::now();
+    let err = objects
+        .upload_part("k", &id, 1, Bytes::from_static(b"x"))
+        .await
+        .expect_err("upload_part with the endpoint gone");
+    eprintln!(
+        "upload_part failed {:?} after the endpoint went away",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert_eq!(
+        err.message(),
+        "object storage (S3) is unavailable; retry later"
+    );
+    for result in [
+        objects.object_size("k").await.map(drop),
+        objects.put_object("k", Bytes::new()).await,
+        objects.abort_multipart("k", &id).await,
+    ] {
+        let err = result.expect_err("call with the endpoint gone");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    }
+}
+
+#[tokio::test]
+async fn credentials_from_file_variables_are_used() {
+    let endpoint = endpoint();
+    let client = raw_client(&endpoint);
+    let bucket = new_bucket(&client).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_file = write(dir.path(), "key", &format!("{KEY_ID}\n"));
+    let secret_file = write(dir.path(), "secret", &format!("{SECRET}\r\n"));
+    let token_file = write(dir.path(), "token", "session-token\n");
+    let env = [
+        ("AWS_ACCESS_KEY_ID_FILE", key_file),
+        ("AWS_SECRET_ACCESS_KEY_FILE", secret_file),
+        ("AWS_SESSION_TOKEN_FILE", token_file),
+    ];
+    let credentials = StaticCredentials::from_file_variables(lookup(&env))
+        .expect("read credential files")
+        .expect("file variables are set");
+    assert_eq!(
+        credentials.access_key_id(),
+        KEY_ID,
+        "trailing newline trimmed"
+    );
+
+    let mut config = config(&endpoint, &bucket, "");
+    config.credentials = Some(credentials);
+    let objects = S3Objects::connect(config)
+        .await
+        .expect("connect with file credentials");
+    objects
+        .put_object("k", Bytes::from_static(b"v"))
+        .await
+        .expect("put with file credentials");
+    assert_eq!(objects.object_size("k").await.expect("size"), Some(1));
+}
+
+#[test]
+fn file_variables_mix_with_plain_ones_and_are_optional() {
+    let none: [(&str, OsString); 0] = [];
+    assert!(
+        StaticCredentials::from_file_variables(lookup(&none))
+            .expect("nothing set")
+            .is_none(),
+        "no *_FILE variable: the standard chain decides"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret_file = write(dir.path(), "secret", "from-file\n");
+    let env = [
+        ("AWS_ACCESS_KEY_ID", OsString::from("plain-id")),
+        ("AWS_SECRET_ACCESS_KEY_FILE", secret_file),
+    ];
+    let credentials = StaticCredentials::from_file_variables(lookup(&env))
+        .expect("read")
+        .expect("set");
+    assert_eq!(credentials.access_key_id(), "plain-id");
+}
+
+#[test]
+fn credential_errors_name_the_variable_never_the_content() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret_file = write(dir.path(), "secret", "s3cr3t-value\n");
+    let missing = dir.path().join("no-such-file").into_os_string();
+    let env = [
+        ("AWS_ACCESS_KEY_ID_FILE", missing),
+        ("AWS_SECRET_ACCESS_KEY_FILE", secret_file.clone()),
+    ];
+    let err = StaticCredentials::from_file_variables(lookup(&env)).expect_err("unreadable file");
+    let message = err.to_string();
+    assert!(message.contains("AWS_ACCESS_KEY_ID_FILE"), "{message}");
+    assert!(!message.contains("s3cr3t"), "{message}");
+
+    let env = [("AWS_SECRET_ACCESS_KEY_FILE", secret_file)];
+    let err = StaticCredentials::from_file_variables(lookup(&env)).expect_err("no key id");
+    let message = err.to_string();
+    assert!(message.contains("AWS_ACCESS_KEY_ID"), "{message}");
+    assert!(!message.contains("s3cr3t"), "{message}");
+
+    let credentials = StaticCredentials::new("AKIDVISIBLE", "s3cr3t-value", Some("t0ken".into()));
+    let mut config = config("http://127.0.0.1:1", "b", "");
+    config.credentials = Some(credentials);
+    let debug = format!("{config:?}");
+    for secret in ["AKIDVISIBLE", "s3cr3t", "t0ken"] {
+        assert!(!debug.contains(secret), "{debug}");
+    }
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> OsString {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write credential file");
+    path.into_os_string()
+}
+
+fn lookup<const N: usize>(env: &[(&str, OsString); N]) -> impl Fn(&str) -> Option<OsString> {
+    move |name| env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+}
+
+/// A TCP proxy to the S3 server that the test can cut, to make the endpoint go away.
+struct Proxy {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(endpoint: &str) -> Self {
+        let authority = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let target = tokio::net::lookup_host(&authority)
+            .await
+            .expect("resolve the S3 endpoint")
+            .next()
+            .expect("an address for the S3 endpoint");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let task = tokio::spawn(async move {
+            // Dropping the set (when the task is aborted) closes every proxied connection.
+            let mut connections = JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Close the listener and every connection: the port now refuses connections.
+    async fn cut(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        // Nothing listens any more: connecting must fail from here on.
+        let refused = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(self.addr))
+            .await
+            .map(|r| r.is_err())
+            .unwrap_or(true);
+        assert!(refused, "the proxy port still accepts connections");
+    }
+}
