@@ -1,0 +1,184 @@
+//! Distributed per-upload locks for tusk on etcd (DESIGN invariants 5 and 6).
+//!
+//! Layout under the configured `key_prefix`:
+//! - `<prefix>lock/<id>`: the lock. Created in a transaction only if absent, attached to a lease
+//!   of `lease_ttl` that a background task keeps alive. Its create revision is the fencing token.
+//! - `<prefix>release/<id>`: a release request. A request that finds the lock held writes it
+//!   (value unique per waiter, attached to the waiter's own lease so it disappears with the
+//!   waiter); the holder watches it and is told to let go.
+//!
+//! A waiter watches the lock key from the revision it read, so a delete (unlock or lease expiry)
+//! between its read and its watch is never missed, and retries at once: handing the lock over
+//! takes a few round trips, not a lease TTL.
+
+mod error;
+mod lease;
+mod locker;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use error::EtcdError;
+pub use locker::EtcdLocker;
+
+/// Added to every etcd revision to make the fencing token.
+///
+/// The in-process locker's tokens start at the Unix time in microseconds (about 2^50 today), so
+/// etcd tokens are always newer than those: a deployment moving from in-process locks to etcd
+/// keeps its uploads writable instead of being refused as stale by the state store.
+pub const FENCE_BASE: u64 = 1 << 62;
+
+/// How long one etcd request may take before the locker gives up on it. Without a bound, a
+/// request to a down etcd can wait for a connection forever.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Run one etcd request, bounded by [`REQUEST_TIMEOUT`]; `op` names it in errors.
+pub(crate) async fn rpc<T>(
+    op: &'static str,
+    request: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, EtcdError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(source)) => Err(EtcdError::Request { op, source }),
+        Err(_) => Err(EtcdError::Timeout {
+            op,
+            timeout: REQUEST_TIMEOUT,
+        }),
+    }
+}
+
+/// Where etcd is and how the locks behave.
+#[derive(Clone)]
+pub struct EtcdConfig {
+    /// Client URLs, `http://host:port` or `https://host:port` (TLS).
+    pub endpoints: Vec<String>,
+    /// User for etcd authentication; goes with `password`.
+    pub user: Option<String>,
+    /// Password of `user`. Never logged or displayed.
+    pub password: Option<String>,
+    /// PEM CA bundle that signs the etcd server certificates; required for `https://` endpoints
+    /// (no system roots are built in).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS; goes with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Lifetime of a lock's lease without keep-alive: how long a crashed or partitioned holder
+    /// can block an upload. Whole seconds (rounded up), at least 1 s; etcd may raise it to its
+    /// minimum TTL.
+    pub lease_ttl: Duration,
+    /// Prepended verbatim to every key, e.g. `tusk/`.
+    pub key_prefix: String,
+}
+
+impl fmt::Debug for EtcdConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdConfig")
+            .field("endpoints", &self.endpoints)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+impl EtcdConfig {
+    /// Refuse settings that cannot work, naming the setting and the fix.
+    fn validate(&self) -> Result<(), EtcdError> {
+        let invalid = |m: &str| Err(EtcdError::Config(m.to_owned()));
+        if self.endpoints.is_empty() {
+            return invalid("endpoints must name at least one etcd client URL");
+        }
+        if self.user.is_some() != self.password.is_some() {
+            return invalid("user and password go together: set both or neither");
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return invalid("cert_file and key_file go together: set both or neither");
+        }
+        if self.lease_ttl < Duration::from_secs(1) {
+            return invalid("lease_ttl must be at least 1 s (etcd leases count whole seconds)");
+        }
+        let tls = self.ca_file.is_some() || self.cert_file.is_some();
+        for endpoint in &self.endpoints {
+            if endpoint.starts_with("http://") && tls {
+                return Err(EtcdError::Config(format!(
+                    "endpoint {endpoint} is plain http but TLS files are set: use https://"
+                )));
+            }
+            if endpoint.starts_with("https://") && self.ca_file.is_none() {
+                return Err(EtcdError::Config(format!(
+                    "endpoint {endpoint} uses TLS: set ca_file to the CA that signs etcd's \
+                     certificate"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The lease TTL etcd is asked for, in whole seconds (rounded up).
+    fn ttl_secs(&self) -> i64 {
+        let secs = self.lease_ttl.as_secs() + u64::from(self.lease_ttl.subsec_nanos() > 0);
+        i64::try_from(secs).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> EtcdConfig {
+        EtcdConfig {
+            endpoints: vec!["http://127.0.0.1:2379".to_owned()],
+            user: Some("tusk".to_owned()),
+            password: Some("s3cret-pass".to_owned()),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            lease_ttl: Duration::from_millis(2500),
+            key_prefix: "tusk/".to_owned(),
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let shown = format!("{:?}", config());
+        assert!(!shown.contains("s3cret-pass"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn ttl_rounds_up_to_whole_seconds() {
+        assert_eq!(config().ttl_secs(), 3);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_fix() {
+        type Change = fn(&mut EtcdConfig);
+        let cases: [(Change, &str); 6] = [
+            (|c| c.endpoints.clear(), "at least one"),
+            (|c| c.password = None, "user and password"),
+            (
+                |c| c.cert_file = Some("c.pem".into()),
+                "cert_file and key_file",
+            ),
+            (|c| c.lease_ttl = Duration::from_millis(500), "lease_ttl"),
+            (
+                |c| c.endpoints = vec!["https://e:2379".to_owned()],
+                "set ca_file",
+            ),
+            (|c| c.ca_file = Some("ca.pem".into()), "use https://"),
+        ];
+        for (change, expected) in cases {
+            let mut c = config();
+            change(&mut c);
+            let err = c.validate().expect_err(expected).to_string();
+            assert!(err.contains(expected), "{err:?} does not say {expected:?}");
+        }
+        config().validate().expect("valid");
+    }
+}

@@ -1,0 +1,547 @@
+//! The [`Locker`] on etcd: lock keys with leases, release requests, fencing by revision.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchFilterType, WatchOptions, WatchStream,
+};
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tusk_core::{LockGuard, Locker, UploadId};
+
+use crate::error::client_error_is_unavailable;
+use crate::lease::Lease;
+use crate::{EtcdConfig, EtcdError, FENCE_BASE, REQUEST_TIMEOUT, rpc};
+
+/// How long [`EtcdLocker::connect`] waits for etcd to answer before failing start-up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// HTTP/2 pings on the etcd connection while streams (keep-alives, watches) are open, so a
+/// silently dead connection is noticed in seconds, not after TCP's retransmission timeout.
+/// etcd refuses pings more often than every 5 s by default.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pause before a holder re-reads its lock after its watch broke, so a down etcd is not
+/// hammered.
+const RESYNC_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Per-upload locks on etcd, shared by every tusk node pointing at the same cluster and
+/// `key_prefix`. Cheap to clone.
+///
+/// A lock is a key `<prefix>lock/<id>` on a fresh lease kept alive in the background; its
+/// fencing token is the key's create revision plus [`FENCE_BASE`]. A request that finds the
+/// lock held writes `<prefix>release/<id>` (the holder's [`LockGuard::release_requested`]
+/// fires, on whichever node it runs) and takes the lock as soon as the key is deleted.
+///
+/// A guard's [`LockGuard::lost`] fires when etcd says the lease is gone, when the lock key is
+/// deleted from outside, or when the lease may have expired by the local clock (a tenth of the
+/// TTL early, so a partitioned or paused holder stops before etcd lets anyone else in).
+/// Dropping the guard deletes the key and revokes the lease in a spawned task.
+#[derive(Clone)]
+pub struct EtcdLocker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    prefix: String,
+    ttl_secs: i64,
+    endpoints: String,
+}
+
+impl std::fmt::Debug for EtcdLocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdLocker")
+            .field("endpoints", &self.inner.endpoints)
+            .field("key_prefix", &self.inner.prefix)
+            .field("lease_ttl_secs", &self.inner.ttl_secs)
+            .finish()
+    }
+}
+
+impl EtcdLocker {
+    /// Connect and check that etcd answers (and accepts the credentials, and lets us read under
+    /// `key_prefix`) within a few seconds, so a wrong address or password fails start-up with a
+    /// clear message instead of failing every request later.
+    pub async fn connect(config: EtcdConfig) -> Result<Self, EtcdError> {
+        config.validate()?;
+        let endpoints = config.endpoints.join(",");
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_keep_alive(PING_INTERVAL, PING_TIMEOUT)
+            // etcd answers pings on a connection without streams with GOAWAY ("too many pings").
+            .with_keep_alive_while_idle(false)
+            // Without a leader, fail the request (503, retry later) instead of waiting.
+            .with_require_leader(true);
+        if let (Some(user), Some(password)) = (&config.user, &config.password) {
+            // Simple tokens expire (5 min by default); a long-running server must renew them.
+            options = options
+                .with_user(user, password)
+                .with_auto_token_refresh(true);
+        }
+        if config.ca_file.is_some() || config.cert_file.is_some() {
+            let mut tls = TlsOptions::new();
+            if let Some(ca) = &config.ca_file {
+                tls = tls.ca_certificate(Certificate::from_pem(read(ca).await?));
+            }
+            if let (Some(cert), Some(key)) = (&config.cert_file, &config.key_file) {
+                tls = tls.identity(Identity::from_pem(read(cert).await?, read(key).await?));
+            }
+            options = options.with_tls(tls);
+        }
+
+        let prefix = config.key_prefix.clone();
+        let check = async {
+            let client = Client::connect(&config.endpoints, Some(options))
+                .await
+                .map_err(|source| match (&config.user, &source) {
+                    // With credentials, connecting authenticates: its only network request.
+                    (Some(user), etcd_client::Error::GRpcStatus(_))
+                        if !client_error_is_unavailable(&source) =>
+                    {
+                        EtcdError::Auth {
+                            endpoints: endpoints.clone(),
+                            user: user.clone(),
+                            source,
+                        }
+                    }
+                    (
+                        _,
+                        etcd_client::Error::GRpcStatus(_) | etcd_client::Error::TransportError(_),
+                    ) => EtcdError::Connect {
+                        endpoints: endpoints.clone(),
+                        source,
+                    },
+                    _ => EtcdError::Client {
+                        endpoints: endpoints.clone(),
+                        source,
+                    },
+                })?;
+            // A linearizable read needs a leader and read permission on our keys.
+            client
+                .kv_client()
+                .get(
+                    format!("{prefix}lock/"),
+                    Some(GetOptions::new().with_prefix().with_count_only()),
+                )
+                .await
+                .map_err(|source| EtcdError::Connect {
+                    endpoints: endpoints.clone(),
+                    source,
+                })?;
+            Ok(client)
+        };
+        let client = tokio::time::timeout(CONNECT_TIMEOUT, check)
+            .await
+            .map_err(|_| EtcdError::Unreachable {
+                endpoints: endpoints.clone(),
+                timeout: CONNECT_TIMEOUT,
+            })??;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                prefix,
+                ttl_secs: config.ttl_secs(),
+                endpoints,
+            }),
+        })
+    }
+
+    fn key(&self, kind: &str, id: &UploadId) -> String {
+        format!("{}{kind}/{}", self.inner.prefix, id.as_str())
+    }
+
+    async fn acquire(&self, id: &UploadId, wait: Duration) -> Result<LockGuard, EtcdError> {
+        let deadline = Instant::now() + wait;
+        let lock_key = self.key("lock", id);
+        let release_key = self.key("release", id);
+        let lease = Lease::grant(&self.inner.client, self.inner.ttl_secs).await?;
+        // Lease ids are unique in the cluster, so this tells waiters (and holders) apart.
+        let token = format!("{:x}", lease.id());
+        let mut changes: Option<WatchStream> = None;
+        loop {
+            let seen = match self
+                .attempt(&lock_key, &release_key, &lease, &token)
+                .await?
+            {
+                Attempt::Acquired { revision, waiter } => {
+                    let keys = Keys {
+                        lock_key,
+                        release_key,
+                        token,
+                    };
+                    return self.hold(id, keys, lease, revision, waiter);
+                }
+                Attempt::Held { revision } => revision,
+            };
+            if Instant::now() >= deadline {
+                // A zero wait (or a change seen just at the deadline): no watch worth opening.
+                return Err(self.give_up(id, wait, lease).await);
+            }
+            // Watch from the revision of our read: a delete between the read and the watch's
+            // creation is replayed, not missed.
+            let stream = match &mut changes {
+                Some(stream) => stream,
+                None => changes.insert(
+                    rpc(
+                        "watch a lock",
+                        self.inner.client.watch_client().watch(
+                            lock_key.clone(),
+                            Some(WatchOptions::new().with_start_revision(seen + 1)),
+                        ),
+                    )
+                    .await?,
+                ),
+            };
+            let woken = tokio::select! {
+                biased;
+                () = lease.lost().cancelled() => Woken::LeaseLost,
+                () = sleep_until(deadline) => Woken::Deadline,
+                changed = next_change(stream, seen) => changed,
+            };
+            match woken {
+                Woken::Changed => {}
+                // The next attempt opens a new watch from its own read.
+                Woken::Broken => changes = None,
+                Woken::LeaseLost => return Err(EtcdError::LeaseLost),
+                Woken::Deadline => return Err(self.give_up(id, wait, lease).await),
+            }
+        }
+    }
+
+    /// The wait is over and the lock still held.
+    async fn give_up(&self, id: &UploadId, wait: Duration, lease: Lease) -> EtcdError {
+        // Awaited, not left to Drop: our release request must be gone before the caller
+        // answers 423, or the next holder would be asked to let go for nobody.
+        lease.revoke().await;
+        tracing::debug!(upload_id = %id, ?wait, "etcd lock still held after the wait");
+        EtcdError::Locked
+    }
+
+    /// One transaction: create the lock if absent (and read any release request waiting for
+    /// it, and drop our own), else write our release request.
+    async fn attempt(
+        &self,
+        lock_key: &str,
+        release_key: &str,
+        lease: &Lease,
+        token: &str,
+    ) -> Result<Attempt, EtcdError> {
+        let on_lease = || Some(PutOptions::new().with_lease(lease.id()));
+        let txn = Txn::new()
+            .when([Compare::create_revision(lock_key, CompareOp::Equal, 0)])
+            .and_then([
+                TxnOp::put(lock_key, token, on_lease()),
+                TxnOp::get(release_key, None),
+                TxnOp::txn(
+                    Txn::new()
+                        .when([Compare::value(release_key, CompareOp::Equal, token)])
+                        .and_then([TxnOp::delete(release_key, None)]),
+                ),
+            ])
+            .or_else([TxnOp::put(release_key, token, on_lease())]);
+        let reply = rpc("take a lock", self.inner.client.kv_client().txn(txn)).await?;
+        let revision = reply
+            .header()
+            .map(|h| h.revision())
+            .ok_or(EtcdError::Unexpected("the lock transaction"))?;
+        if !reply.succeeded() {
+            return Ok(Attempt::Held { revision });
+        }
+        let waiter = reply.op_responses().iter().any(|op| match op {
+            TxnOpResponse::Get(get) => get.kvs().iter().any(|kv| kv.value() != token.as_bytes()),
+            _ => false,
+        });
+        Ok(Attempt::Acquired { revision, waiter })
+    }
+
+    fn hold(
+        &self,
+        id: &UploadId,
+        keys: Keys,
+        lease: Lease,
+        revision: i64,
+        waiter: bool,
+    ) -> Result<LockGuard, EtcdError> {
+        let Keys {
+            lock_key,
+            release_key,
+            token,
+        } = keys;
+        let fence = u64::try_from(revision)
+            .ok()
+            .and_then(|r| r.checked_add(FENCE_BASE))
+            .ok_or(EtcdError::Unexpected("the lock transaction (revision)"))?;
+        let release = CancellationToken::new();
+        if waiter {
+            // Someone was already waiting for the previous holder: make way for them at once.
+            release.cancel();
+        }
+        let lost = lease.lost().clone();
+        let stop = CancellationToken::new();
+        tokio::spawn(
+            Holder {
+                client: self.inner.client.clone(),
+                lock_key: lock_key.clone(),
+                release_key,
+                token,
+                revision,
+                release: release.clone(),
+                lost: lost.clone(),
+                stop: stop.clone(),
+            }
+            .run(),
+        );
+        tracing::debug!(upload_id = %id, fence, "etcd lock taken");
+        let held = Held {
+            client: self.inner.client.clone(),
+            lock_key,
+            revision,
+            lease: Some(lease),
+            stop,
+        };
+        Ok(LockGuard::new(fence, release, lost, Box::new(held)))
+    }
+}
+
+#[async_trait]
+impl Locker for EtcdLocker {
+    async fn lock(&self, id: &UploadId, wait: Duration) -> tusk_core::Result<LockGuard> {
+        self.acquire(id, wait).await.map_err(|e| {
+            if !matches!(e, EtcdError::Locked) {
+                tracing::warn!(upload_id = %id, error = %e, "etcd lock failed");
+            }
+            e.into()
+        })
+    }
+}
+
+async fn read(path: &std::path::Path) -> Result<Vec<u8>, EtcdError> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|source| EtcdError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// The keys of one lock request and its token (the lease id, unique per request).
+struct Keys {
+    lock_key: String,
+    release_key: String,
+    token: String,
+}
+
+enum Attempt {
+    /// We created the lock key at `revision`; `waiter` if a release request was waiting.
+    Acquired { revision: i64, waiter: bool },
+    /// The lock is held; our release request was written at `revision`.
+    Held { revision: i64 },
+}
+
+enum Woken {
+    Changed,
+    Broken,
+    LeaseLost,
+    Deadline,
+}
+
+/// Wait for a change of the lock key after revision `after` (a delete: our turn; a new holder:
+/// ask it to release too).
+async fn next_change(stream: &mut WatchStream, after: i64) -> Woken {
+    loop {
+        match stream.message().await {
+            Ok(Some(reply)) if !reply.canceled() => {
+                let changed = reply
+                    .events()
+                    .iter()
+                    .any(|e| e.kv().is_some_and(|kv| kv.mod_revision() > after));
+                if changed {
+                    return Woken::Changed;
+                }
+            }
+            _ => return Woken::Broken,
+        }
+    }
+}
+
+/// What the guard owns: dropping it unlocks.
+struct Held {
+    client: Client,
+    lock_key: String,
+    revision: i64,
+    lease: Option<Lease>,
+    stop: CancellationToken,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime left to talk to etcd: the lease expires after its TTL.
+            return;
+        };
+        let mut kv = self.client.kv_client();
+        let key = std::mem::take(&mut self.lock_key);
+        let revision = self.revision;
+        runtime.spawn(async move {
+            // Delete only our own key: if the lease was lost, the key may be someone else's now.
+            let unlock = Txn::new()
+                .when([Compare::create_revision(
+                    key.as_str(),
+                    CompareOp::Equal,
+                    revision,
+                )])
+                .and_then([TxnOp::delete(key.as_str(), None)]);
+            if let Err(error) = rpc("release a lock", kv.txn(unlock)).await {
+                tracing::debug!(key, %error, "cannot delete etcd lock key; its lease will go");
+            }
+            lease.revoke().await;
+        });
+    }
+}
+
+/// The holder's watch: release requests fire `release`, losing the key fires `lost`.
+struct Holder {
+    client: Client,
+    lock_key: String,
+    release_key: String,
+    token: String,
+    revision: i64,
+    release: CancellationToken,
+    lost: CancellationToken,
+    stop: CancellationToken,
+}
+
+enum Watched {
+    Lost,
+    Broken,
+}
+
+impl Holder {
+    async fn run(self) {
+        let stop = self.stop.clone();
+        let lost = self.lost.clone();
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => {}
+            // The keep-alive gave up: nothing left to watch for.
+            () = lost.cancelled() => {}
+            () = self.watch() => {}
+        }
+    }
+
+    async fn watch(&self) {
+        // The lock transaction read the release key at `revision`: start right after it.
+        let mut from = self.revision + 1;
+        loop {
+            match self.watch_from(from).await {
+                Watched::Lost => {
+                    tracing::warn!(
+                        key = self.lock_key,
+                        "etcd lock key deleted: the holder must stop"
+                    );
+                    self.lost.cancel();
+                    return;
+                }
+                Watched::Broken => {}
+            }
+            // Events may have been missed while the watch was down: read the state again.
+            from = loop {
+                sleep(RESYNC_BACKOFF).await;
+                match self.resync().await {
+                    Ok(Some(revision)) => break revision + 1,
+                    Ok(None) => {
+                        tracing::warn!(
+                            key = self.lock_key,
+                            "etcd lock key gone: the holder must stop"
+                        );
+                        self.lost.cancel();
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::debug!(key = self.lock_key, %error, "cannot re-read etcd lock");
+                    }
+                }
+            };
+        }
+    }
+
+    async fn watch_from(&self, from: i64) -> Watched {
+        let options = WatchOptions::new().with_start_revision(from);
+        let Ok(mut stream) = self
+            .client
+            .watch_client()
+            .watch(self.lock_key.as_str(), Some(options.clone()))
+            .await
+        else {
+            return Watched::Broken;
+        };
+        let release_options = options.with_filters([WatchFilterType::NoDelete]);
+        if stream
+            .watch(self.release_key.as_str(), Some(release_options))
+            .await
+            .is_err()
+        {
+            return Watched::Broken;
+        }
+        loop {
+            let reply = match stream.message().await {
+                Ok(Some(reply)) if !reply.canceled() => reply,
+                _ => return Watched::Broken,
+            };
+            for event in reply.events() {
+                let Some(kv) = event.kv() else { continue };
+                if kv.key() == self.lock_key.as_bytes() {
+                    // Our key is only ever written once; any change means it is not ours.
+                    if event.event_type() == EventType::Delete
+                        || kv.create_revision() != self.revision
+                    {
+                        return Watched::Lost;
+                    }
+                } else if kv.key() == self.release_key.as_bytes()
+                    && event.event_type() == EventType::Put
+                    && kv.value() != self.token.as_bytes()
+                {
+                    self.release.cancel();
+                }
+            }
+        }
+    }
+
+    /// Read both keys at one revision: `None` if the lock is no longer ours, else the revision
+    /// read (and `release` fired if a request waits).
+    async fn resync(&self) -> Result<Option<i64>, EtcdError> {
+        let read = Txn::new().and_then([
+            TxnOp::get(self.lock_key.as_str(), None),
+            TxnOp::get(self.release_key.as_str(), None),
+        ]);
+        let reply = rpc("re-read a lock", self.client.kv_client().txn(read)).await?;
+        let revision = reply
+            .header()
+            .map(|h| h.revision())
+            .ok_or(EtcdError::Unexpected("the lock re-read"))?;
+        let mut ours = false;
+        for op in reply.op_responses() {
+            let TxnOpResponse::Get(get) = op else {
+                continue;
+            };
+            for kv in get.kvs() {
+                if kv.key() == self.lock_key.as_bytes() {
+                    ours = kv.create_revision() == self.revision;
+                } else if kv.value() != self.token.as_bytes() {
+                    self.release.cancel();
+                }
+            }
+        }
+        Ok(ours.then_some(revision))
+    }
+}

@@ -1,0 +1,618 @@
+//! The etcd locker against a real etcd: `TUSK_TEST_ETCD_ENDPOINTS` (comma-separated).
+//!
+//! Each test uses its own key prefix, so tests run in parallel on one etcd. Waits are on
+//! conditions with generous bounds, never on sleeps.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use etcd_client::{Client, GetOptions};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tusk_core::{ErrorKind, Locker, UploadId};
+use tusk_etcd::{EtcdConfig, EtcdError, EtcdLocker, FENCE_BASE};
+
+/// Bound for waits that should end quickly: a condition, not a timing assertion.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn endpoints() -> Vec<String> {
+    let Ok(list) = std::env::var("TUSK_TEST_ETCD_ENDPOINTS") else {
+        panic!(
+            "TUSK_TEST_ETCD_ENDPOINTS is not set: start the test services with \
+             `scripts/services.sh up` and source .services/env"
+        );
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A key prefix no other test (or earlier run) uses.
+fn unique_prefix(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("tusk-test/{test}-{nanos}/")
+}
+
+fn config(endpoints: Vec<String>, prefix: &str, lease_ttl: Duration) -> EtcdConfig {
+    EtcdConfig {
+        endpoints,
+        user: None,
+        password: None,
+        ca_file: None,
+        cert_file: None,
+        key_file: None,
+        lease_ttl,
+        key_prefix: prefix.to_owned(),
+    }
+}
+
+async fn locker(prefix: &str, lease_ttl: Duration) -> EtcdLocker {
+    EtcdLocker::connect(config(endpoints(), prefix, lease_ttl))
+        .await
+        .expect("connect to the test etcd")
+}
+
+/// A plain etcd client, as a third party (an operator, another tool).
+async fn raw_client() -> Client {
+    Client::connect(endpoints(), None)
+        .await
+        .expect("raw etcd client")
+}
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {PATIENCE:?}"))
+}
+
+/// Poll etcd until `cond` holds for the keys under `prefix`: for effects of spawned tasks (an
+/// unlock after a drop) that have no event of their own to wait on.
+async fn eventually_keys(prefix: &str, what: &str, cond: impl Fn(&[String]) -> bool) {
+    let mut client = raw_client().await;
+    within(what, async {
+        loop {
+            let reply = client
+                .get(
+                    prefix,
+                    Some(GetOptions::new().with_prefix().with_keys_only()),
+                )
+                .await
+                .unwrap();
+            let keys: Vec<String> = reply
+                .kvs()
+                .iter()
+                .map(|kv| kv.key_str().unwrap().to_owned())
+                .collect();
+            if cond(&keys) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+fn lock_key(prefix: &str, id: &UploadId) -> String {
+    format!("{prefix}lock/{id}")
+}
+
+fn release_key(prefix: &str, id: &UploadId) -> String {
+    format!("{prefix}release/{id}")
+}
+
+#[tokio::test]
+async fn passes_the_locker_suite_and_leaves_no_keys() {
+    let prefix = unique_prefix("suite");
+    let locker = locker(&prefix, Duration::from_secs(5)).await;
+    tusk_testkit::locker_suite::run(&locker).await;
+    eventually_keys(
+        &prefix,
+        "every lock and release key removed",
+        <[_]>::is_empty,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_release_request_crosses_nodes_and_the_newcomer_gets_the_lock_at_once() {
+    let prefix = unique_prefix("handover");
+    let ttl = Duration::from_secs(10);
+    let node_a = locker(&prefix, ttl).await;
+    let node_b = locker(&prefix, ttl).await;
+    let id = UploadId::generate();
+
+    let first = node_a.lock(&id, PATIENCE).await.expect("lock on node A");
+    assert!(
+        first.fence() > FENCE_BASE,
+        "fence {} not above 2^62",
+        first.fence()
+    );
+    assert!(!first.release_requested().is_cancelled());
+
+    let started = std::time::Instant::now();
+    let newcomer = {
+        let id = id.clone();
+        tokio::spawn(async move { node_b.lock(&id, ttl).await })
+    };
+    within(
+        "node A told to release",
+        first.release_requested().cancelled(),
+    )
+    .await;
+    let asked = started.elapsed();
+    let first_fence = first.fence();
+    assert!(!first.lost().is_cancelled());
+    drop(first);
+    let second = within("node B gets the lock", newcomer)
+        .await
+        .unwrap()
+        .expect("lock on node B");
+    let handover = started.elapsed();
+    println!(
+        "release request reached the holder after {asked:?}; request to acquire: {handover:?}"
+    );
+    assert!(
+        handover < ttl / 4,
+        "handover took {handover:?}: it should not wait for the lease ({ttl:?})"
+    );
+    assert!(second.fence() > first_fence);
+    assert!(!second.release_requested().is_cancelled());
+    assert!(!second.lost().is_cancelled());
+}
+
+#[tokio::test]
+async fn fences_strictly_increase_across_nodes() {
+    let prefix = unique_prefix("fences");
+    let ttl = Duration::from_secs(5);
+    let nodes = [locker(&prefix, ttl).await, locker(&prefix, ttl).await];
+    let id = UploadId::generate();
+    let mut last = FENCE_BASE;
+    for round in 0..6 {
+        let guard = nodes[round % 2].lock(&id, PATIENCE).await.expect("lock");
+        assert!(
+            guard.fence() > last,
+            "round {round}: fence {} not above {last}",
+            guard.fence()
+        );
+        last = guard.fence();
+        drop(guard);
+    }
+    // Other uploads' locks are newer still: the token is the cluster-wide revision.
+    let other = nodes[0]
+        .lock(&UploadId::generate(), PATIENCE)
+        .await
+        .expect("lock");
+    assert!(other.fence() > last);
+}
+
+#[tokio::test]
+async fn a_holder_that_ignores_the_request_makes_the_newcomer_fail_with_locked() {
+    let prefix = unique_prefix("ignored");
+    let ttl = Duration::from_secs(5);
+    let node_a = locker(&prefix, ttl).await;
+    let node_b = locker(&prefix, ttl).await;
+    let id = UploadId::generate();
+
+    let first = node_a.lock(&id, PATIENCE).await.expect("lock on node A");
+    let wait = Duration::from_millis(700);
+    let started = std::time::Instant::now();
+    let err = node_b
+        .lock(&id, wait)
+        .await
+        .expect_err("lock while held and not released");
+    let waited = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    assert_eq!(
+        err.message(),
+        "upload is locked by another request; retry later"
+    );
+    assert!(waited >= wait, "gave up after {waited:?}, before the wait");
+    assert!(first.release_requested().is_cancelled());
+    assert!(!first.lost().is_cancelled());
+
+    // The newcomer cleaned up its release request before answering.
+    let mut raw = raw_client().await;
+    let pending = raw.get(release_key(&prefix, &id), None).await.unwrap();
+    assert!(pending.kvs().is_empty(), "release request left behind");
+    // The holder keeps the lock.
+    let held = raw.get(lock_key(&prefix, &id), None).await.unwrap();
+    assert_eq!(held.kvs().len(), 1);
+
+    drop(first);
+    let next = node_b
+        .lock(&id, PATIENCE)
+        .await
+        .expect("lock after release");
+    assert!(
+        !next.release_requested().is_cancelled(),
+        "a stale release request reached the next holder"
+    );
+}
+
+#[tokio::test]
+async fn a_zero_wait_fails_at_once_and_still_asks_the_holder() {
+    let prefix = unique_prefix("zero-wait");
+    let node = locker(&prefix, Duration::from_secs(5)).await;
+    let id = UploadId::generate();
+    let first = node.lock(&id, PATIENCE).await.expect("lock");
+    let err = node
+        .lock(&id, Duration::ZERO)
+        .await
+        .expect_err("try-lock while held");
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    // The request is in etcd's history even though the waiter already removed it.
+    within(
+        "holder told to release",
+        first.release_requested().cancelled(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_holder_acquired_while_another_waits_is_asked_to_release_at_once() {
+    let prefix = unique_prefix("queue");
+    let ttl = Duration::from_secs(5);
+    let nodes = [
+        locker(&prefix, ttl).await,
+        locker(&prefix, ttl).await,
+        locker(&prefix, ttl).await,
+    ];
+    let id = UploadId::generate();
+    let first = nodes[0].lock(&id, PATIENCE).await.expect("first");
+    let spawn_lock = |node: &EtcdLocker| {
+        let (node, id) = (node.clone(), id.clone());
+        tokio::spawn(async move { node.lock(&id, PATIENCE).await })
+    };
+    let mut second = spawn_lock(&nodes[1]);
+    within(
+        "first asked to release",
+        first.release_requested().cancelled(),
+    )
+    .await;
+    let mut third = spawn_lock(&nodes[2]);
+    // Both wait: the lock is handed over twice, and the holder in between is asked to make way
+    // at once, whichever of the two got it first.
+    drop(first);
+    let (next, was_second) = within("a waiter gets the lock", async {
+        tokio::select! {
+            r = &mut second => (r, true),
+            r = &mut third => (r, false),
+        }
+    })
+    .await;
+    let next = next.unwrap().expect("first waiter gets the lock");
+    within(
+        "the new holder asked to make way for the other waiter",
+        next.release_requested().cancelled(),
+    )
+    .await;
+    let next_fence = next.fence();
+    drop(next);
+    let last = if was_second { third } else { second };
+    let last = within("the other waiter gets the lock", last)
+        .await
+        .unwrap()
+        .expect("second waiter gets the lock");
+    assert!(last.fence() > next_fence);
+    assert!(!last.release_requested().is_cancelled());
+}
+
+#[tokio::test]
+async fn a_lease_revoked_from_outside_fires_lost_and_lets_the_newcomer_in() {
+    let prefix = unique_prefix("revoked");
+    let ttl = Duration::from_secs(10);
+    let node_a = locker(&prefix, ttl).await;
+    let node_b = locker(&prefix, ttl).await;
+    let id = UploadId::generate();
+    let first = node_a.lock(&id, PATIENCE).await.expect("lock on node A");
+
+    let mut raw = raw_client().await;
+    let held = raw.get(lock_key(&prefix, &id), None).await.unwrap();
+    let lease = held.kvs()[0].lease();
+    raw.lease_revoke(lease).await.expect("revoke from outside");
+
+    let started = std::time::Instant::now();
+    within("holder sees its lease lost", first.lost().cancelled()).await;
+    println!("lost after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < ttl / 4,
+        "lost noticed only after {:?}",
+        started.elapsed()
+    );
+    let second = node_b.lock(&id, PATIENCE).await.expect("newcomer gets in");
+    assert!(second.fence() > first.fence());
+    // The old guard's unlock must not delete the newcomer's key. Absence can only be checked
+    // by waiting: its unlock takes two round trips, give it a second.
+    drop(first);
+    let kept = tokio::time::timeout(Duration::from_secs(1), second.lost().cancelled()).await;
+    assert!(
+        kept.is_err(),
+        "the old holder's unlock removed the newcomer's lock"
+    );
+    let still = raw.get(lock_key(&prefix, &id), None).await.unwrap();
+    assert_eq!(still.kvs().len(), 1);
+}
+
+#[tokio::test]
+async fn a_lock_key_deleted_from_outside_fires_lost() {
+    let prefix = unique_prefix("deleted");
+    let node = locker(&prefix, Duration::from_secs(10)).await;
+    let id = UploadId::generate();
+    let guard = node.lock(&id, PATIENCE).await.expect("lock");
+    let mut raw = raw_client().await;
+    raw.delete(lock_key(&prefix, &id), None).await.unwrap();
+    within("holder sees its key gone", guard.lost().cancelled()).await;
+    let other = node.lock(&id, PATIENCE).await.expect("lock again");
+    assert!(!other.lost().is_cancelled());
+}
+
+/// A TCP proxy in front of etcd that can cut every connection and refuse new ones (a node
+/// partitioned from etcd), or freeze them, forwarding nothing (etcd hung, packets dropped).
+struct Proxy {
+    addr: SocketAddr,
+    cut: CancellationToken,
+    frozen: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start() -> Self {
+        let target = endpoints()[0]
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = CancellationToken::new();
+        let frozen = CancellationToken::new();
+        let (stop, freeze) = (cut.clone(), frozen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = tokio::select! {
+                    () = stop.cancelled() => return,
+                    accepted = listener.accept() => accepted.unwrap(),
+                };
+                let target = target.clone();
+                let (stop, freeze) = (stop.clone(), freeze.clone());
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        // Both sockets stay open, silent, until the cut.
+                        () = freeze.cancelled() => stop.cancelled().await,
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            addr,
+            cut,
+            frozen,
+            task: Some(task),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Close every connection and the listener (new connections are refused).
+    async fn cut(mut self) {
+        self.cut.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    /// Stop forwarding: connections stay open but nothing gets through, either way.
+    fn freeze(&self) {
+        self.frozen.cancel();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut.cancel();
+    }
+}
+
+#[tokio::test]
+async fn a_holder_cut_off_from_etcd_loses_the_lock_before_the_newcomer_gets_it() {
+    let prefix = unique_prefix("partition");
+    let ttl = Duration::from_secs(2);
+    let proxy = Proxy::start().await;
+    let node_a = EtcdLocker::connect(config(vec![proxy.endpoint()], &prefix, ttl))
+        .await
+        .expect("connect through the proxy");
+    let node_b = locker(&prefix, ttl).await;
+    let id = UploadId::generate();
+    let first = node_a.lock(&id, PATIENCE).await.expect("lock on node A");
+
+    let started = std::time::Instant::now();
+    proxy.cut().await;
+    let second = node_b
+        .lock(&id, PATIENCE)
+        .await
+        .expect("newcomer gets the lock once the lease expires");
+    let taken = started.elapsed();
+    println!("partitioned holder's lock taken over after {taken:?} (lease TTL {ttl:?})");
+    // The old holder stopped before etcd let the newcomer in: never two holders at once.
+    assert!(
+        first.lost().is_cancelled(),
+        "newcomer got the lock while the partitioned holder still believed it held it"
+    );
+    assert!(taken < ttl * 3, "takeover took {taken:?}");
+    assert!(second.fence() > first.fence());
+    drop(first);
+    drop(second);
+}
+
+#[tokio::test]
+async fn a_paused_holder_loses_the_lock_within_the_ttl_and_knows_it_on_resume() {
+    let prefix = unique_prefix("paused");
+    let ttl = Duration::from_secs(2);
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel::<u64>();
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel::<()>();
+    let (verdict_tx, verdict_rx) = tokio::sync::oneshot::channel::<bool>();
+    let id = UploadId::generate();
+    // The holder gets a runtime (its "process") of its own, with one thread that we block.
+    let holder = {
+        let (prefix, id) = (prefix.clone(), id.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let node = locker(&prefix, ttl).await;
+                let guard = node.lock(&id, PATIENCE).await.expect("lock on node A");
+                locked_tx.send(guard.fence()).unwrap();
+                // Paused: no task of this runtime runs (no keep-alive, no watch).
+                resume_rx.recv().unwrap();
+                let lost = tokio::time::timeout(PATIENCE, guard.lost().cancelled())
+                    .await
+                    .is_ok();
+                verdict_tx.send(lost).unwrap();
+            });
+        })
+    };
+    let first_fence = within("node A locks", locked_rx).await.unwrap();
+
+    let node_b = locker(&prefix, ttl).await;
+    let started = std::time::Instant::now();
+    let second = node_b
+        .lock(&id, PATIENCE)
+        .await
+        .expect("newcomer gets the lock once the paused holder's lease expires");
+    let taken = started.elapsed();
+    println!("paused holder's lock taken over after {taken:?} (lease TTL {ttl:?})");
+    assert!(taken < ttl * 3, "takeover took {taken:?}");
+    assert!(second.fence() > first_fence);
+
+    resume_tx.send(()).unwrap();
+    let lost = within("resumed holder reports", verdict_rx).await.unwrap();
+    assert!(
+        lost,
+        "a resumed holder kept believing it held an expired lock"
+    );
+    holder.join().unwrap();
+    assert!(!second.lost().is_cancelled());
+}
+
+#[tokio::test]
+async fn lock_fails_with_unavailable_when_etcd_is_unreachable() {
+    let prefix = unique_prefix("unreachable");
+    let proxy = Proxy::start().await;
+    let node = EtcdLocker::connect(config(
+        vec![proxy.endpoint()],
+        &prefix,
+        Duration::from_secs(5),
+    ))
+    .await
+    .expect("connect through the proxy");
+    proxy.cut().await;
+    // The first request finds its connection closed, the next ones a refused reconnect.
+    for attempt in 0..3 {
+        let started = std::time::Instant::now();
+        let err = within("lock answers", node.lock(&UploadId::generate(), PATIENCE))
+            .await
+            .expect_err("lock with etcd gone");
+        println!(
+            "attempt {attempt}: unavailable after {:?}: {err:?}",
+            started.elapsed()
+        );
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            err.message(),
+            "lock service (etcd) is unavailable; retry later"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hung_etcd_costs_the_holder_its_lock_and_newcomers_get_unavailable() {
+    let prefix = unique_prefix("hung");
+    let ttl = Duration::from_secs(2);
+    let proxy = Proxy::start().await;
+    let node = EtcdLocker::connect(config(vec![proxy.endpoint()], &prefix, ttl))
+        .await
+        .expect("connect through the proxy");
+    let holder = node
+        .lock(&UploadId::generate(), PATIENCE)
+        .await
+        .expect("lock");
+
+    proxy.freeze();
+    // No renewal gets through: the holder must give up by its own clock, within the TTL.
+    let frozen_at = std::time::Instant::now();
+    within("holder gives up its lock", holder.lost().cancelled()).await;
+    let lost_after = frozen_at.elapsed();
+    println!("holder gave up {lost_after:?} after etcd stopped answering (lease TTL {ttl:?})");
+    assert!(lost_after <= ttl, "held on for {lost_after:?}");
+
+    // A request that gets no answer is bounded too.
+    let started = std::time::Instant::now();
+    let err = within("lock answers", node.lock(&UploadId::generate(), PATIENCE))
+        .await
+        .expect_err("lock with etcd hung");
+    println!("unavailable after {:?}: {err:?}", started.elapsed());
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_fails_fast_with_a_clear_message() {
+    let started = std::time::Instant::now();
+    let mut bad = config(
+        vec!["http://127.0.0.1:1".to_owned()],
+        "tusk-test/closed/",
+        Duration::from_secs(5),
+    );
+    bad.user = Some("tusk".to_owned());
+    bad.password = Some("hunter2-do-not-show".to_owned());
+    let err = EtcdLocker::connect(bad.clone())
+        .await
+        .expect_err("nothing listens on port 1");
+    let elapsed = started.elapsed();
+    let message = err.to_string();
+    println!("failed after {elapsed:?}: {message}");
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert!(message.contains("etcd"), "{message}");
+    assert!(!message.contains("hunter2"), "password shown: {message}");
+    assert!(!format!("{err:?}").contains("hunter2"), "password in Debug");
+    assert!(
+        !format!("{bad:?}").contains("hunter2"),
+        "password in config Debug"
+    );
+    let core: tusk_core::Error = err.into();
+    assert_eq!(core.kind(), ErrorKind::Unavailable);
+}
+
+#[tokio::test]
+async fn credentials_are_checked_at_connect_and_never_shown() {
+    // The test etcd has authentication disabled, so any credentials are refused at connect.
+    let mut with_user = config(endpoints(), "tusk-test/auth/", Duration::from_secs(5));
+    with_user.user = Some("tusk".to_owned());
+    with_user.password = Some("hunter2-do-not-show".to_owned());
+    let err = EtcdLocker::connect(with_user)
+        .await
+        .expect_err("etcd without auth refuses credentials");
+    let message = err.to_string();
+    println!("{message}");
+    assert!(matches!(err, EtcdError::Auth { .. }), "{err:?}");
+    assert!(message.contains("\"tusk\""), "{message}");
+    assert!(!message.contains("hunter2"), "password shown: {message}");
+    assert!(!format!("{err:?}").contains("hunter2"), "password in Debug");
+}
