@@ -22,5 +22,5 @@ async fn termination() {
         assert_eq!(resp.status, status, "step {i}: {resp:?}");
         assert_tus(&resp);
     }
-    assert!(h.store.data(&UploadId::parse(&id).unwrap()).is_none());
+    assert!(h.stored(&id).await.is_none());
 }

@@ -160,7 +160,7 @@ async fn patch_statuses() {
         assert_tus(&resp);
         assert_eq!(h.offset(&id).await, case.after, "{}", case.name);
         assert_eq!(
-            h.data(&id),
+            h.data(&id).await,
             &b"abcdefghij"[..case.after as usize],
             "{}",
             case.name
@@ -211,7 +211,7 @@ async fn deferred_length_is_declared_once_and_never_changed() {
     }
     let head = h.send(Req::head(&id)).await;
     assert_eq!(head.get("Upload-Length"), Some("11"));
-    assert_eq!(h.data(&id), b"hello world");
+    assert_eq!(h.data(&id).await, b"hello world");
 }
 
 #[tokio::test]
@@ -237,7 +237,7 @@ async fn a_stalled_body_ends_and_commits_what_arrived() {
         .await;
     assert_eq!(resp.status, 204);
     assert_eq!(resp.get("Upload-Offset"), Some("4"));
-    assert_eq!(h.data(&id), b"abcd");
+    assert_eq!(h.data(&id).await, b"abcd");
 }
 
 #[tokio::test]
@@ -288,7 +288,7 @@ async fn a_head_asks_a_running_patch_to_commit_and_sees_its_bytes() {
     assert_eq!(offset, 4, "HEAD ran after the PATCH committed");
     // The client is still connected but the server stopped reading; nothing more counts.
     let _ = tx.send(Ok(Bytes::from_static(b"zz"))).await;
-    assert_eq!(h.data(&id), b"abcd");
+    assert_eq!(h.data(&id).await, b"abcd");
 }
 
 #[tokio::test]
@@ -302,7 +302,7 @@ async fn two_patches_at_one_offset_never_both_succeed() {
     assert_eq!(first.status, 204);
     assert_eq!(first.get("Upload-Offset"), Some("4"));
     assert_eq!(second.status, 409);
-    assert_eq!(h.data(&id), b"AAAA");
+    assert_eq!(h.data(&id).await, b"AAAA");
 }
 
 #[tokio::test]

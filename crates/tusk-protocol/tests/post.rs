@@ -209,10 +209,10 @@ async fn creation_with_upload_stores_the_first_chunk() {
         )
         .await;
     let id = id_of(&resp);
-    assert_eq!(h.data(&id), b"hello ");
+    assert_eq!(h.data(&id).await, b"hello ");
     let resp = h.send(Req::patch(&id, 6).body(b"world")).await;
     assert_eq!(resp.status, 204);
-    assert_eq!(h.data(&id), b"hello world");
+    assert_eq!(h.data(&id).await, b"hello world");
 }
 
 #[tokio::test]

@@ -1,5 +1,9 @@
-//! Shared harness for the engine tests: an engine over the in-memory store and the in-process
+//! Shared harness for the engine tests: an engine over an in-memory store and the in-process
 //! locker, and helpers to build requests.
+//!
+//! `TUSK_TEST_STORE=multipart` runs every engine test against the distributed store (equal parts
+//! in an in-memory S3, state and tail in an in-memory Redis) instead of the plain memory store;
+//! the test script runs both.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -8,18 +12,29 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tusk_core::UploadId;
+use tusk_core::{StateStore, UploadStore};
 use tusk_local::ProcessLocker;
+use tusk_multipart::{BufferBudget, MultipartConfig, MultipartStore};
 use tusk_protocol::{
     BodyStream, Engine, EngineConfig, Headers, Method, Target, TusRequest, TusResponse,
 };
-use tusk_testkit::MemoryStore;
+use tusk_testkit::{MemoryObjects, MemoryState, MemoryStore};
 
 pub const BASE: &str = "http://tus.test/files/";
 
 pub struct Harness {
     pub engine: Arc<Engine>,
-    pub store: Arc<MemoryStore>,
     pub locker: Arc<ProcessLocker>,
+    backend: Backend,
+}
+
+/// The store under the engine, kept so tests can look at what it stored.
+enum Backend {
+    Memory(Arc<MemoryStore>),
+    Multipart {
+        objects: MemoryObjects,
+        state: MemoryState,
+    },
 }
 
 pub fn config() -> EngineConfig {
@@ -37,13 +52,34 @@ impl Harness {
     }
 
     pub fn with_config(config: EngineConfig) -> Self {
-        let store = Arc::new(MemoryStore::new());
+        let (store, backend): (Arc<dyn UploadStore>, Backend) =
+            match std::env::var("TUSK_TEST_STORE").as_deref() {
+                Ok("multipart") => {
+                    let (objects, state) = (MemoryObjects::new(), MemoryState::new());
+                    let store = MultipartStore::new(
+                        Arc::new(objects.clone()),
+                        Arc::new(state.clone()),
+                        MultipartConfig {
+                            max_size: config.max_size,
+                            ..MultipartConfig::default()
+                        },
+                        BufferBudget::new(64 << 20),
+                    )
+                    .unwrap();
+                    (Arc::new(store), Backend::Multipart { objects, state })
+                }
+                Ok("memory") | Err(_) => {
+                    let store = Arc::new(MemoryStore::new());
+                    (store.clone(), Backend::Memory(store))
+                }
+                Ok(other) => panic!("TUSK_TEST_STORE={other:?}: use memory or multipart"),
+            };
         let locker = Arc::new(ProcessLocker::new());
-        let engine = Arc::new(Engine::new(store.clone(), locker.clone(), config));
+        let engine = Arc::new(Engine::new(store, locker.clone(), config));
         Self {
             engine,
-            store,
             locker,
+            backend,
         }
     }
 
@@ -69,10 +105,27 @@ impl Harness {
         resp.get("Upload-Offset").unwrap().parse().unwrap()
     }
 
-    pub fn data(&self, id: &str) -> Vec<u8> {
-        self.store
-            .data(&UploadId::parse(id).unwrap())
-            .unwrap_or_default()
+    /// The bytes stored for upload `id` (empty if none).
+    pub async fn data(&self, id: &str) -> Vec<u8> {
+        self.stored(id).await.unwrap_or_default()
+    }
+
+    /// The bytes stored for upload `id`, or `None` if the store has nothing for it.
+    pub async fn stored(&self, id: &str) -> Option<Vec<u8>> {
+        let id = UploadId::parse(id).unwrap();
+        match &self.backend {
+            Backend::Memory(store) => store.data(&id),
+            Backend::Multipart { objects, state } => {
+                if let Some(object) = objects.object(id.as_str()) {
+                    return Some(object);
+                }
+                // Engine tests stay far below one 5 MiB part, so unfinished bytes are all in
+                // the tail.
+                let upload = state.get(&id).await.ok()?;
+                assert!(upload.parts.is_empty(), "engine tests never fill a part");
+                Some(state.read_tail(&id).await.unwrap().to_vec())
+            }
+        }
     }
 }
 

@@ -1,0 +1,14 @@
+//! The distributed upload store: upload bytes in equal-sized parts of an object store's
+//! multipart upload, the bytes that do not yet fill a part (the tail) and all state in a fenced
+//! state store. Any node can serve any request: nothing lives on the node between requests.
+//!
+//! This crate depends only on the traits in `tusk-core`; the binary wires S3 and Redis in.
+
+mod budget;
+mod config;
+mod store;
+mod write;
+
+pub use budget::BufferBudget;
+pub use config::{MultipartConfig, part_size_for};
+pub use store::{BudgetTooSmall, MultipartStore};

@@ -1,0 +1,300 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tusk_core::{
+    Capabilities, ChunkSource, Error, ErrorKind, NewUpload, ObjectStore, Result, StateStore,
+    UploadId, UploadInfo, UploadState, UploadStore,
+};
+
+use crate::{BufferBudget, MultipartConfig, part_size_for};
+
+/// Uploads in object storage (equal parts of a multipart upload) with state and tail in a
+/// [`StateStore`]. See the crate docs and docs/architecture.md for the invariants.
+#[derive(Clone)]
+pub struct MultipartStore {
+    pub(crate) objects: Arc<dyn ObjectStore>,
+    pub(crate) state: Arc<dyn StateStore>,
+    pub(crate) config: MultipartConfig,
+    pub(crate) budget: BufferBudget,
+}
+
+impl std::fmt::Debug for MultipartStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultipartStore")
+            .field("config", &self.config)
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a configuration cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "the node's part buffer budget ({budget} bytes) must hold at least one part of the largest upload ({part} bytes)"
+)]
+pub struct BudgetTooSmall {
+    /// The budget.
+    pub budget: u64,
+    /// The largest part size.
+    pub part: u64,
+}
+
+impl MultipartStore {
+    /// A store over `objects` and `state`, buffering at most `budget` bytes of parts on this
+    /// node. Fails if the budget cannot hold one part of the largest allowed upload.
+    pub fn new(
+        objects: Arc<dyn ObjectStore>,
+        state: Arc<dyn StateStore>,
+        config: MultipartConfig,
+        budget: BufferBudget,
+    ) -> Result<Self, BudgetTooSmall> {
+        let part = part_size_for(None, &config).max(part_size_for(Some(config.max_size), &config));
+        if budget.bytes() < part {
+            return Err(BudgetTooSmall {
+                budget: budget.bytes(),
+                part,
+            });
+        }
+        Ok(Self {
+            objects,
+            state,
+            config,
+            budget,
+        })
+    }
+
+    /// The object key of an upload's operator-facing info document.
+    fn info_key(id: &UploadId) -> String {
+        format!("{id}.info")
+    }
+
+    /// Write `<id>.info` (length and metadata, for operators). It is informational, so a failure
+    /// is logged and does not fail the upload.
+    pub(crate) async fn write_info_object(&self, state: &UploadState) {
+        let doc = serde_json::json!({
+            "id": state.id.as_str(),
+            "length": state.length,
+            "metadata": state.metadata,
+            "part_size": state.part_size,
+            "finished": state.finished,
+        });
+        let body = Bytes::from(doc.to_string());
+        if let Err(err) = self
+            .objects
+            .put_object(&Self::info_key(&state.id), body)
+            .await
+        {
+            tracing::warn!(upload_id = %state.id, error = %err, "could not write the info object");
+        }
+    }
+
+    /// Assemble the object of an upload whose every byte is stored, and mark it finished.
+    /// Idempotent: after a crash anywhere in here, running it again completes the same object.
+    /// `tail` is the tail's bytes if the caller has them in memory.
+    pub(crate) async fn finalize(
+        &self,
+        mut state: UploadState,
+        fence: u64,
+        tail: Option<Bytes>,
+    ) -> Result<UploadState> {
+        debug_assert!(!state.finished && state.length == Some(state.offset()));
+        let tail = match tail {
+            Some(tail) => tail,
+            None if state.tail_len == 0 => Bytes::new(),
+            None => self.state.read_tail(&state.id).await?,
+        };
+        if tail.len() as u64 != state.tail_len {
+            return Err(corrupt_tail(&state, tail.len()));
+        }
+        let key = state.id.as_str();
+        match state.multipart_id.as_deref() {
+            // Smaller than one part: a single PUT, no multipart upload needed.
+            None => self.objects.put_object(key, tail).await?,
+            Some(multipart_id) if state.parts.is_empty() && tail.is_empty() => {
+                self.objects.put_object(key, Bytes::new()).await?;
+                self.objects.abort_multipart(key, multipart_id).await?;
+            }
+            Some(multipart_id) => {
+                match self.assemble(&state, multipart_id, tail).await {
+                    Ok(()) => {}
+                    // The multipart upload is gone (NotFound; some S3 clones answer an unknown
+                    // upload id with a server error): either an earlier attempt completed it and
+                    // crashed before recording that, or it really vanished.
+                    Err(err) if matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Backend) => {
+                        if self.objects.object_size(key).await? != state.length {
+                            return Err(vanished(err));
+                        }
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        self.state.finish(&state.id, fence).await?;
+        state.finished = true;
+        state.tail_len = 0;
+        tracing::info!(upload_id = %state.id, length = ?state.length, parts = state.parts.len(), "upload finished");
+        self.write_info_object(&state).await;
+        Ok(state)
+    }
+
+    /// Upload the tail as the last part and complete the multipart upload.
+    async fn assemble(&self, state: &UploadState, multipart_id: &str, tail: Bytes) -> Result<()> {
+        let key = state.id.as_str();
+        let mut etags = state.parts.clone();
+        if !tail.is_empty() {
+            let number = part_number(etags.len() + 1)?;
+            etags.push(
+                self.objects
+                    .upload_part(key, multipart_id, number, tail)
+                    .await?,
+            );
+        }
+        self.objects
+            .complete_multipart(key, multipart_id, &etags)
+            .await
+    }
+
+    /// Finish an upload whose bytes are all stored but which a crashed holder left unfinished.
+    async fn settle(&self, state: UploadState, fence: u64) -> Result<UploadState> {
+        if !state.finished && state.length == Some(state.offset()) {
+            return self.finalize(state, fence, None).await;
+        }
+        Ok(state)
+    }
+}
+
+/// S3 part numbers are 1 to 10,000.
+pub(crate) fn part_number(n: usize) -> Result<u32> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::TooLarge,
+                "upload would need more than 10,000 parts",
+            )
+        })
+}
+
+/// The multipart upload is gone from object storage (aborted by a lifecycle rule, or by hand):
+/// the upload cannot continue.
+pub(crate) fn vanished(err: Error) -> Error {
+    if err.kind() == ErrorKind::NotFound {
+        Error::new(
+            ErrorKind::Gone,
+            "the upload's data is no longer in object storage",
+        )
+        .with_source(err)
+    } else {
+        err
+    }
+}
+
+fn corrupt_tail(state: &UploadState, len: usize) -> Error {
+    Error::new(
+        ErrorKind::Backend,
+        format!(
+            "upload {}: the tail holds {len} bytes but the state counts {}",
+            state.id, state.tail_len
+        ),
+    )
+}
+
+#[async_trait]
+impl UploadStore for MultipartStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    async fn create(&self, upload: NewUpload) -> Result<UploadInfo> {
+        let state = UploadState {
+            part_size: part_size_for(upload.length, &self.config),
+            id: upload.id,
+            length: upload.length,
+            metadata: upload.metadata,
+            multipart_id: None,
+            parts: Vec::new(),
+            tail_len: 0,
+            finished: false,
+        };
+        self.state.create(&state).await?;
+        self.write_info_object(&state).await;
+        if state.length == Some(0) {
+            // Nobody else knows the id yet, so no lock is needed; fence 0 is older than any
+            // lock's token, so a holder that arrives meanwhile wins.
+            let state = self.finalize(state, 0, Some(Bytes::new())).await?;
+            return Ok(state.info());
+        }
+        Ok(state.info())
+    }
+
+    async fn info(&self, id: &UploadId) -> Result<UploadInfo> {
+        Ok(self.state.get(id).await?.info())
+    }
+
+    async fn info_locked(&self, id: &UploadId, fence: u64) -> Result<UploadInfo> {
+        let state = self.state.load(id, fence).await?;
+        Ok(self.settle(state, fence).await?.info())
+    }
+
+    async fn write(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: &mut dyn ChunkSource,
+        fence: u64,
+    ) -> Result<UploadInfo> {
+        let state = self.state.load(id, fence).await?;
+        let state = self.settle(state, fence).await?;
+        if state.offset() != offset {
+            return Err(Error::new(
+                ErrorKind::OffsetMismatch,
+                format!(
+                    "offset {offset} does not match the upload's offset {}",
+                    state.offset()
+                ),
+            ));
+        }
+        Ok(self.write_body(state, body, fence).await?.info())
+    }
+
+    async fn declare_length(&self, id: &UploadId, length: u64, fence: u64) -> Result<UploadInfo> {
+        let mut state = self.state.load(id, fence).await?;
+        if let Some(current) = state.length {
+            if current != length {
+                return Err(Error::new(
+                    ErrorKind::Invalid,
+                    format!("upload length is already set to {current}"),
+                ));
+            }
+            return Ok(state.info());
+        }
+        if length < state.offset() {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "upload length is below the upload's offset",
+            ));
+        }
+        // Parts were sized for the maximum upload size, which this length cannot exceed.
+        self.state.set_length(id, fence, length).await?;
+        state.length = Some(length);
+        Ok(self.settle(state, fence).await?.info())
+    }
+
+    async fn terminate(&self, id: &UploadId, fence: u64) -> Result<()> {
+        let state = self.state.load(id, fence).await?;
+        // Object storage first: if it fails, the state still points at everything and the
+        // client can retry; an abort of an already aborted upload succeeds.
+        if let Some(multipart_id) = &state.multipart_id {
+            self.objects
+                .abort_multipart(id.as_str(), multipart_id)
+                .await?;
+        }
+        self.objects.delete_object(id.as_str()).await?;
+        self.objects.delete_object(&Self::info_key(id)).await?;
+        self.state.delete(id, fence).await?;
+        tracing::info!(upload_id = %id, "upload terminated");
+        Ok(())
+    }
+}

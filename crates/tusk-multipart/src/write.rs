@@ -1,0 +1,253 @@
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinHandle;
+use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, UploadState};
+
+use crate::MultipartStore;
+use crate::store::{part_number, vanished};
+
+/// A part on its way to object storage. The task is aborted if the PATCH is dropped.
+struct InflightPart {
+    task: JoinHandle<Result<String>>,
+}
+
+impl Drop for InflightPart {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One PATCH body's journey: bytes fill the current part buffer (which starts with the stored
+/// tail); a full buffer goes to object storage as the next part while the body keeps arriving;
+/// sent parts are committed to state in order as object storage confirms them.
+struct Writer<'a> {
+    store: &'a MultipartStore,
+    state: UploadState,
+    fence: u64,
+    /// The current part: the stored tail, then this body's bytes.
+    buf: BytesMut,
+    /// Budget reserved for `buf`.
+    buf_permit: Option<OwnedSemaphorePermit>,
+    /// Sent parts not yet committed, oldest first.
+    inflight: VecDeque<InflightPart>,
+    /// ETags of parts confirmed but held back (all-or-nothing bodies commit at the end).
+    held: Vec<String>,
+    all_or_nothing: bool,
+}
+
+impl MultipartStore {
+    /// Stream `body` into parts and tail after `state`'s offset; see [`Writer`].
+    pub(crate) async fn write_body(
+        &self,
+        state: UploadState,
+        body: &mut dyn ChunkSource,
+        fence: u64,
+    ) -> Result<UploadState> {
+        let room = state
+            .length
+            .unwrap_or(self.config.max_size)
+            .saturating_sub(state.offset());
+        let mut writer = Writer {
+            store: self,
+            buf: BytesMut::new(),
+            buf_permit: None,
+            inflight: VecDeque::new(),
+            held: Vec::new(),
+            all_or_nothing: body.all_or_nothing(),
+            state,
+            fence,
+        };
+        writer.start_part().await?;
+        if writer.state.tail_len > 0 {
+            let tail = self.state.read_tail(&writer.state.id).await?;
+            if tail.len() as u64 != writer.state.tail_len {
+                return Err(Error::new(
+                    ErrorKind::Backend,
+                    format!(
+                        "upload {}: the tail holds {} bytes but the state counts {}",
+                        writer.state.id,
+                        tail.len(),
+                        writer.state.tail_len
+                    ),
+                ));
+            }
+            writer.buf.extend_from_slice(&tail);
+        }
+
+        let mut received = 0u64;
+        while let Some(mut chunk) = body.next_chunk().await {
+            received += chunk.len() as u64;
+            if received > room {
+                // The engine stops a body at the length first; this is the store's own guard.
+                return Err(Error::new(
+                    ErrorKind::TooLarge,
+                    "body exceeds the upload's length",
+                ));
+            }
+            while !chunk.is_empty() {
+                let want = writer.part_size() - writer.buf.len();
+                let piece = chunk.split_to(want.min(chunk.len()));
+                writer.buf.extend_from_slice(&piece);
+                if writer.buf.len() == writer.part_size() {
+                    writer.send_part().await?;
+                    writer.start_part().await?;
+                }
+            }
+            writer.commit_confirmed(false).await?;
+        }
+
+        if !body.may_commit() {
+            // Parts already committed hold only bytes within the length; nothing more counts.
+            tracing::debug!(upload_id = %writer.state.id, "body refused; committing nothing more");
+            return Ok(writer.state);
+        }
+        writer.all_or_nothing = false;
+        writer.commit_confirmed(true).await?;
+        writer.commit_tail().await
+    }
+}
+
+impl Writer<'_> {
+    fn part_size(&self) -> usize {
+        // Part sizes are at most 5 GiB by construction, which fits usize on 64-bit targets.
+        usize::try_from(self.state.part_size).unwrap_or(usize::MAX)
+    }
+
+    /// Reserve budget for the next part buffer (waits while the node's budget is spent).
+    async fn start_part(&mut self) -> Result<()> {
+        let permit = self
+            .store
+            .budget
+            .reserve(self.state.part_size)
+            .await
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Backend,
+                    "the part buffer budget is smaller than one part",
+                )
+            })?;
+        self.buf_permit = Some(permit);
+        self.buf = BytesMut::with_capacity(self.part_size());
+        Ok(())
+    }
+
+    /// Send the full buffer as the next part; wait for the oldest part if too many are out.
+    async fn send_part(&mut self) -> Result<()> {
+        if self.inflight.len() >= self.store.config.max_inflight_parts.max(1) {
+            self.commit_oldest().await?;
+        }
+        let multipart_id = self.multipart_id().await?;
+        let number =
+            part_number(self.state.parts.len() + self.held.len() + self.inflight.len() + 1)?;
+        let body = std::mem::take(&mut self.buf).freeze();
+        let permit = self.buf_permit.take();
+        let objects = self.store.objects.clone();
+        let key = self.state.id.as_str().to_owned();
+        let task = tokio::spawn(async move {
+            let etag = objects.upload_part(&key, &multipart_id, number, body).await;
+            // The part's bytes are released with the permit once object storage has them.
+            drop(permit);
+            etag
+        });
+        self.inflight.push_back(InflightPart { task });
+        Ok(())
+    }
+
+    /// The upload's multipart upload, started the first time a part is sent.
+    async fn multipart_id(&mut self) -> Result<String> {
+        if let Some(id) = &self.state.multipart_id {
+            return Ok(id.clone());
+        }
+        let key = self.state.id.as_str();
+        let multipart_id = self.store.objects.create_multipart(key).await?;
+        if let Err(err) = self
+            .store
+            .state
+            .set_multipart(&self.state.id, self.fence, &multipart_id)
+            .await
+        {
+            // Not recorded, so nobody will ever use it: give its storage back.
+            let _ = self.store.objects.abort_multipart(key, &multipart_id).await;
+            return Err(err);
+        }
+        self.state.multipart_id = Some(multipart_id.clone());
+        Ok(multipart_id)
+    }
+
+    /// Commit parts whose upload finished; with `wait`, wait for all of them.
+    async fn commit_confirmed(&mut self, wait: bool) -> Result<()> {
+        while let Some(front) = self.inflight.front() {
+            if !wait && !front.task.is_finished() {
+                break;
+            }
+            self.commit_oldest().await?;
+        }
+        if !self.all_or_nothing && !self.held.is_empty() {
+            let parts = std::mem::take(&mut self.held);
+            self.commit(parts, TailChange::Replace(Bytes::new()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Wait for the oldest part and commit it (or hold it back for an all-or-nothing body).
+    async fn commit_oldest(&mut self) -> Result<()> {
+        let Some(mut part) = self.inflight.pop_front() else {
+            return Ok(());
+        };
+        let etag = (&mut part.task)
+            .await
+            .map_err(|err| {
+                Error::new(ErrorKind::Backend, "part upload task failed").with_source(err)
+            })?
+            .map_err(vanished)?;
+        self.held.push(etag);
+        if !self.all_or_nothing {
+            let parts = std::mem::take(&mut self.held);
+            // The first part of a body absorbs the stored tail; after any part the stored tail
+            // is empty, because the bytes after it are only in this node's memory.
+            self.commit(parts, TailChange::Replace(Bytes::new()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, new_parts: Vec<String>, tail: TailChange) -> Result<()> {
+        let commit = Commit {
+            expect_parts: u32::try_from(self.state.parts.len()).unwrap_or(u32::MAX),
+            expect_tail_len: self.state.tail_len,
+            new_parts,
+            tail,
+        };
+        self.state = self
+            .store
+            .state
+            .commit(&self.state.id, self.fence, commit)
+            .await?;
+        Ok(())
+    }
+
+    /// The body ended and every part is committed: store the rest of the buffer as the tail, and
+    /// finish the upload if that was its last byte.
+    async fn commit_tail(mut self) -> Result<UploadState> {
+        let stored = usize::try_from(self.state.tail_len).unwrap_or(usize::MAX);
+        let buf = std::mem::take(&mut self.buf).freeze();
+        if buf.len() > stored {
+            let new = buf.slice(stored..);
+            self.commit(Vec::new(), TailChange::Append(new)).await?;
+        }
+        self.buf_permit = None;
+        let Writer {
+            store,
+            state,
+            fence,
+            ..
+        } = self;
+        if !state.finished && state.length == Some(state.offset()) {
+            return store.finalize(state, fence, Some(buf)).await;
+        }
+        Ok(state)
+    }
+}

@@ -1,0 +1,410 @@
+//! The distributed store over in-memory object and state stores with S3's and Redis's
+//! semantics. The same store runs against real S3 and Redis in the binary's end-to-end tests.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tusk_core::{
+    ChunkSource, Commit, ErrorKind, Metadata, NewUpload, Result, StateStore, UploadId, UploadState,
+    UploadStore,
+};
+use tusk_multipart::{BufferBudget, MultipartConfig, MultipartStore};
+use tusk_testkit::store_suite::{self, ReadBack};
+use tusk_testkit::{ChunkList, MemoryObjects, MemoryState};
+
+const MIB: u64 = 1024 * 1024;
+const P: u64 = 5 * MIB;
+
+fn config() -> MultipartConfig {
+    MultipartConfig {
+        preferred_part_size: P,
+        max_parts: 10_000,
+        max_size: 10_000 * P,
+        max_inflight_parts: 2,
+    }
+}
+
+/// One "node": a store over shared object and state stores.
+fn node(
+    objects: &MemoryObjects,
+    state: Arc<dyn StateStore>,
+    config: MultipartConfig,
+) -> MultipartStore {
+    MultipartStore::new(
+        Arc::new(objects.clone()),
+        state,
+        config,
+        BufferBudget::new(64 * MIB),
+    )
+    .unwrap()
+}
+
+struct Cluster {
+    objects: MemoryObjects,
+    state: MemoryState,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        Self {
+            objects: MemoryObjects::new(),
+            state: MemoryState::new(),
+        }
+    }
+
+    fn node(&self) -> MultipartStore {
+        node(&self.objects, Arc::new(self.state.clone()), config())
+    }
+}
+
+/// Reads finished objects back.
+struct Objects(MemoryObjects);
+
+#[async_trait]
+impl ReadBack for Objects {
+    async fn read_back(&self, id: &UploadId) -> Vec<u8> {
+        self.0.object(id.as_str()).expect("finished object")
+    }
+}
+
+fn pattern(len: u64, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 13) as u8)
+        .collect()
+}
+
+async fn create(store: &MultipartStore, length: Option<u64>) -> UploadId {
+    let id = UploadId::generate();
+    store
+        .create(NewUpload {
+            id: id.clone(),
+            length,
+            metadata: Metadata::default(),
+        })
+        .await
+        .expect("create");
+    id
+}
+
+/// Write `data` at `offset` in chunks of 64 KiB.
+async fn write(store: &MultipartStore, id: &UploadId, offset: u64, data: &[u8]) -> u64 {
+    let mut src = ChunkList::split(data, 64 * 1024);
+    store
+        .write(id, offset, &mut src, 1)
+        .await
+        .expect("write")
+        .offset
+}
+
+fn assert_equal_parts(objects: &MemoryObjects, id: &UploadId, part_size: u64) {
+    let Some(sizes) = objects.part_sizes_of_last_complete(id.as_str()) else {
+        return; // a single PUT: smaller than one part
+    };
+    let (last, full) = sizes.split_last().expect("at least one part");
+    assert!(
+        full.iter().all(|&s| s == part_size),
+        "unequal parts: {sizes:?}"
+    );
+    assert!(*last <= part_size && *last > 0, "last part {last}");
+}
+
+#[tokio::test]
+async fn passes_the_store_conformance_suite() {
+    let cluster = Cluster::new();
+    store_suite::run(&cluster.node(), &Objects(cluster.objects.clone())).await;
+}
+
+#[tokio::test]
+async fn edge_sizes_land_byte_exact_in_equal_parts() {
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    for len in [0, 1, P - 1, P, P + 1, 2 * P, 2 * P + 3] {
+        let data = pattern(len, len as u8);
+        let id = create(&store, Some(len)).await;
+        if len > 0 {
+            assert_eq!(write(&store, &id, 0, &data).await, len);
+        }
+        assert_eq!(
+            cluster.objects.object(id.as_str()),
+            Some(data),
+            "length {len}"
+        );
+        assert_equal_parts(&cluster.objects, &id, P);
+    }
+    assert_eq!(cluster.objects.pending_multiparts(), 0);
+}
+
+#[tokio::test]
+async fn small_pieces_alternating_nodes_resume_from_the_tail() {
+    let cluster = Cluster::new();
+    let nodes = [cluster.node(), cluster.node(), cluster.node()];
+    let len = 2 * P + 777_777;
+    let data = pattern(len, 3);
+    let id = create(&nodes[0], Some(len)).await;
+    // 3 MiB on node 2, then 300 KiB pieces round the nodes: every piece after the first starts
+    // from the tail another node left.
+    let mut offset = write(&nodes[1], &id, 0, &data[..3 * MIB as usize]).await;
+    assert_eq!(nodes[2].info(&id).await.unwrap().offset, 3 * MIB);
+    let mut turn = 0;
+    while offset < len {
+        let end = (offset + 300 * 1024).min(len);
+        let node = &nodes[turn % 3];
+        offset = write(node, &id, offset, &data[offset as usize..end as usize]).await;
+        assert_eq!(offset, end);
+        turn += 1;
+    }
+    assert_eq!(cluster.objects.object(id.as_str()), Some(data));
+    assert_equal_parts(&cluster.objects, &id, P);
+}
+
+#[tokio::test]
+async fn deferred_length_and_a_length_that_forces_bigger_parts() {
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    let data = pattern(P + 10, 9);
+    let id = create(&store, None).await;
+    let offset = write(&store, &id, 0, &data).await;
+    assert_eq!(offset, P + 10);
+    store.declare_length(&id, P + 10, 1).await.unwrap();
+    assert_eq!(cluster.objects.object(id.as_str()), Some(data));
+
+    // Three parts at most: 24 MiB needs 8 MiB parts, above the 5 MiB preferred size.
+    let few_parts = MultipartConfig {
+        max_parts: 3,
+        max_size: 30 * MIB,
+        ..config()
+    };
+    let store = node(&cluster.objects, Arc::new(cluster.state.clone()), few_parts);
+    let len = 24 * MIB - 5;
+    let data = pattern(len, 1);
+    let id = create(&store, Some(len)).await;
+    write(&store, &id, 0, &data).await;
+    assert_eq!(cluster.objects.object(id.as_str()), Some(data));
+    assert_eq!(
+        cluster.objects.part_sizes_of_last_complete(id.as_str()),
+        Some(vec![8 * MIB, 8 * MIB, 8 * MIB - 5])
+    );
+}
+
+#[tokio::test]
+async fn an_older_fence_changes_nothing() {
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    let id = create(&store, Some(10)).await;
+    let mut src = ChunkList::new([Bytes::from_static(b"abc")]);
+    store.write(&id, 0, &mut src, 7).await.unwrap();
+    let mut stale = ChunkList::new([Bytes::from_static(b"XYZ")]);
+    let err = store.write(&id, 3, &mut stale, 6).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockLost);
+    assert_eq!(store.info(&id).await.unwrap().offset, 3);
+    let err = store.terminate(&id, 6).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockLost);
+}
+
+#[tokio::test]
+async fn object_storage_outage_keeps_every_committed_byte() {
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    let len = 3 * P;
+    let data = pattern(len, 5);
+    let id = create(&store, Some(len)).await;
+    let offset = write(&store, &id, 0, &data[..(P + 100) as usize]).await;
+    assert_eq!(offset, P + 100);
+
+    cluster.objects.set_unavailable(true);
+    let mut src = ChunkList::split(&data[offset as usize..], 64 * 1024);
+    let err = store.write(&id, offset, &mut src, 1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    // Nothing was lost, nothing claimed that is not stored.
+    assert_eq!(store.info(&id).await.unwrap().offset, offset);
+
+    cluster.objects.set_unavailable(false);
+    assert_eq!(
+        write(&store, &id, offset, &data[offset as usize..]).await,
+        len
+    );
+    assert_eq!(cluster.objects.object(id.as_str()), Some(data));
+}
+
+#[tokio::test]
+async fn an_outage_while_finishing_is_repaired_by_the_next_request() {
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    let len = P + 5;
+    let data = pattern(len, 2);
+    let id = create(&store, Some(len)).await;
+    write(&store, &id, 0, &data[..P as usize]).await;
+
+    // The last 5 bytes are committed to the tail, then assembling the object fails.
+    cluster.objects.set_unavailable(true);
+    let mut src = ChunkList::new([Bytes::copy_from_slice(&data[P as usize..])]);
+    let err = store.write(&id, P, &mut src, 1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(store.info(&id).await.unwrap().offset, len);
+    assert_eq!(cluster.objects.object(id.as_str()), None);
+
+    cluster.objects.set_unavailable(false);
+    let info = cluster.node().info_locked(&id, 2).await.unwrap();
+    assert!(info.is_complete());
+    assert_eq!(cluster.objects.object(id.as_str()), Some(data));
+}
+
+/// A state store whose `finish` fails once: a crash between CompleteMultipartUpload and the
+/// state update.
+struct FinishFailsOnce {
+    inner: MemoryState,
+    failed: AtomicBool,
+}
+
+#[async_trait]
+impl StateStore for FinishFailsOnce {
+    async fn create(&self, state: &UploadState) -> Result<()> {
+        self.inner.create(state).await
+    }
+    async fn get(&self, id: &UploadId) -> Result<UploadState> {
+        self.inner.get(id).await
+    }
+    async fn load(&self, id: &UploadId, fence: u64) -> Result<UploadState> {
+        self.inner.load(id, fence).await
+    }
+    async fn read_tail(&self, id: &UploadId) -> Result<Bytes> {
+        self.inner.read_tail(id).await
+    }
+    async fn set_multipart(&self, id: &UploadId, fence: u64, multipart_id: &str) -> Result<()> {
+        self.inner.set_multipart(id, fence, multipart_id).await
+    }
+    async fn commit(&self, id: &UploadId, fence: u64, commit: Commit) -> Result<UploadState> {
+        self.inner.commit(id, fence, commit).await
+    }
+    async fn set_length(&self, id: &UploadId, fence: u64, length: u64) -> Result<()> {
+        self.inner.set_length(id, fence, length).await
+    }
+    async fn finish(&self, id: &UploadId, fence: u64) -> Result<()> {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(tusk_core::Error::new(ErrorKind::Unavailable, "crash"));
+        }
+        self.inner.finish(id, fence).await
+    }
+    async fn delete(&self, id: &UploadId, fence: u64) -> Result<()> {
+        self.inner.delete(id, fence).await
+    }
+}
+
+#[tokio::test]
+async fn finishing_is_exactly_once_after_a_crash_between_complete_and_record() {
+    let objects = MemoryObjects::new();
+    let state = MemoryState::new();
+    let flaky = Arc::new(FinishFailsOnce {
+        inner: state.clone(),
+        failed: AtomicBool::new(false),
+    });
+    let store = node(&objects, flaky, config());
+    let len = 2 * P + 1;
+    let data = pattern(len, 4);
+    let id = create(&store, Some(len)).await;
+    let mut src = ChunkList::split(&data, 64 * 1024);
+    let err = store.write(&id, 0, &mut src, 1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    // The object is assembled, the state not yet finished.
+    assert_eq!(objects.object(id.as_str()), Some(data.clone()));
+    assert!(!state.get(&id).await.unwrap().finished);
+
+    let info = store.info_locked(&id, 2).await.unwrap();
+    assert!(info.is_complete());
+    assert!(state.get(&id).await.unwrap().finished);
+    assert_eq!(objects.object(id.as_str()), Some(data));
+}
+
+#[tokio::test]
+async fn termination_aborts_the_multipart_upload() {
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    let id = create(&store, Some(3 * P)).await;
+    write(&store, &id, 0, &pattern(P + 1, 0)).await;
+    assert_eq!(cluster.objects.pending_multiparts(), 1);
+    store.terminate(&id, 1).await.unwrap();
+    assert_eq!(cluster.objects.pending_multiparts(), 0);
+    assert_eq!(
+        store.info(&id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(cluster.objects.object(&format!("{id}.info")), None);
+}
+
+/// A body under a checksum that turns out wrong: nothing of it may count.
+struct Refused(ChunkList);
+
+#[async_trait]
+impl ChunkSource for Refused {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        self.0.next_chunk().await
+    }
+    fn may_commit(&self) -> bool {
+        false
+    }
+    fn all_or_nothing(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn all_or_nothing_bodies_commit_no_part_when_refused() {
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    let len = 3 * P;
+    let data = pattern(len, 8);
+    let id = create(&store, Some(len)).await;
+    write(&store, &id, 0, &data[..100]).await;
+    let mut refused = Refused(ChunkList::split(&data[100..(2 * P) as usize], 64 * 1024));
+    let info = store.write(&id, 100, &mut refused, 1).await.unwrap();
+    assert_eq!(info.offset, 100);
+    assert_eq!(write(&store, &id, 100, &data[100..]).await, len);
+    assert_eq!(cluster.objects.object(id.as_str()), Some(data));
+}
+
+#[tokio::test]
+async fn concurrent_uploads_share_a_budget_of_one_part() {
+    let objects = MemoryObjects::new();
+    let state = MemoryState::new();
+    let store = MultipartStore::new(
+        Arc::new(objects.clone()),
+        Arc::new(state),
+        MultipartConfig {
+            max_size: 100 * MIB,
+            ..config()
+        },
+        BufferBudget::new(P),
+    )
+    .unwrap();
+    let len = 3 * P + 9;
+    let mut tasks = Vec::new();
+    for seed in 0..4u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let data = pattern(len, seed);
+            let id = create(&store, Some(len)).await;
+            write(&store, &id, 0, &data).await;
+            (id, data)
+        }));
+    }
+    for task in tasks {
+        let (id, data) = task.await.unwrap();
+        assert_eq!(objects.object(id.as_str()), Some(data));
+    }
+}
+
+#[test]
+fn a_budget_smaller_than_a_part_is_refused() {
+    let err = MultipartStore::new(
+        Arc::new(MemoryObjects::new()),
+        Arc::new(MemoryState::new()),
+        config(),
+        BufferBudget::new(P - 1),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("budget"), "{err}");
+}
