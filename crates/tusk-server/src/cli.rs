@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
-use crate::units::{ByteSize, HumanDuration, LogFormat, OriginList};
+use crate::units::{ByteSize, CommaList, HumanDuration, LogFormat, Secret};
 
 /// tusk: a resumable-upload server for the tus 1.0 protocol.
 #[derive(Debug, Parser)]
@@ -67,7 +67,7 @@ pub struct Settings {
     /// Browser origins allowed by CORS, comma-separated: "*" for any (no credentials), an
     /// empty string to disable CORS [default: *].
     #[arg(long, env = "TUSK_CORS_ORIGINS", value_name = "LIST")]
-    pub cors_origins: Option<OriginList>,
+    pub cors_origins: Option<CommaList>,
 
     /// How long a request waits for an upload held by another request (which is asked to
     /// let go) before answering 423 [default: 5s].
@@ -85,6 +85,202 @@ pub struct Settings {
     /// Log format on stderr: text or json [default: text]. Verbosity via RUST_LOG.
     #[arg(long, env = "TUSK_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    // --- distributed mode -------------------------------------------------------------------
+    /// S3 bucket holding upload data. Setting it switches to distributed mode (S3 + Redis);
+    /// credentials come from the standard AWS chain (env, profile, web identity, instance
+    /// role), with AWS_ACCESS_KEY_ID_FILE / AWS_SECRET_ACCESS_KEY_FILE / AWS_SESSION_TOKEN_FILE
+    /// read from files [default: none, local mode].
+    #[arg(
+        long,
+        env = "TUSK_S3_BUCKET",
+        value_name = "BUCKET",
+        help_heading = "Distributed mode"
+    )]
+    pub s3_bucket: Option<String>,
+
+    /// S3 endpoint URL for S3-compatible stores (MinIO, R2, ...) [default: AWS].
+    #[arg(
+        long,
+        env = "TUSK_S3_ENDPOINT",
+        value_name = "URL",
+        help_heading = "Distributed mode"
+    )]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region [default: from the AWS chain, else us-east-1].
+    #[arg(
+        long,
+        env = "TUSK_S3_REGION",
+        value_name = "REGION",
+        help_heading = "Distributed mode"
+    )]
+    pub s3_region: Option<String>,
+
+    /// Prefix of every object key tusk writes [default: none].
+    #[arg(
+        long,
+        env = "TUSK_S3_PREFIX",
+        value_name = "PREFIX",
+        help_heading = "Distributed mode"
+    )]
+    pub s3_prefix: Option<String>,
+
+    /// Address buckets as endpoint/bucket instead of bucket.endpoint (MinIO, moto)
+    /// [default: false].
+    #[arg(long, env = "TUSK_S3_FORCE_PATH_STYLE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Distributed mode")]
+    pub s3_force_path_style: Option<bool>,
+
+    /// Redis holding upload state and tails: redis://[:password@]host:port/db, or rediss://
+    /// for TLS. Required with --s3-bucket [default: none].
+    #[arg(
+        long,
+        env = "TUSK_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        help_heading = "Distributed mode"
+    )]
+    pub redis_url: Option<Secret>,
+
+    /// File holding the Redis URL (for secrets mounted as files); instead of --redis-url.
+    #[arg(
+        long,
+        env = "TUSK_REDIS_URL_FILE",
+        value_name = "FILE",
+        help_heading = "Distributed mode"
+    )]
+    pub redis_url_file: Option<PathBuf>,
+
+    /// Prefix of tusk's Redis keys [default: tusk:].
+    #[arg(
+        long,
+        env = "TUSK_REDIS_PREFIX",
+        value_name = "PREFIX",
+        help_heading = "Distributed mode"
+    )]
+    pub redis_prefix: Option<String>,
+
+    /// etcd endpoints, comma-separated (http:// or https://). Setting them switches locks
+    /// from in-process to etcd, so several nodes can serve the same uploads [default: none].
+    #[arg(
+        long,
+        env = "TUSK_ETCD_ENDPOINTS",
+        value_name = "URL[,URL]",
+        help_heading = "Distributed mode"
+    )]
+    pub etcd_endpoints: Option<CommaList>,
+
+    /// etcd user name (with --etcd-password) [default: none].
+    #[arg(
+        long,
+        env = "TUSK_ETCD_USER",
+        value_name = "USER",
+        help_heading = "Distributed mode"
+    )]
+    pub etcd_user: Option<String>,
+
+    /// etcd password [default: none].
+    #[arg(
+        long,
+        env = "TUSK_ETCD_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true,
+        help_heading = "Distributed mode"
+    )]
+    pub etcd_password: Option<Secret>,
+
+    /// File holding the etcd password; instead of --etcd-password.
+    #[arg(
+        long,
+        env = "TUSK_ETCD_PASSWORD_FILE",
+        value_name = "FILE",
+        help_heading = "Distributed mode"
+    )]
+    pub etcd_password_file: Option<PathBuf>,
+
+    /// CA certificate (PEM) to verify etcd's TLS certificate [default: none].
+    #[arg(
+        long,
+        env = "TUSK_ETCD_CA_FILE",
+        value_name = "FILE",
+        help_heading = "Distributed mode"
+    )]
+    pub etcd_ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) for etcd mutual TLS, with --etcd-key-file [default: none].
+    #[arg(
+        long,
+        env = "TUSK_ETCD_CERT_FILE",
+        value_name = "FILE",
+        help_heading = "Distributed mode"
+    )]
+    pub etcd_cert_file: Option<PathBuf>,
+
+    /// Client key (PEM) for etcd mutual TLS [default: none].
+    #[arg(
+        long,
+        env = "TUSK_ETCD_KEY_FILE",
+        value_name = "FILE",
+        help_heading = "Distributed mode"
+    )]
+    pub etcd_key_file: Option<PathBuf>,
+
+    /// Prefix of tusk's etcd keys [default: tusk/].
+    #[arg(
+        long,
+        env = "TUSK_ETCD_PREFIX",
+        value_name = "PREFIX",
+        help_heading = "Distributed mode"
+    )]
+    pub etcd_prefix: Option<String>,
+
+    /// Lease TTL of an etcd upload lock: how long a crashed node's locks outlive it
+    /// [default: 10s].
+    #[arg(
+        long,
+        env = "TUSK_LOCK_LEASE",
+        value_name = "DURATION",
+        help_heading = "Distributed mode"
+    )]
+    pub lock_lease: Option<HumanDuration>,
+
+    /// Preferred S3 part size; larger when an upload's length needs it to fit --max-parts
+    /// [default: 8MiB, at least 5MiB].
+    #[arg(
+        long,
+        env = "TUSK_PREFERRED_PART_SIZE",
+        value_name = "BYTES",
+        help_heading = "Distributed mode"
+    )]
+    pub preferred_part_size: Option<ByteSize>,
+
+    /// Most S3 parts per upload [default: 10000, the S3 limit].
+    #[arg(
+        long,
+        env = "TUSK_MAX_PARTS",
+        value_name = "N",
+        help_heading = "Distributed mode"
+    )]
+    pub max_parts: Option<u32>,
+
+    /// Parts of one upload sent to S3 at once while its PATCH keeps streaming [default: 2].
+    #[arg(
+        long,
+        env = "TUSK_MAX_INFLIGHT_PARTS",
+        value_name = "N",
+        help_heading = "Distributed mode"
+    )]
+    pub max_inflight_parts: Option<usize>,
+
+    /// Bytes of part buffers one node may hold across all uploads; a PATCH waits (and stops
+    /// reading) while it is spent [default: 512MiB].
+    #[arg(
+        long,
+        env = "TUSK_MAX_BUFFERED_BYTES",
+        value_name = "BYTES",
+        help_heading = "Distributed mode"
+    )]
+    pub max_buffered_bytes: Option<ByteSize>,
 }
 
 impl Settings {
@@ -109,6 +305,27 @@ impl Settings {
             read_timeout,
             shutdown_timeout,
             log_format,
+            s3_bucket,
+            s3_endpoint,
+            s3_region,
+            s3_prefix,
+            s3_force_path_style,
+            redis_url,
+            redis_url_file,
+            redis_prefix,
+            etcd_endpoints,
+            etcd_user,
+            etcd_password,
+            etcd_password_file,
+            etcd_ca_file,
+            etcd_cert_file,
+            etcd_key_file,
+            etcd_prefix,
+            lock_lease,
+            preferred_part_size,
+            max_parts,
+            max_inflight_parts,
+            max_buffered_bytes,
         )
     }
 }

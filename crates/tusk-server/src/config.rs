@@ -8,18 +8,57 @@ use std::time::Duration;
 use tusk_http::{CorsOrigins, HttpConfig};
 use tusk_protocol::EngineConfig;
 
+use tusk_multipart::{MultipartConfig, part_size_for};
+
 use crate::cli::Settings;
-use crate::units::LogFormat;
+use crate::units::{LogFormat, Secret};
 
 /// The validated configuration of `tusk serve`.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
-    pub data_dir: PathBuf,
+    pub storage: Storage,
     pub engine: EngineConfig,
     pub http: HttpConfig,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+}
+
+/// Where uploads live.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// One node, local disk, in-process locks.
+    Local { data_dir: PathBuf },
+    /// S3 for data, Redis for state and tails; etcd locks if configured, else in-process.
+    Distributed(Box<Distributed>),
+}
+
+/// Distributed-mode settings, validated.
+#[derive(Debug, Clone)]
+pub struct Distributed {
+    pub s3_bucket: String,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_prefix: String,
+    pub s3_force_path_style: bool,
+    pub redis_url: Secret,
+    pub redis_prefix: String,
+    pub etcd: Option<Etcd>,
+    pub multipart: MultipartConfig,
+    pub max_buffered_bytes: u64,
+}
+
+/// etcd lock settings, validated.
+#[derive(Debug, Clone)]
+pub struct Etcd {
+    pub endpoints: Vec<String>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub prefix: String,
+    pub lease: Duration,
 }
 
 /// A configuration that cannot be used.
@@ -74,8 +113,13 @@ pub fn load(cli: Settings) -> Result<ServeConfig, ConfigError> {
     validate(cli.over(file))
 }
 
-fn validate(s: Settings) -> Result<ServeConfig, ConfigError> {
+fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
     let defaults = EngineConfig::default();
+    let max_size = s.max_size.map_or(defaults.max_size, |v| v.0);
+    if max_size == 0 {
+        return Err(invalid("max_size", "must be at least 1 byte"));
+    }
+    let storage = storage(&mut s, max_size)?;
     let base_path = s.base_path.unwrap_or_else(|| "/files/".to_owned());
     if !base_path.starts_with('/')
         || base_path.contains(['?', '#', ' ', '%'])
@@ -88,10 +132,6 @@ fn validate(s: Settings) -> Result<ServeConfig, ConfigError> {
     }
     let base_path = format!("{}/", base_path.trim_end_matches('/'));
 
-    let max_size = s.max_size.map_or(defaults.max_size, |v| v.0);
-    if max_size == 0 {
-        return Err(invalid("max_size", "must be at least 1 byte"));
-    }
     let max_metadata = s
         .max_metadata_size
         .map_or(defaults.max_metadata_bytes as u64, |v| v.0);
@@ -184,7 +224,7 @@ fn validate(s: Settings) -> Result<ServeConfig, ConfigError> {
         listen: s
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1080))),
-        data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("tusk-data")),
+        storage,
         engine: EngineConfig {
             max_size,
             max_metadata_bytes: max_metadata as usize,
@@ -202,6 +242,190 @@ fn validate(s: Settings) -> Result<ServeConfig, ConfigError> {
     })
 }
 
+/// S3 allows parts of at most 5 GiB and at most 10,000 of them.
+const MAX_PART_SIZE: u64 = 5 << 30;
+const MIN_PART_SIZE: u64 = 5 << 20;
+
+/// Read a secret from `file` if given (trailing newline dropped), else take `value`.
+fn secret_from(
+    key: &'static str,
+    value: Option<Secret>,
+    file: Option<PathBuf>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(invalid(
+            key,
+            format!("give either {key} or {key}_file, not both"),
+        )),
+        (value, None) => Ok(value),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|err| invalid(key, format!("cannot read {}: {err}", path.display())))?;
+            Ok(Some(Secret(text.trim_end_matches(['\r', '\n']).to_owned())))
+        }
+    }
+}
+
+/// Local or distributed storage, from the distributed-mode settings (which `s` gives up).
+fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
+    let redis_url = secret_from("redis_url", s.redis_url.take(), s.redis_url_file.take())?;
+    let etcd_password = secret_from(
+        "etcd_password",
+        s.etcd_password.take(),
+        s.etcd_password_file.take(),
+    )?;
+    let Some(s3_bucket) = s.s3_bucket.take() else {
+        if redis_url.is_some() {
+            return Err(invalid(
+                "redis_url",
+                "Redis holds the state of S3 uploads: set s3_bucket too, or neither",
+            ));
+        }
+        if s.etcd_endpoints.is_some() {
+            return Err(invalid(
+                "etcd_endpoints",
+                "etcd locks serve distributed mode: set s3_bucket and redis_url too",
+            ));
+        }
+        return Ok(Storage::Local {
+            data_dir: s
+                .data_dir
+                .take()
+                .unwrap_or_else(|| PathBuf::from("tusk-data")),
+        });
+    };
+    if s3_bucket.is_empty() {
+        return Err(invalid("s3_bucket", "must not be empty"));
+    }
+    let Some(redis_url) = redis_url else {
+        return Err(invalid(
+            "redis_url",
+            "distributed mode (s3_bucket is set) needs Redis for upload state",
+        ));
+    };
+    if !(redis_url.0.starts_with("redis://")
+        || redis_url.0.starts_with("rediss://")
+        || redis_url.0.starts_with("unix://"))
+    {
+        return Err(invalid(
+            "redis_url",
+            "must start with redis://, rediss:// (TLS) or unix://",
+        ));
+    }
+    if let Some(endpoint) = &s.s3_endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return Err(invalid(
+            "s3_endpoint",
+            format!("{endpoint:?} must be an http:// or https:// URL"),
+        ));
+    }
+
+    let preferred_part_size = s.preferred_part_size.map_or(8 << 20, |v| v.0);
+    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&preferred_part_size) {
+        return Err(invalid(
+            "preferred_part_size",
+            "must be between 5MiB and 5GiB (the S3 limits)",
+        ));
+    }
+    let max_parts = s.max_parts.unwrap_or(10_000);
+    if !(1..=10_000).contains(&max_parts) {
+        return Err(invalid("max_parts", "must be between 1 and 10000"));
+    }
+    let max_inflight_parts = s.max_inflight_parts.unwrap_or(2);
+    if !(1..=64).contains(&max_inflight_parts) {
+        return Err(invalid("max_inflight_parts", "must be between 1 and 64"));
+    }
+    let multipart = MultipartConfig {
+        preferred_part_size,
+        max_parts,
+        max_size,
+        max_inflight_parts,
+    };
+    let largest_part = part_size_for(None, &multipart);
+    if largest_part > MAX_PART_SIZE {
+        return Err(invalid(
+            "max_size",
+            format!(
+                "{max_size} bytes do not fit {max_parts} parts of at most 5GiB; lower max_size or raise max_parts"
+            ),
+        ));
+    }
+    let max_buffered_bytes = s.max_buffered_bytes.map_or(512 << 20, |v| v.0);
+    if max_buffered_bytes < largest_part {
+        return Err(invalid(
+            "max_buffered_bytes",
+            format!(
+                "must hold at least one part of the largest upload ({largest_part} bytes with max_size {max_size} and max_parts {max_parts})"
+            ),
+        ));
+    }
+
+    let lease = s.lock_lease.map_or(Duration::from_secs(10), |v| v.0);
+    if lease < Duration::from_secs(2) {
+        return Err(invalid("lock_lease", "must be at least 2s"));
+    }
+    let etcd = match s.etcd_endpoints.take() {
+        None => {
+            if s.etcd_user.is_some() || etcd_password.is_some() {
+                return Err(invalid(
+                    "etcd_endpoints",
+                    "etcd credentials are set but no endpoints",
+                ));
+            }
+            None
+        }
+        Some(list) => {
+            if list.0.is_empty() {
+                return Err(invalid("etcd_endpoints", "must name at least one URL"));
+            }
+            for url in &list.0 {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(invalid(
+                        "etcd_endpoints",
+                        format!("{url:?} must be an http:// or https:// URL"),
+                    ));
+                }
+            }
+            if s.etcd_user.is_some() != etcd_password.is_some() {
+                return Err(invalid(
+                    "etcd_user",
+                    "etcd_user and etcd_password go together",
+                ));
+            }
+            if s.etcd_cert_file.is_some() != s.etcd_key_file.is_some() {
+                return Err(invalid(
+                    "etcd_cert_file",
+                    "etcd_cert_file and etcd_key_file go together",
+                ));
+            }
+            Some(Etcd {
+                endpoints: list.0,
+                user: s.etcd_user.take(),
+                password: etcd_password,
+                ca_file: s.etcd_ca_file.take(),
+                cert_file: s.etcd_cert_file.take(),
+                key_file: s.etcd_key_file.take(),
+                prefix: s.etcd_prefix.take().unwrap_or_else(|| "tusk/".to_owned()),
+                lease,
+            })
+        }
+    };
+
+    Ok(Storage::Distributed(Box::new(Distributed {
+        s3_bucket,
+        s3_endpoint: s.s3_endpoint.take(),
+        s3_region: s.s3_region.take(),
+        s3_prefix: s.s3_prefix.take().unwrap_or_default(),
+        s3_force_path_style: s.s3_force_path_style.unwrap_or(false),
+        redis_url,
+        redis_prefix: s.redis_prefix.take().unwrap_or_else(|| "tusk:".to_owned()),
+        etcd,
+        multipart,
+        max_buffered_bytes,
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,7 +440,9 @@ mod tests {
         let c = validate(Settings::default()).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:1080");
         assert_eq!(c.http.base_path, "/files/");
-        assert_eq!(c.data_dir, PathBuf::from("tusk-data"));
+        assert!(
+            matches!(&c.storage, Storage::Local { data_dir } if data_dir == &PathBuf::from("tusk-data"))
+        );
         assert_eq!(c.engine.max_size, 1 << 40);
         assert_eq!(c.engine.max_metadata_bytes, 4096);
         assert_eq!(c.engine.lock_wait, Duration::from_secs(5));
@@ -264,6 +490,54 @@ mod tests {
     }
 
     #[test]
+    fn distributed_settings_are_read_and_secrets_hidden() {
+        let c = from_toml(
+            r#"
+            s3_bucket = "uploads"
+            s3_endpoint = "http://127.0.0.1:9000"
+            s3_force_path_style = true
+            redis_url = "redis://:hunter2@127.0.0.1:6379/0"
+            etcd_endpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:22379"]
+            preferred_part_size = "16MiB"
+            max_parts = 100
+            max_size = "1GiB"
+            "#,
+        )
+        .unwrap();
+        let Storage::Distributed(d) = &c.storage else {
+            panic!("expected distributed mode");
+        };
+        assert_eq!(d.s3_bucket, "uploads");
+        assert!(d.s3_force_path_style);
+        assert_eq!(d.redis_prefix, "tusk:");
+        assert_eq!(d.multipart.preferred_part_size, 16 << 20);
+        assert_eq!(d.multipart.max_parts, 100);
+        assert_eq!(d.max_buffered_bytes, 512 << 20);
+        let etcd = d.etcd.as_ref().unwrap();
+        assert_eq!(etcd.endpoints.len(), 2);
+        assert_eq!(etcd.lease, Duration::from_secs(10));
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn secrets_are_read_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("redis-url");
+        std::fs::write(&path, "redis://:pw@127.0.0.1:6379/\n").unwrap();
+        let c = from_toml(&format!(
+            "s3_bucket = \"b\"\nredis_url_file = {:?}",
+            path.display().to_string()
+        ))
+        .unwrap();
+        let Storage::Distributed(d) = &c.storage else {
+            panic!("expected distributed mode");
+        };
+        assert_eq!(d.redis_url.0, "redis://:pw@127.0.0.1:6379/");
+        let err = from_toml("s3_bucket = \"b\"\nredis_url_file = \"/nonexistent/x\"").unwrap_err();
+        assert!(err.contains("redis_url"), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             ("listen = \"nowhere\"", "listen"),
@@ -279,6 +553,30 @@ mod tests {
             ("max_metadata_size = \"1GiB\"", "max_metadata_size"),
             ("shutdown_timeout = \"10ms\"", "shutdown_timeout"),
             ("unknown_key = 1", "unknown_key"),
+            ("redis_url = \"redis://x\"", "redis_url"),
+            ("s3_bucket = \"b\"", "redis_url"),
+            ("s3_bucket = \"b\"\nredis_url = \"http://x\"", "redis_url"),
+            ("etcd_endpoints = \"http://e:2379\"", "etcd_endpoints"),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\npreferred_part_size = \"1MiB\"",
+                "preferred_part_size",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nmax_parts = 0",
+                "max_parts",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nmax_buffered_bytes = \"8MiB\"",
+                "max_buffered_bytes",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\netcd_endpoints = \"e:2379\"",
+                "etcd_endpoints",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nlock_lease = \"1s\"",
+                "lock_lease",
+            ),
         ];
         for (text, key) in cases {
             let err = from_toml(text).expect_err(text);

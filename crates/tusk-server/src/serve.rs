@@ -4,10 +4,12 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
+use tusk_core::{Locker, UploadStore};
 use tusk_local::{LocalStore, ProcessLocker};
+use tusk_multipart::{BufferBudget, MultipartStore};
 use tusk_protocol::Engine;
 
-use crate::config::ServeConfig;
+use crate::config::{Distributed, ServeConfig, Storage};
 use crate::units::LogFormat;
 
 /// Structured logs on stderr; verbosity from `RUST_LOG` (default `info`).
@@ -27,13 +29,8 @@ pub fn init_logging(format: LogFormat) {
 /// Run until SIGTERM or SIGINT, then: stop accepting, let in-flight PATCHes commit what they
 /// have, and exit within the shutdown timeout.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    let store = LocalStore::open(&config.data_dir)
-        .with_context(|| format!("cannot use data directory {}", config.data_dir.display()))?;
-    let engine = Arc::new(Engine::new(
-        Arc::new(store),
-        Arc::new(ProcessLocker::new()),
-        config.engine.clone(),
-    ));
+    let (store, locker, mode) = backends(&config.storage).await?;
+    let engine = Arc::new(Engine::new(store, locker, config.engine.clone()));
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -45,7 +42,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     )?;
     // The one line on stdout: scripts and tests read the address from it (useful with port 0).
     println!("tusk listening on http://{addr}{}", config.http.base_path);
-    tracing::info!(%addr, base_path = %config.http.base_path, data_dir = %config.data_dir.display(), "tusk started (local mode)");
+    tracing::info!(%addr, base_path = %config.http.base_path, mode, "tusk started");
 
     let handle = server.handle();
     let shutdown = engine.shutdown_token();
@@ -62,6 +59,84 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     server.await.context("HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The store and locker the configuration asks for, each checked to work before serving.
+async fn backends(
+    storage: &Storage,
+) -> anyhow::Result<(Arc<dyn UploadStore>, Arc<dyn Locker>, String)> {
+    match storage {
+        Storage::Local { data_dir } => {
+            let store = LocalStore::open(data_dir)
+                .with_context(|| format!("cannot use data directory {}", data_dir.display()))?;
+            let mode = format!("local disk at {}", data_dir.display());
+            Ok((Arc::new(store), Arc::new(ProcessLocker::new()), mode))
+        }
+        Storage::Distributed(d) => distributed(d).await,
+    }
+}
+
+async fn distributed(
+    d: &Distributed,
+) -> anyhow::Result<(Arc<dyn UploadStore>, Arc<dyn Locker>, String)> {
+    let objects = tusk_s3::S3Objects::connect(tusk_s3::S3Config {
+        bucket: d.s3_bucket.clone(),
+        endpoint: d.s3_endpoint.clone(),
+        region: d.s3_region.clone(),
+        prefix: d.s3_prefix.clone(),
+        force_path_style: d.s3_force_path_style,
+        // None: the standard AWS chain, with the *_FILE variants.
+        credentials: None,
+    })
+    .await
+    .context("cannot use S3")?;
+
+    let state = tusk_redis::RedisState::connect(&d.redis_url.0, &d.redis_prefix)
+        .await
+        .context("cannot use Redis")?;
+    match state.maxmemory_policy().await {
+        Ok(Some(policy)) if tusk_redis::RedisState::policy_can_evict(&policy) => tracing::warn!(
+            policy,
+            "Redis maxmemory-policy can evict keys, which would lose upload state and tails; \
+             set maxmemory-policy noeviction"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "cannot read Redis maxmemory-policy"),
+    }
+
+    let (locker, locks): (Arc<dyn Locker>, &str) = match &d.etcd {
+        Some(etcd) => {
+            let locker = tusk_etcd::EtcdLocker::connect(tusk_etcd::EtcdConfig {
+                endpoints: etcd.endpoints.clone(),
+                user: etcd.user.clone(),
+                password: etcd.password.as_ref().map(|p| p.0.clone()),
+                ca_file: etcd.ca_file.clone(),
+                cert_file: etcd.cert_file.clone(),
+                key_file: etcd.key_file.clone(),
+                lease_ttl: etcd.lease,
+                key_prefix: etcd.prefix.clone(),
+            })
+            .await
+            .context("cannot use etcd")?;
+            (Arc::new(locker), "etcd locks")
+        }
+        None => (
+            Arc::new(ProcessLocker::new()),
+            "in-process locks (single node)",
+        ),
+    };
+
+    let store = MultipartStore::new(
+        Arc::new(objects),
+        Arc::new(state),
+        d.multipart.clone(),
+        BufferBudget::new(d.max_buffered_bytes),
+    )?;
+    let mode = format!(
+        "distributed: S3 bucket {}, Redis state, {locks}",
+        d.s3_bucket
+    );
+    Ok((Arc::new(store), locker, mode))
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {

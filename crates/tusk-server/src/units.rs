@@ -80,15 +80,15 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-/// CORS origins: `*`, or a comma-separated list (a TOML array also works).
+/// A comma-separated list (a TOML array also works): CORS origins, etcd endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginList(pub Vec<String>);
+pub struct CommaList(pub Vec<String>);
 
-impl FromStr for OriginList {
+impl FromStr for CommaList {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(OriginList(
+        Ok(CommaList(
             s.split(',')
                 .map(str::trim)
                 .filter(|o| !o.is_empty())
@@ -98,7 +98,7 @@ impl FromStr for OriginList {
     }
 }
 
-impl<'de> Deserialize<'de> for OriginList {
+impl<'de> Deserialize<'de> for CommaList {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -107,7 +107,7 @@ impl<'de> Deserialize<'de> for OriginList {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::List(list) => Ok(OriginList(list)),
+            Raw::List(list) => Ok(CommaList(list)),
             Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -157,11 +157,31 @@ mod tests {
         assert!("5 parsecs".parse::<HumanDuration>().is_err());
         assert_eq!(
             "https://a.example, https://b.example"
-                .parse::<OriginList>()
+                .parse::<CommaList>()
                 .unwrap()
                 .0,
             vec!["https://a.example", "https://b.example"]
         );
-        assert!("".parse::<OriginList>().unwrap().0.is_empty());
+        assert!("".parse::<CommaList>().unwrap().0.is_empty());
+    }
+}
+
+/// A secret setting (a password, or a URL that may carry one): never shown by `Debug`, so it
+/// cannot leak into logs.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
     }
 }

@@ -2,7 +2,9 @@
 //! End-to-end tests: each spawns the real `tusk` binary on 127.0.0.1 and talks HTTP to it.
 
 mod cli;
+mod distributed;
 mod durability;
 mod http_surface;
 mod memory;
+mod services;
 mod support;

@@ -35,11 +35,17 @@ impl Server {
 
     /// Start `tusk serve` on a free port over an existing data directory.
     pub async fn start_in(data_dir: &Path, args: &[&str]) -> Server {
+        Self::spawn(data_dir, args, &[]).await
+    }
+
+    /// Start `tusk serve` with `args` and extra environment `envs`.
+    pub async fn spawn(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tusk"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

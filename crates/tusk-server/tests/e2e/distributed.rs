@@ -1,0 +1,415 @@
+//! Distributed mode end to end: three `tusk` processes over one real Redis, etcd and S3 (moto),
+//! any request on any node. Letters refer to the distributed-mode issue's scenarios.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::services::*;
+use crate::support::*;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+/// The part size of every cluster here (`--preferred-part-size 5MiB`).
+const P: usize = 5 * MIB;
+
+fn sha(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+async fn assert_object(cluster: &Cluster, url: &str, data: &[u8]) {
+    let object = cluster
+        .object(url)
+        .await
+        .expect("the finished object is in S3");
+    assert_eq!(object.len(), data.len());
+    assert_eq!(sha(&object), sha(data), "object bytes differ");
+}
+
+/// Every part but the last is exactly P.
+async fn assert_equal_parts(cluster: &Cluster, url: &str, len: usize) {
+    let sizes = cluster.part_sizes(url).await;
+    let expected: Vec<u64> = (0..len.div_ceil(P))
+        .map(|i| ((len - i * P).min(P)) as u64)
+        .collect();
+    assert_eq!(sizes, expected);
+}
+
+#[tokio::test]
+async fn a_create_patch_head_on_different_nodes_then_small_pieces_round_robin() {
+    let cluster = Cluster::start(3, &[]).await;
+    let len = 2 * P + 1_234_567;
+    let data = pattern(len, 1);
+    let url = cluster.create(0, len as u64).await;
+
+    let (status, offset) = patch(&cluster.on(1, &url), 0, data[..3 * MIB].to_vec()).await;
+    assert_eq!((status, offset), (204, Some(3 * MIB as u64)));
+    assert_eq!(
+        head(&cluster.on(2, &url)).await,
+        (200, Some(3 * MIB as u64))
+    );
+
+    let mut offset = 3 * MIB;
+    let mut turn = 0;
+    while offset < len {
+        let end = (offset + 300 * KIB).min(len);
+        let node_url = cluster.on(turn % 3, &url);
+        let (status, new) = patch(&node_url, offset as u64, data[offset..end].to_vec()).await;
+        assert_eq!((status, new), (204, Some(end as u64)), "piece at {offset}");
+        offset = end;
+        turn += 1;
+    }
+    assert_eq!(head(&cluster.on(1, &url)).await, (200, Some(len as u64)));
+    assert_object(&cluster, &url, &data).await;
+    assert_equal_parts(&cluster, &url, len).await;
+}
+
+#[tokio::test]
+async fn b_a_patch_cut_off_on_one_node_resumes_on_another_without_loss_or_resend() {
+    let cluster = Cluster::start(2, &[]).await;
+    let len = 4 * MIB;
+    let data = pattern(len, 2);
+    let url = cluster.create(0, len as u64).await;
+    let cut_at = 3 * MIB / 2;
+    let mut raw = RawRequest::patch(&cluster.on(0, &url), 0, len as u64).await;
+    raw.send(&data[..cut_at]).await;
+    raw.cut();
+    // Node 1 sees the broken connection and commits the 1.5 MiB to the Redis tail.
+    let deadline = Instant::now() + PATIENCE;
+    let offset = loop {
+        let (status, offset) = head(&cluster.on(1, &url)).await;
+        assert_eq!(status, 200);
+        if offset == Some(cut_at as u64) || Instant::now() > deadline {
+            break offset;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        offset,
+        Some(cut_at as u64),
+        "every byte that arrived is kept"
+    );
+    let (status, offset) =
+        patch(&cluster.on(1, &url), cut_at as u64, data[cut_at..].to_vec()).await;
+    assert_eq!((status, offset), (204, Some(len as u64)));
+    assert_object(&cluster, &url, &data).await;
+}
+
+#[tokio::test]
+async fn c_a_node_killed_mid_patch_does_not_block_the_resume_for_long() {
+    let lease = Duration::from_secs(3);
+    let wait = Duration::from_secs(5);
+    let cluster = Cluster::start(2, &["--lock-lease", "3s", "--lock-wait", "5s"]).await;
+    let len = P + 2 * MIB;
+    let data = pattern(len, 3);
+    let url = cluster.create(0, len as u64).await;
+    let mut raw = RawRequest::patch(&cluster.on(0, &url), 0, len as u64).await;
+    raw.send(&data[..2 * MIB]).await;
+    // Node 1 holds the lock while the body streams; then it dies without a word.
+    wait_until_locked(&cluster, &url).await;
+    cluster.nodes[0].signal("KILL");
+    let started = Instant::now();
+    let (status, offset) = head(&cluster.on(1, &url)).await;
+    let waited = started.elapsed();
+    eprintln!("resume HEAD after kill -9 of the holder: {waited:?}");
+    assert_eq!(status, 200);
+    assert!(waited < lease + wait, "took {waited:?}");
+    // The dead node committed nothing of its unfinished part; nothing is claimed that is not stored.
+    let offset = offset.unwrap() as usize;
+    assert_eq!(offset, 0);
+    let (status, end) = patch(&cluster.on(1, &url), 0, data.clone()).await;
+    assert_eq!((status, end), (204, Some(len as u64)));
+    assert_object(&cluster, &url, &data).await;
+    drop(raw);
+}
+
+/// Wait until a request on another node would have to ask for the upload's lock: the holder
+/// shows up as a lock key in etcd.
+async fn wait_until_locked(cluster: &Cluster, url: &str) {
+    let id = id_of(url).to_owned();
+    let etcd = cluster.endpoints.etcd.clone();
+    wait_until("the PATCH to hold the upload's lock", move || {
+        let out = std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &etcd, "get", "--prefix", "", "--keys-only"])
+            .output()
+            .expect("etcdctl");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|k| k.ends_with(&format!("lock/{id}")))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn d_a_stalled_patch_on_one_node_lets_go_when_another_node_asks() {
+    // A 60 s read timeout and a 10 s lease: only the release request explains a fast handover.
+    let cluster = Cluster::start(2, &["--read-timeout", "60s", "--lock-lease", "10s"]).await;
+    let len = 3 * MIB;
+    let data = pattern(len, 4);
+    let url = cluster.create(0, len as u64).await;
+    let mut stale = RawRequest::patch(&cluster.on(0, &url), 0, len as u64).await;
+    stale.send(&data[..MIB]).await;
+    wait_until_locked(&cluster, &url).await;
+
+    let started = Instant::now();
+    let (status, offset) = head(&cluster.on(1, &url)).await;
+    let head_took = started.elapsed();
+    assert_eq!((status, offset), (200, Some(MIB as u64)));
+    let (status, end) = patch(&cluster.on(1, &url), MIB as u64, data[MIB..].to_vec()).await;
+    let total = started.elapsed();
+    assert_eq!((status, end), (204, Some(len as u64)));
+    eprintln!("cross-node release: HEAD after {head_took:?}, HEAD+PATCH after {total:?}");
+    assert!(
+        head_took < Duration::from_secs(5),
+        "HEAD took {head_took:?}"
+    );
+    // The stale PATCH was answered with what it committed.
+    let (status, headers) = stale.response().await;
+    assert_eq!(status, 204);
+    assert_eq!(header(&headers, "upload-offset"), Some("1048576"));
+    assert_object(&cluster, &url, &data).await;
+}
+
+#[tokio::test]
+async fn e_two_concurrent_patches_at_one_offset_never_both_store_the_body() {
+    let cluster = Cluster::start(2, &[]).await;
+    let len = 6 * MIB;
+    let data = pattern(len, 5);
+    let url = cluster.create(0, len as u64).await;
+    let (url_a, url_b) = (cluster.on(0, &url), cluster.on(1, &url));
+    let (a, b) = tokio::join!(
+        patch(&url_a, 0, data.clone()),
+        patch(&url_b, 0, data.clone()),
+    );
+    eprintln!("concurrent PATCHes: {a:?} {b:?}");
+    let full = |r: &(u16, Option<u64>)| *r == (204, Some(len as u64));
+    assert!(!(full(&a) && full(&b)), "both stored the whole body");
+    for r in [a, b] {
+        // Each either stored the body, was refused, or was asked to let go and acknowledged
+        // exactly what it had committed.
+        assert!(matches!(r.0, 204 | 409 | 423), "unexpected status {r:?}");
+    }
+    let (_, offset) = head(&cluster.on(0, &url)).await;
+    let offset = offset.unwrap() as usize;
+    if offset < len {
+        let (status, end) =
+            patch(&cluster.on(1, &url), offset as u64, data[offset..].to_vec()).await;
+        assert_eq!((status, end), (204, Some(len as u64)));
+    }
+    assert_object(&cluster, &url, &data).await;
+}
+
+#[tokio::test]
+async fn f_a_paused_holder_whose_lease_expired_cannot_write_after_the_new_holder() {
+    let cluster = Cluster::start(2, &["--lock-lease", "2s", "--lock-wait", "10s"]).await;
+    let len = 2 * MIB;
+    let data = pattern(len, 6);
+    let garbage = pattern(len, 99);
+    let url = cluster.create(0, len as u64).await;
+    // Node 1 receives wrong bytes, then is paused while holding the lock.
+    let mut stale = RawRequest::patch(&cluster.on(0, &url), 0, len as u64).await;
+    stale.send(&garbage[..MIB]).await;
+    wait_until_locked(&cluster, &url).await;
+    cluster.nodes[0].signal("STOP");
+    // Node 2 gets the lock once the paused holder's lease expires, and stores the right bytes.
+    let (status, end) = patch(&cluster.on(1, &url), 0, data[..MIB + 7].to_vec()).await;
+    assert_eq!((status, end), (204, Some(MIB as u64 + 7)));
+    // The old holder wakes up and its body ends: it must not change anything.
+    cluster.nodes[0].signal("CONT");
+    stale.send(&garbage[MIB..MIB + 1000]).await;
+    stale.cut();
+    let (status, offset) = head(&cluster.on(0, &url)).await;
+    assert_eq!((status, offset), (200, Some(MIB as u64 + 7)));
+    let (status, end) = patch(
+        &cluster.on(0, &url),
+        MIB as u64 + 7,
+        data[MIB + 7..].to_vec(),
+    )
+    .await;
+    assert_eq!((status, end), (204, Some(len as u64)));
+    assert_object(&cluster, &url, &data).await;
+}
+
+#[tokio::test]
+async fn g_termination_aborts_the_multipart_upload_and_deletes_state_and_tail() {
+    let cluster = Cluster::start(3, &[]).await;
+    let len = 3 * P;
+    let url = cluster.create(0, len as u64).await;
+    let (status, _) = patch(&cluster.on(1, &url), 0, pattern(P + 100, 7)).await;
+    assert_eq!(status, 204);
+    assert_eq!(cluster.multipart_uploads().await, 1);
+    assert!(!cluster.redis_keys().is_empty());
+
+    let resp = client()
+        .delete(cluster.on(2, &url))
+        .header(TUS.0, TUS.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    for i in 0..3 {
+        assert_eq!(head(&cluster.on(i, &url)).await, (404, None), "node {i}");
+        let (status, _) = patch(&cluster.on(i, &url), P as u64 + 100, vec![1]).await;
+        assert_eq!(status, 404);
+    }
+    assert_eq!(cluster.multipart_uploads().await, 0);
+    assert_eq!(cluster.redis_keys(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn edge_sizes_are_byte_exact() {
+    let cluster = Cluster::start(2, &[]).await;
+    for len in [0, 1, P, P + 1] {
+        let data = pattern(len, len as u8);
+        let url = cluster.create(0, len as u64).await;
+        if len > 0 {
+            let (status, end) = patch(&cluster.on(1, &url), 0, data.clone()).await;
+            assert_eq!((status, end), (204, Some(len as u64)), "length {len}");
+        }
+        assert_eq!(head(&cluster.on(1, &url)).await, (200, Some(len as u64)));
+        assert_object(&cluster, &url, &data).await;
+    }
+}
+
+#[tokio::test]
+async fn deferred_length_is_byte_exact() {
+    let cluster = Cluster::start(2, &["--max-size", "1GiB"]).await;
+    let data = pattern(P + 3, 8);
+    let resp = client()
+        .post(&cluster.nodes[0].url)
+        .header(TUS.0, TUS.1)
+        .header("Upload-Defer-Length", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let url = resp.headers()["location"].to_str().unwrap().to_owned();
+    let (status, end) = patch(&cluster.on(1, &url), 0, data[..MIB].to_vec()).await;
+    assert_eq!((status, end), (204, Some(MIB as u64)));
+    let resp = client()
+        .patch(cluster.on(0, &url))
+        .header(TUS.0, TUS.1)
+        .header(OCTETS.0, OCTETS.1)
+        .header("Upload-Offset", MIB.to_string())
+        .header("Upload-Length", data.len().to_string())
+        .body(data[MIB..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_object(&cluster, &url, &data).await;
+}
+
+#[tokio::test]
+async fn a_length_needing_more_parts_than_allowed_gets_bigger_equal_parts() {
+    // At most 3 parts: 20 MiB needs 7 MiB parts although 5 MiB is preferred.
+    let cluster = Cluster::start(2, &["--max-parts", "3", "--max-size", "21MiB"]).await;
+    let len = 20 * MIB;
+    let data = pattern(len, 9);
+    let url = cluster.create(0, len as u64).await;
+    let (status, _) = patch(&cluster.on(1, &url), 0, data[..9 * MIB].to_vec()).await;
+    assert_eq!(status, 204);
+    let (status, end) = patch(
+        &cluster.on(0, &url),
+        9 * MIB as u64,
+        data[9 * MIB..].to_vec(),
+    )
+    .await;
+    assert_eq!((status, end), (204, Some(len as u64)));
+    assert_object(&cluster, &url, &data).await;
+    assert_eq!(
+        cluster.part_sizes(&url).await,
+        vec![7 * MIB as u64, 7 * MIB as u64, 6 * MIB as u64]
+    );
+}
+
+/// PATCH expecting a 503 with a message, then check the upload is untouched.
+async fn assert_unavailable(url: &str, offset: usize, data: &[u8], what: &str) {
+    let resp = client()
+        .patch(url)
+        .header(TUS.0, TUS.1)
+        .header(OCTETS.0, OCTETS.1)
+        .header("Upload-Offset", offset.to_string())
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503, "PATCH while {what} is down");
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.contains("unavailable"),
+        "message while {what} is down: {body:?}"
+    );
+}
+
+#[tokio::test]
+async fn h_each_service_down_mid_upload_gives_503_and_the_upload_completes_after() {
+    let shared = Endpoints::shared();
+    let (mut redis, redis_url) = Private::redis().await;
+    let (mut etcd, etcd_url) = Private::etcd().await;
+    let relay = Relay::start(shared.s3.trim_start_matches("http://")).await;
+    let endpoints = Endpoints {
+        redis_url,
+        etcd: etcd_url,
+        s3: format!("http://127.0.0.1:{}", relay.port),
+    };
+    let cluster = Cluster::start_over(endpoints, 2, &["--lock-wait", "2s"]).await;
+    let len = 3 * P;
+    let data = pattern(len, 10);
+    let url = cluster.create(0, len as u64).await;
+    let mut offset = 0;
+    let step = P + 300 * KIB;
+
+    for (i, what) in ["Redis", "etcd", "S3"].into_iter().enumerate() {
+        let (status, end) = patch(
+            &cluster.on(i % 2, &url),
+            offset as u64,
+            data[offset..offset + step / 2].to_vec(),
+        )
+        .await;
+        assert_eq!(status, 204, "before {what} outage");
+        offset = end.unwrap() as usize;
+        match what {
+            "Redis" => redis.stop().await,
+            "etcd" => etcd.stop().await,
+            _ => relay.cut(),
+        }
+        assert_unavailable(
+            &cluster.on(1, &url),
+            offset,
+            &data[offset..offset + step],
+            what,
+        )
+        .await;
+        // HEAD needs only Redis and etcd: S3 is not on its path.
+        let expected = if what == "S3" {
+            (200, Some(offset as u64))
+        } else {
+            (503, None)
+        };
+        assert_eq!(
+            head(&cluster.on(0, &url)).await,
+            expected,
+            "HEAD while {what} is down"
+        );
+        match what {
+            "Redis" => redis.start().await,
+            "etcd" => etcd.start().await,
+            _ => relay.restore().await,
+        }
+        // The upload is exactly where it was.
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let got = head(&cluster.on(1, &url)).await;
+            if got == (200, Some(offset as u64)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "after {what} came back: {got:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let (status, end) = patch(&cluster.on(0, &url), offset as u64, data[offset..].to_vec()).await;
+    assert_eq!((status, end), (204, Some(len as u64)));
+    assert_object(&cluster, &url, &data).await;
+}

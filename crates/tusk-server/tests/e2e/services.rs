@@ -1,0 +1,432 @@
+//! The real services of distributed mode for end-to-end tests: the shared Redis, etcd and S3
+//! (moto) that `scripts/services.sh` starts, private instances a test may stop and restart,
+//! and a cluster of `tusk` nodes over them.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+
+use crate::support::*;
+
+/// Where the services are.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub redis_url: String,
+    pub etcd: String,
+    pub s3: String,
+}
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: start the test services with `scripts/services.sh up` and \
+             `source .services/env` (scripts/test.sh does both)"
+        )
+    })
+}
+
+impl Endpoints {
+    /// The shared services named by the environment.
+    pub fn shared() -> Endpoints {
+        Endpoints {
+            redis_url: required("TUSK_TEST_REDIS_URL"),
+            etcd: required("TUSK_TEST_ETCD_ENDPOINTS"),
+            s3: required("TUSK_TEST_S3_ENDPOINT")
+                .trim_end_matches('/')
+                .to_owned(),
+        }
+    }
+}
+
+/// A unique lowercase name for buckets and key prefixes.
+pub fn unique(prefix: &str) -> String {
+    let id = tusk_core::UploadId::generate();
+    format!("{prefix}-{}", &id.as_str()[..16])
+}
+
+/// Three (or more) `tusk` nodes sharing one bucket, Redis prefix and etcd prefix.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    pub endpoints: Endpoints,
+    pub bucket: String,
+    redis_prefix: String,
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `n` nodes over the shared services, with `extra` flags.
+    pub async fn start(n: usize, extra: &[&str]) -> Cluster {
+        Self::start_over(Endpoints::shared(), n, extra).await
+    }
+
+    /// `n` nodes over `endpoints`, with `extra` flags.
+    pub async fn start_over(endpoints: Endpoints, n: usize, extra: &[&str]) -> Cluster {
+        let bucket = unique("tusk-e2e");
+        create_bucket(&endpoints.s3, &bucket).await;
+        let redis_prefix = format!("{}:", unique("e2e"));
+        let mut args: Vec<String> = vec![
+            "--s3-bucket".into(),
+            bucket.clone(),
+            "--s3-endpoint".into(),
+            endpoints.s3.clone(),
+            "--s3-region".into(),
+            "us-east-1".into(),
+            "--s3-force-path-style".into(),
+            "--redis-url".into(),
+            endpoints.redis_url.clone(),
+            "--redis-prefix".into(),
+            redis_prefix.clone(),
+            "--etcd-endpoints".into(),
+            endpoints.etcd.clone(),
+            "--etcd-prefix".into(),
+            format!("{}/", unique("e2e")),
+            "--preferred-part-size".into(),
+            "5MiB".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            endpoints,
+            bucket,
+            redis_prefix,
+            args,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for _ in 0..n {
+            let node = cluster.spawn_node().await;
+            cluster.nodes.push(node);
+        }
+        cluster
+    }
+
+    async fn spawn_node(&self) -> Server {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Server::spawn(
+            &self.dir.path().join("unused-data-dir"),
+            &args,
+            &[
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ],
+        )
+        .await
+    }
+
+    /// The URL of upload `url` as served by node `i`.
+    pub fn on(&self, i: usize, url: &str) -> String {
+        format!("{}{}", self.nodes[i].url, id_of(url))
+    }
+
+    /// Create an upload of `length` bytes on node `i`; returns its URL there.
+    pub async fn create(&self, i: usize, length: u64) -> String {
+        self.nodes[i].create(length).await
+    }
+
+    /// A signed S3 client for the cluster's S3 endpoint.
+    async fn s3(&self) -> aws_sdk_s3::Client {
+        let creds = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "e2e");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(&self.endpoints.s3)
+            .load()
+            .await;
+        let config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// The finished object of an upload, read straight from S3.
+    pub async fn object(&self, url: &str) -> Option<Vec<u8>> {
+        let got = self
+            .s3()
+            .await
+            .get_object()
+            .bucket(&self.bucket)
+            .key(id_of(url))
+            .send()
+            .await;
+        match got {
+            Ok(out) => Some(out.body.collect().await.unwrap().into_bytes().to_vec()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
+            Err(err) => panic!("GET object: {err:?}"),
+        }
+    }
+
+    /// Sizes of the parts the object of `url` was assembled from (HEAD with partNumber).
+    pub async fn part_sizes(&self, url: &str) -> Vec<u64> {
+        let s3 = self.s3().await;
+        let mut sizes = Vec::new();
+        let mut count = 1;
+        let mut n = 1;
+        while n <= count {
+            let out = s3
+                .head_object()
+                .bucket(&self.bucket)
+                .key(id_of(url))
+                .part_number(n)
+                .send()
+                .await
+                .unwrap();
+            count = out.parts_count().unwrap_or(1);
+            sizes.push(out.content_length().unwrap() as u64);
+            n += 1;
+        }
+        sizes
+    }
+
+    /// Multipart uploads in progress in the cluster's bucket.
+    pub async fn multipart_uploads(&self) -> usize {
+        let out = self
+            .s3()
+            .await
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .unwrap();
+        out.uploads().len()
+    }
+
+    /// Redis keys under the cluster's prefix.
+    pub fn redis_keys(&self) -> Vec<String> {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-u", &self.endpoints.redis_url, "--scan", "--pattern"])
+            .arg(format!("{}*", self.redis_prefix))
+            .output()
+            .expect("redis-cli");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+async fn create_bucket(s3: &str, bucket: &str) {
+    let resp = client()
+        .put(format!("{s3}/{bucket}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("S3 at {s3} unreachable: {e}"));
+    assert!(
+        resp.status().is_success(),
+        "create bucket: {}",
+        resp.status()
+    );
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A service process of a test's own, which the test may stop and start again on the same
+/// port and data directory.
+pub struct Private {
+    program: &'static str,
+    args: Vec<String>,
+    child: Option<Child>,
+    ready: Ready,
+    _dir: Option<tempfile::TempDir>,
+}
+
+#[derive(Clone)]
+enum Ready {
+    /// Redis: answers PING.
+    RedisPing(u16),
+    /// etcd: /health says true.
+    Health(String),
+}
+
+impl Private {
+    /// A Redis with an fsync-always append-only file, so a restart keeps every write.
+    pub async fn redis() -> (Private, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let args = vec![
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--dir".into(),
+            path(dir.path()),
+            "--appendonly".into(),
+            "yes".into(),
+            "--appendfsync".into(),
+            "always".into(),
+            "--save".into(),
+            "".into(),
+        ];
+        let mut p = Private {
+            program: "redis-server",
+            args,
+            child: None,
+            ready: Ready::RedisPing(port),
+            _dir: Some(dir),
+        };
+        p.start().await;
+        (p, format!("redis://127.0.0.1:{port}/"))
+    }
+
+    /// A single-member etcd with its own data directory.
+    pub async fn etcd() -> (Private, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, peer) = (free_port(), free_port());
+        let client_url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let args = vec![
+            "--name".into(),
+            "e2e".into(),
+            "--data-dir".into(),
+            path(&dir.path().join("etcd")),
+            "--listen-client-urls".into(),
+            client_url.clone(),
+            "--advertise-client-urls".into(),
+            client_url.clone(),
+            "--listen-peer-urls".into(),
+            peer_url.clone(),
+            "--initial-advertise-peer-urls".into(),
+            peer_url.clone(),
+            "--initial-cluster".into(),
+            format!("e2e={peer_url}"),
+            "--heartbeat-interval".into(),
+            "20".into(),
+            "--election-timeout".into(),
+            "200".into(),
+        ];
+        let mut p = Private {
+            program: "etcd",
+            args,
+            child: None,
+            ready: Ready::Health(format!("{client_url}/health")),
+            _dir: Some(dir),
+        };
+        p.start().await;
+        (p, client_url)
+    }
+
+    pub async fn start(&mut self) {
+        let child = Command::new(self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program));
+        self.child = Some(child);
+        let ready = self.ready.clone();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let ok = match &ready {
+                Ready::RedisPing(port) => redis_ping(*port).await,
+                Ready::Health(url) => match client().get(url).send().await {
+                    Ok(resp) => resp.text().await.unwrap_or_default().contains("true"),
+                    Err(_) => false,
+                },
+            };
+            if ok {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} did not become ready",
+                self.program
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stop the process (SIGTERM, then wait for it to exit).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            tokio::time::timeout(PATIENCE, child.wait())
+                .await
+                .expect("service did not stop")
+                .unwrap();
+        }
+    }
+}
+
+fn path(p: &Path) -> String {
+    PathBuf::from(p).display().to_string()
+}
+
+async fn redis_ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if stream.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(stream.read(&mut buf).await, Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
+/// A TCP relay in front of a service, which a test can cut (connections refused, open ones
+/// dropped) and restore on the same port: an outage as the nodes see it, for a service (moto)
+/// that would lose its data if really restarted.
+pub struct Relay {
+    pub port: u16,
+    target: String,
+    tasks: Arc<Mutex<Option<JoinSet<()>>>>,
+}
+
+impl Relay {
+    pub async fn start(target: &str) -> Relay {
+        let relay = Relay {
+            port: free_port(),
+            target: target.to_owned(),
+            tasks: Arc::new(Mutex::new(None)),
+        };
+        relay.restore().await;
+        relay
+    }
+
+    /// Accept and relay connections again.
+    pub async fn restore(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        let target = self.target.clone();
+        let mut set = JoinSet::new();
+        let conns = Arc::new(Mutex::new(JoinSet::new()));
+        set.spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let target = target.clone();
+                conns.lock().unwrap().spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        *self.tasks.lock().unwrap() = Some(set);
+    }
+
+    /// Refuse new connections and drop open ones.
+    pub fn cut(&self) {
+        // Dropping the JoinSet aborts the accept loop, which drops the listener and the set of
+        // open connections with it.
+        drop(self.tasks.lock().unwrap().take());
+    }
+}
