@@ -15,6 +15,13 @@ use crate::{Result, UploadId};
 pub trait Locker: Send + Sync + 'static {
     /// Acquire the lock of `id`, asking any holder to release, waiting at most `wait`.
     async fn lock(&self, id: &UploadId, wait: Duration) -> Result<LockGuard>;
+
+    /// Wait, at most `timeout`, until the locks of dropped guards are given back to the lock
+    /// service. A node shutting down calls this last, so its locks are free at once for the
+    /// other nodes instead of expiring with their leases. By default there is nothing to wait for.
+    async fn flush(&self, timeout: Duration) {
+        let _ = timeout;
+    }
 }
 
 /// A held lock. Dropping it unlocks.

@@ -10,6 +10,7 @@ use etcd_client::{
 };
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tusk_core::{LockGuard, Locker, UploadId};
 
 use crate::error::client_error_is_unavailable;
@@ -51,6 +52,11 @@ struct Inner {
     prefix: String,
     ttl_secs: i64,
     endpoints: String,
+    /// Unlocks of dropped guards still talking to etcd; `flush` waits for them.
+    unlocks: TaskTracker,
+    /// The runtime `connect` ran on, which owns the client's connections. Unlocks run there:
+    /// a request's own runtime (an HTTP worker's) may stop before the unlock is done.
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for EtcdLocker {
@@ -148,6 +154,8 @@ impl EtcdLocker {
                 prefix,
                 ttl_secs: config.ttl_secs(),
                 endpoints,
+                unlocks: TaskTracker::new(),
+                runtime: tokio::runtime::Handle::current(),
             }),
         })
     }
@@ -299,6 +307,8 @@ impl EtcdLocker {
         );
         tracing::debug!(upload_id = %id, fence, "etcd lock taken");
         let held = Held {
+            unlocks: self.inner.unlocks.clone(),
+            runtime: self.inner.runtime.clone(),
             client: self.inner.client.clone(),
             lock_key,
             revision,
@@ -311,6 +321,20 @@ impl EtcdLocker {
 
 #[async_trait]
 impl Locker for EtcdLocker {
+    async fn flush(&self, timeout: Duration) {
+        self.inner.unlocks.close();
+        if tokio::time::timeout(timeout, self.inner.unlocks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = self.inner.unlocks.len(),
+                "some etcd locks were not released in time; their leases will expire"
+            );
+        }
+        self.inner.unlocks.reopen();
+    }
+
     async fn lock(&self, id: &UploadId, wait: Duration) -> tusk_core::Result<LockGuard> {
         self.acquire(id, wait).await.map_err(|e| {
             if !matches!(e, EtcdError::Locked) {
@@ -372,6 +396,8 @@ async fn next_change(stream: &mut WatchStream, after: i64) -> Woken {
 
 /// What the guard owns: dropping it unlocks.
 struct Held {
+    unlocks: TaskTracker,
+    runtime: tokio::runtime::Handle,
     client: Client,
     lock_key: String,
     revision: i64,
@@ -385,27 +411,26 @@ impl Drop for Held {
         let Some(lease) = self.lease.take() else {
             return;
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // No runtime left to talk to etcd: the lease expires after its TTL.
-            return;
-        };
         let mut kv = self.client.kv_client();
         let key = std::mem::take(&mut self.lock_key);
         let revision = self.revision;
-        runtime.spawn(async move {
-            // Delete only our own key: if the lease was lost, the key may be someone else's now.
-            let unlock = Txn::new()
-                .when([Compare::create_revision(
-                    key.as_str(),
-                    CompareOp::Equal,
-                    revision,
-                )])
-                .and_then([TxnOp::delete(key.as_str(), None)]);
-            if let Err(error) = rpc("release a lock", kv.txn(unlock)).await {
-                tracing::debug!(key, %error, "cannot delete etcd lock key; its lease will go");
-            }
-            lease.revoke().await;
-        });
+        self.unlocks.spawn_on(
+            async move {
+                // Delete only our own key: if the lease was lost, the key may be someone else's now.
+                let unlock = Txn::new()
+                    .when([Compare::create_revision(
+                        key.as_str(),
+                        CompareOp::Equal,
+                        revision,
+                    )])
+                    .and_then([TxnOp::delete(key.as_str(), None)]);
+                if let Err(error) = rpc("release a lock", kv.txn(unlock)).await {
+                    tracing::debug!(key, %error, "cannot delete etcd lock key; its lease will go");
+                }
+                lease.revoke().await;
+            },
+            &self.runtime,
+        );
     }
 }
 

@@ -12,6 +12,9 @@ use tusk_protocol::Engine;
 use crate::config::{Distributed, ServeConfig, Storage};
 use crate::units::LogFormat;
 
+/// How long a stopping node waits for its locks to be given back.
+const LOCK_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Structured logs on stderr; verbosity from `RUST_LOG` (default `info`).
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -30,7 +33,7 @@ pub fn init_logging(format: LogFormat) {
 /// have, and exit within the shutdown timeout.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let (store, locker, mode) = backends(&config.storage).await?;
-    let engine = Arc::new(Engine::new(store, locker, config.engine.clone()));
+    let engine = Arc::new(Engine::new(store, locker.clone(), config.engine.clone()));
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -57,6 +60,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         stop.await;
     });
     server.await.context("HTTP server failed")?;
+    // Hand the locks of the requests that just ended back to etcd, so other nodes take over
+    // these uploads at once instead of after a lease TTL (rolling restarts).
+    locker.flush(LOCK_FLUSH_TIMEOUT).await;
     tracing::info!("stopped");
     Ok(())
 }

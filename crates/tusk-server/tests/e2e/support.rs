@@ -219,6 +219,13 @@ impl RawRequest {
         self.stream.flush().await.unwrap();
     }
 
+    /// Send more body bytes if the server still reads them; a server that already answered
+    /// may have closed the connection, which is fine here.
+    pub async fn send_if_open(&mut self, data: &[u8]) {
+        let _ = self.stream.write_all(data).await;
+        let _ = self.stream.flush().await;
+    }
+
     /// Read the response head (bounded wait): (status, headers lowercased).
     pub async fn response(mut self) -> (u16, Vec<(String, String)>) {
         let mut buf = Vec::new();
