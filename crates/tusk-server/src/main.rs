@@ -48,13 +48,31 @@ fn main() -> ExitCode {
             match actix_web::rt::System::new().block_on(serve::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
-                    tracing::error!("{err:#}");
-                    eprintln!("tusk: {err:#}");
+                    let text = error_text(&err);
+                    tracing::error!("{text}");
+                    eprintln!("tusk: {text}");
                     ExitCode::FAILURE
                 }
             }
         }
     }
+}
+
+/// An error and its causes on one line, skipping causes whose text an outer error already
+/// includes (backend errors often quote their cause).
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// The flag a clap value error is about, e.g. `--max-size`.

@@ -451,3 +451,135 @@ async fn a_node_stopped_for_a_rolling_restart_hands_its_upload_over_at_once() {
     assert_eq!((status, end), (204, Some(len as u64)));
     assert_object(&cluster, &url, &data).await;
 }
+
+/// Run `tusk serve` with `args`; it must exit (bounded wait) with a failure whose stderr
+/// contains every one of `expected`.
+async fn assert_refuses_to_start(args: &[&str], expected: &[&str]) {
+    let out = tokio::time::timeout(
+        PATIENCE,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tusk"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("tusk did not exit")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with {args:?}");
+    for text in expected {
+        assert!(stderr.contains(text), "{args:?}: {text:?} not in {stderr}");
+    }
+    assert!(
+        !stderr.contains("hunter2"),
+        "a password was printed: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn start_up_fails_fast_naming_the_service_that_does_not_answer() {
+    let shared = Endpoints::shared();
+    let bucket = unique("tusk-e2e");
+    let resp = client()
+        .put(format!("{}/{bucket}", shared.s3))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let s3 = ["--s3-endpoint", &shared.s3, "--s3-force-path-style"];
+    let closed = "http://127.0.0.1:1";
+
+    // S3 unreachable.
+    let args = [
+        "--s3-bucket",
+        &bucket,
+        "--s3-endpoint",
+        closed,
+        "--redis-url",
+        &shared.redis_url,
+    ];
+    assert_refuses_to_start(&args, &["S3", "unreachable"]).await;
+    // A bucket that does not exist is named.
+    let mut args = vec![
+        "--s3-bucket",
+        "no-such-bucket-tusk",
+        "--redis-url",
+        &shared.redis_url,
+    ];
+    args.extend(s3);
+    assert_refuses_to_start(&args, &["no-such-bucket-tusk"]).await;
+    // Redis unreachable; its password is never printed.
+    let mut args = vec![
+        "--s3-bucket",
+        &bucket,
+        "--redis-url",
+        "redis://:hunter2@127.0.0.1:1/",
+    ];
+    args.extend(s3);
+    assert_refuses_to_start(&args, &["Redis"]).await;
+    // etcd unreachable.
+    let mut args = vec![
+        "--s3-bucket",
+        &bucket,
+        "--redis-url",
+        &shared.redis_url,
+        "--etcd-endpoints",
+        closed,
+    ];
+    args.extend(s3);
+    assert_refuses_to_start(&args, &["etcd"]).await;
+}
+
+#[tokio::test]
+async fn start_up_warns_when_redis_may_evict_upload_state() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let shared = Endpoints::shared();
+    let (_redis, redis_url) = Private::redis_with(&["--maxmemory-policy", "allkeys-lru"]).await;
+    let bucket = unique("tusk-e2e");
+    let resp = client()
+        .put(format!("{}/{bucket}", shared.s3))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tusk"))
+        .arg("serve")
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--s3-bucket",
+            &bucket,
+            "--s3-force-path-style",
+        ])
+        .args(["--s3-endpoint", &shared.s3, "--redis-url", &redis_url])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let warned = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("maxmemory-policy") && line.contains("allkeys-lru") {
+                return true;
+            }
+            if line.contains("tusk started") {
+                return false;
+            }
+        }
+        false
+    })
+    .await
+    .expect("no start-up log");
+    assert!(warned, "no maxmemory-policy warning before start");
+}

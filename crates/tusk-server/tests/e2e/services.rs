@@ -255,9 +255,14 @@ enum Ready {
 impl Private {
     /// A Redis with an fsync-always append-only file, so a restart keeps every write.
     pub async fn redis() -> (Private, String) {
+        Self::redis_with(&[]).await
+    }
+
+    /// [`Private::redis`] with `extra` server arguments.
+    pub async fn redis_with(extra: &[&str]) -> (Private, String) {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let args = vec![
+        let args: Vec<String> = vec![
             "--bind".into(),
             "127.0.0.1".into(),
             "--port".into(),
@@ -270,7 +275,10 @@ impl Private {
             "always".into(),
             "--save".into(),
             "".into(),
-        ];
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|s| s.to_string()))
+        .collect();
         let mut p = Private {
             program: "redis-server",
             args,
