@@ -7,6 +7,8 @@ use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tusk_core::ChunkSource;
 
+use crate::checksum::{Checksum, Hasher};
+
 /// A failure reading the request body (the client went away or sent a malformed body).
 pub type BodyError = std::io::Error;
 
@@ -30,6 +32,8 @@ pub enum BodyEnd {
     ShuttingDown,
     /// The body went past the upload's length: nothing may be committed.
     TooLarge,
+    /// The whole body arrived but does not match its `Upload-Checksum`: nothing may be committed.
+    ChecksumMismatch,
 }
 
 /// The engine's view of a PATCH body: it stops at the first of end of body, broken
@@ -43,6 +47,8 @@ pub(crate) struct PatchBody {
     lost: CancellationToken,
     shutdown: CancellationToken,
     end: Option<BodyEnd>,
+    /// The announced checksum and the running digest, for a body under a checksum.
+    checksum: Option<(Checksum, Option<Hasher>)>,
 }
 
 /// What stops a body besides the body itself.
@@ -64,12 +70,39 @@ impl PatchBody {
             lost: stops.lost,
             shutdown: stops.shutdown,
             end: None,
+            checksum: None,
         }
+    }
+
+    /// Verify the whole body against `checksum`: nothing is committed unless it matches.
+    pub(crate) fn with_checksum(mut self, checksum: Option<Checksum>) -> Self {
+        self.checksum = checksum.map(|c| {
+            let hasher = c.hasher();
+            (c, Some(hasher))
+        });
+        self
     }
 
     /// Why reading stopped, once it has.
     pub(crate) fn end(&self) -> Option<BodyEnd> {
         self.end
+    }
+
+    /// `Complete` if the body matches its checksum (or has none), else `ChecksumMismatch`.
+    fn verify(&mut self) -> BodyEnd {
+        match &mut self.checksum {
+            Some((checksum, hasher)) => match hasher.take() {
+                Some(hasher) => {
+                    if checksum.matches(hasher) {
+                        BodyEnd::Complete
+                    } else {
+                        BodyEnd::ChecksumMismatch
+                    }
+                }
+                None => BodyEnd::ChecksumMismatch,
+            },
+            None => BodyEnd::Complete,
+        }
     }
 
     /// Bytes handed to the store.
@@ -98,6 +131,7 @@ impl ChunkSource for PatchBody {
                 },
             };
             match next {
+                Err(BodyEnd::Complete) => self.end = Some(self.verify()),
                 Err(end) => self.end = Some(end),
                 Ok(chunk) if chunk.is_empty() => {}
                 Ok(chunk) if chunk.len() as u64 > self.room - self.received => {
@@ -105,6 +139,9 @@ impl ChunkSource for PatchBody {
                 }
                 Ok(chunk) => {
                     self.received += chunk.len() as u64;
+                    if let Some((_, Some(hasher))) = &mut self.checksum {
+                        hasher.update(&chunk);
+                    }
                     return Some(chunk);
                 }
             }
@@ -112,6 +149,15 @@ impl ChunkSource for PatchBody {
     }
 
     fn may_commit(&self) -> bool {
-        !matches!(self.end, Some(BodyEnd::TooLarge | BodyEnd::LockLost))
+        match self.end {
+            Some(BodyEnd::TooLarge | BodyEnd::LockLost | BodyEnd::ChecksumMismatch) => false,
+            // A body under a checksum counts only if all of it arrived and matched.
+            Some(BodyEnd::Complete) => true,
+            _ => self.checksum.is_none(),
+        }
+    }
+
+    fn all_or_nothing(&self) -> bool {
+        self.checksum.is_some()
     }
 }

@@ -76,6 +76,9 @@ impl Engine {
         if caps.termination {
             ext.push("termination");
         }
+        // Verified by the engine as bodies stream, so every store supports it. Not
+        // checksum-trailer: actix-web drops request trailers (docs/architecture.md).
+        ext.push("checksum");
         ext
     }
 

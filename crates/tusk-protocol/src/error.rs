@@ -82,6 +82,12 @@ pub enum TusError {
         /// The methods this target accepts.
         allow: &'static str,
     },
+    /// `Upload-Checksum` names an algorithm this server does not support.
+    #[error("{0}")]
+    UnsupportedChecksum(String),
+    /// The body does not match its `Upload-Checksum` (nothing of it was stored).
+    #[error("the request body does not match its Upload-Checksum; nothing of it was stored")]
+    ChecksumMismatch,
     /// A path id that is not a valid upload id, so no such upload can exist.
     #[error("upload not found")]
     UnknownId,
@@ -104,7 +110,9 @@ impl TusError {
             | TusError::Metadata(_)
             | TusError::LengthChange(_)
             | TusError::LengthBelowOffset { .. }
-            | TusError::DeferUnsupported => 400,
+            | TusError::DeferUnsupported
+            | TusError::UnsupportedChecksum(_) => 400,
+            TusError::ChecksumMismatch => 460,
             TusError::MaxSizeExceeded { .. } | TusError::BodyTooLarge => 413,
             TusError::OffsetMismatch { .. } => 409,
             TusError::MethodNotAllowed { .. } => 405,
@@ -140,6 +148,8 @@ impl TusError {
             TusError::LengthBelowOffset { .. } => "ERR_INVALID_UPLOAD_LENGTH",
             TusError::DeferUnsupported => "ERR_DEFER_LENGTH_UNSUPPORTED",
             TusError::MethodNotAllowed { .. } => "ERR_METHOD_NOT_ALLOWED",
+            TusError::UnsupportedChecksum(_) => "ERR_UNSUPPORTED_CHECKSUM_ALGORITHM",
+            TusError::ChecksumMismatch => "ERR_CHECKSUM_MISMATCH",
             TusError::UnknownId => "ERR_UPLOAD_NOT_FOUND",
             TusError::Store(e) => match e.kind() {
                 ErrorKind::NotFound => "ERR_UPLOAD_NOT_FOUND",

@@ -6,6 +6,7 @@
 //! failure to a status.
 
 mod body;
+mod checksum;
 mod delete;
 mod engine;
 mod error;
@@ -32,6 +33,7 @@ pub const RESPONSE_HEADERS: &[&str] = &[
     "Tus-Version",
     "Tus-Extension",
     "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
     "Upload-Offset",
     "Upload-Length",
     "Upload-Defer-Length",

@@ -8,5 +8,6 @@ impl Engine {
             .header("Tus-Version", TUS_VERSION)
             .header("Tus-Extension", self.extensions().join(","))
             .header("Tus-Max-Size", self.config().max_size.to_string())
+            .header("Tus-Checksum-Algorithm", crate::checksum::ALGORITHMS)
     }
 }

@@ -1,6 +1,7 @@
 use tusk_core::{Error, ErrorKind, UploadId, UploadInfo};
 
 use crate::body::BodyEnd;
+use crate::checksum::Checksum;
 use crate::headers::{is_offset_octet_stream, optional_u64};
 use crate::message::{TusRequest, TusResponse};
 use crate::{BodyStream, Engine, TusError};
@@ -19,6 +20,7 @@ impl Engine {
         let offset = optional_u64(&req.headers, "Upload-Offset")?.ok_or(TusError::MissingOffset)?;
         let declared_length = optional_u64(&req.headers, "Upload-Length")?;
         let content_length = optional_u64(&req.headers, "Content-Length")?;
+        let checksum = checksum_header(&req)?;
 
         let guard = self.lock(id).await?;
         let mut info = self.store().info_locked(id, guard.fence()).await?;
@@ -32,7 +34,7 @@ impl Engine {
             info = self.declare_length(info, length, guard.fence()).await?;
         }
         let info = self
-            .receive(info, req.body.take(), content_length, &guard)
+            .receive(info, req.body.take(), content_length, checksum, &guard)
             .await?;
         Ok(TusResponse::status(204).header("Upload-Offset", info.offset.to_string()))
     }
@@ -66,6 +68,7 @@ impl Engine {
         info: UploadInfo,
         body: Option<BodyStream>,
         content_length: Option<u64>,
+        checksum: Option<Checksum>,
         guard: &tusk_core::LockGuard,
     ) -> Result<UploadInfo, TusError> {
         let limit = info.length.unwrap_or(self.config().max_size);
@@ -76,7 +79,7 @@ impl Engine {
         let Some(stream) = body else {
             return Ok(info);
         };
-        let mut body = self.patch_body(stream, room, guard);
+        let mut body = self.patch_body(stream, room, guard).with_checksum(checksum);
         let written = self
             .store()
             .write(&info.id, info.offset, &mut body, guard.fence())
@@ -92,6 +95,7 @@ impl Engine {
         let written = written?;
         match end {
             Some(BodyEnd::TooLarge) => Err(TusError::BodyTooLarge),
+            Some(BodyEnd::ChecksumMismatch) => Err(TusError::ChecksumMismatch),
             Some(BodyEnd::LockLost) => Err(TusError::Store(Error::new(
                 ErrorKind::LockLost,
                 "the upload's lock was lost; nothing of this request was stored",
@@ -99,4 +103,12 @@ impl Engine {
             _ => Ok(written),
         }
     }
+}
+
+/// The request's `Upload-Checksum`, if any.
+pub(crate) fn checksum_header(req: &TusRequest) -> Result<Option<Checksum>, TusError> {
+    req.headers
+        .get("Upload-Checksum")
+        .map(Checksum::parse)
+        .transpose()
 }

@@ -45,6 +45,7 @@ impl Engine {
         };
         let with_body = is_offset_octet_stream(headers);
         let content_length = optional_u64(headers, "Content-Length")?;
+        let checksum = crate::patch::checksum_header(&req)?;
         if with_body && content_length.is_some_and(|len| len > length.unwrap_or(max)) {
             return Err(TusError::BodyTooLarge);
         }
@@ -64,7 +65,7 @@ impl Engine {
         if with_body {
             let guard = self.lock(&id).await?;
             let info = match self
-                .receive(info, req.body.take(), content_length, &guard)
+                .receive(info, req.body.take(), content_length, checksum, &guard)
                 .await
             {
                 Ok(info) => info,

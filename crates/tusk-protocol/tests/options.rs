@@ -14,9 +14,13 @@ async fn options_advertises_version_extensions_and_max_size() {
         assert_eq!(resp.get("Tus-Version"), Some("1.0.0"));
         assert_eq!(
             resp.get("Tus-Extension"),
-            Some("creation,creation-with-upload,creation-defer-length,termination")
+            Some("creation,creation-with-upload,creation-defer-length,termination,checksum")
         );
         assert_eq!(resp.get("Tus-Max-Size"), Some("1000"));
+        assert_eq!(
+            resp.get("Tus-Checksum-Algorithm"),
+            Some("sha1,md5,sha256,sha512,crc32")
+        );
     }
 }
 

@@ -4,7 +4,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Harness, Req, assert_tus, channel_body, chunks, config};
+use common::{Harness, Req, assert_tus, channel_body, chunks, config, cut_after};
 
 struct Case {
     name: &'static str,
@@ -143,6 +143,79 @@ async fn patch_statuses() {
             req: |id| {
                 Req::patch(id, 3)
                     .header("Content-Length", "lots")
+                    .body(b"d")
+            },
+            status: 400,
+            offset: None,
+            after: 3,
+        },
+        Case {
+            name: "checksum matches",
+            req: |id| {
+                Req::patch(id, 3)
+                    .header("Upload-Checksum", "sha1 EH7LaJDu7pnZzMBucRYxNJp91ys=")
+                    .body(b"defg")
+            },
+            status: 204,
+            offset: Some("7"),
+            after: 7,
+        },
+        Case {
+            name: "crc32 checksum matches",
+            req: |id| {
+                Req::patch(id, 3)
+                    .header("Upload-Checksum", "crc32 O22OWQ==")
+                    .stream(chunks(b"defg", 1, false))
+            },
+            status: 204,
+            offset: Some("7"),
+            after: 7,
+        },
+        Case {
+            name: "checksum mismatch",
+            req: |id| {
+                Req::patch(id, 3)
+                    .header("Upload-Checksum", "md5 Al5Np+2sNe3lg/Xo1Rqn7A==")
+                    .body(b"defX")
+            },
+            status: 460,
+            offset: None,
+            after: 3,
+        },
+        Case {
+            name: "checksum of a body cut short",
+            req: |id| {
+                Req::patch(id, 3)
+                    .header("Upload-Checksum", "sha1 YAzNG3FWkjLQHRELxj6Qa+qwTYw=")
+                    .stream(cut_after(b"de"))
+            },
+            status: 204,
+            offset: Some("3"),
+            after: 3,
+        },
+        Case {
+            name: "cut body without checksum keeps what arrived",
+            req: |id| Req::patch(id, 3).stream(cut_after(b"de")),
+            status: 204,
+            offset: Some("5"),
+            after: 5,
+        },
+        Case {
+            name: "unsupported checksum algorithm",
+            req: |id| {
+                Req::patch(id, 3)
+                    .header("Upload-Checksum", "whirlpool AAAA")
+                    .body(b"d")
+            },
+            status: 400,
+            offset: None,
+            after: 3,
+        },
+        Case {
+            name: "malformed checksum",
+            req: |id| {
+                Req::patch(id, 3)
+                    .header("Upload-Checksum", "sha1 not base64!")
                     .body(b"d")
             },
             status: 400,

@@ -210,6 +210,15 @@ pub fn chunks(data: &[u8], size: usize, then_stall: bool) -> BodyStream {
     }
 }
 
+/// `data`, then a broken connection.
+pub fn cut_after(data: &[u8]) -> BodyStream {
+    let items: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::copy_from_slice(data)),
+        Err(std::io::Error::other("connection reset")),
+    ];
+    futures_util::stream::iter(items).boxed()
+}
+
 /// A body fed by the test through a channel, to control exactly when bytes arrive.
 pub fn channel_body() -> (
     tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,

@@ -583,3 +583,37 @@ async fn start_up_warns_when_redis_may_evict_upload_state() {
     .expect("no start-up log");
     assert!(warned, "no maxmemory-policy warning before start");
 }
+
+#[tokio::test]
+async fn a_checksum_mismatch_commits_none_of_the_parts_it_sent() {
+    let cluster = Cluster::start(2, &[]).await;
+    let len = 3 * P;
+    let data = pattern(len, 12);
+    let url = cluster.create(0, len as u64).await;
+    let (status, _) = patch(&cluster.on(0, &url), 0, data[..MIB].to_vec()).await;
+    assert_eq!(status, 204);
+    // Two whole parts go to S3 while this body streams, but its checksum is wrong.
+    let mut wrong = data[MIB..].to_vec();
+    wrong[len - MIB - 1] ^= 1;
+    let good = sha256_checksum(&data[MIB..]);
+    let (status, _) = patch_with(
+        &cluster.on(1, &url),
+        MIB as u64,
+        wrong,
+        std::slice::from_ref(&good),
+    )
+    .await;
+    assert_eq!(status, 460);
+    assert_eq!(head(&cluster.on(0, &url)).await, (200, Some(MIB as u64)));
+    // The correct retry, on the other node, succeeds and overwrites those parts.
+    let (status, end) = patch_with(
+        &cluster.on(0, &url),
+        MIB as u64,
+        data[MIB..].to_vec(),
+        &[good],
+    )
+    .await;
+    assert_eq!((status, end), (204, Some(len as u64)));
+    assert_object(&cluster, &url, &data).await;
+    assert_equal_parts(&cluster, &url, len).await;
+}

@@ -202,3 +202,24 @@ async fn malformed_headers_get_400_not_500() {
     assert_eq!(resp.status(), 413);
     assert_eq!(head(&url).await, (200, Some(0)));
 }
+
+#[tokio::test]
+async fn checksums_commit_all_or_nothing() {
+    let server = Server::start(&[]).await;
+    let data = pattern(300_000, 8);
+    let url = server.create(data.len() as u64).await;
+    let (status, _) = patch(&url, 0, data[..1000].to_vec()).await;
+    assert_eq!(status, 204);
+    let mut wrong = data[1000..].to_vec();
+    wrong[5000] ^= 1;
+    let good = sha256_checksum(&data[1000..]);
+    let (status, offset) = patch_with(&url, 1000, wrong, std::slice::from_ref(&good)).await;
+    assert_eq!((status, offset), (460, None));
+    assert_eq!(head(&url).await, (200, Some(1000)));
+    let bad_algo = ("Upload-Checksum", "whirlpool AAAA".to_string());
+    let (status, _) = patch_with(&url, 1000, data[1000..].to_vec(), &[bad_algo]).await;
+    assert_eq!(status, 400);
+    let (status, offset) = patch_with(&url, 1000, data[1000..].to_vec(), &[good]).await;
+    assert_eq!((status, offset), (204, Some(data.len() as u64)));
+    assert_eq!(server.stored(&url), data);
+}

@@ -140,16 +140,40 @@ pub async fn head(url: &str) -> (u16, Option<u64>) {
 
 /// PATCH `data` at `offset`: (status, Upload-Offset).
 pub async fn patch(url: &str, offset: u64, data: Vec<u8>) -> (u16, Option<u64>) {
-    let resp = client()
+    patch_with(url, offset, data, &[]).await
+}
+
+/// PATCH `data` at `offset` with extra `headers`: (status, Upload-Offset).
+pub async fn patch_with(
+    url: &str,
+    offset: u64,
+    data: Vec<u8>,
+    headers: &[(&str, String)],
+) -> (u16, Option<u64>) {
+    let mut req = client()
         .patch(url)
         .header(TUS.0, TUS.1)
         .header(OCTETS.0, OCTETS.1)
-        .header("Upload-Offset", offset.to_string())
-        .body(data)
-        .send()
-        .await
-        .unwrap();
+        .header("Upload-Offset", offset.to_string());
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let resp = req.body(data).send().await.unwrap();
     (resp.status().as_u16(), offset_of(&resp))
+}
+
+/// `Upload-Checksum: sha256 <digest of data>`.
+pub fn sha256_checksum(data: &[u8]) -> (&'static str, String) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(data);
+    (
+        "Upload-Checksum",
+        format!(
+            "sha256 {}",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ),
+    )
 }
 
 /// Wait (bounded) until `cond` holds.
