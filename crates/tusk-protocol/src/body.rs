@@ -1,6 +1,8 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -8,6 +10,12 @@ use tokio_util::sync::CancellationToken;
 use tusk_core::ChunkSource;
 
 use crate::checksum::{Checksum, Hasher};
+
+/// When asked to stop, a PATCH still takes the bytes the client already sent (a dead client's
+/// last bytes are in the socket buffers): it keeps reading while chunks keep coming, each within
+/// `DRAIN_QUIET` of the last, for at most `DRAIN_MAX`. Then it commits and answers.
+const DRAIN_QUIET: Duration = Duration::from_millis(25);
+const DRAIN_MAX: Duration = Duration::from_millis(250);
 
 /// A failure reading the request body (the client went away or sent a malformed body).
 pub type BodyError = std::io::Error;
@@ -47,6 +55,9 @@ pub(crate) struct PatchBody {
     lost: CancellationToken,
     shutdown: CancellationToken,
     end: Option<BodyEnd>,
+    /// Asked to stop (release request, shutdown): why, and until when bytes already on their
+    /// way are still taken.
+    draining: Option<(BodyEnd, Instant)>,
     /// The announced checksum and the running digest, for a body under a checksum.
     checksum: Option<(Checksum, Option<Hasher>)>,
 }
@@ -70,6 +81,7 @@ impl PatchBody {
             lost: stops.lost,
             shutdown: stops.shutdown,
             end: None,
+            draining: None,
             checksum: None,
         }
     }
@@ -118,16 +130,37 @@ impl ChunkSource for PatchBody {
             if self.end.is_some() {
                 return None;
             }
-            let next = tokio::select! {
-                biased;
-                _ = self.lost.cancelled() => Err(BodyEnd::LockLost),
-                _ = self.release.cancelled() => Err(BodyEnd::ReleaseRequested),
-                _ = self.shutdown.cancelled() => Err(BodyEnd::ShuttingDown),
-                read = tokio::time::timeout(self.read_timeout, self.stream.next()) => match read {
-                    Err(_) => Err(BodyEnd::Stalled),
-                    Ok(None) => Err(BodyEnd::Complete),
-                    Ok(Some(Err(_))) => Err(BodyEnd::ClientGone),
-                    Ok(Some(Ok(chunk))) => Ok(chunk),
+            let next = match self.draining {
+                Some((why, deadline)) => {
+                    let quiet = DRAIN_QUIET.min(deadline.saturating_duration_since(Instant::now()));
+                    tokio::select! {
+                        biased;
+                        _ = self.lost.cancelled() => Err(BodyEnd::LockLost),
+                        read = tokio::time::timeout(quiet, self.stream.next()) => match read {
+                            Err(_) => Err(why),
+                            Ok(None) => Err(BodyEnd::Complete),
+                            Ok(Some(Err(_))) => Err(BodyEnd::ClientGone),
+                            Ok(Some(Ok(chunk))) => Ok(chunk),
+                        },
+                    }
+                }
+                None => tokio::select! {
+                    biased;
+                    _ = self.lost.cancelled() => Err(BodyEnd::LockLost),
+                    _ = self.release.cancelled() => {
+                        self.draining = Some((BodyEnd::ReleaseRequested, Instant::now() + DRAIN_MAX));
+                        continue;
+                    }
+                    _ = self.shutdown.cancelled() => {
+                        self.draining = Some((BodyEnd::ShuttingDown, Instant::now() + DRAIN_MAX));
+                        continue;
+                    }
+                    read = tokio::time::timeout(self.read_timeout, self.stream.next()) => match read {
+                        Err(_) => Err(BodyEnd::Stalled),
+                        Ok(None) => Err(BodyEnd::Complete),
+                        Ok(Some(Err(_))) => Err(BodyEnd::ClientGone),
+                        Ok(Some(Ok(chunk))) => Ok(chunk),
+                    },
                 },
             };
             match next {
