@@ -18,4 +18,4 @@ pub use lock::{LockGuard, Locker};
 pub use metadata::{Metadata, MetadataError};
 pub use objects::ObjectStore;
 pub use state::{Commit, StateStore, TailChange, UploadState};
-pub use store::{Capabilities, ChunkSource, UploadStore};
+pub use store::{ByteStream, Capabilities, ChunkSource, UploadStore};

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::Result;
+use crate::{ByteStream, Result};
 
 /// Object storage with multipart uploads: what the distributed store needs from S3.
 ///
@@ -40,6 +40,10 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// The size of an object, or `None` if there is none.
     async fn object_size(&self, key: &str) -> Result<Option<u64>>;
+
+    /// Stream bytes `start..end` of an object (`end` at most its size). `NotFound` if there is
+    /// no object.
+    async fn get_object(&self, key: &str, start: u64, end: u64) -> Result<ByteStream>;
 
     /// Delete an object. Succeeds if there is none.
     async fn delete_object(&self, key: &str) -> Result<()>;

@@ -1,5 +1,8 @@
+use std::pin::Pin;
+
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_core::Stream;
 
 use crate::{NewUpload, Result, UploadId, UploadInfo};
 
@@ -23,6 +26,9 @@ pub trait ChunkSource: Send {
         false
     }
 }
+
+/// The bytes of a download, streamed from the store; an error ends it early.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
 /// Optional abilities of a store; `Tus-Extension` and the allowed methods derive from these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,4 +86,8 @@ pub trait UploadStore: Send + Sync + 'static {
 
     /// Delete the upload and everything stored for it.
     async fn terminate(&self, id: &UploadId, fence: u64) -> Result<()>;
+
+    /// Stream bytes `start..end` of a finished upload (the caller checked the range against
+    /// the length). An unfinished upload is `ErrorKind::Invalid`.
+    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream>;
 }

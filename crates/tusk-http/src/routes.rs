@@ -1,5 +1,6 @@
 use std::time::Instant;
 
+use actix_web::body::SizedStream;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -69,6 +70,10 @@ pub(crate) async fn handle(
         out.insert_header((name, value));
     }
     out.insert_header(("X-Request-ID", request_id));
+    if let Some((length, stream)) = resp.stream {
+        // A download: streamed from the store with its exact length, never buffered whole.
+        return out.body(SizedStream::new(length, stream));
+    }
     if method == Method::Head || resp.body.is_empty() {
         out.finish()
     } else {

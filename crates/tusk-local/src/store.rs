@@ -3,10 +3,12 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tusk_core::{
-    Capabilities, ChunkSource, Error, ErrorKind, NewUpload, Result, UploadId, UploadInfo,
-    UploadStore,
+    ByteStream, Capabilities, ChunkSource, Error, ErrorKind, NewUpload, Result, UploadId,
+    UploadInfo, UploadStore,
 };
 
 use crate::LocalError;
@@ -222,6 +224,29 @@ impl UploadStore for LocalStore {
         info.length = Some(length);
         self.write_info(&info).await?;
         Ok(info)
+    }
+
+    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream> {
+        let info = self.read_info(id).await?;
+        if !info.is_complete() {
+            return Err(Error::new(ErrorKind::Invalid, "upload is not finished"));
+        }
+        let path = self.data_path(id);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(LocalError::io("open", &path))?;
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(LocalError::io("seek", &path))?;
+        // Streamed in 64 KiB reads; bytes past the length (never counted) are not served.
+        let reader = file.take(end.saturating_sub(start));
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024).map(|read| {
+            read.map_err(|e| {
+                Error::new(ErrorKind::Unavailable, "cannot read the upload from disk")
+                    .with_source(e)
+            })
+        });
+        Ok(Box::pin(stream))
     }
 
     async fn terminate(&self, id: &UploadId, _fence: u64) -> Result<()> {

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use tusk_core::{
-    Capabilities, ChunkSource, Error, ErrorKind, NewUpload, ObjectStore, Result, StateStore,
-    UploadId, UploadInfo, UploadState, UploadStore,
+    ByteStream, Capabilities, ChunkSource, Error, ErrorKind, NewUpload, ObjectStore, Result,
+    StateStore, UploadId, UploadInfo, UploadState, UploadStore,
 };
 
 use crate::{BufferBudget, MultipartConfig, part_size_for};
@@ -280,6 +280,14 @@ impl UploadStore for MultipartStore {
         self.state.set_length(id, fence, length).await?;
         state.length = Some(length);
         Ok(self.settle(state, fence).await?.info())
+    }
+
+    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream> {
+        let state = self.state.get(id).await?;
+        if !state.finished {
+            return Err(Error::new(ErrorKind::Invalid, "upload is not finished"));
+        }
+        self.objects.get_object(id.as_str(), start, end).await
     }
 
     async fn terminate(&self, id: &UploadId, fence: u64) -> Result<()> {

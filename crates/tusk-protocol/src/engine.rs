@@ -85,9 +85,9 @@ impl Engine {
     /// The methods an upload URL accepts.
     pub(crate) fn upload_methods(&self) -> &'static str {
         if self.store.capabilities().termination {
-            "OPTIONS, HEAD, PATCH, DELETE"
+            "OPTIONS, HEAD, GET, PATCH, DELETE"
         } else {
-            "OPTIONS, HEAD, PATCH"
+            "OPTIONS, HEAD, GET, PATCH"
         }
     }
 
@@ -104,13 +104,17 @@ impl Engine {
         if req.method == Method::Options {
             return Ok(self.options());
         }
-        if req.headers.get("Tus-Resumable").map(str::trim) != Some(TUS_VERSION) {
+        // Downloads come from browsers and plain HTTP clients, which send no Tus-Resumable.
+        if req.method != Method::Get
+            && req.headers.get("Tus-Resumable").map(str::trim) != Some(TUS_VERSION)
+        {
             return Err(TusError::UnsupportedVersion);
         }
         let caps = self.store.capabilities();
         match (&req.method, &req.target) {
             (Method::Post, Target::Collection) => self.post(req).await,
             (Method::Head, Target::Upload(id)) => self.head(&parse_id(id)?).await,
+            (Method::Get, Target::Upload(id)) => self.get(&parse_id(id)?, &req.headers).await,
             (Method::Patch, Target::Upload(id)) => {
                 let id = parse_id(id)?;
                 self.patch(&id, req).await

@@ -88,6 +88,20 @@ pub enum TusError {
     /// The body does not match its `Upload-Checksum` (nothing of it was stored).
     #[error("the request body does not match its Upload-Checksum; nothing of it was stored")]
     ChecksumMismatch,
+    /// GET of an upload whose bytes have not all arrived.
+    #[error("the upload is not finished ({offset} of {} bytes received); it can be downloaded once it is", length.map_or("an unknown number of".to_owned(), |l| l.to_string()))]
+    NotFinished {
+        /// Bytes received.
+        offset: u64,
+        /// The upload's length, if known.
+        length: Option<u64>,
+    },
+    /// A `Range` that selects no byte of the upload.
+    #[error("the requested range is not satisfiable: the upload has {length} bytes")]
+    RangeNotSatisfiable {
+        /// The upload's length.
+        length: u64,
+    },
     /// A path id that is not a valid upload id, so no such upload can exist.
     #[error("upload not found")]
     UnknownId,
@@ -113,6 +127,8 @@ impl TusError {
             | TusError::DeferUnsupported
             | TusError::UnsupportedChecksum(_) => 400,
             TusError::ChecksumMismatch => 460,
+            TusError::NotFinished { .. } => 409,
+            TusError::RangeNotSatisfiable { .. } => 416,
             TusError::MaxSizeExceeded { .. } | TusError::BodyTooLarge => 413,
             TusError::OffsetMismatch { .. } => 409,
             TusError::MethodNotAllowed { .. } => 405,
@@ -150,6 +166,8 @@ impl TusError {
             TusError::MethodNotAllowed { .. } => "ERR_METHOD_NOT_ALLOWED",
             TusError::UnsupportedChecksum(_) => "ERR_UNSUPPORTED_CHECKSUM_ALGORITHM",
             TusError::ChecksumMismatch => "ERR_CHECKSUM_MISMATCH",
+            TusError::NotFinished { .. } => "ERR_UPLOAD_NOT_FINISHED",
+            TusError::RangeNotSatisfiable { .. } => "ERR_RANGE_NOT_SATISFIABLE",
             TusError::UnknownId => "ERR_UPLOAD_NOT_FOUND",
             TusError::Store(e) => match e.kind() {
                 ErrorKind::NotFound => "ERR_UPLOAD_NOT_FOUND",
@@ -180,6 +198,9 @@ impl TusError {
         match (&self, status) {
             (TusError::UnsupportedVersion, _) => resp = resp.header("Tus-Version", TUS_VERSION),
             (TusError::MethodNotAllowed { allow }, _) => resp = resp.header("Allow", *allow),
+            (TusError::RangeNotSatisfiable { length }, _) => {
+                resp = resp.header("Content-Range", format!("bytes */{length}"));
+            }
             (_, 423 | 503) => resp = resp.header("Retry-After", "1"),
             _ => {}
         }

@@ -10,6 +10,7 @@ mod checksum;
 mod delete;
 mod engine;
 mod error;
+mod get;
 mod head;
 mod headers;
 mod message;

@@ -100,8 +100,7 @@ impl std::fmt::Debug for TusRequest {
     }
 }
 
-/// A response: status, headers and a short plain-text body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A response: status, headers and a short plain-text body, or for a download a streamed body.
 pub struct TusResponse {
     /// HTTP status code.
     pub status: u16,
@@ -109,6 +108,19 @@ pub struct TusResponse {
     pub headers: Vec<(&'static str, String)>,
     /// Plain-text body (empty for successes).
     pub body: String,
+    /// A download: its exact length and its bytes, streamed from the store.
+    pub stream: Option<(u64, tusk_core::ByteStream)>,
+}
+
+impl std::fmt::Debug for TusResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TusResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &self.body)
+            .field("stream", &self.stream.as_ref().map(|(len, _)| len))
+            .finish()
+    }
 }
 
 impl TusResponse {
@@ -118,6 +130,7 @@ impl TusResponse {
             status,
             headers: Vec::new(),
             body: String::new(),
+            stream: None,
         }
     }
 

@@ -309,6 +309,36 @@ impl ObjectStore for S3Objects {
             .map_err(|_| missing("HeadObject", "a valid Content-Length"))
     }
 
+    async fn get_object(&self, key: &str, start: u64, end: u64) -> Result<tusk_core::ByteStream> {
+        if start >= end {
+            // An HTTP range cannot name zero bytes.
+            return Ok(Box::pin(futures_util::stream::empty()));
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .range(format!("bytes={start}-{}", end - 1))
+            .send()
+            .instrument(tracing::debug_span!("s3.get_object", key, start, end))
+            .await
+            .map_err(|e| Error::from(S3Error::from_sdk("GetObject", e)))?;
+        // The body streams from S3 as the client reads it: never buffered whole.
+        let body = futures_util::stream::unfold(out.body, |mut body| async move {
+            let next = body.next().await?;
+            let item = next.map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "object storage (S3) stopped sending the object",
+                )
+                .with_source(e)
+            });
+            Some((item, body))
+        });
+        Ok(Box::pin(body))
+    }
+
     async fn delete_object(&self, key: &str) -> Result<()> {
         let result = self
             .client

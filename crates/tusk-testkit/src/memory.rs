@@ -96,4 +96,19 @@ impl UploadStore for MemoryStore {
             .map(|_| ())
             .ok_or_else(Error::not_found)
     }
+
+    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<tusk_core::ByteStream> {
+        let map = self.map();
+        let (info, data) = map.get(id).ok_or_else(Error::not_found)?;
+        if !info.is_complete() {
+            return Err(Error::new(
+                tusk_core::ErrorKind::Invalid,
+                "upload is not finished",
+            ));
+        }
+        let end = (end as usize).min(data.len());
+        let bytes = bytes::Bytes::copy_from_slice(&data[(start as usize).min(end)..end]);
+        let items: Vec<Result<bytes::Bytes>> = vec![Ok(bytes)];
+        Ok(Box::pin(futures_util::stream::iter(items)))
+    }
 }

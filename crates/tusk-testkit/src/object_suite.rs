@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tusk_core::{ErrorKind, ObjectStore, UploadId};
 
 /// S3's minimum size for every part but the last.
@@ -28,6 +29,7 @@ pub async fn run(objects: &dyn ObjectStore, read: &dyn ReadObject) {
     abort_twice_succeeds(objects).await;
     whole_objects_round_trip(objects, read).await;
     missing_object_has_no_size_and_deletes(objects).await;
+    ranges_of_an_object_stream_back(objects).await;
 }
 
 /// `len` bytes whose pattern depends on `seed` and does not repeat every 256 bytes, so a part
@@ -316,4 +318,45 @@ async fn missing_object_has_no_size_and_deletes(objects: &dyn ObjectStore) {
         .unwrap_or_else(|e| panic!("{check}: object_size: {e}"));
     assert_eq!(size, None, "{check}");
     delete(objects, check, &key).await;
+}
+
+async fn ranges_of_an_object_stream_back(objects: &dyn ObjectStore) {
+    let check = "ranges_of_an_object_stream_back";
+    let key = fresh_key();
+    let data = pattern(300_000, 3);
+    objects
+        .put_object(&key, data.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{check}: put_object: {e}"));
+    for (start, end) in [
+        (0, 300_000),
+        (0, 1),
+        (299_999, 300_000),
+        (1_000, 200_000),
+        (5, 5),
+    ] {
+        let mut stream = objects
+            .get_object(&key, start, end)
+            .await
+            .unwrap_or_else(|e| panic!("{check}: get_object {start}..{end}: {e}"));
+        let mut got = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            got.extend_from_slice(&chunk.unwrap_or_else(|e| panic!("{check}: chunk: {e}")));
+        }
+        assert!(
+            got == data[start as usize..end as usize],
+            "{check}: bytes {start}..{end} differ ({} bytes read)",
+            got.len()
+        );
+    }
+    let missing = objects.get_object(&fresh_key(), 0, 1).await.err();
+    assert_eq!(
+        missing.map(|e| e.kind()),
+        Some(ErrorKind::NotFound),
+        "{check}: a missing object"
+    );
+    objects
+        .delete_object(&key)
+        .await
+        .unwrap_or_else(|e| panic!("{check}: delete_object: {e}"));
 }

@@ -617,3 +617,47 @@ async fn a_checksum_mismatch_commits_none_of_the_parts_it_sent() {
     assert_object(&cluster, &url, &data).await;
     assert_equal_parts(&cluster, &url, len).await;
 }
+
+#[tokio::test]
+async fn downloads_stream_from_s3_on_any_node() {
+    let cluster = Cluster::start(2, &[]).await;
+    let len = 2 * P + 12_345;
+    let data = pattern(len, 14);
+    let url = cluster.create(0, len as u64).await;
+    let (status, _) = patch(&cluster.on(0, &url), 0, data[..P].to_vec()).await;
+    assert_eq!(status, 204);
+    let resp = client().get(cluster.on(1, &url)).send().await.unwrap();
+    assert_eq!(resp.status(), 409, "unfinished uploads are not served");
+    let (status, _) = patch(&cluster.on(1, &url), P as u64, data[P..].to_vec()).await;
+    assert_eq!(status, 204);
+
+    let resp = client().get(cluster.on(1, &url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.content_length(), Some(len as u64));
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(sha(&resp.bytes().await.unwrap()), sha(&data));
+
+    let range = format!("bytes={}-{}", P - 10, P + 9);
+    let resp = client()
+        .get(cluster.on(0, &url))
+        .header("Range", range)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.bytes().await.unwrap(), data[P - 10..P + 10]);
+    let resp = client()
+        .get(cluster.on(0, &url))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 304);
+    let resp = client()
+        .get(cluster.on(0, &url))
+        .header("Range", "bytes=-0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 416);
+}

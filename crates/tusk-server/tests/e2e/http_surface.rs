@@ -223,3 +223,53 @@ async fn checksums_commit_all_or_nothing() {
     assert_eq!((status, offset), (204, Some(data.len() as u64)));
     assert_eq!(server.stored(&url), data);
 }
+
+#[tokio::test]
+async fn finished_uploads_download_with_ranges_and_etags() {
+    let server = Server::start(&[]).await;
+    let data = pattern(3 << 20, 13);
+    let url = server.create(data.len() as u64).await;
+    let (status, _) = patch(&url, 0, data[..1000].to_vec()).await;
+    assert_eq!(status, 204);
+    // Not finished yet: a clear 409.
+    let resp = client().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 409);
+    assert!(resp.text().await.unwrap().contains("not finished"));
+    let (status, _) = patch(&url, 1000, data[1000..].to_vec()).await;
+    assert_eq!(status, 204);
+
+    let resp = client().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.content_length(), Some(data.len() as u64));
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(resp.bytes().await.unwrap(), data);
+
+    let resp = client()
+        .get(&url)
+        .header("Range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(
+        resp.headers()["content-range"],
+        format!("bytes 1000-1999/{}", data.len()).as_str()
+    );
+    assert_eq!(resp.bytes().await.unwrap(), data[1000..2000]);
+
+    let resp = client()
+        .get(&url)
+        .header("Range", format!("bytes={}-", data.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 416);
+
+    let resp = client()
+        .get(&url)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 304);
+}

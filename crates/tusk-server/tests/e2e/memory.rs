@@ -1,7 +1,7 @@
 //! A large PATCH is streamed: the server's memory does not grow with the body.
 
 use bytes::Bytes;
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 
 use crate::support::*;
 
@@ -50,4 +50,29 @@ async fn a_one_gib_patch_does_not_grow_rss() {
         .unwrap()
         .len();
     assert_eq!(len, GIB);
+
+    // The download streams too: reading the whole GiB back leaves the peak where it was.
+    let resp = client().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.content_length(), Some(GIB));
+    let mut stream = resp.bytes_stream();
+    let mut read = 0u64;
+    let mut first_bad = None;
+    let expected = pattern(CHUNK, 42);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        for (i, b) in chunk.iter().enumerate() {
+            let at = read + i as u64;
+            if first_bad.is_none() && *b != expected[(at % CHUNK as u64) as usize] {
+                first_bad = Some(at);
+            }
+        }
+        read += chunk.len() as u64;
+    }
+    assert_eq!(read, GIB);
+    assert_eq!(first_bad, None, "downloaded bytes differ");
+    let peak_after = rss_kib(server.pid(), "VmHWM:");
+    let growth_mib = peak_after.saturating_sub(idle) as f64 / 1024.0;
+    eprintln!("peak after a 1 GiB GET: {peak_after} KiB, growth {growth_mib:.1} MiB over idle");
+    assert!(growth_mib < 16.0, "RSS grew {growth_mib:.1} MiB");
 }

@@ -1,0 +1,290 @@
+//! GET: download a finished upload (not part of tus; what a server users deploy also does).
+
+use tusk_core::{Metadata, UploadId};
+
+use crate::message::{Headers, TusResponse};
+use crate::{Engine, TusError};
+
+/// Types a browser may render inline from this origin: media and plain text, nothing that can
+/// run script (no HTML, SVG, XML or PDF). Everything else is served as an attachment.
+const INLINE_TYPES: &[&str] = &[
+    "text/plain",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/bmp",
+    "image/webp",
+    "image/avif",
+    "audio/mpeg",
+    "audio/ogg",
+    "audio/wav",
+    "audio/wave",
+    "audio/x-wav",
+    "audio/webm",
+    "audio/flac",
+    "video/mp4",
+    "video/ogg",
+    "video/webm",
+    "application/ogg",
+];
+
+/// What a `Range` header asks for, against a representation of `length` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// Serve everything (no header, or one that must be ignored: malformed, several ranges).
+    Whole,
+    /// Bytes `start..end`.
+    Part(u64, u64),
+    /// A valid range that selects nothing: 416.
+    Unsatisfiable,
+}
+
+fn parse_range(value: &str, length: u64) -> RangeRequest {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Whole;
+    };
+    if spec.contains(',') {
+        // Multipart ranges are optional (RFC 9110 14.2); the whole body is a valid answer.
+        return RangeRequest::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeRequest::Whole;
+    };
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (first.trim(), last.trim()) {
+        ("", suffix) => match number(suffix) {
+            None => RangeRequest::Whole,
+            Some(0) => RangeRequest::Unsatisfiable,
+            Some(_) if length == 0 => RangeRequest::Unsatisfiable,
+            Some(n) => RangeRequest::Part(length.saturating_sub(n), length),
+        },
+        (first, last) => {
+            let Some(start) = number(first) else {
+                return RangeRequest::Whole;
+            };
+            let end = match last {
+                "" => length,
+                last => match number(last) {
+                    Some(l) if l >= start => l.saturating_add(1).min(length),
+                    _ => return RangeRequest::Whole,
+                },
+            };
+            if start >= length {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(start, end)
+            }
+        }
+    }
+}
+
+/// `Content-Type` and `Content-Disposition` from the `filetype` and `filename` metadata.
+fn presentation(metadata: &Metadata) -> (String, String) {
+    let filetype = metadata
+        .get("filetype")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| is_media_type(t));
+    let inline = filetype
+        .as_deref()
+        .is_some_and(|t| INLINE_TYPES.contains(&t));
+    let content_type = filetype.unwrap_or_else(|| "application/octet-stream".to_owned());
+    let mut disposition = if inline { "inline" } else { "attachment" }.to_owned();
+    if let Some(name) = metadata
+        .get("filename")
+        .map(sanitize_filename)
+        .filter(|name| !name.is_empty())
+    {
+        {
+            let ascii: String = name
+                .chars()
+                .map(|c| if c.is_ascii() { c } else { '_' })
+                .collect();
+            disposition.push_str(&format!(
+                "; filename=\"{ascii}\"; filename*=UTF-8''{}",
+                percent_encode(&name)
+            ));
+        }
+    }
+    (content_type, disposition)
+}
+
+/// `type/subtype` of token characters, no parameters.
+fn is_media_type(value: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    value
+        .split_once('/')
+        .is_some_and(|(t, s)| token(t) && token(s))
+}
+
+/// A file name safe in a header and on the client's disk: the last path component, without
+/// control characters, quotes, backslashes or semicolons, at most 200 characters.
+fn sanitize_filename(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let base = text.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | ';'))
+        .take(200)
+        .collect();
+    cleaned.trim().trim_matches('.').to_owned()
+}
+
+/// RFC 8187 percent-encoding of UTF-8 (attr-char stays as is).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// GET: stream a finished upload, honouring `Range` (one range) and `If-None-Match`.
+    pub(crate) async fn get(
+        &self,
+        id: &UploadId,
+        headers: &Headers,
+    ) -> Result<TusResponse, TusError> {
+        // The lock covers reading the state (and finishing an upload a crash left unassembled)
+        // and opening the object; a finished upload never changes, so the bytes stream after it
+        // is given back and a download never blocks a resume or another download.
+        let guard = self.lock(id).await?;
+        let info = self.store().info_locked(id, guard.fence()).await?;
+        let length = match info.length {
+            Some(length) if length == info.offset => length,
+            length => {
+                return Err(TusError::NotFinished {
+                    offset: info.offset,
+                    length,
+                });
+            }
+        };
+        let etag = format!("\"{id}-{length}\"");
+        if let Some(tags) = headers.get("If-None-Match") {
+            let matches = tags
+                .split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag);
+            if matches {
+                return Ok(TusResponse::status(304).header("ETag", etag));
+            }
+        }
+        let (status, start, end) = match headers.get("Range").map(|r| parse_range(r, length)) {
+            None | Some(RangeRequest::Whole) => (200, 0, length),
+            Some(RangeRequest::Part(start, end)) => (206, start, end),
+            Some(RangeRequest::Unsatisfiable) => {
+                return Err(TusError::RangeNotSatisfiable { length });
+            }
+        };
+        let stream = self.store().read(id, start, end).await?;
+        drop(guard);
+        let (content_type, disposition) = presentation(&info.metadata);
+        let mut resp = TusResponse::status(status)
+            .header("ETag", etag)
+            .header("Accept-Ranges", "bytes")
+            .header("Content-Type", content_type)
+            .header("Content-Disposition", disposition)
+            .header("X-Content-Type-Options", "nosniff")
+            .header("Cache-Control", "private, no-cache");
+        if status == 206 {
+            resp = resp.header(
+                "Content-Range",
+                format!("bytes {start}-{}/{length}", end - 1),
+            );
+        }
+        resp.stream = Some((end - start, stream));
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        use RangeRequest::*;
+        let cases = [
+            ("bytes=0-9", Part(0, 10)),
+            ("bytes=5-", Part(5, 100)),
+            ("bytes=-10", Part(90, 100)),
+            ("bytes=-1000", Part(0, 100)),
+            ("bytes=90-1000", Part(90, 100)),
+            ("bytes=99-99", Part(99, 100)),
+            ("bytes=100-", Unsatisfiable),
+            ("bytes=-0", Unsatisfiable),
+            ("bytes=5-3", Whole),
+            ("bytes=0-1,5-6", Whole),
+            ("items=0-1", Whole),
+            ("bytes=a-b", Whole),
+            ("bytes=+1-2", Whole),
+            ("bytes=", Whole),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(parse_range(header, 100), expected, "{header}");
+        }
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-5", 0), Unsatisfiable);
+    }
+
+    fn meta(pairs: &[(&str, &str)]) -> Metadata {
+        use base64::Engine as _;
+        let header = pairs
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k} {}",
+                    base64::engine::general_purpose::STANDARD.encode(v)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        Metadata::parse(&header).unwrap()
+    }
+
+    #[test]
+    fn only_allow_listed_types_are_inline_and_names_are_sanitized() {
+        let (t, d) = presentation(&meta(&[("filetype", "image/png"), ("filename", "cat.png")]));
+        assert_eq!(t, "image/png");
+        assert_eq!(d, "inline; filename=\"cat.png\"; filename*=UTF-8''cat.png");
+
+        let (t, d) = presentation(&meta(&[
+            ("filetype", "text/html"),
+            ("filename", "../../evil\"; x=\r\n.html"),
+        ]));
+        assert_eq!(t, "text/html");
+        assert!(
+            d.starts_with("attachment; filename=\"evil x=.html\""),
+            "{d}"
+        );
+
+        let (t, d) = presentation(&meta(&[
+            ("filetype", "not a type"),
+            ("filename", "résumé.pdf"),
+        ]));
+        assert_eq!(t, "application/octet-stream");
+        assert_eq!(
+            d,
+            "attachment; filename=\"r_sum_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"
+        );
+
+        let (t, d) = presentation(&Metadata::default());
+        assert_eq!(
+            (t.as_str(), d.as_str()),
+            ("application/octet-stream", "attachment")
+        );
+    }
+}
