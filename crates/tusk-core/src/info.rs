@@ -11,6 +11,8 @@ pub struct NewUpload {
     pub length: Option<u64>,
     /// Client metadata.
     pub metadata: Metadata,
+    /// When the upload expires (Unix seconds), if it does (expiration extension).
+    pub expires_at: Option<u64>,
 }
 
 /// The state of an upload as a store reports it.
@@ -24,12 +26,21 @@ pub struct UploadInfo {
     pub length: Option<u64>,
     /// Client metadata, echoed by HEAD.
     pub metadata: Metadata,
+    /// When the upload expires (Unix seconds), if it does: unfinished uploads some time after
+    /// their last PATCH, finished ones after the configured retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 impl UploadInfo {
     /// Whether every byte of a known length has arrived.
     pub fn is_complete(&self) -> bool {
         self.length == Some(self.offset)
+    }
+
+    /// Whether the upload has expired at `now` (Unix seconds).
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 }
 

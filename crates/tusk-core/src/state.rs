@@ -26,6 +26,8 @@ pub struct UploadState {
     pub tail_len: u64,
     /// Whether the object is assembled and the upload is done.
     pub finished: bool,
+    /// When the upload expires (Unix seconds), if it does.
+    pub expires_at: Option<u64>,
 }
 
 impl UploadState {
@@ -45,6 +47,7 @@ impl UploadState {
             offset: self.offset(),
             length: self.length,
             metadata: self.metadata.clone(),
+            expires_at: self.expires_at,
         }
     }
 }
@@ -111,4 +114,11 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Delete state and tail.
     async fn delete(&self, id: &UploadId, fence: u64) -> Result<()>;
+
+    /// Set (or clear) when the upload expires (Unix seconds).
+    async fn set_expiry(&self, id: &UploadId, fence: u64, expires_at: Option<u64>) -> Result<()>;
+
+    /// Up to `limit` uploads whose expiry is before `before` (Unix seconds), oldest first. An
+    /// index, not the truth: the caller re-checks each under its lock.
+    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>>;
 }

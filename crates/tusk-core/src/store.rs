@@ -87,6 +87,13 @@ pub trait UploadStore: Send + Sync + 'static {
     /// Delete the upload and everything stored for it.
     async fn terminate(&self, id: &UploadId, fence: u64) -> Result<()>;
 
+    /// Set (or clear) when the upload expires (Unix seconds).
+    async fn set_expiry(&self, id: &UploadId, fence: u64, expires_at: Option<u64>) -> Result<()>;
+
+    /// Up to `limit` uploads whose expiry is before `before` (Unix seconds). An index, not the
+    /// truth: the caller re-checks each under its lock before removing it.
+    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>>;
+
     /// Stream bytes `start..end` of a finished upload (the caller checked the range against
     /// the length). An unfinished upload is `ErrorKind::Invalid`.
     async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream>;

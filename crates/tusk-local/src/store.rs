@@ -158,6 +158,7 @@ impl UploadStore for LocalStore {
             offset: 0,
             length: upload.length,
             metadata: upload.metadata,
+            expires_at: upload.expires_at,
         };
         self.write_info(&info).await?;
         Ok(info)
@@ -224,6 +225,44 @@ impl UploadStore for LocalStore {
         info.length = Some(length);
         self.write_info(&info).await?;
         Ok(info)
+    }
+
+    async fn set_expiry(&self, id: &UploadId, _fence: u64, expires_at: Option<u64>) -> Result<()> {
+        let mut info = self.read_info(id).await?;
+        if info.expires_at != expires_at {
+            info.expires_at = expires_at;
+            self.write_info(&info).await?;
+        }
+        Ok(())
+    }
+
+    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
+        let dir = self.dir.clone();
+        // Local mode keeps no index: a pass reads every info file (one small file per upload).
+        let due = Self::blocking(move || {
+            let mut due = Vec::new();
+            let entries = std::fs::read_dir(&dir).map_err(LocalError::io("list", &dir))?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "info") {
+                    continue;
+                }
+                // Unreadable or half-written files are skipped; the next pass sees them again.
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                let Ok(file) = serde_json::from_slice::<InfoFile>(&bytes) else {
+                    continue;
+                };
+                if let Some(at) = file.info.expires_at.filter(|at| *at < before) {
+                    due.push((at, file.info.id));
+                }
+            }
+            due.sort();
+            Ok(due)
+        })
+        .await?;
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
     async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream> {
@@ -301,6 +340,7 @@ mod tests {
                 id: id.clone(),
                 length: Some(6),
                 metadata: Default::default(),
+                expires_at: None,
             })
             .await
             .unwrap();

@@ -217,6 +217,7 @@ impl UploadStore for MultipartStore {
             parts: Vec::new(),
             tail_len: 0,
             finished: false,
+            expires_at: upload.expires_at,
         };
         self.state.create(&state).await?;
         self.write_info_object(&state).await;
@@ -280,6 +281,14 @@ impl UploadStore for MultipartStore {
         self.state.set_length(id, fence, length).await?;
         state.length = Some(length);
         Ok(self.settle(state, fence).await?.info())
+    }
+
+    async fn set_expiry(&self, id: &UploadId, fence: u64, expires_at: Option<u64>) -> Result<()> {
+        self.state.set_expiry(id, fence, expires_at).await
+    }
+
+    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
+        self.state.expired(before, limit).await
     }
 
     async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream> {

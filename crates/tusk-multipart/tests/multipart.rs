@@ -84,6 +84,7 @@ async fn create(store: &MultipartStore, length: Option<u64>) -> UploadId {
             id: id.clone(),
             length,
             metadata: Metadata::default(),
+            expires_at: None,
         })
         .await
         .expect("create");
@@ -291,6 +292,12 @@ impl StateStore for FinishFailsOnce {
     }
     async fn delete(&self, id: &UploadId, fence: u64) -> Result<()> {
         self.inner.delete(id, fence).await
+    }
+    async fn set_expiry(&self, id: &UploadId, fence: u64, at: Option<u64>) -> Result<()> {
+        self.inner.set_expiry(id, fence, at).await
+    }
+    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
+        self.inner.expired(before, limit).await
     }
 }
 

@@ -19,6 +19,10 @@ pub struct EngineConfig {
     pub lock_wait: Duration,
     /// A PATCH body that sends nothing for this long ends (and commits what it has).
     pub read_timeout: Duration,
+    /// Unfinished uploads expire this long after their last PATCH (`None`: never).
+    pub expire_after: Option<Duration>,
+    /// Finished uploads are removed this long after they finished (`None`: kept).
+    pub finished_retention: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -28,6 +32,8 @@ impl Default for EngineConfig {
             max_metadata_bytes: 4096,
             lock_wait: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
+            expire_after: Some(Duration::from_secs(7 * 24 * 3600)),
+            finished_retention: None,
         }
     }
 }
@@ -79,6 +85,9 @@ impl Engine {
         // Verified by the engine as bodies stream, so every store supports it. Not
         // checksum-trailer: actix-web drops request trailers (docs/architecture.md).
         ext.push("checksum");
+        if self.config.expire_after.is_some() {
+            ext.push("expiration");
+        }
         ext
     }
 
@@ -129,6 +138,10 @@ impl Engine {
                 allow: self.upload_methods(),
             }),
         }
+    }
+
+    pub(crate) fn locker(&self) -> &dyn Locker {
+        self.locker.as_ref()
     }
 
     pub(crate) async fn lock(&self, id: &UploadId) -> Result<LockGuard, TusError> {

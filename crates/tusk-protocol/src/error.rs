@@ -88,6 +88,9 @@ pub enum TusError {
     /// The body does not match its `Upload-Checksum` (nothing of it was stored).
     #[error("the request body does not match its Upload-Checksum; nothing of it was stored")]
     ChecksumMismatch,
+    /// The upload's time is up (expiration extension).
+    #[error("the upload has expired")]
+    Expired,
     /// GET of an upload whose bytes have not all arrived.
     #[error("the upload is not finished ({offset} of {} bytes received); it can be downloaded once it is", length.map_or("an unknown number of".to_owned(), |l| l.to_string()))]
     NotFinished {
@@ -128,6 +131,7 @@ impl TusError {
             | TusError::UnsupportedChecksum(_) => 400,
             TusError::ChecksumMismatch => 460,
             TusError::NotFinished { .. } => 409,
+            TusError::Expired => 410,
             TusError::RangeNotSatisfiable { .. } => 416,
             TusError::MaxSizeExceeded { .. } | TusError::BodyTooLarge => 413,
             TusError::OffsetMismatch { .. } => 409,
@@ -167,6 +171,7 @@ impl TusError {
             TusError::UnsupportedChecksum(_) => "ERR_UNSUPPORTED_CHECKSUM_ALGORITHM",
             TusError::ChecksumMismatch => "ERR_CHECKSUM_MISMATCH",
             TusError::NotFinished { .. } => "ERR_UPLOAD_NOT_FINISHED",
+            TusError::Expired => "ERR_UPLOAD_EXPIRED",
             TusError::RangeNotSatisfiable { .. } => "ERR_RANGE_NOT_SATISFIABLE",
             TusError::UnknownId => "ERR_UPLOAD_NOT_FOUND",
             TusError::Store(e) => match e.kind() {

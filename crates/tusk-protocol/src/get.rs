@@ -163,6 +163,7 @@ impl Engine {
         // is given back and a download never blocks a resume or another download.
         let guard = self.lock(id).await?;
         let info = self.store().info_locked(id, guard.fence()).await?;
+        self.refuse_expired(&info)?;
         let length = match info.length {
             Some(length) if length == info.offset => length,
             length => {

@@ -9,7 +9,9 @@ impl Engine {
     pub(crate) async fn head(&self, id: &UploadId) -> Result<TusResponse, TusError> {
         let guard = self.lock(id).await?;
         let info = self.store().info_locked(id, guard.fence()).await?;
-        Ok(describe(TusResponse::status(200), &info).header("Cache-Control", "no-store"))
+        self.refuse_expired(&info)?;
+        let resp = describe(TusResponse::status(200), &info).header("Cache-Control", "no-store");
+        Ok(crate::expiry::with_expires(resp, &info))
     }
 }
 

@@ -10,6 +10,7 @@ mod checksum;
 mod delete;
 mod engine;
 mod error;
+mod expiry;
 mod get;
 mod head;
 mod headers;
@@ -21,6 +22,7 @@ mod post;
 pub use body::{BodyEnd, BodyError, BodyStream};
 pub use engine::{Engine, EngineConfig};
 pub use error::TusError;
+pub use expiry::ReapReport;
 pub use message::{Headers, Method, Target, TusRequest, TusResponse};
 
 /// The only protocol version tusk speaks.

@@ -24,6 +24,7 @@ impl Engine {
 
         let guard = self.lock(id).await?;
         let mut info = self.store().info_locked(id, guard.fence()).await?;
+        self.refuse_expired(&info)?;
         if info.offset != offset {
             return Err(TusError::OffsetMismatch {
                 client: offset,
@@ -36,7 +37,9 @@ impl Engine {
         let info = self
             .receive(info, req.body.take(), content_length, checksum, &guard)
             .await?;
-        Ok(TusResponse::status(204).header("Upload-Offset", info.offset.to_string()))
+        let info = self.refresh_expiry(info, guard.fence()).await?;
+        let resp = TusResponse::status(204).header("Upload-Offset", info.offset.to_string());
+        Ok(crate::expiry::with_expires(resp, &info))
     }
 
     /// creation-defer-length: set the length once; repeating the same value is harmless.

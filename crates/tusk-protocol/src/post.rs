@@ -57,18 +57,24 @@ impl Engine {
                 id: id.clone(),
                 length,
                 metadata,
+                expires_at: if length == Some(0) {
+                    self.finished_expiry()
+                } else {
+                    self.unfinished_expiry()
+                },
             })
             .await?;
         tracing::info!(upload_id = %id, length = ?length, "upload created");
         let mut resp =
             TusResponse::status(201).header("Location", format!("{}{id}", req.location_base));
+        let mut info = info;
         if with_body {
             let guard = self.lock(&id).await?;
-            let info = match self
+            info = match self
                 .receive(info, req.body.take(), content_length, checksum, &guard)
                 .await
             {
-                Ok(info) => info,
+                Ok(info) => self.refresh_expiry(info, guard.fence()).await?,
                 Err(TusError::BodyTooLarge) => return Err(TusError::BodyTooLarge),
                 // The upload exists: tell the client where, and how much of the body is stored,
                 // so it can resume instead of starting over.
@@ -79,6 +85,6 @@ impl Engine {
             };
             resp = resp.header("Upload-Offset", info.offset.to_string());
         }
-        Ok(resp)
+        Ok(crate::expiry::with_expires(resp, &info))
     }
 }

@@ -104,7 +104,12 @@ async fn get_statuses() {
         assert_eq!(h.send(Req::patch(&id, 0).body(DATA)).await.status, 204);
         let resp = h.send((case.req)(&id)).await;
         assert_eq!(resp.status, case.status, "{}: {resp:?}", case.name);
-        assert_eq!(resp.get("Content-Range"), case.content_range, "{}", case.name);
+        assert_eq!(
+            resp.get("Content-Range"),
+            case.content_range,
+            "{}",
+            case.name
+        );
         if case.status < 300 {
             assert_eq!(resp.get("Accept-Ranges"), Some("bytes"), "{}", case.name);
             assert!(resp.get("ETag").is_some(), "{}", case.name);
@@ -142,7 +147,9 @@ async fn unfinished_unknown_and_empty_uploads() {
     let deferred = h.create(None).await;
     assert_eq!(h.send(get(&deferred)).await.status, 409);
 
-    let resp = h.send(get(&tusk_core::UploadId::generate().to_string())).await;
+    let resp = h
+        .send(get(&tusk_core::UploadId::generate().to_string()))
+        .await;
     assert_eq!(resp.status, 404);
 
     let empty = h.create(Some(0)).await;
@@ -158,11 +165,10 @@ async fn type_and_name_come_from_metadata() {
     let h = Harness::new();
     // filetype image/png, filename "a/cat.png"
     let resp = h
-        .send(
-            Req::post()
-                .header("Upload-Length", "3")
-                .header("Upload-Metadata", "filetype aW1hZ2UvcG5n,filename YS9jYXQucG5n"),
-        )
+        .send(Req::post().header("Upload-Length", "3").header(
+            "Upload-Metadata",
+            "filetype aW1hZ2UvcG5n,filename YS9jYXQucG5n",
+        ))
         .await;
     let id = common::id_of(&resp);
     h.send(Req::patch(&id, 0).body(b"png")).await;

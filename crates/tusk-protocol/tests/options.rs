@@ -14,7 +14,9 @@ async fn options_advertises_version_extensions_and_max_size() {
         assert_eq!(resp.get("Tus-Version"), Some("1.0.0"));
         assert_eq!(
             resp.get("Tus-Extension"),
-            Some("creation,creation-with-upload,creation-defer-length,termination,checksum")
+            Some(
+                "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration"
+            )
         );
         assert_eq!(resp.get("Tus-Max-Size"), Some("1000"));
         assert_eq!(
@@ -62,11 +64,11 @@ async fn unsupported_methods_get_405_with_allow() {
         (Req::new("PATCH", Target::Collection), "OPTIONS, POST"),
         (
             Req::new("POST", Target::Upload(id.clone())),
-            "OPTIONS, HEAD, PATCH, DELETE",
+            "OPTIONS, HEAD, GET, PATCH, DELETE",
         ),
         (
-            Req::new("GET", Target::Upload(id.clone())),
-            "OPTIONS, HEAD, PATCH, DELETE",
+            Req::new("PUT", Target::Upload(id.clone())),
+            "OPTIONS, HEAD, GET, PATCH, DELETE",
         ),
     ];
     for (req, allow) in cases {

@@ -133,6 +133,35 @@ impl RedisState {
         ]
     }
 
+    /// The sorted set indexing uploads by expiry (score: Unix seconds). It spans uploads, so it
+    /// is kept next to the per-upload scripts rather than inside them (a script touches one
+    /// upload's slot only); the reaper re-checks each upload's own state before acting.
+    fn expiry_key(&self) -> String {
+        format!("{}expiry", self.prefix)
+    }
+
+    /// Record (or drop) `id` in the expiry index.
+    async fn index_expiry(&self, id: &UploadId, at: Option<u64>) -> Result<(), RedisError> {
+        let mut conn = self.conn.clone();
+        let cmd = match at {
+            Some(at) => {
+                let mut c = redis::cmd("ZADD");
+                c.arg(self.expiry_key()).arg(at).arg(id.as_str());
+                c
+            }
+            None => {
+                let mut c = redis::cmd("ZREM");
+                c.arg(self.expiry_key()).arg(id.as_str());
+                c
+            }
+        };
+        let _: i64 = cmd
+            .query_async(&mut conn)
+            .instrument(tracing::debug_span!("redis_state", op = "index_expiry", upload_id = %id))
+            .await?;
+        Ok(())
+    }
+
     /// Run `script` on the keys of `id` with `args`, and split its marker off the reply.
     async fn run(
         &self,
@@ -320,6 +349,12 @@ fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadState, RedisErr
             )));
         }
     };
+    // Optional: absent in hashes written before expiration existed.
+    let expires_at = match fields.remove(b"expires".as_slice()) {
+        None => None,
+        Some(e) if e.is_empty() => None,
+        Some(e) => Some(number_of(&e, "expires")?),
+    };
     let Value::Array(parts) = parts else {
         return Err(RedisError::Corrupt("parts list is not an array".into()));
     };
@@ -341,6 +376,7 @@ fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadState, RedisErr
         parts,
         tail_len,
         finished,
+        expires_at,
     })
 }
 
@@ -367,12 +403,19 @@ impl StateStore for RedisState {
                 .arg(metadata)
                 .arg(state.part_size)
                 .arg(state.multipart_id.as_deref().unwrap_or(""))
-                .arg(if state.finished { "1" } else { "0" });
+                .arg(if state.finished { "1" } else { "0" })
+                .arg(
+                    state
+                        .expires_at
+                        .map(|at| at.to_string())
+                        .unwrap_or_default(),
+                );
             for etag in &state.parts {
                 inv.arg(etag.as_str());
             }
         })
         .await?;
+        self.index_expiry(&state.id, state.expires_at).await?;
         Ok(())
     }
 
@@ -467,7 +510,43 @@ impl StateStore for RedisState {
             inv.arg(fence);
         })
         .await?;
+        self.index_expiry(id, None).await?;
         Ok(())
+    }
+
+    async fn set_expiry(
+        &self,
+        id: &UploadId,
+        fence: u64,
+        expires_at: Option<u64>,
+    ) -> tusk_core::Result<()> {
+        self.run("set_expiry", &scripts::SET_EXPIRY, id, |inv| {
+            inv.arg(fence)
+                .arg(expires_at.map(|at| at.to_string()).unwrap_or_default());
+        })
+        .await?;
+        self.index_expiry(id, expires_at).await?;
+        Ok(())
+    }
+
+    async fn expired(&self, before: u64, limit: usize) -> tusk_core::Result<Vec<UploadId>> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.expiry_key())
+            .arg("-inf")
+            .arg(format!("({before}"))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut conn)
+            .instrument(tracing::debug_span!("redis_state", op = "expired"))
+            .await
+            .map_err(RedisError::from)?;
+        // Anything that is not an id cannot be an upload; skip it rather than fail the pass.
+        Ok(ids
+            .iter()
+            .filter_map(|id| UploadId::parse(id).ok())
+            .collect())
     }
 }
 

@@ -47,7 +47,7 @@ fn script(body: &str) -> Script {
 }
 
 /// ARGV: length (or ""), metadata JSON, part size, multipart id (or ""), finished (0/1),
-/// then the ETags of any parts. Replies `ok` or `exists`.
+/// expiry in Unix seconds (or ""), then the ETags of any parts. Replies `ok` or `exists`.
 pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -55,8 +55,9 @@ if redis.call('EXISTS', state) == 1 then return {'exists'} end
 -- Leftovers of an earlier upload with this id must not become part of the new one.
 redis.call('DEL', parts, tail)
 redis.call('HSET', state, 'v', '1', 'length', ARGV[1], 'metadata', ARGV[2],
-           'part_size', ARGV[3], 'multipart', ARGV[4], 'finished', ARGV[5], 'fence', '0')
-for i = 6, #ARGV do redis.call('RPUSH', parts, ARGV[i]) end
+           'part_size', ARGV[3], 'multipart', ARGV[4], 'finished', ARGV[5], 'fence', '0',
+           'expires', ARGV[6])
+for i = 7, #ARGV do redis.call('RPUSH', parts, ARGV[i]) end
 return {'ok'}
 "#,
     )
@@ -166,6 +167,18 @@ pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
 local refused = guard(ARGV[1])
 if refused then return refused end
 redis.call('DEL', state, parts, tail)
+return {'ok'}
+"#,
+    )
+});
+
+/// ARGV: fence, expiry in Unix seconds (or "" for none). Replies `ok`, `notfound` or `fenced`.
+pub(crate) static SET_EXPIRY: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local refused = guard(ARGV[1])
+if refused then return refused end
+redis.call('HSET', state, 'expires', ARGV[2], 'fence', ARGV[1])
 return {'ok'}
 "#,
     )

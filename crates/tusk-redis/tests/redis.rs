@@ -92,6 +92,7 @@ fn new_state() -> UploadState {
         parts: Vec::new(),
         tail_len: 0,
         finished: false,
+        expires_at: None,
     }
 }
 

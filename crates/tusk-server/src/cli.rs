@@ -22,6 +22,11 @@ pub enum Command {
     /// key, in snake_case, in the TOML file given by --config. Flags beat environment, which
     /// beats the file, which beats the defaults.
     Serve(Box<Settings>),
+    /// Remove expired uploads now (one reaper pass until none is left), then exit.
+    ///
+    /// Takes the same settings as `serve` (flags, environment, --config), so it finds the same
+    /// uploads; in distributed mode it takes the cluster's reaper lock like a node would.
+    Cleanup(Box<Settings>),
 }
 
 /// Every setting of `tusk serve`. All optional here: [`crate::config::load`] layers flags and
@@ -81,6 +86,19 @@ pub struct Settings {
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish before exit [default: 10s].
     #[arg(long, env = "TUSK_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<HumanDuration>,
+
+    /// Unfinished uploads expire this long after their last PATCH; then they answer 410 and are
+    /// removed. 0 disables expiration [default: 7d].
+    #[arg(long, env = "TUSK_EXPIRE_AFTER", value_name = "DURATION")]
+    pub expire_after: Option<HumanDuration>,
+
+    /// Finished uploads are removed this long after they finished. 0 keeps them [default: 0].
+    #[arg(long, env = "TUSK_FINISHED_RETENTION", value_name = "DURATION")]
+    pub finished_retention: Option<HumanDuration>,
+
+    /// How often the reaper looks for expired uploads (one node at a time) [default: 1m].
+    #[arg(long, env = "TUSK_REAP_INTERVAL", value_name = "DURATION")]
+    pub reap_interval: Option<HumanDuration>,
 
     /// Log format on stderr: text or json [default: text]. Verbosity via RUST_LOG.
     #[arg(long, env = "TUSK_LOG_FORMAT", value_name = "FORMAT")]
@@ -305,6 +323,9 @@ impl Settings {
             read_timeout,
             shutdown_timeout,
             log_format,
+            expire_after,
+            finished_retention,
+            reap_interval,
             s3_bucket,
             s3_endpoint,
             s3_region,

@@ -22,6 +22,7 @@ pub struct ServeConfig {
     pub http: HttpConfig,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    pub reap_interval: Duration,
 }
 
 /// Where uploads live.
@@ -219,6 +220,26 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
     if shutdown_timeout < Duration::from_secs(1) {
         return Err(invalid("shutdown_timeout", "must be at least 1s"));
     }
+    // Zero turns either off; anything else is kept to whole seconds (Upload-Expires is).
+    let whole_seconds = |key: &'static str, value: Option<crate::units::HumanDuration>, default| {
+        let d: Duration = value.map_or(default, |v| v.0);
+        match d {
+            d if d.is_zero() => Ok(None),
+            d if d < Duration::from_secs(1) => Err(invalid(key, "must be 0 (off) or at least 1s")),
+            d => Ok(Some(d)),
+        }
+    };
+    let expire_after = whole_seconds(
+        "expire_after",
+        s.expire_after,
+        defaults.expire_after.unwrap_or_default(),
+    )?;
+    let finished_retention = whole_seconds(
+        "finished_retention",
+        s.finished_retention,
+        defaults.finished_retention.unwrap_or_default(),
+    )?;
+    let reap_interval = positive("reap_interval", s.reap_interval, Duration::from_secs(60))?;
 
     Ok(ServeConfig {
         listen: s
@@ -230,6 +251,8 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
             max_metadata_bytes: max_metadata as usize,
             lock_wait,
             read_timeout,
+            expire_after,
+            finished_retention,
         },
         http: HttpConfig {
             base_path,
@@ -239,6 +262,7 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
         },
         shutdown_timeout,
         log_format: s.log_format.unwrap_or_default(),
+        reap_interval,
     })
 }
 
@@ -447,6 +471,12 @@ mod tests {
         assert_eq!(c.engine.max_metadata_bytes, 4096);
         assert_eq!(c.engine.lock_wait, Duration::from_secs(5));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(
+            c.engine.expire_after,
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
+        assert_eq!(c.engine.finished_retention, None);
+        assert_eq!(c.reap_interval, Duration::from_secs(60));
         assert_eq!(c.http.cors, CorsOrigins::Any);
         assert!(!c.http.behind_proxy);
     }
@@ -552,6 +582,8 @@ mod tests {
             ("log_format = \"xml\"", "log_format"),
             ("max_metadata_size = \"1GiB\"", "max_metadata_size"),
             ("shutdown_timeout = \"10ms\"", "shutdown_timeout"),
+            ("expire_after = \"500ms\"", "expire_after"),
+            ("reap_interval = \"0s\"", "reap_interval"),
             ("unknown_key = 1", "unknown_key"),
             ("redis_url = \"redis://x\"", "redis_url"),
             ("s3_bucket = \"b\"", "redis_url"),

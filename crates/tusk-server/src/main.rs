@@ -35,25 +35,31 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
-        cli::Command::Serve(settings) => {
-            let config = match config::load(*settings) {
-                Ok(config) => config,
-                Err(err) => {
-                    eprintln!("tusk: configuration error: {err}");
-                    return ExitCode::from(2);
-                }
-            };
-            serve::init_logging(config.log_format);
-            match actix_web::rt::System::new().block_on(serve::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    let text = error_text(&err);
-                    tracing::error!("{text}");
-                    eprintln!("tusk: {text}");
-                    ExitCode::FAILURE
-                }
-            }
+    let (settings, cleanup) = match cli.command {
+        cli::Command::Serve(settings) => (settings, false),
+        cli::Command::Cleanup(settings) => (settings, true),
+    };
+    let config = match config::load(*settings) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("tusk: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    serve::init_logging(config.log_format);
+    let system = actix_web::rt::System::new();
+    let result = if cleanup {
+        system.block_on(serve::cleanup(config))
+    } else {
+        system.block_on(serve::run(config))
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let text = error_text(&err);
+            tracing::error!("{text}");
+            eprintln!("tusk: {text}");
+            ExitCode::FAILURE
         }
     }
 }

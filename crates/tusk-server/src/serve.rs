@@ -47,6 +47,14 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     println!("tusk listening on http://{addr}{}", config.http.base_path);
     tracing::info!(%addr, base_path = %config.http.base_path, mode, "tusk started");
 
+    if config.engine.expire_after.is_some() || config.engine.finished_retention.is_some() {
+        actix_web::rt::spawn(reap_periodically(
+            engine.clone(),
+            config.reap_interval,
+            engine.shutdown_token(),
+        ));
+    }
+
     let handle = server.handle();
     let shutdown = engine.shutdown_token();
     actix_web::rt::spawn(async move {
@@ -64,6 +72,65 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     // these uploads at once instead of after a lease TTL (rolling restarts).
     locker.flush(LOCK_FLUSH_TIMEOUT).await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Uploads one reaper pass removes at most; a full batch is followed by another pass at once.
+const REAP_BATCH: usize = 500;
+/// Passes in one `tusk cleanup` at most (bounded, whatever the store reports).
+const CLEANUP_PASSES: usize = 10_000;
+
+/// Every `interval`, one pass of the reaper (skipped when another node's pass is running),
+/// until shutdown.
+async fn reap_periodically(
+    engine: Arc<Engine>,
+    interval: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        for _ in 0..CLEANUP_PASSES {
+            match engine.reap(REAP_BATCH).await {
+                Ok(Some(report)) if report.examined == REAP_BATCH && !shutdown.is_cancelled() => {}
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "reaper pass failed; retrying next interval");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// `tusk cleanup`: remove every expired upload now, then exit.
+pub async fn cleanup(config: ServeConfig) -> anyhow::Result<()> {
+    let (store, locker, mode) = backends(&config.storage).await?;
+    let engine = Engine::new(store, locker.clone(), config.engine.clone());
+    tracing::info!(mode, "cleanup started");
+    let mut total = tusk_protocol::ReapReport::default();
+    for _ in 0..CLEANUP_PASSES {
+        let Some(report) = engine.reap(REAP_BATCH).await? else {
+            anyhow::bail!("another reaper pass is running (on this or another node); try again");
+        };
+        total.examined += report.examined;
+        total.removed += report.removed;
+        total.failed += report.failed;
+        // A full batch may have more behind it; stop once a pass removes nothing new.
+        if report.examined < REAP_BATCH || report.removed == 0 {
+            break;
+        }
+    }
+    locker.flush(LOCK_FLUSH_TIMEOUT).await;
+    println!(
+        "cleanup: {} due, {} removed, {} failed",
+        total.examined, total.removed, total.failed
+    );
+    if total.failed > 0 {
+        anyhow::bail!("{} expired uploads could not be removed", total.failed);
+    }
     Ok(())
 }
 

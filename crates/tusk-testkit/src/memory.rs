@@ -42,6 +42,7 @@ impl UploadStore for MemoryStore {
             offset: 0,
             length: upload.length,
             metadata: upload.metadata,
+            expires_at: upload.expires_at,
         };
         self.map().insert(upload.id, (info.clone(), Vec::new()));
         Ok(info)
@@ -95,6 +96,24 @@ impl UploadStore for MemoryStore {
             .remove(id)
             .map(|_| ())
             .ok_or_else(Error::not_found)
+    }
+
+    async fn set_expiry(&self, id: &UploadId, _fence: u64, expires_at: Option<u64>) -> Result<()> {
+        let mut map = self.map();
+        let (info, _) = map.get_mut(id).ok_or_else(Error::not_found)?;
+        info.expires_at = expires_at;
+        Ok(())
+    }
+
+    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
+        let map = self.map();
+        let mut due: Vec<(u64, UploadId)> = map
+            .values()
+            .filter_map(|(i, _)| i.expires_at.map(|at| (at, i.id.clone())))
+            .filter(|(at, _)| *at < before)
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
     async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<tusk_core::ByteStream> {

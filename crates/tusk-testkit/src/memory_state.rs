@@ -169,4 +169,23 @@ impl StateStore for MemoryState {
         map.remove(id);
         Ok(())
     }
+
+    async fn set_expiry(&self, id: &UploadId, fence: u64, expires_at: Option<u64>) -> Result<()> {
+        let mut map = self.map();
+        let entry = fenced(&mut map, id, fence)?;
+        entry.state.expires_at = expires_at;
+        entry.fence = fence;
+        Ok(())
+    }
+
+    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
+        let map = self.map();
+        let mut due: Vec<(u64, UploadId)> = map
+            .values()
+            .filter_map(|e| e.state.expires_at.map(|at| (at, e.state.id.clone())))
+            .filter(|(at, _)| *at < before)
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
 }

@@ -29,6 +29,7 @@ pub async fn run(state: &dyn StateStore) {
     deferred_length_is_set_once(state).await;
     finish_marks_finished_and_drops_the_tail(state).await;
     delete_removes_state_parts_and_tail(state).await;
+    expiry_is_fenced_indexed_and_ordered(state).await;
 }
 
 /// Metadata with binary values (every byte value, NUL and 0xff included) and a valueless key.
@@ -53,6 +54,7 @@ fn new_state(length: Option<u64>, metadata: Metadata) -> UploadState {
         parts: Vec::new(),
         tail_len: 0,
         finished: false,
+        expires_at: None,
     }
 }
 
@@ -570,4 +572,59 @@ async fn delete_removes_state_parts_and_tail(state: &dyn StateStore) {
     state.create(&s).await.expect("create again after delete");
     assert_stored(state, &s, b"", "recreated after delete").await;
     state.load(&s.id, 1).await.expect("old fence forgotten");
+}
+
+async fn expiry_is_fenced_indexed_and_ordered(state: &dyn StateStore) {
+    let check = "expiry_is_fenced_indexed_and_ordered";
+    // Expiry times far in the past, so no other upload of this run can be due before them.
+    let mut with_expiry = new_state(Some(10), Metadata::default());
+    with_expiry.expires_at = Some(100);
+    state.create(&with_expiry).await.expect("create");
+    assert_eq!(
+        state.get(&with_expiry.id).await.expect("get").expires_at,
+        Some(100),
+        "{check}: created with an expiry"
+    );
+    let b = create(state, Some(10)).await;
+    let c = create(state, Some(10)).await;
+    state.load(&b.id, 5).await.expect("load");
+    state.set_expiry(&b.id, 5, Some(50)).await.expect("set b");
+    state.set_expiry(&c.id, 0, Some(200)).await.expect("set c");
+    let err = state
+        .set_expiry(&b.id, 4, Some(1))
+        .await
+        .expect_err("older fence");
+    assert_eq!(err.kind(), ErrorKind::LockLost, "{check}: fenced");
+    assert_eq!(state.get(&b.id).await.expect("get").expires_at, Some(50));
+
+    let due = state.expired(150, 10).await.expect("expired");
+    assert_eq!(
+        due,
+        vec![b.id.clone(), with_expiry.id.clone()],
+        "{check}: due, oldest first"
+    );
+    let first = state.expired(1_000, 1).await.expect("expired");
+    assert_eq!(first, vec![b.id.clone()], "{check}: limit");
+    assert!(
+        state.expired(50, 10).await.expect("expired").is_empty(),
+        "{check}: before is exclusive"
+    );
+
+    state
+        .set_expiry(&with_expiry.id, 0, None)
+        .await
+        .expect("clear");
+    assert_eq!(
+        state.get(&with_expiry.id).await.expect("get").expires_at,
+        None
+    );
+    state.delete(&b.id, 5).await.expect("delete");
+    let due = state.expired(250, 10).await.expect("expired");
+    assert_eq!(
+        due,
+        vec![c.id.clone()],
+        "{check}: cleared and deleted uploads leave the index"
+    );
+    state.delete(&c.id, 0).await.expect("delete");
+    state.delete(&with_expiry.id, 0).await.expect("delete");
 }

@@ -36,6 +36,7 @@ async fn create(store: &dyn UploadStore, length: Option<u64>) -> UploadId {
             id: id.clone(),
             length,
             metadata: meta.clone(),
+            expires_at: None,
         })
         .await
         .expect("create");

@@ -43,6 +43,8 @@ pub fn config() -> EngineConfig {
         max_metadata_bytes: 64,
         lock_wait: Duration::from_secs(10),
         read_timeout: Duration::from_secs(30),
+        expire_after: Some(Duration::from_secs(3600)),
+        finished_retention: None,
     }
 }
 

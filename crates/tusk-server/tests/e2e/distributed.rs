@@ -661,3 +661,42 @@ async fn downloads_stream_from_s3_on_any_node() {
         .unwrap();
     assert_eq!(resp.status(), 416);
 }
+
+#[tokio::test]
+async fn expired_uploads_are_410_on_every_node_and_the_reaper_cleans_s3_and_redis() {
+    let cluster = Cluster::start(3, &["--expire-after", "2s", "--reap-interval", "1s"]).await;
+    let url = cluster.create(0, 3 * P as u64).await;
+    let (status, _) = patch(&cluster.on(1, &url), 0, pattern(P + 10, 15)).await;
+    assert_eq!(status, 204);
+    assert_eq!(cluster.multipart_uploads().await, 1);
+    let deadline = Instant::now() + PATIENCE;
+    while head(&cluster.on(2, &url)).await.0 != 410 {
+        assert!(Instant::now() < deadline, "never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every node agrees until the reaper (one node at a time) removes it everywhere.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let statuses = [
+            head(&cluster.on(0, &url)).await.0,
+            head(&cluster.on(1, &url)).await.0,
+            head(&cluster.on(2, &url)).await.0,
+        ];
+        assert!(
+            statuses.iter().all(|s| *s == 410 || *s == 404),
+            "{statuses:?}"
+        );
+        if statuses.iter().all(|s| *s == 404) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reaped: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cluster.multipart_uploads().await, 0);
+    let keys: Vec<String> = cluster
+        .redis_keys()
+        .into_iter()
+        .filter(|k| k.contains(id_of(&url)))
+        .collect();
+    assert_eq!(keys, Vec::<String>::new());
+}

@@ -273,3 +273,64 @@ async fn finished_uploads_download_with_ranges_and_etags() {
         .unwrap();
     assert_eq!(resp.status(), 304);
 }
+
+/// Poll (bounded) until HEAD of `url` answers `status`.
+async fn wait_for_head(url: &str, status: u16) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while head(url).await.0 != status {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "HEAD never answered {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn expired_uploads_answer_410_and_are_reaped() {
+    let server = Server::start(&["--expire-after", "1s", "--reap-interval", "1s"]).await;
+    let url = server.create(10).await;
+    let resp = client()
+        .patch(&url)
+        .header(TUS.0, TUS.1)
+        .header(OCTETS.0, OCTETS.1)
+        .header("Upload-Offset", "0")
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let expires = resp.headers()["upload-expires"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(httpdate::parse_http_date(&expires).is_ok(), "{expires}");
+    wait_for_head(&url, 410).await;
+    let (status, _) = patch(&url, 3, b"d".to_vec()).await;
+    assert_eq!(status, 410);
+    // The reaper removes it: the data and info files go, and the URL is unknown.
+    let data = server.data_dir.join(id_of(&url));
+    wait_until("the reaper to remove the upload", || !data.exists()).await;
+    assert_eq!(head(&url).await.0, 404);
+}
+
+#[tokio::test]
+async fn tusk_cleanup_removes_expired_uploads_by_hand() {
+    let server = Server::start(&["--expire-after", "1s", "--reap-interval", "1h"]).await;
+    let url = server.create(10).await;
+    wait_for_head(&url, 410).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tusk"))
+        .args(["cleanup", "--expire-after", "1s", "--data-dir"])
+        .arg(&server.data_dir)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 removed"), "{stdout}");
+    assert_eq!(head(&url).await.0, 404);
+}

@@ -1,0 +1,155 @@
+//! The expiration extension: unfinished uploads expire a configured time after their last
+//! PATCH, finished ones after an optional retention; expired uploads answer 410 and a reaper
+//! removes them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tusk_core::{ErrorKind, UploadId, UploadInfo};
+
+use crate::message::TusResponse;
+use crate::{Engine, TusError};
+
+/// The lock that makes one reaper pass run at a time across the cluster. Not a possible
+/// generated id (those are 32 hex digits).
+const REAPER_LOCK: &str = "_tusk-reaper";
+
+/// Unix time in seconds.
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What one reaper pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReapReport {
+    /// Uploads the index named as due.
+    pub examined: usize,
+    /// Uploads removed (terminated).
+    pub removed: usize,
+    /// Uploads that could not be examined or removed (tried again next pass).
+    pub failed: usize,
+}
+
+impl Engine {
+    /// When an unfinished upload touched now expires, if uploads expire at all.
+    pub(crate) fn unfinished_expiry(&self) -> Option<u64> {
+        self.config()
+            .expire_after
+            .map(|d| now().saturating_add(d.as_secs()))
+    }
+
+    /// When a finished upload is removed, if finished uploads are removed at all.
+    pub(crate) fn finished_expiry(&self) -> Option<u64> {
+        self.config()
+            .finished_retention
+            .map(|d| now().saturating_add(d.as_secs()))
+    }
+
+    /// 410 for an upload whose time is up (the reaper may not have removed it yet).
+    pub(crate) fn refuse_expired(&self, info: &UploadInfo) -> Result<(), TusError> {
+        if info.is_expired(now()) {
+            return Err(TusError::Expired);
+        }
+        Ok(())
+    }
+
+    /// After a request moved an upload forward: push its expiry to a full period from now (or
+    /// to the retention, once finished). An unfinished upload's expiry only moves when it would
+    /// move by more than a tenth of the period (at most a minute), so a burst of small PATCHes
+    /// does not rewrite it every time.
+    pub(crate) async fn refresh_expiry(
+        &self,
+        mut info: UploadInfo,
+        fence: u64,
+    ) -> Result<UploadInfo, TusError> {
+        let wanted = if info.is_complete() {
+            self.finished_expiry()
+        } else {
+            self.unfinished_expiry()
+        };
+        let slack = self
+            .config()
+            .expire_after
+            .map_or(0, |d| (d / 10).min(Duration::from_secs(60)).as_secs());
+        let close_enough = match (info.expires_at, wanted) {
+            (Some(current), Some(wanted)) if !info.is_complete() => {
+                wanted.saturating_sub(current) <= slack && wanted >= current
+            }
+            (current, wanted) => current == wanted,
+        };
+        if !close_enough {
+            self.store().set_expiry(&info.id, fence, wanted).await?;
+            info.expires_at = wanted;
+        }
+        Ok(info)
+    }
+
+    /// One reaper pass over at most `limit` due uploads: each is locked, checked again, and
+    /// terminated if its time is really up. `None` if another pass (on any node) is running.
+    pub async fn reap(&self, limit: usize) -> Result<Option<ReapReport>, TusError> {
+        let reaper = UploadId::parse(REAPER_LOCK).map_err(|_| TusError::UnknownId)?;
+        let _turn = match self.locker().lock(&reaper, Duration::ZERO).await {
+            Ok(guard) => guard,
+            Err(err) if err.kind() == ErrorKind::Locked => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let now = now();
+        let due = self.store().expired(now.saturating_add(1), limit).await?;
+        let mut report = ReapReport {
+            examined: due.len(),
+            ..ReapReport::default()
+        };
+        for id in due {
+            match self.reap_one(&id, now).await {
+                Ok(true) => report.removed += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(upload_id = %id, error = %err, "could not remove an expired upload");
+                    report.failed += 1;
+                }
+            }
+        }
+        if report.examined > 0 {
+            tracing::info!(
+                examined = report.examined,
+                removed = report.removed,
+                failed = report.failed,
+                "expired uploads reaped"
+            );
+        }
+        Ok(Some(report))
+    }
+
+    async fn reap_one(&self, id: &UploadId, now: u64) -> Result<bool, TusError> {
+        let guard = self.lock(id).await?;
+        let info = match self.store().info_locked(id, guard.fence()).await {
+            Ok(info) => info,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(err) => return Err(err.into()),
+        };
+        if !info.is_expired(now) {
+            return Ok(false);
+        }
+        if info.is_complete() && self.config().finished_retention.is_none() {
+            // Finished (perhaps by a recovery after its last PATCH) and finished uploads are
+            // kept: drop the stale expiry instead.
+            self.store().set_expiry(id, guard.fence(), None).await?;
+            return Ok(false);
+        }
+        self.store().terminate(id, guard.fence()).await?;
+        tracing::info!(upload_id = %id, "expired upload removed");
+        Ok(true)
+    }
+}
+
+/// `Upload-Expires` (an RFC 9110 date) on a response about an unfinished upload that expires.
+pub(crate) fn with_expires(resp: TusResponse, info: &UploadInfo) -> TusResponse {
+    match info.expires_at {
+        Some(at) if !info.is_complete() => {
+            let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(at));
+            resp.header("Upload-Expires", date)
+        }
+        _ => resp,
+    }
+}

@@ -1,0 +1,119 @@
+#![allow(clippy::unwrap_used)]
+//! The expiration extension across methods: Upload-Expires, 410 after expiry, the reaper.
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Harness, Req, config};
+use tusk_protocol::{EngineConfig, Target};
+
+fn expiring(after: u64, retention: Option<u64>) -> EngineConfig {
+    EngineConfig {
+        expire_after: Some(Duration::from_secs(after)),
+        finished_retention: retention.map(Duration::from_secs),
+        ..config()
+    }
+}
+
+fn expires_of(resp: &tusk_protocol::TusResponse) -> u64 {
+    let date =
+        httpdate::parse_http_date(resp.get("Upload-Expires").expect("Upload-Expires")).unwrap();
+    date.duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Poll (bounded) until HEAD of `id` gives `status`.
+async fn wait_for_head(h: &Harness, id: &str, status: u16) {
+    for _ in 0..500 {
+        if h.send(Req::head(id)).await.status == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("HEAD never answered {status}");
+}
+
+#[tokio::test]
+async fn post_patch_and_head_announce_the_expiry() {
+    let h = Harness::with_config(expiring(3600, None));
+    let before = now();
+    let resp = h.send(Req::post().header("Upload-Length", "10")).await;
+    assert_eq!(resp.status, 201);
+    let at = expires_of(&resp);
+    assert!((before + 3600..=now() + 3600).contains(&at), "{at}");
+    let id = common::id_of(&resp);
+    let resp = h.send(Req::patch(&id, 0).body(b"abc")).await;
+    assert_eq!(resp.status, 204);
+    assert!(expires_of(&resp) >= at);
+    assert!(h.send(Req::head(&id)).await.get("Upload-Expires").is_some());
+    // Finished: nothing expires, so no header.
+    let resp = h.send(Req::patch(&id, 3).body(b"defghij")).await;
+    assert_eq!(resp.status, 204);
+    assert_eq!(resp.get("Upload-Expires"), None);
+}
+
+#[tokio::test]
+async fn without_expiration_nothing_is_announced() {
+    let h = Harness::with_config(EngineConfig {
+        expire_after: None,
+        ..config()
+    });
+    let resp = h.send(Req::new("OPTIONS", Target::Collection).bare()).await;
+    assert!(!resp.get("Tus-Extension").unwrap().contains("expiration"));
+    let resp = h.send(Req::post().header("Upload-Length", "10")).await;
+    assert_eq!(resp.get("Upload-Expires"), None);
+}
+
+#[tokio::test]
+async fn an_expired_upload_answers_410_and_the_reaper_removes_it() {
+    let h = Harness::with_config(expiring(1, None));
+    let id = h.create(Some(10)).await;
+    assert_eq!(h.send(Req::patch(&id, 0).body(b"abc")).await.status, 204);
+    let done = h.create(Some(3)).await;
+    assert_eq!(h.send(Req::patch(&done, 0).body(b"abc")).await.status, 204);
+
+    wait_for_head(&h, &id, 410).await;
+    let resp = h.send(Req::patch(&id, 3).body(b"d")).await;
+    assert_eq!(resp.status, 410, "{resp:?}");
+    let get = Req::new("GET", Target::Upload(id.clone())).bare();
+    assert_eq!(h.send(get).await.status, 410);
+
+    let report = h.engine.reap(100).await.unwrap().expect("a pass");
+    assert_eq!(report.removed, 1);
+    assert_eq!(h.send(Req::head(&id)).await.status, 404);
+    assert!(h.stored(&id).await.is_none());
+    // Finished uploads are kept without a retention.
+    assert_eq!(h.send(Req::head(&done)).await.status, 200);
+    assert_eq!(h.data(&done).await, b"abc");
+}
+
+#[tokio::test]
+async fn finished_uploads_go_after_their_retention() {
+    let h = Harness::with_config(expiring(3600, Some(1)));
+    let done = h.create(Some(3)).await;
+    assert_eq!(h.send(Req::patch(&done, 0).body(b"abc")).await.status, 204);
+    let open = h.create(Some(3)).await;
+    wait_for_head(&h, &done, 410).await;
+    let report = h.engine.reap(100).await.unwrap().expect("a pass");
+    assert_eq!(report.removed, 1);
+    assert_eq!(h.send(Req::head(&done)).await.status, 404);
+    assert_eq!(h.send(Req::head(&open)).await.status, 200);
+}
+
+#[tokio::test]
+async fn one_reaper_pass_at_a_time() {
+    let h = Harness::with_config(expiring(1, None));
+    let reaper = tusk_core::UploadId::parse("_tusk-reaper").unwrap();
+    let held = tusk_core::Locker::lock(h.locker.as_ref(), &reaper, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(h.engine.reap(10).await.unwrap(), None);
+    drop(held);
+    assert!(h.engine.reap(10).await.unwrap().is_some());
+}
