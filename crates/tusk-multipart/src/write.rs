@@ -19,15 +19,18 @@ impl Drop for InflightPart {
     }
 }
 
-/// One PATCH body's journey: bytes fill the current part buffer (which starts with the stored
-/// tail); a full buffer goes to object storage as the next part while the body keeps arriving;
+/// One PATCH body's journey: bytes fill the current part buffer (after the stored tail, which is
+/// read from the state store only when the part is full, so a small PATCH never reads it); a
+/// full part goes to object storage as the next part while the body keeps arriving;
 /// sent parts are committed to state in order as object storage confirms them.
 struct Writer<'a> {
     store: &'a MultipartStore,
     state: UploadState,
     fence: u64,
-    /// The current part: the stored tail, then this body's bytes.
+    /// This body's bytes of the current part (they follow the `stored` tail bytes).
     buf: BytesMut,
+    /// Bytes of the current part that are in the stored tail, not in `buf`.
+    stored: usize,
     /// Budget reserved for `buf`.
     buf_permit: Option<OwnedSemaphorePermit>,
     /// Sent parts not yet committed, oldest first.
@@ -52,6 +55,7 @@ impl MultipartStore {
         let mut writer = Writer {
             store: self,
             buf: BytesMut::new(),
+            stored: 0,
             buf_permit: None,
             inflight: VecDeque::new(),
             held: Vec::new(),
@@ -59,22 +63,8 @@ impl MultipartStore {
             state,
             fence,
         };
+        writer.stored = usize::try_from(writer.state.tail_len).unwrap_or(usize::MAX);
         writer.start_part().await?;
-        if writer.state.tail_len > 0 {
-            let tail = self.state.read_tail(&writer.state.id).await?;
-            if tail.len() as u64 != writer.state.tail_len {
-                return Err(Error::new(
-                    ErrorKind::Backend,
-                    format!(
-                        "upload {}: the tail holds {} bytes but the state counts {}",
-                        writer.state.id,
-                        tail.len(),
-                        writer.state.tail_len
-                    ),
-                ));
-            }
-            writer.buf.extend_from_slice(&tail);
-        }
 
         let mut received = 0u64;
         while let Some(mut chunk) = body.next_chunk().await {
@@ -87,10 +77,10 @@ impl MultipartStore {
                 ));
             }
             while !chunk.is_empty() {
-                let want = writer.part_size() - writer.buf.len();
+                let want = writer.part_size() - writer.stored - writer.buf.len();
                 let piece = chunk.split_to(want.min(chunk.len()));
                 writer.buf.extend_from_slice(&piece);
-                if writer.buf.len() == writer.part_size() {
+                if writer.stored + writer.buf.len() == writer.part_size() {
                     writer.send_part().await?;
                     writer.start_part().await?;
                 }
@@ -129,7 +119,7 @@ impl Writer<'_> {
                 )
             })?;
         self.buf_permit = Some(permit);
-        self.buf = BytesMut::with_capacity(self.part_size());
+        self.buf = BytesMut::with_capacity(self.part_size() - self.stored);
         Ok(())
     }
 
@@ -141,7 +131,7 @@ impl Writer<'_> {
         let multipart_id = self.multipart_id().await?;
         let number =
             part_number(self.state.parts.len() + self.held.len() + self.inflight.len() + 1)?;
-        let body = std::mem::take(&mut self.buf).freeze();
+        let body = self.take_part().await?;
         let permit = self.buf_permit.take();
         let objects = self.store.objects.clone();
         let key = self.state.id.as_str().to_owned();
@@ -153,6 +143,32 @@ impl Writer<'_> {
         });
         self.inflight.push_back(InflightPart { task });
         Ok(())
+    }
+
+    /// The full current part: the stored tail (read now, the one time it is needed) and then
+    /// this body's bytes.
+    async fn take_part(&mut self) -> Result<Bytes> {
+        let own = std::mem::take(&mut self.buf);
+        if self.stored == 0 {
+            return Ok(own.freeze());
+        }
+        let tail = self.store.state.read_tail(&self.state.id).await?;
+        if tail.len() != self.stored {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "upload {}: the tail holds {} bytes but the state counts {}",
+                    self.state.id,
+                    tail.len(),
+                    self.stored
+                ),
+            ));
+        }
+        let mut part = BytesMut::with_capacity(self.part_size());
+        part.extend_from_slice(&tail);
+        part.extend_from_slice(&own);
+        self.stored = 0;
+        Ok(part.freeze())
     }
 
     /// The upload's multipart upload, started the first time a part is sent.
@@ -232,21 +248,23 @@ impl Writer<'_> {
     /// The body ended and every part is committed: store the rest of the buffer as the tail, and
     /// finish the upload if that was its last byte.
     async fn commit_tail(mut self) -> Result<UploadState> {
-        let stored = usize::try_from(self.state.tail_len).unwrap_or(usize::MAX);
-        let buf = std::mem::take(&mut self.buf).freeze();
-        if buf.len() > stored {
-            let new = buf.slice(stored..);
-            self.commit(Vec::new(), TailChange::Append(new)).await?;
+        let own = std::mem::take(&mut self.buf).freeze();
+        if !own.is_empty() {
+            self.commit(Vec::new(), TailChange::Append(own.clone()))
+                .await?;
         }
         self.buf_permit = None;
         let Writer {
             store,
             state,
             fence,
+            stored,
             ..
         } = self;
         if !state.finished && state.length == Some(state.offset()) {
-            return store.finalize(state, fence, Some(buf)).await;
+            // With tail bytes from earlier PATCHes, finalize reads the whole tail back.
+            let tail = (stored == 0).then_some(own);
+            return store.finalize(state, fence, tail).await;
         }
         Ok(state)
     }
