@@ -45,10 +45,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
 
-# The engine's protocol tests once more, over the distributed store (in-memory S3 and Redis
-# with the real ones' semantics); same binaries, no rebuild.
-log "engine tests over the distributed store"
+# The engine's protocol tests twice more, over the distributed store: with in-memory S3 and
+# Redis (the real ones' semantics), then with the real Redis and S3 server started above.
+# Same binaries, no rebuild.
+log "engine tests over the distributed store (in-memory services)"
 TUSK_TEST_STORE=multipart cargo test --locked -p tusk-protocol
+log "engine tests over the distributed store (real Redis and S3)"
+TUSK_TEST_STORE=distributed cargo test --locked -p tusk-protocol
 
 # --- tus-js-client against the real binary --------------------------------------------------
 log "tus-js-client resume test"

@@ -6,7 +6,7 @@ use tusk_core::UploadId;
 
 #[tokio::test]
 async fn termination() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(Some(10)).await;
     h.send(Req::patch(&id, 0).body(b"abc")).await;
     let cases = [

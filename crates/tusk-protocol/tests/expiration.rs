@@ -41,7 +41,7 @@ async fn wait_for_head(h: &Harness, id: &str, status: u16) {
 
 #[tokio::test]
 async fn post_patch_and_head_announce_the_expiry() {
-    let h = Harness::with_config(expiring(3600, None));
+    let h = Harness::with_config(expiring(3600, None)).await;
     let before = now();
     let resp = h.send(Req::post().header("Upload-Length", "10")).await;
     assert_eq!(resp.status, 201);
@@ -63,7 +63,8 @@ async fn without_expiration_nothing_is_announced() {
     let h = Harness::with_config(EngineConfig {
         expire_after: None,
         ..config()
-    });
+    })
+    .await;
     let resp = h.send(Req::new("OPTIONS", Target::Collection).bare()).await;
     assert!(!resp.get("Tus-Extension").unwrap().contains("expiration"));
     let resp = h.send(Req::post().header("Upload-Length", "10")).await;
@@ -72,7 +73,7 @@ async fn without_expiration_nothing_is_announced() {
 
 #[tokio::test]
 async fn an_expired_upload_answers_410_and_the_reaper_removes_it() {
-    let h = Harness::with_config(expiring(1, None));
+    let h = Harness::with_config(expiring(1, None)).await;
     let id = h.create(Some(10)).await;
     assert_eq!(h.send(Req::patch(&id, 0).body(b"abc")).await.status, 204);
     let done = h.create(Some(3)).await;
@@ -95,7 +96,7 @@ async fn an_expired_upload_answers_410_and_the_reaper_removes_it() {
 
 #[tokio::test]
 async fn finished_uploads_go_after_their_retention() {
-    let h = Harness::with_config(expiring(3600, Some(1)));
+    let h = Harness::with_config(expiring(3600, Some(1))).await;
     let done = h.create(Some(3)).await;
     assert_eq!(h.send(Req::patch(&done, 0).body(b"abc")).await.status, 204);
     let open = h.create(Some(3)).await;
@@ -108,7 +109,7 @@ async fn finished_uploads_go_after_their_retention() {
 
 #[tokio::test]
 async fn one_reaper_pass_at_a_time() {
-    let h = Harness::with_config(expiring(1, None));
+    let h = Harness::with_config(expiring(1, None)).await;
     let reaper = tusk_core::UploadId::parse("_tusk-reaper").unwrap();
     let held = tusk_core::Locker::lock(h.locker.as_ref(), &reaper, Duration::from_secs(1))
         .await

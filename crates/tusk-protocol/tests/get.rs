@@ -99,7 +99,7 @@ async fn get_statuses() {
         },
     ];
     for case in cases {
-        let h = Harness::new();
+        let h = Harness::new().await;
         let id = h.create(Some(10)).await;
         assert_eq!(h.send(Req::patch(&id, 0).body(DATA)).await.status, 204);
         let resp = h.send((case.req)(&id)).await;
@@ -122,7 +122,7 @@ async fn get_statuses() {
 
 #[tokio::test]
 async fn a_matching_etag_gets_304() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(Some(10)).await;
     h.send(Req::patch(&id, 0).body(DATA)).await;
     let etag = h.send(get(&id)).await.get("ETag").unwrap().to_owned();
@@ -137,7 +137,7 @@ async fn a_matching_etag_gets_304() {
 
 #[tokio::test]
 async fn unfinished_unknown_and_empty_uploads() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(Some(10)).await;
     h.send(Req::patch(&id, 0).body(b"0123")).await;
     let resp = h.send(get(&id)).await;
@@ -162,7 +162,7 @@ async fn unfinished_unknown_and_empty_uploads() {
 
 #[tokio::test]
 async fn type_and_name_come_from_metadata() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     // filetype image/png, filename "a/cat.png"
     let resp = h
         .send(Req::post().header("Upload-Length", "3").header(

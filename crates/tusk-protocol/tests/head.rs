@@ -8,7 +8,7 @@ use tusk_core::{Locker, UploadId};
 
 #[tokio::test]
 async fn head_describes_the_upload() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let known = h.create(Some(10)).await;
     let deferred = h.create(None).await;
     h.send(Req::patch(&known, 0).body(b"abc")).await;
@@ -30,7 +30,7 @@ async fn head_describes_the_upload() {
 
 #[tokio::test]
 async fn unknown_and_malformed_ids_are_404_without_offset() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     for id in [
         UploadId::generate().to_string(),
         "..".to_owned(),
@@ -49,7 +49,7 @@ async fn unknown_and_malformed_ids_are_404_without_offset() {
 async fn a_holder_that_does_not_let_go_yields_423_with_retry_after() {
     let mut cfg = config();
     cfg.lock_wait = Duration::from_millis(100);
-    let h = Harness::with_config(cfg);
+    let h = Harness::with_config(cfg).await;
     let id = h.create(Some(10)).await;
     // Hold the lock outside the engine and ignore the release request.
     let guard = h

@@ -6,7 +6,7 @@ use tusk_protocol::Target;
 
 #[tokio::test]
 async fn options_advertises_version_extensions_and_max_size() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     for target in [Target::Collection, Target::Upload("whatever".into())] {
         // OPTIONS needs no Tus-Resumable.
         let resp = h.send(Req::new("OPTIONS", target).bare()).await;
@@ -28,7 +28,7 @@ async fn options_advertises_version_extensions_and_max_size() {
 
 #[tokio::test]
 async fn requests_without_a_supported_version_get_412_with_tus_version() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(Some(10)).await;
     let cases = [
         (
@@ -57,7 +57,7 @@ async fn requests_without_a_supported_version_get_412_with_tus_version() {
 
 #[tokio::test]
 async fn unsupported_methods_get_405_with_allow() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(Some(10)).await;
     let cases = [
         (Req::new("PUT", Target::Collection), "OPTIONS, POST"),

@@ -224,7 +224,7 @@ async fn patch_statuses() {
         },
     ];
     for case in cases {
-        let h = Harness::new();
+        let h = Harness::new().await;
         let id = h.create(Some(10)).await;
         assert_eq!(h.send(Req::patch(&id, 0).body(b"abc")).await.status, 204);
         let resp = h.send((case.req)(&id)).await;
@@ -243,7 +243,7 @@ async fn patch_statuses() {
 
 #[tokio::test]
 async fn unknown_upload_is_404() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let resp = h
         .send(Req::patch(&tusk_core::UploadId::generate().to_string(), 0).body(b"x"))
         .await;
@@ -253,7 +253,7 @@ async fn unknown_upload_is_404() {
 
 #[tokio::test]
 async fn deferred_length_is_declared_once_and_never_changed() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(None).await;
     let steps: [(Req, u16, Option<&str>); 6] = [
         (Req::patch(&id, 0).body(b"hello "), 204, Some("6")),
@@ -289,7 +289,7 @@ async fn deferred_length_is_declared_once_and_never_changed() {
 
 #[tokio::test]
 async fn deferred_upload_cannot_pass_the_maximum_size() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(None).await;
     let big = vec![7u8; 1001];
     let resp = h
@@ -303,7 +303,7 @@ async fn deferred_upload_cannot_pass_the_maximum_size() {
 async fn a_stalled_body_ends_and_commits_what_arrived() {
     let mut cfg = config();
     cfg.read_timeout = Duration::from_millis(200);
-    let h = Harness::with_config(cfg);
+    let h = Harness::with_config(cfg).await;
     let id = h.create(Some(10)).await;
     let resp = h
         .send(Req::patch(&id, 0).stream(chunks(b"abcd", 2, true)))
@@ -315,7 +315,7 @@ async fn a_stalled_body_ends_and_commits_what_arrived() {
 
 #[tokio::test]
 async fn a_broken_connection_commits_what_arrived() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(Some(10)).await;
     let (tx, body) = channel_body();
     tx.send(Ok(Bytes::from_static(b"abc"))).await.unwrap();
@@ -350,7 +350,7 @@ async fn running_patch(
 
 #[tokio::test]
 async fn a_head_asks_a_running_patch_to_commit_and_sees_its_bytes() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(Some(10)).await;
     let (tx, patch) = running_patch(&h, &id, b"abcd").await;
     let head = h.send(Req::head(&id)).await;
@@ -366,7 +366,7 @@ async fn a_head_asks_a_running_patch_to_commit_and_sees_its_bytes() {
 
 #[tokio::test]
 async fn two_patches_at_one_offset_never_both_succeed() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(Some(8)).await;
     let (_tx, first) = running_patch(&h, &id, b"AAAA").await;
     let second = h.send(Req::patch(&id, 0).body(b"BBBBBBBB")).await;
@@ -380,7 +380,7 @@ async fn two_patches_at_one_offset_never_both_succeed() {
 
 #[tokio::test]
 async fn shutdown_makes_running_patches_commit_and_answer() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(Some(10)).await;
     let (tx, patch) = running_patch(&h, &id, b"abc").await;
     h.engine.shutdown_token().cancel();

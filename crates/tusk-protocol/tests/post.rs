@@ -12,7 +12,7 @@ struct Case {
 
 #[tokio::test]
 async fn creation_statuses() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let long_meta = format!("k {}", "QUFB".repeat(20));
     let cases = vec![
         Case {
@@ -181,7 +181,7 @@ async fn creation_statuses() {
 
 #[tokio::test]
 async fn location_is_under_the_given_base_and_ids_differ() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let a = h.send(Req::post().header("Upload-Length", "1")).await;
     let b = h.send(Req::post().header("Upload-Length", "1")).await;
     assert!(a.get("Location").unwrap().starts_with(BASE));
@@ -190,7 +190,7 @@ async fn location_is_under_the_given_base_and_ids_differ() {
 
 #[tokio::test]
 async fn zero_length_upload_is_complete_at_once() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let id = h.create(Some(0)).await;
     let resp = h.send(Req::head(&id)).await;
     assert_eq!(resp.get("Upload-Offset"), Some("0"));
@@ -199,7 +199,7 @@ async fn zero_length_upload_is_complete_at_once() {
 
 #[tokio::test]
 async fn creation_with_upload_stores_the_first_chunk() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let resp = h
         .send(
             Req::post()
@@ -217,7 +217,7 @@ async fn creation_with_upload_stores_the_first_chunk() {
 
 #[tokio::test]
 async fn creation_with_an_oversized_streamed_body_stores_nothing() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     // No Content-Length: the overflow is only seen while streaming.
     let resp = h
         .send(
@@ -232,7 +232,7 @@ async fn creation_with_an_oversized_streamed_body_stores_nothing() {
 
 #[tokio::test]
 async fn metadata_is_echoed_canonically() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let resp = h
         .send(
             Req::post()

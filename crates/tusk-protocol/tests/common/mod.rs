@@ -1,9 +1,11 @@
 //! Shared harness for the engine tests: an engine over an in-memory store and the in-process
 //! locker, and helpers to build requests.
 //!
-//! `TUSK_TEST_STORE=multipart` runs every engine test against the distributed store (equal parts
-//! in an in-memory S3, state and tail in an in-memory Redis) instead of the plain memory store;
-//! the test script runs both.
+//! `TUSK_TEST_STORE=multipart` runs every engine test against the distributed store with
+//! in-memory S3 and Redis (with the real ones' semantics); `TUSK_TEST_STORE=distributed` runs
+//! them against the distributed store over the real Redis and S3 server of
+//! `scripts/services.sh` (`TUSK_TEST_REDIS_URL`, `TUSK_TEST_S3_ENDPOINT`). The test script runs
+//! all three.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tusk_core::UploadId;
-use tusk_core::{StateStore, UploadStore};
+use tusk_core::{ObjectStore, StateStore, UploadStore};
 use tusk_local::ProcessLocker;
 use tusk_multipart::{BufferBudget, MultipartConfig, MultipartStore};
 use tusk_protocol::{
@@ -32,9 +34,70 @@ pub struct Harness {
 enum Backend {
     Memory(Arc<MemoryStore>),
     Multipart {
-        objects: MemoryObjects,
-        state: MemoryState,
+        objects: Arc<dyn ObjectStore>,
+        state: Arc<dyn StateStore>,
     },
+}
+
+fn multipart(
+    objects: Arc<dyn ObjectStore>,
+    state: Arc<dyn StateStore>,
+    config: &EngineConfig,
+) -> (Arc<dyn UploadStore>, Backend) {
+    let store = MultipartStore::new(
+        objects.clone(),
+        state.clone(),
+        MultipartConfig {
+            max_size: config.max_size,
+            ..MultipartConfig::default()
+        },
+        BufferBudget::new(64 << 20),
+    )
+    .unwrap();
+    (Arc::new(store), Backend::Multipart { objects, state })
+}
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: start the test services with `scripts/services.sh up` and source .services/env")
+    })
+}
+
+/// The real S3 server (a fresh bucket) and Redis (a fresh key prefix) of the test services.
+async fn real_services() -> (Arc<dyn ObjectStore>, Arc<dyn StateStore>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let endpoint = required("TUSK_TEST_S3_ENDPOINT");
+    let redis_url = required("TUSK_TEST_REDIS_URL");
+    let unique = UploadId::generate().as_str()[..16].to_owned();
+    let bucket = format!("tusk-engine-{unique}");
+    // moto takes an unsigned PUT to create a bucket.
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut conn = tokio::net::TcpStream::connect(host).await.unwrap();
+    let put = format!(
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(put.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).await.unwrap();
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "create bucket: {}",
+        String::from_utf8_lossy(&reply)
+    );
+    let objects = tusk_s3::S3Objects::connect(tusk_s3::S3Config {
+        bucket,
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        prefix: String::new(),
+        force_path_style: true,
+        credentials: Some(tusk_s3::StaticCredentials::new("test", "test", None)),
+    })
+    .await
+    .unwrap();
+    let state = tusk_redis::RedisState::connect(&redis_url, &format!("engine-{unique}:"))
+        .await
+        .unwrap();
+    (Arc::new(objects), Arc::new(state))
 }
 
 pub fn config() -> EngineConfig {
@@ -49,32 +112,29 @@ pub fn config() -> EngineConfig {
 }
 
 impl Harness {
-    pub fn new() -> Self {
-        Self::with_config(config())
+    pub async fn new() -> Self {
+        Self::with_config(config()).await
     }
 
-    pub fn with_config(config: EngineConfig) -> Self {
+    pub async fn with_config(config: EngineConfig) -> Self {
         let (store, backend): (Arc<dyn UploadStore>, Backend) =
             match std::env::var("TUSK_TEST_STORE").as_deref() {
-                Ok("multipart") => {
-                    let (objects, state) = (MemoryObjects::new(), MemoryState::new());
-                    let store = MultipartStore::new(
-                        Arc::new(objects.clone()),
-                        Arc::new(state.clone()),
-                        MultipartConfig {
-                            max_size: config.max_size,
-                            ..MultipartConfig::default()
-                        },
-                        BufferBudget::new(64 << 20),
-                    )
-                    .unwrap();
-                    (Arc::new(store), Backend::Multipart { objects, state })
+                Ok("multipart") => multipart(
+                    Arc::new(MemoryObjects::new()),
+                    Arc::new(MemoryState::new()),
+                    &config,
+                ),
+                Ok("distributed") => {
+                    let (objects, state) = real_services().await;
+                    multipart(objects, state, &config)
                 }
                 Ok("memory") | Err(_) => {
                     let store = Arc::new(MemoryStore::new());
                     (store.clone(), Backend::Memory(store))
                 }
-                Ok(other) => panic!("TUSK_TEST_STORE={other:?}: use memory or multipart"),
+                Ok(other) => {
+                    panic!("TUSK_TEST_STORE={other:?}: use memory, multipart or distributed")
+                }
             };
         let locker = Arc::new(ProcessLocker::new());
         let engine = Arc::new(Engine::new(store, locker.clone(), config));
@@ -118,12 +178,18 @@ impl Harness {
         match &self.backend {
             Backend::Memory(store) => store.data(&id),
             Backend::Multipart { objects, state } => {
-                if let Some(object) = objects.object(id.as_str()) {
-                    return Some(object);
+                let upload = state.get(&id).await.ok()?;
+                if upload.finished {
+                    let length = upload.length.unwrap();
+                    let mut stream = objects.get_object(id.as_str(), 0, length).await.unwrap();
+                    let mut out = Vec::new();
+                    while let Some(chunk) = stream.next().await {
+                        out.extend_from_slice(&chunk.unwrap());
+                    }
+                    return Some(out);
                 }
                 // Engine tests stay far below one 5 MiB part, so unfinished bytes are all in
                 // the tail.
-                let upload = state.get(&id).await.ok()?;
                 assert!(upload.parts.is_empty(), "engine tests never fill a part");
                 Some(state.read_tail(&id).await.unwrap().to_vec())
             }
