@@ -5,6 +5,7 @@
 //! This crate depends only on the traits in `tusk-core`; the binary wires S3 and Redis in.
 
 mod budget;
+mod buffer;
 mod config;
 mod store;
 mod write;

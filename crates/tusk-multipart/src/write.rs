@@ -1,11 +1,12 @@
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, UploadState};
 
 use crate::MultipartStore;
+use crate::buffer::PartBuffer;
 use crate::store::{part_number, vanished};
 
 /// A part on its way to object storage. The task is aborted if the PATCH is dropped.
@@ -28,7 +29,7 @@ struct Writer<'a> {
     state: UploadState,
     fence: u64,
     /// This body's bytes of the current part (they follow the `stored` tail bytes).
-    buf: BytesMut,
+    buf: PartBuffer,
     /// Bytes of the current part that are in the stored tail, not in `buf`.
     stored: usize,
     /// Budget reserved for `buf`.
@@ -54,7 +55,7 @@ impl MultipartStore {
             .saturating_sub(state.offset());
         let mut writer = Writer {
             store: self,
-            buf: BytesMut::new(),
+            buf: PartBuffer::with_capacity(0),
             stored: 0,
             buf_permit: None,
             inflight: VecDeque::new(),
@@ -79,7 +80,7 @@ impl MultipartStore {
             while !chunk.is_empty() {
                 let want = writer.part_size() - writer.stored - writer.buf.len();
                 let piece = chunk.split_to(want.min(chunk.len()));
-                writer.buf.extend_from_slice(&piece);
+                writer.buf.extend_from_slice(&piece)?;
                 if writer.stored + writer.buf.len() == writer.part_size() {
                     writer.send_part().await?;
                     writer.start_part().await?;
@@ -119,7 +120,7 @@ impl Writer<'_> {
                 )
             })?;
         self.buf_permit = Some(permit);
-        self.buf = BytesMut::with_capacity(self.part_size() - self.stored);
+        self.buf = PartBuffer::with_capacity(self.part_size() - self.stored);
         Ok(())
     }
 
@@ -148,7 +149,7 @@ impl Writer<'_> {
     /// The full current part: the stored tail (read now, the one time it is needed) and then
     /// this body's bytes.
     async fn take_part(&mut self) -> Result<Bytes> {
-        let own = std::mem::take(&mut self.buf);
+        let own = std::mem::replace(&mut self.buf, PartBuffer::with_capacity(0));
         if self.stored == 0 {
             return Ok(own.freeze());
         }
@@ -164,9 +165,9 @@ impl Writer<'_> {
                 ),
             ));
         }
-        let mut part = BytesMut::with_capacity(self.part_size());
-        part.extend_from_slice(&tail);
-        part.extend_from_slice(&own);
+        let mut part = PartBuffer::with_capacity(self.part_size());
+        part.extend_from_slice(&tail)?;
+        part.extend_from_slice(&own.freeze())?;
         self.stored = 0;
         Ok(part.freeze())
     }
@@ -248,7 +249,7 @@ impl Writer<'_> {
     /// The body ended and every part is committed: store the rest of the buffer as the tail, and
     /// finish the upload if that was its last byte.
     async fn commit_tail(mut self) -> Result<UploadState> {
-        let own = std::mem::take(&mut self.buf).freeze();
+        let own = std::mem::replace(&mut self.buf, PartBuffer::with_capacity(0)).freeze();
         if !own.is_empty() {
             self.commit(Vec::new(), TailChange::Append(own.clone()))
                 .await?;
