@@ -47,14 +47,7 @@ node_log_file() { printf '%s/node-%s.log' "$RUN_DIR" "$1"; }
 
 # The PID of node N if its pid file names a live `tusk serve` of that node, else nothing.
 node_pid() {
-    local file pid cmdline
-    file="$(node_pid_file "$1")"
-    [[ -f "$file" ]] || return 0
-    pid="$(<"$file")"
-    pid_alive "$pid" || return 0
-    cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" || return 0
-    [[ "$cmdline" == *" serve --listen 127.0.0.1:$(node_port "$1") "* ]] || return 0
-    printf '%s' "$pid"
+    live_pid_from "$(node_pid_file "$1")" " serve --listen 127.0.0.1:$(node_port "$1") "
 }
 
 node_ready() { curl -sf -o /dev/null --max-time 2 -X OPTIONS "$(node_url "$1")"; }

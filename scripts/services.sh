@@ -80,14 +80,7 @@ service_cmd_pattern() {
 
 # The PID of SERVICE if its pid file names a live process running that service, else nothing.
 service_pid() {
-    local file pid cmdline
-    file="$(pid_file "$1")"
-    [[ -f "$file" ]] || return 0
-    pid="$(<"$file")"
-    pid_alive "$pid" || return 0
-    cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" || return 0
-    [[ "$cmdline" == *"$(service_cmd_pattern "$1")"* ]] || return 0
-    printf '%s' "$pid"
+    live_pid_from "$(pid_file "$1")" "$(service_cmd_pattern "$1")"
 }
 
 port_file() { printf '%s/%s.port' "$RUN_DIR" "$1"; }

@@ -45,3 +45,15 @@ stop_pid() {
         sleep 0.1
     done
 }
+
+# The PID in pid file FILE if it names a live process whose command line contains PATTERN (a
+# recycled PID in a stale pid file is not ours), else nothing.
+live_pid_from() {
+    local file="$1" pattern="$2" pid cmdline
+    [[ -f "$file" ]] || return 0
+    pid="$(<"$file")"
+    pid_alive "$pid" || return 0
+    cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" || return 0
+    [[ "$cmdline" == *"$pattern"* ]] || return 0
+    printf '%s' "$pid"
+}

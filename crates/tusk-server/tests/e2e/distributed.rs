@@ -103,10 +103,7 @@ async fn c_a_node_killed_mid_patch_does_not_block_the_resume_for_long() {
     let len = P + 2 * MIB;
     let data = pattern(len, 3);
     let url = cluster.create(0, len as u64).await;
-    let mut raw = RawRequest::patch(&cluster.on(0, &url), 0, len as u64).await;
-    raw.send(&data[..2 * MIB]).await;
-    // Node 1 holds the lock while the body streams; then it dies without a word.
-    wait_until_locked(&cluster, &url).await;
+    let raw = stalled_patch(&cluster, 0, &url, len, &data[..2 * MIB]).await;
     cluster.nodes[0].signal("KILL");
     let started = Instant::now();
     let (status, offset) = head(&cluster.on(1, &url)).await;
@@ -141,6 +138,21 @@ async fn wait_until_locked(cluster: &Cluster, url: &str) {
     .await;
 }
 
+/// A PATCH of `len` bytes on node `node` that sends `first` and then stalls, once that node
+/// holds the upload's lock (as a dead mobile client leaves it).
+async fn stalled_patch(
+    cluster: &Cluster,
+    node: usize,
+    url: &str,
+    len: usize,
+    first: &[u8],
+) -> RawRequest {
+    let mut raw = RawRequest::patch(&cluster.on(node, url), 0, len as u64).await;
+    raw.send(first).await;
+    wait_until_locked(cluster, url).await;
+    raw
+}
+
 #[tokio::test]
 async fn d_a_stalled_patch_on_one_node_lets_go_when_another_node_asks() {
     // A 60 s read timeout and a 10 s lease: only the release request explains a fast handover.
@@ -148,9 +160,7 @@ async fn d_a_stalled_patch_on_one_node_lets_go_when_another_node_asks() {
     let len = 3 * MIB;
     let data = pattern(len, 4);
     let url = cluster.create(0, len as u64).await;
-    let mut stale = RawRequest::patch(&cluster.on(0, &url), 0, len as u64).await;
-    stale.send(&data[..MIB]).await;
-    wait_until_locked(&cluster, &url).await;
+    let stale = stalled_patch(&cluster, 0, &url, len, &data[..MIB]).await;
 
     let started = Instant::now();
     let (status, offset) = head(&cluster.on(1, &url)).await;
@@ -216,9 +226,7 @@ async fn f_a_paused_holder_whose_lease_expired_cannot_write_after_the_new_holder
     let garbage = pattern(len, 99);
     let url = cluster.create(0, len as u64).await;
     // Node 1 receives wrong bytes, then is paused while holding the lock.
-    let mut stale = RawRequest::patch(&cluster.on(0, &url), 0, len as u64).await;
-    stale.send(&garbage[..MIB]).await;
-    wait_until_locked(&cluster, &url).await;
+    let mut stale = stalled_patch(&cluster, 0, &url, len, &garbage[..MIB]).await;
     cluster.nodes[0].signal("STOP");
     // Node 2 gets the lock once the paused holder's lease expires, and stores the right bytes.
     let (status, end) = patch(&cluster.on(1, &url), 0, data[..MIB + 7].to_vec()).await;
@@ -430,9 +438,7 @@ async fn a_node_stopped_for_a_rolling_restart_hands_its_upload_over_at_once() {
     let len = 2 * MIB;
     let data = pattern(len, 11);
     let url = cluster.create(0, len as u64).await;
-    let mut raw = RawRequest::patch(&cluster.on(0, &url), 0, len as u64).await;
-    raw.send(&data[..MIB]).await;
-    wait_until_locked(&cluster, &url).await;
+    let raw = stalled_patch(&cluster, 0, &url, len, &data[..MIB]).await;
     cluster.nodes[0].signal("TERM");
     // The PATCH is told to commit and answers with what it stored.
     let (status, headers) = raw.response().await;
