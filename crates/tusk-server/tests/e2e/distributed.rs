@@ -669,34 +669,26 @@ async fn downloads_stream_from_s3_on_any_node() {
 }
 
 #[tokio::test]
-async fn expired_uploads_are_410_on_every_node_and_the_reaper_cleans_s3_and_redis() {
-    let cluster = Cluster::start(3, &["--expire-after", "2s", "--reap-interval", "1s"]).await;
+async fn expired_uploads_are_410_on_every_node_and_tusk_cleanup_clears_s3_and_redis() {
+    // No node reaps during the test (1 h interval), so every node must answer 410 by itself.
+    let cluster = Cluster::start(3, &["--expire-after", "2s", "--reap-interval", "1h"]).await;
     let url = cluster.create(0, 3 * P as u64).await;
     let (status, _) = patch(&cluster.on(1, &url), 0, pattern(P + 10, 15)).await;
     assert_eq!(status, 204);
     assert_eq!(cluster.multipart_uploads().await, 1);
-    let deadline = Instant::now() + PATIENCE;
-    while head(&cluster.on(2, &url)).await.0 != 410 {
-        assert!(Instant::now() < deadline, "never expired");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Every node agrees until the reaper (one node at a time) removes it everywhere.
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let statuses = [
-            head(&cluster.on(0, &url)).await.0,
-            head(&cluster.on(1, &url)).await.0,
-            head(&cluster.on(2, &url)).await.0,
-        ];
-        assert!(
-            statuses.iter().all(|s| *s == 410 || *s == 404),
-            "{statuses:?}"
-        );
-        if statuses.iter().all(|s| *s == 404) {
-            break;
+    for node in 0..3 {
+        let deadline = Instant::now() + PATIENCE;
+        while head(&cluster.on(node, &url)).await.0 != 410 {
+            assert!(Instant::now() < deadline, "node {node}: never expired");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(Instant::now() < deadline, "never reaped: {statuses:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = patch(&cluster.on(2, &url), P as u64 + 10, vec![1]).await;
+    assert_eq!(status, 410);
+    let out = cluster.cleanup().await;
+    assert!(out.contains("1 removed"), "{out}");
+    for node in 0..3 {
+        assert_eq!(head(&cluster.on(node, &url)).await.0, 404, "node {node}");
     }
     assert_eq!(cluster.multipart_uploads().await, 0);
     let keys: Vec<String> = cluster
@@ -705,4 +697,30 @@ async fn expired_uploads_are_410_on_every_node_and_the_reaper_cleans_s3_and_redi
         .filter(|k| k.contains(id_of(&url)))
         .collect();
     assert_eq!(keys, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_background_reaper_removes_expired_uploads() {
+    let cluster = Cluster::start(2, &["--expire-after", "1s", "--reap-interval", "1s"]).await;
+    let url = cluster.create(0, 3 * P as u64).await;
+    let (status, _) = patch(&cluster.on(1, &url), 0, pattern(P + 10, 16)).await;
+    assert_eq!(status, 204);
+    // 200 until it expires, then 410 until a node's reaper removes it, then 404 everywhere.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let statuses = [
+            head(&cluster.on(0, &url)).await.0,
+            head(&cluster.on(1, &url)).await.0,
+        ];
+        assert!(
+            statuses.iter().all(|s| matches!(s, 200 | 410 | 404)),
+            "{statuses:?}"
+        );
+        if statuses == [404, 404] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reaped: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cluster.multipart_uploads().await, 0);
 }

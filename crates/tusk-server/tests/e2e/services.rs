@@ -120,6 +120,31 @@ impl Cluster {
         .await
     }
 
+    /// Run `tusk cleanup` with the cluster's settings; returns its stdout.
+    pub async fn cleanup(&self) -> String {
+        let out = tokio::time::timeout(
+            PATIENCE,
+            Command::new(env!("CARGO_BIN_EXE_tusk"))
+                .arg("cleanup")
+                .args(&self.args)
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("tusk cleanup did not finish")
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "tusk cleanup failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     /// The URL of upload `url` as served by node `i`.
     pub fn on(&self, i: usize, url: &str) -> String {
         format!("{}{}", self.nodes[i].url, id_of(url))
