@@ -13,6 +13,19 @@ pub struct NewUpload {
     pub metadata: Metadata,
     /// When the upload expires (Unix seconds), if it does (expiration extension).
     pub expires_at: Option<u64>,
+    /// Its part in a concatenation, if any.
+    pub concat: Option<Concat>,
+}
+
+/// What part an upload plays in concatenation (`Upload-Concat`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Concat {
+    /// A partial upload, to be concatenated into final uploads.
+    Partial,
+    /// A final upload: the concatenation of these partial uploads, in order. It takes no
+    /// PATCH; it is complete once they all are and have been assembled.
+    Final(Vec<UploadId>),
 }
 
 /// The state of an upload as a store reports it.
@@ -30,6 +43,9 @@ pub struct UploadInfo {
     /// their last PATCH, finished ones after the configured retention.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// Its part in a concatenation, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concat: Option<Concat>,
 }
 
 impl UploadInfo {

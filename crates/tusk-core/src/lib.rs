@@ -13,7 +13,7 @@ mod store;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::{InvalidUploadId, UploadId};
-pub use info::{NewUpload, UploadInfo};
+pub use info::{Concat, NewUpload, UploadInfo};
 pub use lock::{LockGuard, Locker};
 pub use metadata::{Metadata, MetadataError};
 pub use objects::ObjectStore;

@@ -32,6 +32,18 @@ pub trait ObjectStore: Send + Sync + 'static {
         etags: &[String],
     ) -> Result<()>;
 
+    /// Make part `part_number` of a multipart upload from bytes `start..end` of the object
+    /// `source`, inside object storage (no bytes through the node); returns the part's ETag.
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        part_number: u32,
+        source: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<String>;
+
     /// Abort a multipart upload, freeing its parts. Succeeds if it is already gone.
     async fn abort_multipart(&self, key: &str, multipart_id: &str) -> Result<()>;
 

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{Metadata, Result, UploadId, UploadInfo};
+use crate::{Concat, Metadata, Result, UploadId, UploadInfo};
 
 /// An upload's state in the distributed store (kept in Redis).
 ///
@@ -28,6 +28,8 @@ pub struct UploadState {
     pub finished: bool,
     /// When the upload expires (Unix seconds), if it does.
     pub expires_at: Option<u64>,
+    /// Its part in a concatenation, if any.
+    pub concat: Option<Concat>,
 }
 
 impl UploadState {
@@ -48,6 +50,7 @@ impl UploadState {
             length: self.length,
             metadata: self.metadata.clone(),
             expires_at: self.expires_at,
+            concat: self.concat.clone(),
         }
     }
 }

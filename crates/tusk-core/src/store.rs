@@ -38,6 +38,8 @@ pub struct Capabilities {
     pub termination: bool,
     /// Uploads created without a length (creation-defer-length).
     pub defer_length: bool,
+    /// Final uploads assembled from partial ones (concatenation).
+    pub concatenation: bool,
 }
 
 impl Capabilities {
@@ -45,6 +47,7 @@ impl Capabilities {
     pub const ALL: Capabilities = Capabilities {
         termination: true,
         defer_length: true,
+        concatenation: true,
     };
 }
 
@@ -89,6 +92,16 @@ pub trait UploadStore: Send + Sync + 'static {
 
     /// Set (or clear) when the upload expires (Unix seconds).
     async fn set_expiry(&self, id: &UploadId, fence: u64, expires_at: Option<u64>) -> Result<()>;
+
+    /// Assemble the final upload `id` from `partials` (complete, in order, their lengths
+    /// summing to its length) and mark it complete. Idempotent: after a crash, calling it again
+    /// finishes the same upload.
+    async fn concatenate(
+        &self,
+        id: &UploadId,
+        partials: &[UploadInfo],
+        fence: u64,
+    ) -> Result<UploadInfo>;
 
     /// Up to `limit` uploads whose expiry is before `before` (Unix seconds). An index, not the
     /// truth: the caller re-checks each under its lock before removing it.

@@ -24,6 +24,16 @@ pub enum LocalError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// A partial upload's data file is shorter than its recorded offset.
+    #[error("{} holds {found} bytes, {expected} expected", path.display())]
+    Truncated {
+        /// The data file.
+        path: PathBuf,
+        /// Bytes its info counts.
+        expected: u64,
+        /// Bytes it has.
+        found: u64,
+    },
     /// A blocking task died (only if the runtime is shutting down).
     #[error("blocking file task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

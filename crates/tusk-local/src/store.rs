@@ -159,6 +159,7 @@ impl UploadStore for LocalStore {
             length: upload.length,
             metadata: upload.metadata,
             expires_at: upload.expires_at,
+            concat: upload.concat,
         };
         self.write_info(&info).await?;
         Ok(info)
@@ -234,6 +235,52 @@ impl UploadStore for LocalStore {
             self.write_info(&info).await?;
         }
         Ok(())
+    }
+
+    async fn concatenate(
+        &self,
+        id: &UploadId,
+        partials: &[UploadInfo],
+        _fence: u64,
+    ) -> Result<UploadInfo> {
+        let mut info = self.read_info(id).await?;
+        if info.is_complete() {
+            return Ok(info);
+        }
+        let target = self.data_path(id);
+        let sources: Vec<(PathBuf, u64)> = partials
+            .iter()
+            .map(|p| (self.data_path(&p.id), p.offset))
+            .collect();
+        // Copied file to file on the blocking pool and fsynced before the offset counts it.
+        let total = Self::blocking(move || {
+            let mut out = OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(LocalError::io("open", &target))?;
+            out.set_len(0)
+                .map_err(LocalError::io("truncate", &target))?;
+            let mut total = 0;
+            for (path, len) in sources {
+                let source = File::open(&path).map_err(LocalError::io("open", &path))?;
+                let copied = std::io::copy(&mut std::io::Read::take(source, len), &mut out)
+                    .map_err(LocalError::io("copy into", &target))?;
+                if copied != len {
+                    return Err(LocalError::Truncated {
+                        path,
+                        expected: len,
+                        found: copied,
+                    });
+                }
+                total += copied;
+            }
+            out.sync_all().map_err(LocalError::io("fsync", &target))?;
+            Ok(total)
+        })
+        .await?;
+        info.offset = total;
+        self.write_info(&info).await?;
+        Ok(info)
     }
 
     async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
@@ -341,6 +388,7 @@ mod tests {
                 length: Some(6),
                 metadata: Default::default(),
                 expires_at: None,
+                concat: None,
             })
             .await
             .unwrap();

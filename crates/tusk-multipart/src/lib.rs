@@ -6,6 +6,7 @@
 
 mod budget;
 mod buffer;
+mod concat;
 mod config;
 mod store;
 mod write;

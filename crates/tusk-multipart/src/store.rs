@@ -138,6 +138,31 @@ impl MultipartStore {
         Ok(state)
     }
 
+    /// The upload's multipart upload, started (and recorded, fenced) the first time a part is
+    /// needed.
+    pub(crate) async fn ensure_multipart(
+        &self,
+        state: &mut UploadState,
+        fence: u64,
+    ) -> Result<String> {
+        if let Some(id) = &state.multipart_id {
+            return Ok(id.clone());
+        }
+        let key = state.id.as_str();
+        let multipart_id = self.objects.create_multipart(key).await?;
+        if let Err(err) = self
+            .state
+            .set_multipart(&state.id, fence, &multipart_id)
+            .await
+        {
+            // Not recorded, so nobody will ever use it: give its storage back.
+            let _ = self.objects.abort_multipart(key, &multipart_id).await;
+            return Err(err);
+        }
+        state.multipart_id = Some(multipart_id.clone());
+        Ok(multipart_id)
+    }
+
     /// Upload the tail as the last part and complete the multipart upload.
     async fn assemble(&self, state: &UploadState, multipart_id: &str, tail: Bytes) -> Result<()> {
         let key = state.id.as_str();
@@ -218,6 +243,7 @@ impl UploadStore for MultipartStore {
             tail_len: 0,
             finished: false,
             expires_at: upload.expires_at,
+            concat: upload.concat,
         };
         self.state.create(&state).await?;
         self.write_info_object(&state).await;
@@ -289,6 +315,15 @@ impl UploadStore for MultipartStore {
 
     async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
         self.state.expired(before, limit).await
+    }
+
+    async fn concatenate(
+        &self,
+        id: &UploadId,
+        partials: &[UploadInfo],
+        fence: u64,
+    ) -> Result<UploadInfo> {
+        self.assemble_final(id, partials, fence).await
     }
 
     async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream> {

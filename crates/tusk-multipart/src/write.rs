@@ -174,23 +174,9 @@ impl Writer<'_> {
 
     /// The upload's multipart upload, started the first time a part is sent.
     async fn multipart_id(&mut self) -> Result<String> {
-        if let Some(id) = &self.state.multipart_id {
-            return Ok(id.clone());
-        }
-        let key = self.state.id.as_str();
-        let multipart_id = self.store.objects.create_multipart(key).await?;
-        if let Err(err) = self
-            .store
-            .state
-            .set_multipart(&self.state.id, self.fence, &multipart_id)
+        self.store
+            .ensure_multipart(&mut self.state, self.fence)
             .await
-        {
-            // Not recorded, so nobody will ever use it: give its storage back.
-            let _ = self.store.objects.abort_multipart(key, &multipart_id).await;
-            return Err(err);
-        }
-        self.state.multipart_id = Some(multipart_id.clone());
-        Ok(multipart_id)
     }
 
     /// Commit parts whose upload finished; with `wait`, wait for all of them.

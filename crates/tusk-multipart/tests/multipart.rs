@@ -85,6 +85,7 @@ async fn create(store: &MultipartStore, length: Option<u64>) -> UploadId {
             length,
             metadata: Metadata::default(),
             expires_at: None,
+            concat: None,
         })
         .await
         .expect("create");

@@ -88,6 +88,10 @@ impl Engine {
         if self.config.expire_after.is_some() {
             ext.push("expiration");
         }
+        if caps.concatenation {
+            ext.push("concatenation");
+            ext.push("concatenation-unfinished");
+        }
         ext
     }
 
@@ -122,7 +126,9 @@ impl Engine {
         let caps = self.store.capabilities();
         match (&req.method, &req.target) {
             (Method::Post, Target::Collection) => self.post(req).await,
-            (Method::Head, Target::Upload(id)) => self.head(&parse_id(id)?).await,
+            (Method::Head, Target::Upload(id)) => {
+                self.head(&parse_id(id)?, &req.location_base).await
+            }
             (Method::Get, Target::Upload(id)) => self.get(&parse_id(id)?, &req.headers).await,
             (Method::Patch, Target::Upload(id)) => {
                 let id = parse_id(id)?;

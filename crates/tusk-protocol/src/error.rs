@@ -88,6 +88,15 @@ pub enum TusError {
     /// The body does not match its `Upload-Checksum` (nothing of it was stored).
     #[error("the request body does not match its Upload-Checksum; nothing of it was stored")]
     ChecksumMismatch,
+    /// An `Upload-Concat` that cannot be honoured.
+    #[error("{0}")]
+    InvalidConcat(String),
+    /// PATCH to a final upload, which is made only from its partial uploads.
+    #[error("a final upload cannot be patched; it is assembled from its partial uploads")]
+    FinalUpload,
+    /// A partial upload of this final upload was removed before it was assembled.
+    #[error("partial upload {0} of this final upload no longer exists")]
+    PartialGone(tusk_core::UploadId),
     /// The upload's time is up (expiration extension).
     #[error("the upload has expired")]
     Expired,
@@ -131,7 +140,9 @@ impl TusError {
             | TusError::UnsupportedChecksum(_) => 400,
             TusError::ChecksumMismatch => 460,
             TusError::NotFinished { .. } => 409,
-            TusError::Expired => 410,
+            TusError::Expired | TusError::PartialGone(_) => 410,
+            TusError::InvalidConcat(_) => 400,
+            TusError::FinalUpload => 403,
             TusError::RangeNotSatisfiable { .. } => 416,
             TusError::MaxSizeExceeded { .. } | TusError::BodyTooLarge => 413,
             TusError::OffsetMismatch { .. } => 409,
@@ -172,6 +183,9 @@ impl TusError {
             TusError::ChecksumMismatch => "ERR_CHECKSUM_MISMATCH",
             TusError::NotFinished { .. } => "ERR_UPLOAD_NOT_FINISHED",
             TusError::Expired => "ERR_UPLOAD_EXPIRED",
+            TusError::InvalidConcat(_) => "ERR_INVALID_CONCAT",
+            TusError::FinalUpload => "ERR_MODIFY_FINAL",
+            TusError::PartialGone(_) => "ERR_PARTIAL_GONE",
             TusError::RangeNotSatisfiable { .. } => "ERR_RANGE_NOT_SATISFIABLE",
             TusError::UnknownId => "ERR_UPLOAD_NOT_FOUND",
             TusError::Store(e) => match e.kind() {

@@ -164,6 +164,7 @@ impl Engine {
         let guard = self.lock(id).await?;
         let info = self.store().info_locked(id, guard.fence()).await?;
         self.refuse_expired(&info)?;
+        let info = self.assemble_if_ready(info, guard.fence()).await?;
         let length = match info.length {
             Some(length) if length == info.offset => length,
             length => {

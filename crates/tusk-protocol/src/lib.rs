@@ -7,6 +7,7 @@
 
 mod body;
 mod checksum;
+mod concat;
 mod delete;
 mod engine;
 mod error;

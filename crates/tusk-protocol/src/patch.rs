@@ -25,6 +25,9 @@ impl Engine {
         let guard = self.lock(id).await?;
         let mut info = self.store().info_locked(id, guard.fence()).await?;
         self.refuse_expired(&info)?;
+        if matches!(info.concat, Some(tusk_core::Concat::Final(_))) {
+            return Err(TusError::FinalUpload);
+        }
         if info.offset != offset {
             return Err(TusError::OffsetMismatch {
                 client: offset,

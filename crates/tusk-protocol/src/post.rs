@@ -1,4 +1,4 @@
-use tusk_core::{Metadata, NewUpload, UploadId};
+use tusk_core::{Concat, Metadata, NewUpload, UploadId};
 
 use crate::headers::{is_offset_octet_stream, optional_u64};
 use crate::message::{TusRequest, TusResponse};
@@ -10,10 +10,29 @@ impl Engine {
     pub(crate) async fn post(&self, mut req: TusRequest) -> Result<TusResponse, TusError> {
         let headers = &req.headers;
         let max = self.config().max_size;
+        let concat = headers
+            .get("Upload-Concat")
+            .map(crate::concat::parse_concat)
+            .transpose()?;
+        if concat.is_some() && !self.store().capabilities().concatenation {
+            return Err(TusError::InvalidConcat(
+                "this server does not support concatenation".into(),
+            ));
+        }
         let length = match (
             optional_u64(headers, "Upload-Length")?,
             headers.get("Upload-Defer-Length"),
         ) {
+            _ if matches!(concat, Some(Concat::Final(_))) => {
+                if headers.get("Upload-Length").is_some()
+                    || headers.get("Upload-Defer-Length").is_some()
+                {
+                    return Err(TusError::InvalidConcat(
+                        "a final upload's length is the sum of its partial uploads: send no Upload-Length".into(),
+                    ));
+                }
+                None
+            }
             (Some(_), Some(_)) => return Err(TusError::LengthAndDefer),
             (None, None) => return Err(TusError::LengthRequired),
             (None, Some(defer)) => {
@@ -43,7 +62,20 @@ impl Engine {
             Some(raw) => Metadata::parse(raw)?,
             None => Metadata::default(),
         };
+        let mut final_length = None;
+        if let Some(Concat::Final(ids)) = &concat {
+            let (_, sum) = self.check_partials(ids).await?;
+            if sum > max {
+                return Err(TusError::MaxSizeExceeded { length: sum, max });
+            }
+            final_length = Some(sum);
+        }
+        let length = length.or(final_length);
+        let headers = &req.headers;
         let with_body = is_offset_octet_stream(headers);
+        if with_body && final_length.is_some() {
+            return Err(TusError::FinalUpload);
+        }
         let content_length = optional_u64(headers, "Content-Length")?;
         let checksum = crate::patch::checksum_header(&req)?;
         if with_body && content_length.is_some_and(|len| len > length.unwrap_or(max)) {
@@ -57,17 +89,24 @@ impl Engine {
                 id: id.clone(),
                 length,
                 metadata,
-                expires_at: if length == Some(0) {
+                expires_at: if length == Some(0) && final_length.is_none() {
                     self.finished_expiry()
                 } else {
                     self.unfinished_expiry()
                 },
+                concat: concat.clone(),
             })
             .await?;
         tracing::info!(upload_id = %id, length = ?length, "upload created");
         let mut resp =
             TusResponse::status(201).header("Location", format!("{}{id}", req.location_base));
         let mut info = info;
+        if final_length.is_some() {
+            // Assemble at once if every partial is already complete (concatenation); else the
+            // first request that finds them complete does (concatenation-unfinished).
+            let guard = self.lock(&id).await?;
+            info = self.assemble_if_ready(info, guard.fence()).await?;
+        }
         if with_body {
             let guard = self.lock(&id).await?;
             info = match self

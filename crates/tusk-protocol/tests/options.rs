@@ -15,7 +15,7 @@ async fn options_advertises_version_extensions_and_max_size() {
         assert_eq!(
             resp.get("Tus-Extension"),
             Some(
-                "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration"
+                "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,concatenation,concatenation-unfinished"
             )
         );
         assert_eq!(resp.get("Tus-Max-Size"), Some("1000"));

@@ -355,6 +355,14 @@ fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadState, RedisErr
         Some(e) if e.is_empty() => None,
         Some(e) => Some(number_of(&e, "expires")?),
     };
+    let concat = match fields.remove(b"concat".as_slice()) {
+        None => None,
+        Some(c) if c.is_empty() => None,
+        Some(c) => Some(
+            serde_json::from_slice(&c)
+                .map_err(|e| RedisError::Corrupt(format!("concat is not valid JSON: {e}")))?,
+        ),
+    };
     let Value::Array(parts) = parts else {
         return Err(RedisError::Corrupt("parts list is not an array".into()));
     };
@@ -377,6 +385,7 @@ fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadState, RedisErr
         tail_len,
         finished,
         expires_at,
+        concat,
     })
 }
 
@@ -398,6 +407,11 @@ impl StateStore for RedisState {
         let metadata = serde_json::to_string(&state.metadata)
             .map_err(|e| RedisError::Corrupt(format!("metadata does not serialise: {e}")))?;
         let length = state.length.map(|l| l.to_string()).unwrap_or_default();
+        let concat = match &state.concat {
+            Some(concat) => serde_json::to_string(concat)
+                .map_err(|e| RedisError::Corrupt(format!("concat does not serialise: {e}")))?,
+            None => String::new(),
+        };
         self.run("create", &scripts::CREATE, &state.id, |inv| {
             inv.arg(length)
                 .arg(metadata)
@@ -409,7 +423,8 @@ impl StateStore for RedisState {
                         .expires_at
                         .map(|at| at.to_string())
                         .unwrap_or_default(),
-                );
+                )
+                .arg(concat.as_str());
             for etag in &state.parts {
                 inv.arg(etag.as_str());
             }

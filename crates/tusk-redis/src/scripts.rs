@@ -47,7 +47,8 @@ fn script(body: &str) -> Script {
 }
 
 /// ARGV: length (or ""), metadata JSON, part size, multipart id (or ""), finished (0/1),
-/// expiry in Unix seconds (or ""), then the ETags of any parts. Replies `ok` or `exists`.
+/// expiry in Unix seconds (or ""), concatenation role as JSON (or ""), then the ETags of any
+/// parts. Replies `ok` or `exists`.
 pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -56,8 +57,8 @@ if redis.call('EXISTS', state) == 1 then return {'exists'} end
 redis.call('DEL', parts, tail)
 redis.call('HSET', state, 'v', '1', 'length', ARGV[1], 'metadata', ARGV[2],
            'part_size', ARGV[3], 'multipart', ARGV[4], 'finished', ARGV[5], 'fence', '0',
-           'expires', ARGV[6])
-for i = 7, #ARGV do redis.call('RPUSH', parts, ARGV[i]) end
+           'expires', ARGV[6], 'concat', ARGV[7])
+for i = 8, #ARGV do redis.call('RPUSH', parts, ARGV[i]) end
 return {'ok'}
 "#,
     )

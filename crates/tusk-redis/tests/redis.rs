@@ -93,6 +93,7 @@ fn new_state() -> UploadState {
         tail_len: 0,
         finished: false,
         expires_at: None,
+        concat: None,
     }
 }
 

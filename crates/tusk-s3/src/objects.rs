@@ -214,6 +214,53 @@ impl ObjectStore for S3Objects {
         out.e_tag.ok_or_else(|| missing("UploadPart", "an ETag"))
     }
 
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        part_number: u32,
+        source: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<String> {
+        // x-amz-copy-source is `bucket/key`, URL-encoded; our keys are the operator's prefix
+        // plus an upload id, so only the prefix can hold characters that need encoding.
+        let source_key = self.key(source);
+        let encoded: String = source_key
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let out = self
+            .client
+            .upload_part_copy()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .upload_id(multipart_id)
+            .part_number(self::part_number(part_number)?)
+            .copy_source(format!("{}/{encoded}", self.bucket))
+            .copy_source_range(format!("bytes={start}-{}", end.saturating_sub(1)))
+            .send()
+            .instrument(tracing::debug_span!(
+                "s3.upload_part_copy",
+                key,
+                part_number,
+                source,
+                start,
+                end
+            ))
+            .await
+            .map_err(|e| S3Error::from_sdk("UploadPartCopy", e))?;
+        out.copy_part_result
+            .and_then(|r| r.e_tag)
+            .ok_or_else(|| missing("UploadPartCopy", "an ETag"))
+    }
+
     async fn complete_multipart(
         &self,
         key: &str,

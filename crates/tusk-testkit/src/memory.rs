@@ -43,6 +43,7 @@ impl UploadStore for MemoryStore {
             length: upload.length,
             metadata: upload.metadata,
             expires_at: upload.expires_at,
+            concat: upload.concat,
         };
         self.map().insert(upload.id, (info.clone(), Vec::new()));
         Ok(info)
@@ -103,6 +104,24 @@ impl UploadStore for MemoryStore {
         let (info, _) = map.get_mut(id).ok_or_else(Error::not_found)?;
         info.expires_at = expires_at;
         Ok(())
+    }
+
+    async fn concatenate(
+        &self,
+        id: &UploadId,
+        partials: &[UploadInfo],
+        _fence: u64,
+    ) -> Result<UploadInfo> {
+        let mut map = self.map();
+        let mut joined = Vec::new();
+        for partial in partials {
+            let (_, data) = map.get(&partial.id).ok_or_else(Error::not_found)?;
+            joined.extend_from_slice(data);
+        }
+        let (info, data) = map.get_mut(id).ok_or_else(Error::not_found)?;
+        info.offset = joined.len() as u64;
+        *data = joined;
+        Ok(info.clone())
     }
 
     async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {

@@ -205,6 +205,27 @@ impl ObjectStore for MemoryObjects {
         Ok(())
     }
 
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        part_number: u32,
+        source: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<String> {
+        let data = {
+            let state = self.available()?;
+            let object = state
+                .objects
+                .get(source)
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, "no such source object"))?;
+            let end = (end as usize).min(object.data.len());
+            object.data.slice((start as usize).min(end)..end)
+        };
+        self.upload_part(key, multipart_id, part_number, data).await
+    }
+
     async fn abort_multipart(&self, key: &str, multipart_id: &str) -> Result<()> {
         let mut state = self.available()?;
         if state.multipart(key, multipart_id).is_ok() {

@@ -55,6 +55,7 @@ fn new_state(length: Option<u64>, metadata: Metadata) -> UploadState {
         tail_len: 0,
         finished: false,
         expires_at: None,
+        concat: None,
     }
 }
 

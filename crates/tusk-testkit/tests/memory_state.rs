@@ -22,6 +22,7 @@ async fn clones_share_uploads() {
         tail_len: 0,
         finished: false,
         expires_at: None,
+        concat: None,
     };
     a.create(&s).await.expect("create");
     assert_eq!(b.get(&s.id).await.expect("get through the clone"), s);

@@ -724,3 +724,85 @@ async fn the_background_reaper_removes_expired_uploads() {
     }
     assert_eq!(cluster.multipart_uploads().await, 0);
 }
+
+/// POST on node `node` with `headers`; returns the Location.
+async fn post_with(cluster: &Cluster, node: usize, headers: &[(&str, String)]) -> String {
+    let mut req = client().post(&cluster.nodes[node].url).header(TUS.0, TUS.1);
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
+    resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_final_upload_is_assembled_in_s3_from_partials_on_any_node() {
+    let cluster = Cluster::start(3, &[]).await;
+    // 6 MiB and 7 MiB partials are copied inside S3 where they can be; the 1 MiB one and the
+    // short pieces around it go through a node as one 5 MiB part.
+    let sizes = [6 * MIB, MIB, 7 * MIB, 2 * MIB];
+    let data: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, len)| pattern(*len, 20 + i as u8))
+        .collect();
+    let mut partials = Vec::new();
+    for (i, part) in data.iter().enumerate() {
+        let url = post_with(
+            &cluster,
+            i % 3,
+            &[
+                ("Upload-Concat", "partial".into()),
+                ("Upload-Length", part.len().to_string()),
+            ],
+        )
+        .await;
+        partials.push(url);
+    }
+    // The first three partials finish; the final is created before the last one does.
+    for (i, part) in data.iter().enumerate().take(3) {
+        let (status, _) = patch(&cluster.on((i + 1) % 3, &partials[i]), 0, part.clone()).await;
+        assert_eq!(status, 204);
+    }
+    let concat = format!("final;{}", partials.join(" "));
+    let fin = post_with(&cluster, 2, &[("Upload-Concat", concat)]).await;
+    let resp = client()
+        .head(cluster.on(0, &fin))
+        .header(TUS.0, TUS.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["upload-length"],
+        (16 * MIB).to_string().as_str()
+    );
+    assert!(
+        resp.headers().get("upload-offset").is_none(),
+        "not assembled yet"
+    );
+    assert!(
+        resp.headers()["upload-concat"]
+            .to_str()
+            .unwrap()
+            .starts_with("final;")
+    );
+    let (status, _) = patch(&cluster.on(1, &fin), 0, vec![1]).await;
+    assert_eq!(status, 403);
+
+    let (status, _) = patch(&cluster.on(0, &partials[3]), 0, data[3].clone()).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        head(&cluster.on(1, &fin)).await,
+        (200, Some(16 * MIB as u64))
+    );
+    let whole: Vec<u8> = data.concat();
+    assert_object(&cluster, &fin, &whole).await;
+    assert_eq!(
+        cluster.part_sizes(&fin).await,
+        vec![6 * MIB as u64, 5 * MIB as u64, 5 * MIB as u64]
+    );
+    let resp = client().get(cluster.on(2, &fin)).send().await.unwrap();
+    assert_eq!(sha(&resp.bytes().await.unwrap()), sha(&whole));
+}

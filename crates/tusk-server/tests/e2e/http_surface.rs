@@ -343,3 +343,34 @@ async fn tusk_cleanup_removes_expired_uploads_by_hand() {
     assert!(stdout.contains("1 removed"), "{stdout}");
     assert_eq!(head(&url).await.0, 404);
 }
+
+#[tokio::test]
+async fn partial_uploads_concatenate_into_a_final_upload() {
+    let server = Server::start(&[]).await;
+    let mut partials = Vec::new();
+    for part in [&b"hello "[..], b"world"] {
+        let resp = client()
+            .post(&server.url)
+            .header(TUS.0, TUS.1)
+            .header("Upload-Concat", "partial")
+            .header("Upload-Length", part.len().to_string())
+            .send()
+            .await
+            .unwrap();
+        let url = resp.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(patch(&url, 0, part.to_vec()).await.0, 204);
+        partials.push(url);
+    }
+    let resp = client()
+        .post(&server.url)
+        .header(TUS.0, TUS.1)
+        .header("Upload-Concat", format!("final;{}", partials.join(" ")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let fin = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(head(&fin).await, (200, Some(11)));
+    assert_eq!(server.stored(&fin), b"hello world");
+    assert_eq!(patch(&fin, 11, b"!".to_vec()).await.0, 403);
+}

@@ -1,0 +1,233 @@
+//! Final uploads (concatenation) in object storage: assembled inside S3 with UploadPartCopy
+//! wherever part sizes allow, streamed through the node otherwise.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tusk_core::{ErrorKind, Result, UploadId, UploadInfo};
+
+use crate::MultipartStore;
+use crate::buffer::PartBuffer;
+use crate::config::MIN_PART_SIZE;
+use crate::store::{part_number, vanished};
+
+/// S3's largest part (and largest UploadPartCopy range).
+const MAX_PART_SIZE: u64 = 5 << 30;
+
+/// One part of a final upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    /// Copied inside object storage from bytes `start..end` of a partial's object.
+    Copy {
+        source: UploadId,
+        start: u64,
+        end: u64,
+    },
+    /// Read through the node from several short ranges and uploaded as one part.
+    Stream(Vec<(UploadId, u64, u64)>),
+}
+
+/// Cut the concatenation of `partials` (id, length) into parts. Every part but the last must
+/// hold at least 5 MiB, and a copied part comes from one source object: a partial range of at
+/// least 5 MiB (or the very last bytes) is copied; shorter runs are gathered, with the start
+/// of what follows, into a streamed part of 5 MiB. So the node holds at most ~5 MiB.
+fn plan(partials: &[(UploadId, u64)]) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut gathered: Vec<(UploadId, u64, u64)> = Vec::new();
+    let mut gathered_len = 0u64;
+    let last = partials.len().saturating_sub(1);
+    for (i, (id, len)) in partials.iter().enumerate() {
+        let mut pos = 0;
+        if gathered_len > 0 {
+            let take = (MIN_PART_SIZE - gathered_len).min(*len);
+            if take > 0 {
+                gathered.push((id.clone(), 0, take));
+                gathered_len += take;
+                pos = take;
+            }
+            if gathered_len >= MIN_PART_SIZE {
+                pieces.push(Piece::Stream(std::mem::take(&mut gathered)));
+                gathered_len = 0;
+            }
+        }
+        while pos < *len {
+            let rest = len - pos;
+            if gathered_len == 0 && (rest >= MIN_PART_SIZE || i == last) {
+                let chunk = rest.min(MAX_PART_SIZE);
+                pieces.push(Piece::Copy {
+                    source: id.clone(),
+                    start: pos,
+                    end: pos + chunk,
+                });
+                pos += chunk;
+            } else {
+                gathered.push((id.clone(), pos, *len));
+                gathered_len += rest;
+                pos = *len;
+            }
+        }
+    }
+    if gathered_len > 0 {
+        pieces.push(Piece::Stream(gathered));
+    }
+    pieces
+}
+
+impl MultipartStore {
+    /// Assemble final upload `id` from complete `partials`; see [`plan`]. Idempotent: parts are
+    /// re-made with the same numbers and bytes, and an already completed object is recognised.
+    pub(crate) async fn assemble_final(
+        &self,
+        id: &UploadId,
+        partials: &[UploadInfo],
+        fence: u64,
+    ) -> Result<UploadInfo> {
+        let mut state = self.state.load(id, fence).await?;
+        if state.finished {
+            return Ok(state.info());
+        }
+        let length = state.length.unwrap_or(0);
+        let sizes: Vec<(UploadId, u64)> =
+            partials.iter().map(|p| (p.id.clone(), p.offset)).collect();
+        let pieces = plan(&sizes);
+        let key = id.as_str();
+        if pieces.is_empty() {
+            self.objects.put_object(key, Bytes::new()).await?;
+        } else {
+            let multipart_id = self.ensure_multipart(&mut state, fence).await?;
+            match self.make_parts(key, &multipart_id, &pieces).await {
+                Ok(()) => {}
+                // Completed by an earlier attempt that crashed before recording it?
+                Err(err) if matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Backend) => {
+                    if self.objects.object_size(key).await? != Some(length) {
+                        return Err(vanished(err));
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        self.state.finish(id, fence).await?;
+        state.finished = true;
+        state.tail_len = 0;
+        let copied = pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Copy { .. }))
+            .count();
+        tracing::info!(upload_id = %id, length, parts = pieces.len(), copied, "final upload assembled");
+        self.write_info_object(&state).await;
+        Ok(state.info())
+    }
+
+    async fn make_parts(&self, key: &str, multipart_id: &str, pieces: &[Piece]) -> Result<()> {
+        let mut etags = Vec::with_capacity(pieces.len());
+        for (i, piece) in pieces.iter().enumerate() {
+            let number = part_number(i + 1)?;
+            let etag = match piece {
+                Piece::Copy { source, start, end } => {
+                    self.objects
+                        .upload_part_copy(key, multipart_id, number, source.as_str(), *start, *end)
+                        .await?
+                }
+                Piece::Stream(ranges) => {
+                    let total: u64 = ranges.iter().map(|(_, s, e)| e - s).sum();
+                    let mut part = PartBuffer::with_capacity(usize::try_from(total).unwrap_or(0));
+                    for (source, start, end) in ranges {
+                        let mut stream = self
+                            .objects
+                            .get_object(source.as_str(), *start, *end)
+                            .await?;
+                        while let Some(chunk) = stream.next().await {
+                            part.extend_from_slice(&chunk?)?;
+                        }
+                    }
+                    self.objects
+                        .upload_part(key, multipart_id, number, part.freeze())
+                        .await?
+                }
+            };
+            etags.push(etag);
+        }
+        self.objects
+            .complete_multipart(key, multipart_id, &etags)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn ids(n: usize) -> Vec<UploadId> {
+        (0..n).map(|_| UploadId::generate()).collect()
+    }
+
+    #[test]
+    fn big_partials_are_copied_small_ones_gathered() {
+        let id = ids(4);
+        let pieces = plan(&[
+            (id[0].clone(), 6 * MIB),
+            (id[1].clone(), MIB),
+            (id[2].clone(), 7 * MIB),
+            (id[3].clone(), 2 * MIB),
+        ]);
+        assert_eq!(
+            pieces,
+            vec![
+                Piece::Copy {
+                    source: id[0].clone(),
+                    start: 0,
+                    end: 6 * MIB
+                },
+                // 1 MiB of the small partial and the first 4 MiB of the next, through the node.
+                Piece::Stream(vec![(id[1].clone(), 0, MIB), (id[2].clone(), 0, 4 * MIB)]),
+                // The remaining 3 MiB are too short to copy alone and not the end: gathered
+                // with the last partial, which ends the object.
+                Piece::Stream(vec![
+                    (id[2].clone(), 4 * MIB, 7 * MIB),
+                    (id[3].clone(), 0, 2 * MIB)
+                ]),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_part_but_the_last_has_at_least_5_mib_and_bytes_are_in_order() {
+        let id = ids(6);
+        let sizes = [1, 5 * MIB, 3, 12 * MIB + 1, 0, 4 * MIB];
+        let partials: Vec<(UploadId, u64)> =
+            id.iter().cloned().zip(sizes.iter().copied()).collect();
+        let pieces = plan(&partials);
+        let mut covered = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let ranges = match piece {
+                Piece::Copy { source, start, end } => vec![(source.clone(), *start, *end)],
+                Piece::Stream(r) => r.clone(),
+            };
+            let len: u64 = ranges.iter().map(|(_, s, e)| e - s).sum();
+            assert!(
+                i == pieces.len() - 1 || len >= MIN_PART_SIZE,
+                "part {i}: {len}"
+            );
+            covered.extend(ranges);
+        }
+        // The ranges, in order, tile every partial exactly.
+        let mut expect = Vec::new();
+        for (id, len) in &partials {
+            if *len > 0 {
+                expect.push(id.clone());
+            }
+        }
+        let mut at = std::collections::HashMap::new();
+        for (source, start, end) in &covered {
+            let pos = at.entry(source.clone()).or_insert(0);
+            assert_eq!(*start, *pos, "ranges of a partial are contiguous");
+            *pos = *end;
+        }
+        for (id, len) in &partials {
+            assert_eq!(at.get(id).copied().unwrap_or(0), *len);
+        }
+        assert!(plan(&[]).is_empty());
+        assert!(plan(&[(id[0].clone(), 0)]).is_empty());
+    }
+}

@@ -1,0 +1,154 @@
+//! The concatenation and concatenation-unfinished extensions: partial uploads, and final
+//! uploads assembled from them, possibly created before the partials finish.
+
+use tusk_core::{Concat, ErrorKind, UploadId, UploadInfo};
+
+use crate::{Engine, TusError};
+
+/// Parse `Upload-Concat`: `partial`, or `final;<url> <url> ...` (absolute URLs or paths; the
+/// last path segment of each is the partial upload's id).
+pub(crate) fn parse_concat(value: &str) -> Result<Concat, TusError> {
+    let value = value.trim();
+    if value == "partial" {
+        return Ok(Concat::Partial);
+    }
+    let Some(urls) = value.strip_prefix("final;") else {
+        return Err(TusError::InvalidConcat(
+            "Upload-Concat must be `partial` or `final;<upload URLs>`".into(),
+        ));
+    };
+    let mut ids = Vec::new();
+    for url in urls.split_whitespace() {
+        let raw = url
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        let id = UploadId::parse(raw)
+            .map_err(|_| TusError::InvalidConcat(format!("{url:?} is not the URL of an upload")))?;
+        ids.push(id);
+    }
+    if ids.is_empty() {
+        return Err(TusError::InvalidConcat(
+            "a final upload needs at least one partial upload URL".into(),
+        ));
+    }
+    Ok(Concat::Final(ids))
+}
+
+/// The `Upload-Concat` value that describes `concat`, with upload URLs under `base`.
+pub(crate) fn concat_header(concat: &Concat, base: &str) -> String {
+    match concat {
+        Concat::Partial => "partial".to_owned(),
+        Concat::Final(ids) => {
+            let urls: Vec<String> = ids.iter().map(|id| format!("{base}{id}")).collect();
+            format!("final;{}", urls.join(" "))
+        }
+    }
+}
+
+impl Engine {
+    /// The partial uploads a new final upload names: each must exist, be partial and have a
+    /// known length. Returns them and the final length (their sum).
+    pub(crate) async fn check_partials(
+        &self,
+        ids: &[UploadId],
+    ) -> Result<(Vec<UploadInfo>, u64), TusError> {
+        let mut partials = Vec::with_capacity(ids.len());
+        let mut length = 0u64;
+        for id in ids {
+            let info = match self.store().info(id).await {
+                Ok(info) => info,
+                Err(err) if err.kind() == ErrorKind::NotFound => {
+                    return Err(TusError::InvalidConcat(format!(
+                        "partial upload {id} does not exist"
+                    )));
+                }
+                Err(err) => return Err(err.into()),
+            };
+            if info.concat != Some(Concat::Partial) {
+                return Err(TusError::InvalidConcat(format!(
+                    "upload {id} was not created with Upload-Concat: partial"
+                )));
+            }
+            let Some(part) = info.length else {
+                return Err(TusError::InvalidConcat(format!(
+                    "partial upload {id} has no length yet; declare it before the final upload"
+                )));
+            };
+            length = length.checked_add(part).ok_or(TusError::MaxSizeExceeded {
+                length: u64::MAX,
+                max: self.config().max_size,
+            })?;
+            partials.push(info);
+        }
+        Ok((partials, length))
+    }
+
+    /// If `info` is a final upload whose partials are all complete, assemble it now (under its
+    /// lock, `fence`); otherwise return it unchanged. A final upload created before its partials
+    /// finished completes on the first request that finds them complete.
+    pub(crate) async fn assemble_if_ready(
+        &self,
+        info: UploadInfo,
+        fence: u64,
+    ) -> Result<UploadInfo, TusError> {
+        let Some(Concat::Final(ids)) = &info.concat else {
+            return Ok(info);
+        };
+        if info.is_complete() {
+            return Ok(info);
+        }
+        let mut partials = Vec::with_capacity(ids.len());
+        for id in ids {
+            let partial = match self.store().info(id).await {
+                Ok(partial) => partial,
+                Err(err) if err.kind() == ErrorKind::NotFound => {
+                    return Err(TusError::PartialGone(id.clone()));
+                }
+                Err(err) => return Err(err.into()),
+            };
+            if !partial.is_complete() {
+                return Ok(info);
+            }
+            partials.push(partial);
+        }
+        let info = self.store().concatenate(&info.id, &partials, fence).await?;
+        tracing::info!(upload_id = %info.id, partials = partials.len(), "final upload complete");
+        self.refresh_expiry(info, fence).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_concat_values_parse() {
+        assert_eq!(parse_concat("partial").ok(), Some(Concat::Partial));
+        let a = UploadId::generate();
+        let b = UploadId::generate();
+        let value = format!("final;http://x/files/{a} /files/{b}");
+        assert_eq!(
+            parse_concat(&value).ok(),
+            Some(Concat::Final(vec![a.clone(), b.clone()]))
+        );
+        assert_eq!(
+            concat_header(
+                &Concat::Final(vec![a.clone(), b.clone()]),
+                "http://h/files/"
+            ),
+            format!("final;http://h/files/{a} http://h/files/{b}")
+        );
+        for bad in [
+            "",
+            "final;",
+            "final",
+            "partial;x",
+            "final;/files/a%2f",
+            "whole",
+        ] {
+            assert!(parse_concat(bad).is_err(), "{bad:?}");
+        }
+    }
+}
