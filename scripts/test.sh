@@ -54,7 +54,7 @@ log "engine tests over the distributed store (real Redis and S3)"
 TUSK_TEST_STORE=distributed cargo test --locked -p tusk-protocol
 
 # --- tus-js-client against the real binary --------------------------------------------------
-log "tus-js-client resume test"
+log "tus-js-client tests (kill-and-resume; parallelUploads over three nodes)"
 # `cargo test` above already built target/debug/tusk for the end-to-end tests.
 (
     cd tests/js
