@@ -118,6 +118,12 @@ pub trait StateStore: Send + Sync + 'static {
     /// Delete state and tail.
     async fn delete(&self, id: &UploadId, fence: u64) -> Result<()>;
 
+    /// Record that final upload `final_id` is made from partial upload `partial`.
+    async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()>;
+
+    /// The final uploads recorded for `partial`.
+    async fn finals_of(&self, partial: &UploadId) -> Result<Vec<UploadId>>;
+
     /// Set (or clear) when the upload expires (Unix seconds).
     async fn set_expiry(&self, id: &UploadId, fence: u64, expires_at: Option<u64>) -> Result<()>;
 

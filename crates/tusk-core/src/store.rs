@@ -93,6 +93,13 @@ pub trait UploadStore: Send + Sync + 'static {
     /// Set (or clear) when the upload expires (Unix seconds).
     async fn set_expiry(&self, id: &UploadId, fence: u64, expires_at: Option<u64>) -> Result<()>;
 
+    /// Record that final upload `final_id` is made from partial upload `partial`, so that
+    /// whoever completes the partial can complete the final upload too.
+    async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()>;
+
+    /// The final uploads recorded for `partial` (see [`UploadStore::link_final`]).
+    async fn finals_of(&self, partial: &UploadId) -> Result<Vec<UploadId>>;
+
     /// Assemble the final upload `id` from `partials` (complete, in order, their lengths
     /// summing to its length) and mark it complete. Idempotent: after a crash, calling it again
     /// finishes the same upload.

@@ -237,6 +237,39 @@ impl UploadStore for LocalStore {
         Ok(())
     }
 
+    async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()> {
+        let path = self.dir.join(format!("{partial}.finals"));
+        let line = format!("{final_id}\n");
+        Self::blocking(move || {
+            // One short append per link: atomic with O_APPEND, so concurrent links never mix.
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(LocalError::io("open", &path))?;
+            f.write_all(line.as_bytes())
+                .map_err(LocalError::io("append to", &path))?;
+            f.sync_all().map_err(LocalError::io("fsync", &path))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn finals_of(&self, partial: &UploadId) -> Result<Vec<UploadId>> {
+        let path = self.dir.join(format!("{partial}.finals"));
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(LocalError::io("read", &path)(e).into()),
+        };
+        let mut ids: Vec<UploadId> = text
+            .lines()
+            .filter_map(|l| UploadId::parse(l).ok())
+            .collect();
+        ids.dedup();
+        Ok(ids)
+    }
+
     async fn concatenate(
         &self,
         id: &UploadId,
@@ -339,13 +372,16 @@ impl UploadStore for LocalStore {
         // The info file goes first: without it the upload no longer exists for any request.
         let info = self.info_path(id);
         let data = self.data_path(id);
+        let finals = self.dir.join(format!("{id}.finals"));
         let dir = self.dir.clone();
         Self::blocking(move || {
             std::fs::remove_file(&info).map_err(LocalError::io("remove", &info))?;
-            match std::fs::remove_file(&data) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(LocalError::io("remove", &data)(e)),
+            for path in [data, finals] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(LocalError::io("remove", &path)(e)),
+                }
             }
             sync_dir(&dir)
         })

@@ -317,6 +317,14 @@ impl UploadStore for MultipartStore {
         self.state.expired(before, limit).await
     }
 
+    async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()> {
+        self.state.link_final(partial, final_id).await
+    }
+
+    async fn finals_of(&self, partial: &UploadId) -> Result<Vec<UploadId>> {
+        self.state.finals_of(partial).await
+    }
+
     async fn concatenate(
         &self,
         id: &UploadId,

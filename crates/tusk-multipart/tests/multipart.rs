@@ -294,6 +294,12 @@ impl StateStore for FinishFailsOnce {
     async fn delete(&self, id: &UploadId, fence: u64) -> Result<()> {
         self.inner.delete(id, fence).await
     }
+    async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()> {
+        self.inner.link_final(partial, final_id).await
+    }
+    async fn finals_of(&self, partial: &UploadId) -> Result<Vec<UploadId>> {
+        self.inner.finals_of(partial).await
+    }
     async fn set_expiry(&self, id: &UploadId, fence: u64, at: Option<u64>) -> Result<()> {
         self.inner.set_expiry(id, fence, at).await
     }

@@ -85,6 +85,37 @@ impl Engine {
         Ok((partials, length))
     }
 
+    /// After a request completed partial upload `info`: complete the final uploads waiting for
+    /// it whose other partials are complete too. Each is locked in turn (never while another is
+    /// held); a failure is logged and left for the next HEAD or GET of that final upload.
+    pub(crate) async fn complete_finals_of(&self, info: &UploadInfo) {
+        if info.concat != Some(Concat::Partial) || !info.is_complete() {
+            return;
+        }
+        let finals = match self.store().finals_of(&info.id).await {
+            Ok(finals) => finals,
+            Err(err) => {
+                tracing::warn!(upload_id = %info.id, error = %err, "cannot list final uploads of a partial");
+                return;
+            }
+        };
+        for final_id in finals {
+            let result = async {
+                let guard = self.lock(&final_id).await?;
+                let fin = self.store().info_locked(&final_id, guard.fence()).await?;
+                self.assemble_if_ready(fin, guard.fence()).await
+            }
+            .await;
+            match result {
+                Ok(_) => {}
+                Err(TusError::Store(err)) if err.kind() == ErrorKind::NotFound => {}
+                Err(err) => {
+                    tracing::warn!(upload_id = %final_id, error = %err, "final upload not assembled yet; its next HEAD will");
+                }
+            }
+        }
+    }
+
     /// If `info` is a final upload whose partials are all complete, assemble it now (under its
     /// lock, `fence`); otherwise return it unchanged. A final upload created before its partials
     /// finished completes on the first request that finds them complete.

@@ -41,6 +41,9 @@ impl Engine {
             .receive(info, req.body.take(), content_length, checksum, &guard)
             .await?;
         let info = self.refresh_expiry(info, guard.fence()).await?;
+        // The partial's lock is released before any final upload's is taken.
+        drop(guard);
+        self.complete_finals_of(&info).await;
         let resp = TusResponse::status(204).header("Upload-Offset", info.offset.to_string());
         Ok(crate::expiry::with_expires(resp, &info))
     }

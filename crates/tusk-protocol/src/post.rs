@@ -101,9 +101,12 @@ impl Engine {
         let mut resp =
             TusResponse::status(201).header("Location", format!("{}{id}", req.location_base));
         let mut info = info;
-        if final_length.is_some() {
-            // Assemble at once if every partial is already complete (concatenation); else the
-            // first request that finds them complete does (concatenation-unfinished).
+        if let Some(Concat::Final(ids)) = &concat {
+            // Whoever completes the last partial completes this upload too
+            // (concatenation-unfinished); if they are all complete already, assemble now.
+            for partial in ids {
+                self.store().link_final(partial, &id).await?;
+            }
             let guard = self.lock(&id).await?;
             info = self.assemble_if_ready(info, guard.fence()).await?;
         }

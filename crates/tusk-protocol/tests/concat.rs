@@ -70,10 +70,12 @@ async fn a_final_upload_created_early_completes_when_its_partials_do() {
     let get = Req::new("GET", Target::Upload(f.clone())).bare();
     assert_eq!(h.send(get).await.status, 409);
 
+    // The PATCH that completes the last partial assembles the final upload: its bytes are
+    // stored before anyone asks for it.
     assert_eq!(h.send(Req::patch(&b, 0).body(b"defg")).await.status, 204);
+    assert_eq!(h.data(&f).await, b"abcdefg");
     let head = h.send(Req::head(&f)).await;
     assert_eq!(head.get("Upload-Offset"), Some("7"));
-    assert_eq!(h.data(&f).await, b"abcdefg");
 }
 
 #[tokio::test]

@@ -140,6 +140,11 @@ impl RedisState {
         format!("{}expiry", self.prefix)
     }
 
+    /// The set of final uploads made from partial upload `id` (same hash tag as its state).
+    fn finals_key(&self, id: &UploadId) -> String {
+        format!("{}{{{}}}:finals", self.prefix, id.as_str())
+    }
+
     /// Record (or drop) `id` in the expiry index.
     async fn index_expiry(&self, id: &UploadId, at: Option<u64>) -> Result<(), RedisError> {
         let mut conn = self.conn.clone();
@@ -526,7 +531,41 @@ impl StateStore for RedisState {
         })
         .await?;
         self.index_expiry(id, None).await?;
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.finals_key(id))
+            .query_async(&mut conn)
+            .await
+            .map_err(RedisError::from)?;
         Ok(())
+    }
+
+    async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> tusk_core::Result<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("SADD")
+            .arg(self.finals_key(partial))
+            .arg(final_id.as_str())
+            .query_async(&mut conn)
+            .instrument(
+                tracing::debug_span!("redis_state", op = "link_final", upload_id = %partial),
+            )
+            .await
+            .map_err(RedisError::from)?;
+        Ok(())
+    }
+
+    async fn finals_of(&self, partial: &UploadId) -> tusk_core::Result<Vec<UploadId>> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.finals_key(partial))
+            .query_async(&mut conn)
+            .instrument(tracing::debug_span!("redis_state", op = "finals_of", upload_id = %partial))
+            .await
+            .map_err(RedisError::from)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| UploadId::parse(id).ok())
+            .collect())
     }
 
     async fn set_expiry(

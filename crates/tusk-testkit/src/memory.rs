@@ -11,6 +11,7 @@ use tusk_core::{
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     uploads: Mutex<HashMap<UploadId, (UploadInfo, Vec<u8>)>>,
+    finals: Mutex<HashMap<UploadId, Vec<UploadId>>>,
 }
 
 impl MemoryStore {
@@ -104,6 +105,20 @@ impl UploadStore for MemoryStore {
         let (info, _) = map.get_mut(id).ok_or_else(Error::not_found)?;
         info.expires_at = expires_at;
         Ok(())
+    }
+
+    async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()> {
+        let mut finals = self.finals.lock().unwrap_or_else(|e| e.into_inner());
+        let list = finals.entry(partial.clone()).or_default();
+        if !list.contains(final_id) {
+            list.push(final_id.clone());
+        }
+        Ok(())
+    }
+
+    async fn finals_of(&self, partial: &UploadId) -> Result<Vec<UploadId>> {
+        let finals = self.finals.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(finals.get(partial).cloned().unwrap_or_default())
     }
 
     async fn concatenate(

@@ -30,6 +30,7 @@ pub async fn run(state: &dyn StateStore) {
     finish_marks_finished_and_drops_the_tail(state).await;
     delete_removes_state_parts_and_tail(state).await;
     expiry_is_fenced_indexed_and_ordered(state).await;
+    final_links_are_a_set(state).await;
 }
 
 /// Metadata with binary values (every byte value, NUL and 0xff included) and a valueless key.
@@ -628,4 +629,38 @@ async fn expiry_is_fenced_indexed_and_ordered(state: &dyn StateStore) {
     );
     state.delete(&c.id, 0).await.expect("delete");
     state.delete(&with_expiry.id, 0).await.expect("delete");
+}
+
+async fn final_links_are_a_set(state: &dyn StateStore) {
+    let check = "final_links_are_a_set";
+    let partial = create(state, Some(3)).await;
+    let (a, b) = (UploadId::generate(), UploadId::generate());
+    assert!(
+        state
+            .finals_of(&partial.id)
+            .await
+            .expect("finals")
+            .is_empty(),
+        "{check}: none yet"
+    );
+    state.link_final(&partial.id, &a).await.expect("link a");
+    state.link_final(&partial.id, &b).await.expect("link b");
+    state
+        .link_final(&partial.id, &a)
+        .await
+        .expect("link a again");
+    let mut finals = state.finals_of(&partial.id).await.expect("finals");
+    finals.sort();
+    let mut expected = vec![a, b];
+    expected.sort();
+    assert_eq!(finals, expected, "{check}: each final once");
+    state.delete(&partial.id, 0).await.expect("delete");
+    assert!(
+        state
+            .finals_of(&partial.id)
+            .await
+            .expect("finals")
+            .is_empty(),
+        "{check}: deleted with the upload"
+    );
 }
