@@ -11,7 +11,7 @@ use tusk_core::{
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     uploads: Mutex<HashMap<UploadId, (UploadInfo, Vec<u8>)>>,
-    finals: Mutex<HashMap<UploadId, Vec<UploadId>>>,
+    finals: crate::links::FinalLinks,
 }
 
 impl MemoryStore {
@@ -94,6 +94,7 @@ impl UploadStore for MemoryStore {
     }
 
     async fn terminate(&self, id: &UploadId, _fence: u64) -> Result<()> {
+        self.finals.forget(id);
         self.map()
             .remove(id)
             .map(|_| ())
@@ -108,17 +109,12 @@ impl UploadStore for MemoryStore {
     }
 
     async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()> {
-        let mut finals = self.finals.lock().unwrap_or_else(|e| e.into_inner());
-        let list = finals.entry(partial.clone()).or_default();
-        if !list.contains(final_id) {
-            list.push(final_id.clone());
-        }
+        self.finals.link(partial, final_id);
         Ok(())
     }
 
     async fn finals_of(&self, partial: &UploadId) -> Result<Vec<UploadId>> {
-        let finals = self.finals.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(finals.get(partial).cloned().unwrap_or_default())
+        Ok(self.finals.of(partial))
     }
 
     async fn concatenate(

@@ -12,7 +12,7 @@ use tusk_core::{Commit, Error, ErrorKind, Result, StateStore, TailChange, Upload
 #[derive(Debug, Clone, Default)]
 pub struct MemoryState {
     uploads: Arc<Mutex<HashMap<UploadId, Entry>>>,
-    finals: Arc<Mutex<HashMap<UploadId, Vec<UploadId>>>>,
+    finals: crate::links::FinalLinks,
 }
 
 /// One upload: its state (with `tail_len` kept equal to `tail.len()`), the tail's bytes and the
@@ -168,25 +168,17 @@ impl StateStore for MemoryState {
         let mut map = self.map();
         fenced(&mut map, id, fence)?;
         map.remove(id);
-        self.finals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        self.finals.forget(id);
         Ok(())
     }
 
     async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()> {
-        let mut finals = self.finals.lock().unwrap_or_else(|e| e.into_inner());
-        let list = finals.entry(partial.clone()).or_default();
-        if !list.contains(final_id) {
-            list.push(final_id.clone());
-        }
+        self.finals.link(partial, final_id);
         Ok(())
     }
 
     async fn finals_of(&self, partial: &UploadId) -> Result<Vec<UploadId>> {
-        let finals = self.finals.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(finals.get(partial).cloned().unwrap_or_default())
+        Ok(self.finals.of(partial))
     }
 
     async fn set_expiry(&self, id: &UploadId, fence: u64, expires_at: Option<u64>) -> Result<()> {
