@@ -374,3 +374,48 @@ async fn partial_uploads_concatenate_into_a_final_upload() {
     assert_eq!(server.stored(&fin), b"hello world");
     assert_eq!(patch(&fin, 11, b"!".to_vec()).await.0, 403);
 }
+
+#[tokio::test]
+async fn a_final_upload_created_early_completes_with_its_last_partial() {
+    let server = Server::start(&[]).await;
+    let mut partials = Vec::new();
+    for part in [&b"abc"[..], b"defg"] {
+        let resp = client()
+            .post(&server.url)
+            .header(TUS.0, TUS.1)
+            .header("Upload-Concat", "partial")
+            .header("Upload-Length", part.len().to_string())
+            .send()
+            .await
+            .unwrap();
+        partials.push(resp.headers()["location"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(patch(&partials[0], 0, b"abc".to_vec()).await.0, 204);
+    let resp = client()
+        .post(&server.url)
+        .header(TUS.0, TUS.1)
+        .header("Upload-Concat", format!("final;{}", partials.join(" ")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let fin = resp.headers()["location"].to_str().unwrap().to_owned();
+    let resp = client()
+        .head(&fin)
+        .header(TUS.0, TUS.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["upload-length"], "7");
+    assert!(
+        resp.headers().get("upload-offset").is_none(),
+        "not assembled yet"
+    );
+    assert_eq!(client().get(&fin).send().await.unwrap().status(), 409);
+    // The PATCH that completes the last partial assembles the final upload.
+    assert_eq!(patch(&partials[1], 0, b"defg".to_vec()).await.0, 204);
+    assert_eq!(server.stored(&fin), b"abcdefg");
+    assert_eq!(head(&fin).await, (200, Some(7)));
+    let resp = client().get(&fin).send().await.unwrap();
+    assert_eq!(resp.bytes().await.unwrap(), &b"abcdefg"[..]);
+}
