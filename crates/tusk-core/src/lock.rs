@@ -16,6 +16,11 @@ pub trait Locker: Send + Sync + 'static {
     /// Acquire the lock of `id`, asking any holder to release, waiting at most `wait`.
     async fn lock(&self, id: &UploadId, wait: Duration) -> Result<LockGuard>;
 
+    /// Whether the lock service answers (for readiness probes). By default: yes.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Wait, at most `timeout`, until the locks of dropped guards are given back to the lock
     /// service. A node shutting down calls this last, so its locks are free at once for the
     /// other nodes instead of expiring with their leases. By default there is nothing to wait for.

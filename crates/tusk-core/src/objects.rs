@@ -10,6 +10,11 @@ use crate::{ByteStream, Result};
 /// `Unavailable` when the service cannot be reached, `Backend` for anything else.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
+    /// Whether object storage answers (for readiness probes). By default: yes.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Start a multipart upload for `key`; returns its upload id.
     async fn create_multipart(&self, key: &str) -> Result<String>;
 

@@ -89,6 +89,11 @@ pub struct Commit {
 /// `ErrorKind::Unavailable`.
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
+    /// Whether the state store answers (for readiness probes). By default: yes.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Record a new upload. Fails if the id exists.
     async fn create(&self, state: &UploadState) -> Result<()>;
 

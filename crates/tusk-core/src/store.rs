@@ -58,6 +58,11 @@ pub trait UploadStore: Send + Sync + 'static {
     /// Optional abilities.
     fn capabilities(&self) -> Capabilities;
 
+    /// Whether the services behind the store answer (for readiness probes). By default: yes.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Create an empty upload.
     async fn create(&self, upload: NewUpload) -> Result<UploadInfo>;
 

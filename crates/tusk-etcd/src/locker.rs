@@ -259,6 +259,7 @@ impl EtcdLocker {
             .map(|h| h.revision())
             .ok_or(EtcdError::Unexpected("the lock transaction"))?;
         if !reply.succeeded() {
+            tusk_metrics::metrics().lock_release_requests.inc();
             return Ok(Attempt::Held { revision });
         }
         let waiter = reply.op_responses().iter().any(|op| match op {
@@ -321,6 +322,17 @@ impl EtcdLocker {
 
 #[async_trait]
 impl Locker for EtcdLocker {
+    async fn check(&self) -> tusk_core::Result<()> {
+        let mut kv = self.inner.client.kv_client();
+        let key = format!("{}lock/", self.inner.prefix);
+        rpc(
+            "check etcd",
+            kv.get(key, Some(etcd_client::GetOptions::new().with_count_only())),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn flush(&self, timeout: Duration) {
         self.inner.unlocks.close();
         if tokio::time::timeout(timeout, self.inner.unlocks.wait())

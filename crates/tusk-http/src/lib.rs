@@ -27,6 +27,28 @@ pub struct HttpConfig {
     pub base_url: Option<String>,
     /// Which browser origins may use the server.
     pub cors: CorsOrigins,
+    /// Serve `/metrics` on this listener (else on its own, see [`serve_metrics`]).
+    pub metrics_on_main: bool,
+}
+
+/// A listener that serves only `/metrics` (for `--metrics-listen`).
+pub fn serve_metrics(listener: std::net::TcpListener) -> std::io::Result<Server> {
+    let server = HttpServer::new(|| {
+        App::new()
+            .route(
+                "/metrics",
+                web::get().to(|| async { routes::metrics_response() }),
+            )
+            .default_service(web::to(|| async {
+                actix_web::HttpResponse::NotFound().finish()
+            }))
+    })
+    .disable_signals()
+    .workers(1)
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    Ok(server)
 }
 
 pub(crate) struct AppState {

@@ -90,6 +90,7 @@ mod tests {
             behind_proxy,
             base_url: base_url.map(str::to_owned),
             cors: CorsOrigins::Any,
+            metrics_on_main: true,
         }
     }
 

@@ -21,6 +21,9 @@ pub(crate) async fn handle(
 ) -> HttpResponse {
     let started = Instant::now();
     let config = &state.config;
+    if let Some(resp) = service_endpoint(&req, &state).await {
+        return resp;
+    }
     let origin = header(&req, "origin").map(str::to_owned);
     // X-HTTP-Method-Override lets clients behind restrictive proxies send PATCH and DELETE.
     let method_name = header(&req, "x-http-method-override")
@@ -32,7 +35,13 @@ pub(crate) async fn handle(
     let request_id = request_id(&req);
     let span = tracing::info_span!("request", id = %request_id, method = %method_name);
 
-    let resp = match route(&config.base_path, req.path()) {
+    let target = route(&config.base_path, req.path());
+    let route_label = match &target {
+        Some(Target::Collection) => "collection",
+        Some(Target::Upload(_)) => "upload",
+        None => "none",
+    };
+    let resp = match target {
         None => TusResponse::status(404)
             .header("Content-Type", "text/plain; charset=utf-8")
             .header("Tus-Resumable", tusk_protocol::TUS_VERSION),
@@ -52,6 +61,24 @@ pub(crate) async fn handle(
             state.engine.handle(tus).instrument(span.clone()).await
         }
     };
+    let method_label = match method {
+        Method::Options => "OPTIONS",
+        Method::Head => "HEAD",
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+        Method::Other(_) => "other",
+    };
+    let metrics = tusk_metrics::metrics();
+    metrics
+        .http_requests
+        .with_label_values(&[method_label, route_label, &resp.status.to_string()])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[method_label, route_label])
+        .observe(started.elapsed().as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
             path = req.path(),
@@ -79,6 +106,39 @@ pub(crate) async fn handle(
     } else {
         out.body(resp.body)
     }
+}
+
+/// `/healthz` (the process lives), `/readyz` (it can serve: not draining, services answer) and
+/// `/metrics` (unless served on its own listener), outside the tus collection.
+async fn service_endpoint(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    if !matches!(req.method().as_str(), "GET" | "HEAD") {
+        return None;
+    }
+    let plain = |status: StatusCode, body: String| {
+        HttpResponse::build(status)
+            .insert_header(("Content-Type", "text/plain; charset=utf-8"))
+            .insert_header(("Cache-Control", "no-store"))
+            .body(body)
+    };
+    match req.path() {
+        "/healthz" => Some(plain(StatusCode::OK, "ok\n".to_owned())),
+        "/readyz" => Some(match state.engine.ready().await {
+            Ok(()) => plain(StatusCode::OK, "ready\n".to_owned()),
+            Err(why) => plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+        }),
+        "/metrics" if state.config.metrics_on_main => Some(metrics_response()),
+        _ => None,
+    }
+}
+
+/// The Prometheus text exposition.
+pub(crate) fn metrics_response() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Content-Type", tusk_metrics::CONTENT_TYPE))
+        .body(tusk_metrics::render())
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {

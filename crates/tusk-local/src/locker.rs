@@ -113,6 +113,7 @@ impl Locker for ProcessLocker {
                     let mut state = locked(&entry.state);
                     state.waiters += 1;
                     state.release.cancel();
+                    tusk_metrics::metrics().lock_release_requests.inc();
                 }
                 let acquired = tokio::time::timeout(wait, entry.mutex.clone().lock_owned()).await;
                 locked(&entry.state).waiters -= 1;

@@ -232,6 +232,11 @@ impl UploadStore for MultipartStore {
         Capabilities::ALL
     }
 
+    async fn check(&self) -> Result<()> {
+        self.state.check().await?;
+        self.objects.check().await
+    }
+
     async fn create(&self, upload: NewUpload) -> Result<UploadInfo> {
         let state = UploadState {
             part_size: part_size_for(upload.length, &self.config),

@@ -172,6 +172,9 @@ impl ChunkSource for PatchBody {
                 }
                 Ok(chunk) => {
                     self.received += chunk.len() as u64;
+                    tusk_metrics::metrics()
+                        .received_bytes
+                        .inc_by(chunk.len() as u64);
                     if let Some((_, Some(hasher))) = &mut self.checksum {
                         hasher.update(&chunk);
                     }

@@ -145,6 +145,7 @@ impl Engine {
             partials.push(partial);
         }
         let info = self.store().concatenate(&info.id, &partials, fence).await?;
+        tusk_metrics::metrics().uploads_finished.inc();
         tracing::info!(upload_id = %info.id, partials = partials.len(), "final upload complete");
         self.refresh_expiry(info, fence).await
     }

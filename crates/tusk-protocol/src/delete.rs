@@ -8,6 +8,7 @@ impl Engine {
     pub(crate) async fn delete(&self, id: &UploadId) -> Result<TusResponse, TusError> {
         let guard = self.lock(id).await?;
         self.store().terminate(id, guard.fence()).await?;
+        tusk_metrics::metrics().uploads_terminated.inc();
         Ok(TusResponse::status(204))
     }
 }

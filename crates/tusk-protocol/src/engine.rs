@@ -151,7 +151,21 @@ impl Engine {
     }
 
     pub(crate) async fn lock(&self, id: &UploadId) -> Result<LockGuard, TusError> {
-        Ok(self.locker.lock(id, self.config.lock_wait).await?)
+        let started = std::time::Instant::now();
+        let locked = self.locker.lock(id, self.config.lock_wait).await;
+        tusk_metrics::metrics()
+            .lock_wait
+            .observe(started.elapsed().as_secs_f64());
+        Ok(locked?)
+    }
+
+    /// Readiness: not shutting down, and the store's and locker's services answer.
+    pub async fn ready(&self) -> Result<(), String> {
+        if self.shutdown.is_cancelled() {
+            return Err("shutting down".to_owned());
+        }
+        self.store.check().await.map_err(|e| e.to_string())?;
+        self.locker.check().await.map_err(|e| e.to_string())
     }
 
     /// Wrap a request body so it stops on any of the engine's conditions.

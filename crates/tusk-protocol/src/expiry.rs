@@ -138,6 +138,7 @@ impl Engine {
             return Ok(false);
         }
         self.store().terminate(id, guard.fence()).await?;
+        tusk_metrics::metrics().uploads_expired.inc();
         tracing::info!(upload_id = %id, "expired upload removed");
         Ok(true)
     }

@@ -88,6 +88,11 @@ impl Engine {
         let Some(stream) = body else {
             return Ok(info);
         };
+        let metrics = tusk_metrics::metrics();
+        metrics.patches_in_flight.inc();
+        // Decremented however this returns.
+        let _in_flight = scopeguard(|| metrics.patches_in_flight.dec());
+        let was_complete = info.is_complete();
         let mut body = self.patch_body(stream, room, guard).with_checksum(checksum);
         let written = self
             .store()
@@ -101,7 +106,21 @@ impl Engine {
             end = ?end,
             "body read"
         );
+        match end {
+            Some(BodyEnd::ReleaseRequested) => metrics.lock_releases_honoured.inc(),
+            Some(BodyEnd::LockLost) => metrics.locks_lost.inc(),
+            Some(BodyEnd::ChecksumMismatch) => metrics.checksum_mismatches.inc(),
+            _ => {}
+        }
+        if let Err(err) = &written
+            && err.kind() == ErrorKind::LockLost
+        {
+            metrics.locks_lost.inc();
+        }
         let written = written?;
+        if !was_complete && written.is_complete() {
+            metrics.uploads_finished.inc();
+        }
         match end {
             Some(BodyEnd::TooLarge) => Err(TusError::BodyTooLarge),
             Some(BodyEnd::ChecksumMismatch) => Err(TusError::ChecksumMismatch),
@@ -120,4 +139,17 @@ pub(crate) fn checksum_header(req: &TusRequest) -> Result<Option<Checksum>, TusE
         .get("Upload-Checksum")
         .map(Checksum::parse)
         .transpose()
+}
+
+/// Runs `f` when dropped.
+pub(crate) fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

@@ -98,6 +98,10 @@ impl Engine {
             })
             .await?;
         tracing::info!(upload_id = %id, length = ?length, "upload created");
+        tusk_metrics::metrics().uploads_created.inc();
+        if info.is_complete() && final_length.is_none() {
+            tusk_metrics::metrics().uploads_finished.inc();
+        }
         let mut resp =
             TusResponse::status(201).header("Location", format!("{}{id}", req.location_base));
         let mut info = info;

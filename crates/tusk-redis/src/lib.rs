@@ -181,11 +181,16 @@ impl RedisState {
         }
         args(&mut invocation);
         let mut conn = self.conn.clone();
+        let started = std::time::Instant::now();
         let reply = invocation
             .invoke_async::<Value>(&mut conn)
             .instrument(tracing::debug_span!("redis_state", op, upload_id = %id))
-            .await?;
-        split_marker(reply)
+            .await;
+        tusk_metrics::metrics()
+            .redis_duration
+            .with_label_values(&[op])
+            .observe(started.elapsed().as_secs_f64());
+        split_marker(reply?)
     }
 }
 
@@ -404,6 +409,15 @@ fn already_set(what: &'static str) -> impl FnOnce(RedisError) -> RedisError {
 
 #[async_trait]
 impl StateStore for RedisState {
+    async fn check(&self) -> tusk_core::Result<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(RedisError::from)?;
+        Ok(())
+    }
+
     async fn create(&self, state: &UploadState) -> tusk_core::Result<()> {
         // The tail's bytes are not part of `UploadState`, so a new upload cannot claim any.
         if state.tail_len != 0 {

@@ -171,6 +171,21 @@ impl S3Error {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        let classified = Self::classify(operation, err);
+        // "Not found" is an answer (an aborted upload, a missing object), not a failing S3.
+        if !matches!(classified, S3Error::NotFound { .. }) {
+            tusk_metrics::metrics()
+                .s3_errors
+                .with_label_values(&[operation])
+                .inc();
+        }
+        classified
+    }
+
+    fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         let status = err.raw_response().map(|r| r.status().as_u16());
         let code = err.code().map(str::to_owned);
         let code_or_status = || match (&code, status) {

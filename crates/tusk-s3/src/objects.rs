@@ -17,6 +17,22 @@ use tusk_core::{Error, ErrorKind, ObjectStore, Result};
 
 use crate::{S3Config, S3Error};
 
+/// Records an S3 call's duration in `tusk_s3_request_duration_seconds{operation}` (errors are
+/// counted where they are classified, in [`S3Error::from_sdk`]).
+trait Timed: std::future::Future + Sized {
+    async fn timed(self, operation: &'static str) -> Self::Output {
+        let started = std::time::Instant::now();
+        let out = self.await;
+        tusk_metrics::metrics()
+            .s3_duration
+            .with_label_values(&[operation])
+            .observe(started.elapsed().as_secs_f64());
+        out
+    }
+}
+
+impl<F: std::future::Future> Timed for F {}
+
 /// Region used when neither the config nor the AWS environment names one.
 const DEFAULT_REGION: &str = "us-east-1";
 /// A TCP connection that takes longer is treated as unreachable.
@@ -33,6 +49,8 @@ pub struct S3Objects {
     client: Client,
     bucket: String,
     prefix: String,
+    /// Where S3 is, for messages.
+    endpoint: String,
 }
 
 impl fmt::Debug for S3Objects {
@@ -87,6 +105,7 @@ impl S3Objects {
             client: Client::from_conf(s3_config),
             bucket: config.bucket,
             prefix: config.prefix,
+            endpoint: endpoint.clone(),
         };
         objects.check_bucket(endpoint).await?;
         Ok(objects)
@@ -172,6 +191,10 @@ fn missing(operation: &str, what: &str) -> Error {
 
 #[async_trait]
 impl ObjectStore for S3Objects {
+    async fn check(&self) -> Result<()> {
+        Ok(self.check_bucket(self.endpoint.clone()).await?)
+    }
+
     async fn create_multipart(&self, key: &str) -> Result<String> {
         let out = self
             .client
@@ -180,6 +203,7 @@ impl ObjectStore for S3Objects {
             .key(self.key(key))
             .send()
             .instrument(tracing::debug_span!("s3.create_multipart_upload", key))
+            .timed("CreateMultipartUpload")
             .await
             .map_err(|e| S3Error::from_sdk("CreateMultipartUpload", e))?;
         out.upload_id
@@ -209,6 +233,7 @@ impl ObjectStore for S3Objects {
                 part_number,
                 size
             ))
+            .timed("UploadPart")
             .await
             .map_err(|e| S3Error::from_sdk("UploadPart", e))?;
         out.e_tag.ok_or_else(|| missing("UploadPart", "an ETag"))
@@ -254,6 +279,7 @@ impl ObjectStore for S3Objects {
                 start,
                 end
             ))
+            .timed("UploadPartCopy")
             .await
             .map_err(|e| S3Error::from_sdk("UploadPartCopy", e))?;
         out.copy_part_result
@@ -291,6 +317,7 @@ impl ObjectStore for S3Objects {
                 key,
                 parts = etags.len()
             ))
+            .timed("CompleteMultipartUpload")
             .await
             .map_err(|e| S3Error::from_sdk("CompleteMultipartUpload", e))?;
         Ok(())
@@ -305,6 +332,7 @@ impl ObjectStore for S3Objects {
             .upload_id(multipart_id)
             .send()
             .instrument(tracing::debug_span!("s3.abort_multipart_upload", key))
+            .timed("AbortMultipartUpload")
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -325,6 +353,7 @@ impl ObjectStore for S3Objects {
             .body(ByteStream::from(body))
             .send()
             .instrument(tracing::debug_span!("s3.put_object", key, size))
+            .timed("PutObject")
             .await
             .map_err(|e| S3Error::from_sdk("PutObject", e))?;
         Ok(())
@@ -338,6 +367,7 @@ impl ObjectStore for S3Objects {
             .key(self.key(key))
             .send()
             .instrument(tracing::debug_span!("s3.head_object", key))
+            .timed("HeadObject")
             .await;
         let out = match result {
             Ok(out) => out,
@@ -369,6 +399,7 @@ impl ObjectStore for S3Objects {
             .range(format!("bytes={start}-{}", end - 1))
             .send()
             .instrument(tracing::debug_span!("s3.get_object", key, start, end))
+            .timed("GetObject")
             .await
             .map_err(|e| Error::from(S3Error::from_sdk("GetObject", e)))?;
         // The body streams from S3 as the client reads it: never buffered whole.
@@ -394,6 +425,7 @@ impl ObjectStore for S3Objects {
             .key(self.key(key))
             .send()
             .instrument(tracing::debug_span!("s3.delete_object", key))
+            .timed("DeleteObject")
             .await;
         match result {
             Ok(_) => Ok(()),

@@ -100,6 +100,11 @@ pub struct Settings {
     #[arg(long, env = "TUSK_REAP_INTERVAL", value_name = "DURATION")]
     pub reap_interval: Option<HumanDuration>,
 
+    /// Serve Prometheus metrics on this address instead of at /metrics on --listen
+    /// [default: none, /metrics on the main listener].
+    #[arg(long, env = "TUSK_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log format on stderr: text or json [default: text]. Verbosity via RUST_LOG.
     #[arg(long, env = "TUSK_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -326,6 +331,7 @@ impl Settings {
             expire_after,
             finished_retention,
             reap_interval,
+            metrics_listen,
             s3_bucket,
             s3_endpoint,
             s3_region,

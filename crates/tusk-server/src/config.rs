@@ -23,6 +23,7 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub reap_interval: Duration,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where uploads live.
@@ -259,10 +260,12 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
             behind_proxy: s.behind_proxy.unwrap_or(false),
             base_url,
             cors,
+            metrics_on_main: s.metrics_listen.is_none(),
         },
         shutdown_timeout,
         log_format: s.log_format.unwrap_or_default(),
         reap_interval,
+        metrics_listen: s.metrics_listen,
     })
 }
 

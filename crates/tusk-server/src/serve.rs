@@ -43,6 +43,24 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         listener,
         config.shutdown_timeout,
     )?;
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics on their own listener");
+            Some(tusk_http::serve_metrics(listener)?)
+        }
+        None => None,
+    };
+    if let Some(metrics) = &metrics_server {
+        let handle = metrics.handle();
+        let shutdown = engine.shutdown_token();
+        actix_web::rt::spawn(async move {
+            shutdown.cancelled().await;
+            handle.stop(true).await;
+        });
+    }
+    let metrics_task = metrics_server.map(actix_web::rt::spawn);
     // The one line on stdout: scripts and tests read the address from it (useful with port 0).
     println!("tusk listening on http://{addr}{}", config.http.base_path);
     tracing::info!(%addr, base_path = %config.http.base_path, mode, "tusk started");
@@ -68,6 +86,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         stop.await;
     });
     server.await.context("HTTP server failed")?;
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     // Hand the locks of the requests that just ended back to etcd, so other nodes take over
     // these uploads at once instead of after a lease TTL (rolling restarts).
     locker.flush(LOCK_FLUSH_TIMEOUT).await;

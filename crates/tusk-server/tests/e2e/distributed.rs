@@ -398,6 +398,21 @@ async fn h_each_service_down_mid_upload_gives_503_and_the_upload_completes_after
             what,
         )
         .await;
+        // Readiness names the service that is down.
+        let origin = cluster.nodes[0].url.trim_end_matches("/files/").to_owned();
+        let ready = client()
+            .get(format!("{origin}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 503, "readyz while {what} is down");
+        let why = ready.text().await.unwrap();
+        let named = match what {
+            "Redis" => "Redis",
+            "etcd" => "etcd",
+            _ => "S3",
+        };
+        assert!(why.contains(named), "readyz while {what} is down: {why}");
         // HEAD needs only Redis and etcd: S3 is not on its path.
         let expected = if what == "S3" {
             (200, Some(offset as u64))

@@ -419,3 +419,116 @@ async fn a_final_upload_created_early_completes_with_its_last_partial() {
     let resp = client().get(&fin).send().await.unwrap();
     assert_eq!(resp.bytes().await.unwrap(), &b"abcdefg"[..]);
 }
+
+#[tokio::test]
+async fn health_readiness_and_a_metrics_scrape_that_promtool_accepts() {
+    let server = Server::start(&["--shutdown-timeout", "20s", "--read-timeout", "60s"]).await;
+    let origin = server.url.trim_end_matches("/files/").to_owned();
+    assert_eq!(
+        client()
+            .get(format!("{origin}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(format!("{origin}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let url = server.create(5).await;
+    assert_eq!(patch(&url, 0, b"hello".to_vec()).await.0, 204);
+    let resp = client()
+        .get(format!("{origin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let scrape = resp.text().await.unwrap();
+    for line in [
+        "tusk_uploads_created_total 1",
+        "tusk_uploads_finished_total 1",
+        "tusk_received_bytes_total 5",
+        "tusk_http_requests_total{method=\"PATCH\",route=\"upload\",status=\"204\"} 1",
+    ] {
+        assert!(scrape.contains(line), "{line:?} missing from:\n{scrape}");
+    }
+    assert!(!scrape.contains(id_of(&url)), "an upload id in a label");
+    // The scrape passes Prometheus' own linter.
+    let mut promtool = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
+    use tokio::io::AsyncWriteExt as _;
+    let mut stdin = promtool.stdin.take().unwrap();
+    stdin.write_all(scrape.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = promtool.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Readiness fails as soon as the shutdown drain begins (a stalled PATCH keeps it going).
+    let stalled = server.create(100).await;
+    let mut raw = RawRequest::patch(&stalled, 0, 100).await;
+    raw.send(b"abc").await;
+    server.signal("TERM");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let ready = client().get(format!("{origin}/readyz")).send().await;
+        if !matches!(&ready, Ok(r) if r.status() == 200) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still ready while draining"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = raw.response().await;
+}
+
+#[tokio::test]
+async fn metrics_can_have_their_own_listener() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let server = Server::start(&["--metrics-listen", &addr]).await;
+    let origin = server.url.trim_end_matches("/files/").to_owned();
+    assert_eq!(
+        client()
+            .get(format!("{origin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let resp = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("tusk_http_requests_total")
+    );
+}

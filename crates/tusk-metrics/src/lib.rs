@@ -1,0 +1,257 @@
+//! Every Prometheus metric tusk exports, in one place (docs/metrics.md lists them with their
+//! meaning). Units are in the names; labels stay low-cardinality: never an upload id.
+//!
+//! The metrics live in one process-wide registry, so every crate records into the same ones
+//! without passing handles around; [`render`] produces the text exposition for `/metrics`.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// Buckets for request-scale durations: 1 ms to about 2 minutes.
+const SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// All of tusk's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// `tusk_http_requests_total{method,route,status}`.
+    pub http_requests: IntCounterVec,
+    /// `tusk_http_request_duration_seconds{method,route}`.
+    pub http_duration: HistogramVec,
+    /// `tusk_received_bytes_total`.
+    pub received_bytes: IntCounter,
+    /// `tusk_uploads_created_total`.
+    pub uploads_created: IntCounter,
+    /// `tusk_uploads_finished_total`.
+    pub uploads_finished: IntCounter,
+    /// `tusk_uploads_terminated_total`.
+    pub uploads_terminated: IntCounter,
+    /// `tusk_uploads_expired_total`.
+    pub uploads_expired: IntCounter,
+    /// `tusk_patches_in_flight`.
+    pub patches_in_flight: IntGauge,
+    /// `tusk_lock_wait_seconds`.
+    pub lock_wait: Histogram,
+    /// `tusk_lock_release_requests_total`.
+    pub lock_release_requests: IntCounter,
+    /// `tusk_lock_releases_honoured_total`.
+    pub lock_releases_honoured: IntCounter,
+    /// `tusk_locks_lost_total`.
+    pub locks_lost: IntCounter,
+    /// `tusk_s3_request_duration_seconds{operation}`.
+    pub s3_duration: HistogramVec,
+    /// `tusk_s3_errors_total{operation}`.
+    pub s3_errors: IntCounterVec,
+    /// `tusk_redis_request_duration_seconds{operation}`.
+    pub redis_duration: HistogramVec,
+    /// `tusk_tail_appended_bytes_total`.
+    pub tail_appended_bytes: IntCounter,
+    /// `tusk_checksum_mismatches_total`.
+    pub checksum_mismatches: IntCounter,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(registry, Box::new(c.clone()), name);
+    c
+}
+
+fn register(registry: &Registry, c: Box<dyn prometheus::core::Collector>, name: &str) {
+    // Names are constants defined below, registered once: a failure is a bug caught by the
+    // unit test, never a runtime condition.
+    if let Err(e) = registry.register(c) {
+        panic!("metric {name}: {e}");
+    }
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "tusk_http_requests_total",
+                "HTTP requests answered, by method, route and status.",
+            ),
+            &["method", "route", "status"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(
+            r,
+            Box::new(http_requests.clone()),
+            "tusk_http_requests_total",
+        );
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tusk_http_request_duration_seconds",
+                "Time from a request's arrival to its response head, by method and route.",
+            )
+            .buckets(SECONDS.to_vec()),
+            &["method", "route"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(
+            r,
+            Box::new(http_duration.clone()),
+            "tusk_http_request_duration_seconds",
+        );
+        let patches_in_flight = IntGauge::new(
+            "tusk_patches_in_flight",
+            "PATCH (and POST with body) requests whose body is being received.",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(
+            r,
+            Box::new(patches_in_flight.clone()),
+            "tusk_patches_in_flight",
+        );
+        let lock_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "tusk_lock_wait_seconds",
+                "Time requests waited for an upload's lock (also when they gave up with 423).",
+            )
+            .buckets(SECONDS.to_vec()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(r, Box::new(lock_wait.clone()), "tusk_lock_wait_seconds");
+        let s3_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tusk_s3_request_duration_seconds",
+                "Duration of S3 calls (with the SDK's retries), by operation.",
+            )
+            .buckets(SECONDS.to_vec()),
+            &["operation"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(
+            r,
+            Box::new(s3_duration.clone()),
+            "tusk_s3_request_duration_seconds",
+        );
+        let s3_errors = IntCounterVec::new(
+            Opts::new(
+                "tusk_s3_errors_total",
+                "S3 calls that failed, by operation.",
+            ),
+            &["operation"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(r, Box::new(s3_errors.clone()), "tusk_s3_errors_total");
+        let redis_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tusk_redis_request_duration_seconds",
+                "Duration of Redis calls (one script or command each), by operation.",
+            )
+            .buckets(SECONDS.to_vec()),
+            &["operation"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(
+            r,
+            Box::new(redis_duration.clone()),
+            "tusk_redis_request_duration_seconds",
+        );
+        Self {
+            http_requests,
+            http_duration,
+            received_bytes: counter(
+                r,
+                "tusk_received_bytes_total",
+                "Upload body bytes received from clients.",
+            ),
+            uploads_created: counter(r, "tusk_uploads_created_total", "Uploads created."),
+            uploads_finished: counter(
+                r,
+                "tusk_uploads_finished_total",
+                "Uploads that received their last byte (final uploads: assembled).",
+            ),
+            uploads_terminated: counter(
+                r,
+                "tusk_uploads_terminated_total",
+                "Uploads deleted by clients (termination).",
+            ),
+            uploads_expired: counter(
+                r,
+                "tusk_uploads_expired_total",
+                "Expired uploads removed by the reaper.",
+            ),
+            patches_in_flight,
+            lock_wait,
+            lock_release_requests: counter(
+                r,
+                "tusk_lock_release_requests_total",
+                "Requests that found an upload locked and asked the holder to let go.",
+            ),
+            lock_releases_honoured: counter(
+                r,
+                "tusk_lock_releases_honoured_total",
+                "PATCHes that stopped, committed and answered because another request asked for the lock.",
+            ),
+            locks_lost: counter(
+                r,
+                "tusk_locks_lost_total",
+                "Requests whose upload lock was lost (lease expired, newer holder) and that committed nothing more.",
+            ),
+            s3_duration,
+            s3_errors,
+            redis_duration,
+            tail_appended_bytes: counter(
+                r,
+                "tusk_tail_appended_bytes_total",
+                "Bytes appended to upload tails in Redis (distributed mode).",
+            ),
+            checksum_mismatches: counter(
+                r,
+                "tusk_checksum_mismatches_total",
+                "Bodies refused because they did not match their Upload-Checksum.",
+            ),
+            registry,
+        }
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    let mut out = Vec::new();
+    let families = metrics().registry.gather();
+    if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+        return format!("# encoding metrics failed: {e}\n");
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_registers_and_renders_with_units_in_names() {
+        metrics().uploads_created.inc();
+        metrics().s3_errors.with_label_values(&["UploadPart"]).inc();
+        let text = render();
+        for name in [
+            "tusk_uploads_created_total",
+            "tusk_s3_errors_total{operation=\"UploadPart\"}",
+            "tusk_patches_in_flight",
+            "tusk_checksum_mismatches_total",
+        ] {
+            assert!(text.contains(name), "{name} missing:\n{text}");
+        }
+    }
+}
