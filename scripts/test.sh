@@ -64,4 +64,7 @@ log "tus-js-client tests (kill-and-resume; parallelUploads over three nodes)"
     TUSK_BIN="$PWD/../../target/debug/tusk" npm test
 )
 
+log "deployment artefacts"
+scripts/check-deploy.sh
+
 log "all tests passed"

@@ -571,6 +571,34 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid_and_shows_every_documented_key() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let example = std::fs::read_to_string(format!("{root}/deploy/tusk.example.toml")).unwrap();
+        // Parses with unknown keys refused, and validates as it stands.
+        let settings: Settings = toml::from_str(&example).unwrap();
+        validate(settings).unwrap();
+        // Every key of the settings tables in docs/configuration.md appears in it (set or
+        // commented out).
+        let docs = std::fs::read_to_string(format!("{root}/docs/configuration.md")).unwrap();
+        let keys: Vec<&str> = docs
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .filter(|k| {
+                k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect();
+        assert!(keys.len() > 30, "found only {keys:?}");
+        for key in keys {
+            assert!(
+                example.contains(key),
+                "{key} is missing from deploy/tusk.example.toml"
+            );
+        }
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             ("listen = \"nowhere\"", "listen"),
