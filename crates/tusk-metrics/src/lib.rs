@@ -54,6 +54,8 @@ pub struct Metrics {
     pub tail_appended_bytes: IntCounter,
     /// `tusk_checksum_mismatches_total`.
     pub checksum_mismatches: IntCounter,
+    /// `tusk_ready`.
+    pub ready: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -157,6 +159,12 @@ impl Metrics {
             Box::new(redis_duration.clone()),
             "tusk_redis_request_duration_seconds",
         );
+        let ready = IntGauge::new(
+            "tusk_ready",
+            "1 while the node can serve (not draining, its services answer), else 0; refreshed every 10 s and on each /readyz.",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(r, Box::new(ready.clone()), "tusk_ready");
         Self {
             http_requests,
             http_duration,
@@ -206,6 +214,7 @@ impl Metrics {
                 "tusk_tail_appended_bytes_total",
                 "Bytes appended to upload tails in Redis (distributed mode).",
             ),
+            ready,
             checksum_mismatches: counter(
                 r,
                 "tusk_checksum_mismatches_total",

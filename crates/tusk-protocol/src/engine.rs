@@ -159,8 +159,15 @@ impl Engine {
         Ok(locked?)
     }
 
-    /// Readiness: not shutting down, and the store's and locker's services answer.
+    /// Readiness: not shutting down, and the store's and locker's services answer. Also
+    /// recorded in the `tusk_ready` gauge.
     pub async fn ready(&self) -> Result<(), String> {
+        let ready = self.check_ready().await;
+        tusk_metrics::metrics().ready.set(i64::from(ready.is_ok()));
+        ready
+    }
+
+    async fn check_ready(&self) -> Result<(), String> {
         if self.shutdown.is_cancelled() {
             return Err("shutting down".to_owned());
         }

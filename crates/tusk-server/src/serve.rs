@@ -12,6 +12,9 @@ use tusk_protocol::Engine;
 use crate::config::{Distributed, ServeConfig, Storage};
 use crate::units::LogFormat;
 
+/// How often readiness is re-checked for the `tusk_ready` gauge.
+const READY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a stopping node waits for its locks to be given back.
 const LOCK_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -72,6 +75,22 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             engine.shutdown_token(),
         ));
     }
+
+    // Readiness as a metric too (`tusk_ready`), so an alert can fire without a probe.
+    actix_web::rt::spawn({
+        let engine = engine.clone();
+        let shutdown = engine.shutdown_token();
+        async move {
+            loop {
+                let _ = engine.ready().await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(READY_INTERVAL) => {}
+                }
+            }
+            tusk_metrics::metrics().ready.set(0);
+        }
+    });
 
     let handle = server.handle();
     let shutdown = engine.shutdown_token();

@@ -456,6 +456,7 @@ async fn health_readiness_and_a_metrics_scrape_that_promtool_accepts() {
         "tusk_uploads_created_total 1",
         "tusk_uploads_finished_total 1",
         "tusk_received_bytes_total 5",
+        "tusk_ready 1",
         "tusk_http_requests_total{method=\"PATCH\",route=\"upload\",status=\"204\"} 1",
     ] {
         assert!(scrape.contains(line), "{line:?} missing from:\n{scrape}");
