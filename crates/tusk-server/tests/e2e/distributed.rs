@@ -740,17 +740,6 @@ async fn the_background_reaper_removes_expired_uploads() {
     assert_eq!(cluster.multipart_uploads().await, 0);
 }
 
-/// POST on node `node` with `headers`; returns the Location.
-async fn post_with(cluster: &Cluster, node: usize, headers: &[(&str, String)]) -> String {
-    let mut req = client().post(&cluster.nodes[node].url).header(TUS.0, TUS.1);
-    for (name, value) in headers {
-        req = req.header(*name, value);
-    }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
-    resp.headers()["location"].to_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_final_upload_is_assembled_in_s3_from_partials_on_any_node() {
     let cluster = Cluster::start(3, &[]).await;
@@ -764,15 +753,12 @@ async fn a_final_upload_is_assembled_in_s3_from_partials_on_any_node() {
         .collect();
     let mut partials = Vec::new();
     for (i, part) in data.iter().enumerate() {
-        let url = post_with(
-            &cluster,
-            i % 3,
-            &[
+        let url = cluster.nodes[i % 3]
+            .post(&[
                 ("Upload-Concat", "partial".into()),
                 ("Upload-Length", part.len().to_string()),
-            ],
-        )
-        .await;
+            ])
+            .await;
         partials.push(url);
     }
     // The first three partials finish; the final is created before the last one does.
@@ -781,7 +767,7 @@ async fn a_final_upload_is_assembled_in_s3_from_partials_on_any_node() {
         assert_eq!(status, 204);
     }
     let concat = format!("final;{}", partials.join(" "));
-    let fin = post_with(&cluster, 2, &[("Upload-Concat", concat)]).await;
+    let fin = cluster.nodes[2].post(&[("Upload-Concat", concat)]).await;
     let resp = client()
         .head(cluster.on(0, &fin))
         .header(TUS.0, TUS.1)

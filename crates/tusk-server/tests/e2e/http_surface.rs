@@ -349,27 +349,18 @@ async fn partial_uploads_concatenate_into_a_final_upload() {
     let server = Server::start(&[]).await;
     let mut partials = Vec::new();
     for part in [&b"hello "[..], b"world"] {
-        let resp = client()
-            .post(&server.url)
-            .header(TUS.0, TUS.1)
-            .header("Upload-Concat", "partial")
-            .header("Upload-Length", part.len().to_string())
-            .send()
-            .await
-            .unwrap();
-        let url = resp.headers()["location"].to_str().unwrap().to_owned();
+        let url = server
+            .post(&[
+                ("Upload-Concat", "partial".into()),
+                ("Upload-Length", part.len().to_string()),
+            ])
+            .await;
         assert_eq!(patch(&url, 0, part.to_vec()).await.0, 204);
         partials.push(url);
     }
-    let resp = client()
-        .post(&server.url)
-        .header(TUS.0, TUS.1)
-        .header("Upload-Concat", format!("final;{}", partials.join(" ")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let fin = resp.headers()["location"].to_str().unwrap().to_owned();
+    let fin = server
+        .post(&[("Upload-Concat", format!("final;{}", partials.join(" ")))])
+        .await;
     assert_eq!(head(&fin).await, (200, Some(11)));
     assert_eq!(server.stored(&fin), b"hello world");
     assert_eq!(patch(&fin, 11, b"!".to_vec()).await.0, 403);
@@ -380,26 +371,18 @@ async fn a_final_upload_created_early_completes_with_its_last_partial() {
     let server = Server::start(&[]).await;
     let mut partials = Vec::new();
     for part in [&b"abc"[..], b"defg"] {
-        let resp = client()
-            .post(&server.url)
-            .header(TUS.0, TUS.1)
-            .header("Upload-Concat", "partial")
-            .header("Upload-Length", part.len().to_string())
-            .send()
-            .await
-            .unwrap();
-        partials.push(resp.headers()["location"].to_str().unwrap().to_owned());
+        let url = server
+            .post(&[
+                ("Upload-Concat", "partial".into()),
+                ("Upload-Length", part.len().to_string()),
+            ])
+            .await;
+        partials.push(url);
     }
     assert_eq!(patch(&partials[0], 0, b"abc".to_vec()).await.0, 204);
-    let resp = client()
-        .post(&server.url)
-        .header(TUS.0, TUS.1)
-        .header("Upload-Concat", format!("final;{}", partials.join(" ")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let fin = resp.headers()["location"].to_str().unwrap().to_owned();
+    let fin = server
+        .post(&[("Upload-Concat", format!("final;{}", partials.join(" ")))])
+        .await;
     let resp = client()
         .head(&fin)
         .header(TUS.0, TUS.1)

@@ -88,6 +88,18 @@ impl Server {
         resp.headers()["location"].to_str().unwrap().to_owned()
     }
 
+    /// POST to the collection with `headers` (tus version added); asserts 201, returns the
+    /// upload's URL.
+    pub async fn post(&self, headers: &[(&str, String)]) -> String {
+        let mut req = client().post(&self.url).header(TUS.0, TUS.1);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
+        resp.headers()["location"].to_str().unwrap().to_owned()
+    }
+
     /// The stored bytes of the upload at `url`.
     pub fn stored(&self, url: &str) -> Vec<u8> {
         std::fs::read(self.data_dir.join(id_of(url))).unwrap()
