@@ -262,11 +262,13 @@ impl UploadStore for LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(LocalError::io("read", &path)(e).into()),
         };
-        let mut ids: Vec<UploadId> = text
-            .lines()
-            .filter_map(|l| UploadId::parse(l).ok())
-            .collect();
-        ids.dedup();
+        // A final upload may name a partial twice; each is linked (and listed) once.
+        let mut ids: Vec<UploadId> = Vec::new();
+        for id in text.lines().filter_map(|l| UploadId::parse(l).ok()) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
         Ok(ids)
     }
 

@@ -3,12 +3,12 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tusk_core::{ErrorKind, Result, UploadId, UploadInfo};
+use tusk_core::{Result, UploadId, UploadInfo};
 
 use crate::MultipartStore;
 use crate::buffer::PartBuffer;
 use crate::config::MIN_PART_SIZE;
-use crate::store::{part_number, vanished};
+use crate::store::part_number;
 
 /// S3's largest part (and largest UploadPartCopy range).
 const MAX_PART_SIZE: u64 = 5 << 30;
@@ -94,26 +94,15 @@ impl MultipartStore {
             self.objects.put_object(key, Bytes::new()).await?;
         } else {
             let multipart_id = self.ensure_multipart(&mut state, fence).await?;
-            match self.make_parts(key, &multipart_id, &pieces).await {
-                Ok(()) => {}
-                // Completed by an earlier attempt that crashed before recording it?
-                Err(err) if matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Backend) => {
-                    if self.objects.object_size(key).await? != Some(length) {
-                        return Err(vanished(err));
-                    }
-                }
-                Err(err) => return Err(err),
-            }
+            let assembled = self.make_parts(key, &multipart_id, &pieces).await;
+            self.completed(key, Some(length), assembled).await?;
         }
-        self.state.finish(id, fence).await?;
-        state.finished = true;
-        state.tail_len = 0;
+        self.mark_finished(&mut state, fence).await?;
         let copied = pieces
             .iter()
             .filter(|p| matches!(p, Piece::Copy { .. }))
             .count();
         tracing::info!(upload_id = %id, length, parts = pieces.len(), copied, "final upload assembled");
-        self.write_info_object(&state).await;
         Ok(state.info())
     }
 

@@ -116,26 +116,44 @@ impl MultipartStore {
                 self.objects.abort_multipart(key, multipart_id).await?;
             }
             Some(multipart_id) => {
-                match self.assemble(&state, multipart_id, tail).await {
-                    Ok(()) => {}
-                    // The multipart upload is gone (NotFound; some S3 clones answer an unknown
-                    // upload id with a server error): either an earlier attempt completed it and
-                    // crashed before recording that, or it really vanished.
-                    Err(err) if matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Backend) => {
-                        if self.objects.object_size(key).await? != state.length {
-                            return Err(vanished(err));
-                        }
-                    }
-                    Err(err) => return Err(err),
-                }
+                let assembled = self.assemble(&state, multipart_id, tail).await;
+                self.completed(key, state.length, assembled).await?;
             }
         }
+        self.mark_finished(&mut state, fence).await?;
+        tracing::info!(upload_id = %state.id, length = ?state.length, parts = state.parts.len(), "upload finished");
+        Ok(state)
+    }
+
+    /// The outcome of assembling the object at `key`: success, or an already assembled object.
+    /// A multipart upload that is gone (NotFound; some S3 clones answer an unknown upload id
+    /// with a server error) was either completed by an earlier attempt that crashed before
+    /// recording it (then the object has exactly `length` bytes) or really vanished.
+    pub(crate) async fn completed(
+        &self,
+        key: &str,
+        length: Option<u64>,
+        assembled: Result<()>,
+    ) -> Result<()> {
+        match assembled {
+            Err(err) if matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Backend) => {
+                if self.objects.object_size(key).await? == length {
+                    Ok(())
+                } else {
+                    Err(vanished(err))
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Record that the object is assembled (fenced), drop the tail, write `<id>.info`.
+    pub(crate) async fn mark_finished(&self, state: &mut UploadState, fence: u64) -> Result<()> {
         self.state.finish(&state.id, fence).await?;
         state.finished = true;
         state.tail_len = 0;
-        tracing::info!(upload_id = %state.id, length = ?state.length, parts = state.parts.len(), "upload finished");
-        self.write_info_object(&state).await;
-        Ok(state)
+        self.write_info_object(state).await;
+        Ok(())
     }
 
     /// The upload's multipart upload, started (and recorded, fenced) the first time a part is

@@ -56,7 +56,8 @@ impl MultipartStore {
         let mut writer = Writer {
             store: self,
             buf: PartBuffer::with_capacity(0),
-            stored: 0,
+            // Bytes of the current part already in the stored tail.
+            stored: usize::try_from(state.tail_len).unwrap_or(usize::MAX),
             buf_permit: None,
             inflight: VecDeque::new(),
             held: Vec::new(),
@@ -64,7 +65,6 @@ impl MultipartStore {
             state,
             fence,
         };
-        writer.stored = usize::try_from(writer.state.tail_len).unwrap_or(usize::MAX);
         writer.start_part().await?;
 
         let mut received = 0u64;

@@ -48,13 +48,9 @@ pub(crate) fn concat_header(concat: &Concat, base: &str) -> String {
 }
 
 impl Engine {
-    /// The partial uploads a new final upload names: each must exist, be partial and have a
-    /// known length. Returns them and the final length (their sum).
-    pub(crate) async fn check_partials(
-        &self,
-        ids: &[UploadId],
-    ) -> Result<(Vec<UploadInfo>, u64), TusError> {
-        let mut partials = Vec::with_capacity(ids.len());
+    /// The length of a new final upload made of `ids`: each must exist, be partial and have a
+    /// known length; the final length is their sum.
+    pub(crate) async fn final_length(&self, ids: &[UploadId]) -> Result<u64, TusError> {
         let mut length = 0u64;
         for id in ids {
             let info = match self.store().info(id).await {
@@ -80,9 +76,8 @@ impl Engine {
                 length: u64::MAX,
                 max: self.config().max_size,
             })?;
-            partials.push(info);
         }
-        Ok((partials, length))
+        Ok(length)
     }
 
     /// After a request completed partial upload `info`: complete the final uploads waiting for
@@ -147,7 +142,7 @@ impl Engine {
         let info = self.store().concatenate(&info.id, &partials, fence).await?;
         tusk_metrics::metrics().uploads_finished.inc();
         tracing::info!(upload_id = %info.id, partials = partials.len(), "final upload complete");
-        self.refresh_expiry(info, fence).await
+        Ok(self.refresh_expiry(info, fence).await)
     }
 }
 

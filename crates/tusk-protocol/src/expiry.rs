@@ -58,11 +58,7 @@ impl Engine {
     /// to the retention, once finished). An unfinished upload's expiry only moves when it would
     /// move by more than a tenth of the period (at most a minute), so a burst of small PATCHes
     /// does not rewrite it every time.
-    pub(crate) async fn refresh_expiry(
-        &self,
-        mut info: UploadInfo,
-        fence: u64,
-    ) -> Result<UploadInfo, TusError> {
+    pub(crate) async fn refresh_expiry(&self, mut info: UploadInfo, fence: u64) -> UploadInfo {
         let wanted = if info.is_complete() {
             self.finished_expiry()
         } else {
@@ -79,10 +75,16 @@ impl Engine {
             (current, wanted) => current == wanted,
         };
         if !close_enough {
-            self.store().set_expiry(&info.id, fence, wanted).await?;
-            info.expires_at = wanted;
+            // The bytes are committed whatever happens here: a failure only leaves the old
+            // expiry in place (and in the Upload-Expires header), it never fails the request.
+            match self.store().set_expiry(&info.id, fence, wanted).await {
+                Ok(()) => info.expires_at = wanted,
+                Err(err) => {
+                    tracing::warn!(upload_id = %info.id, error = %err, "could not move the upload's expiry");
+                }
+            }
         }
-        Ok(info)
+        info
     }
 
     /// One reaper pass over at most `limit` due uploads: each is locked, checked again, and

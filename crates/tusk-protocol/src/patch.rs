@@ -40,7 +40,7 @@ impl Engine {
         let info = self
             .receive(info, req.body.take(), content_length, checksum, &guard)
             .await?;
-        let info = self.refresh_expiry(info, guard.fence()).await?;
+        let info = self.refresh_expiry(info, guard.fence()).await;
         // The partial's lock is released before any final upload's is taken.
         drop(guard);
         self.complete_finals_of(&info).await;

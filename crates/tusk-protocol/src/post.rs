@@ -19,19 +19,17 @@ impl Engine {
                 "this server does not support concatenation".into(),
             ));
         }
+        let is_final = matches!(concat, Some(Concat::Final(_)));
         let length = match (
             optional_u64(headers, "Upload-Length")?,
             headers.get("Upload-Defer-Length"),
         ) {
-            _ if matches!(concat, Some(Concat::Final(_))) => {
-                if headers.get("Upload-Length").is_some()
-                    || headers.get("Upload-Defer-Length").is_some()
-                {
-                    return Err(TusError::InvalidConcat(
-                        "a final upload's length is the sum of its partial uploads: send no Upload-Length".into(),
-                    ));
-                }
-                None
+            // A final upload's length is the sum of its partials', computed below.
+            (None, None) if is_final => None,
+            _ if is_final => {
+                return Err(TusError::InvalidConcat(
+                    "a final upload's length is the sum of its partial uploads: send no Upload-Length".into(),
+                ));
             }
             (Some(_), Some(_)) => return Err(TusError::LengthAndDefer),
             (None, None) => return Err(TusError::LengthRequired),
@@ -62,20 +60,20 @@ impl Engine {
             Some(raw) => Metadata::parse(raw)?,
             None => Metadata::default(),
         };
-        let mut final_length = None;
-        if let Some(Concat::Final(ids)) = &concat {
-            let (_, sum) = self.check_partials(ids).await?;
-            if sum > max {
-                return Err(TusError::MaxSizeExceeded { length: sum, max });
-            }
-            final_length = Some(sum);
-        }
-        let length = length.or(final_length);
-        let headers = &req.headers;
         let with_body = is_offset_octet_stream(headers);
-        if with_body && final_length.is_some() {
+        if with_body && is_final {
             return Err(TusError::FinalUpload);
         }
+        let length = match &concat {
+            Some(Concat::Final(ids)) => {
+                let sum = self.final_length(ids).await?;
+                if sum > max {
+                    return Err(TusError::MaxSizeExceeded { length: sum, max });
+                }
+                Some(sum)
+            }
+            _ => length,
+        };
         let content_length = optional_u64(headers, "Content-Length")?;
         let checksum = crate::patch::checksum_header(&req)?;
         if with_body && content_length.is_some_and(|len| len > length.unwrap_or(max)) {
@@ -89,7 +87,7 @@ impl Engine {
                 id: id.clone(),
                 length,
                 metadata,
-                expires_at: if length == Some(0) && final_length.is_none() {
+                expires_at: if length == Some(0) && !is_final {
                     self.finished_expiry()
                 } else {
                     self.unfinished_expiry()
@@ -99,7 +97,7 @@ impl Engine {
             .await?;
         tracing::info!(upload_id = %id, length = ?length, "upload created");
         tusk_metrics::metrics().uploads_created.inc();
-        if info.is_complete() && final_length.is_none() {
+        if info.is_complete() && !is_final {
             tusk_metrics::metrics().uploads_finished.inc();
         }
         let mut resp =
@@ -120,7 +118,7 @@ impl Engine {
                 .receive(info, req.body.take(), content_length, checksum, &guard)
                 .await
             {
-                Ok(info) => self.refresh_expiry(info, guard.fence()).await?,
+                Ok(info) => self.refresh_expiry(info, guard.fence()).await,
                 Err(TusError::BodyTooLarge) => return Err(TusError::BodyTooLarge),
                 // The upload exists: tell the client where, and how much of the body is stored,
                 // so it can resume instead of starting over.

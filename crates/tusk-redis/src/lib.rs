@@ -9,6 +9,9 @@
 //! - `<prefix>{<id>}:parts`: list of the committed parts' ETags, part 1 first;
 //! - `<prefix>{<id>}:tail`: string with the bytes after the last committed part (absent when
 //!   empty).
+//! - `<prefix>{<id>}:finals`: set of the final uploads made from this partial upload
+//!   (concatenation), deleted with the upload;
+//! - `<prefix>expiry` (not per upload): sorted set of upload ids by expiry time.
 //!
 //! Every state-changing call, and `load`, refuses a fencing token older than the stored one and
 //! stores the newest, so a paused or partitioned old lock holder can never overwrite newer state.
@@ -123,13 +126,15 @@ impl RedisState {
         !policy.trim().eq_ignore_ascii_case("noeviction")
     }
 
-    /// The three keys of `id`, sharing its hash tag: state, parts, tail.
-    fn keys(&self, id: &UploadId) -> [String; 3] {
+    /// The keys of `id`, sharing its hash tag: state, parts, tail, and the final uploads made
+    /// from it.
+    fn keys(&self, id: &UploadId) -> [String; 4] {
         let base = format!("{}{{{}}}", self.prefix, id.as_str());
         [
             format!("{base}:state"),
             format!("{base}:parts"),
             format!("{base}:tail"),
+            self.finals_key(id),
         ]
     }
 
@@ -545,12 +550,6 @@ impl StateStore for RedisState {
         })
         .await?;
         self.index_expiry(id, None).await?;
-        let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("DEL")
-            .arg(self.finals_key(id))
-            .query_async(&mut conn)
-            .await
-            .map_err(RedisError::from)?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! upload's hash tag, so a check (exists, fence, expected lengths) and the change it guards can
 //! never be separated by another writer.
 //!
-//! Every script takes `KEYS = [state, parts, tail]` and replies with an array whose first element
+//! Every script takes `KEYS = [state, parts, tail, finals]` and replies with an array whose first element
 //! is a marker: `ok` (followed by the result), or `notfound`, `fenced`, `mismatch`, `set`,
 //! `exists`. Markers rather than error replies, so that no Redis version's error wrapping can
 //! blur them.
@@ -13,7 +13,7 @@ use redis::Script;
 
 /// Helpers shared by all scripts.
 const PRELUDE: &str = r#"
-local state, parts, tail = KEYS[1], KEYS[2], KEYS[3]
+local state, parts, tail, finals = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 -- Fences are u64 in decimal without leading zeros: comparing length, then text, is exact,
 -- where Lua's doubles would round tokens above 2^53.
@@ -167,7 +167,7 @@ pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local refused = guard(ARGV[1])
 if refused then return refused end
-redis.call('DEL', state, parts, tail)
+redis.call('DEL', state, parts, tail, finals)
 return {'ok'}
 "#,
     )
