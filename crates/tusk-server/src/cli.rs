@@ -8,7 +8,12 @@ use crate::units::{ByteSize, CommaList, HumanDuration, LogFormat, Secret};
 
 /// tusk: a resumable-upload server for the tus 1.0 protocol.
 #[derive(Debug, Parser)]
-#[command(name = "tusk", version, about, long_about = None)]
+#[command(
+    name = "tusk",
+    version,
+    about = "tusk: a resumable-upload server for the tus 1.0 protocol",
+    long_about = None
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
