@@ -13,11 +13,19 @@ use crate::{Engine, TusError};
 /// generated id (those are 32 hex digits).
 const REAPER_LOCK: &str = "_tusk-reaper";
 
-/// Unix time in seconds.
+/// Unix time in seconds, rounded down (for "has it expired yet?").
 pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Unix time in seconds, rounded up: expiries count from here, so an upload never expires
+/// before its full period has passed.
+fn now_rounded_up() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
 }
 
 /// What one reaper pass did.
@@ -36,14 +44,14 @@ impl Engine {
     pub(crate) fn unfinished_expiry(&self) -> Option<u64> {
         self.config()
             .expire_after
-            .map(|d| now().saturating_add(d.as_secs()))
+            .map(|d| now_rounded_up().saturating_add(d.as_secs()))
     }
 
     /// When a finished upload is removed, if finished uploads are removed at all.
     pub(crate) fn finished_expiry(&self) -> Option<u64> {
         self.config()
             .finished_retention
-            .map(|d| now().saturating_add(d.as_secs()))
+            .map(|d| now_rounded_up().saturating_add(d.as_secs()))
     }
 
     /// 410 for an upload whose time is up (the reaper may not have removed it yet).
