@@ -124,6 +124,34 @@ impl Metadata {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Every pair, by key: the decoded value, or `None` for a key sent without one.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_ref().map(|v| v.0.as_slice())))
+    }
+
+    /// Metadata from decoded text pairs (as hooks send them), with the keys checked as
+    /// [`Metadata::parse`] checks them. An empty value is a key without a value.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, MetadataError> {
+        let mut map = BTreeMap::new();
+        for (key, value) in pairs {
+            if key.is_empty() {
+                return Err(MetadataError::EmptyKey);
+            }
+            if !key.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+                return Err(MetadataError::BadKey(key.to_owned()));
+            }
+            let value = (!value.is_empty()).then(|| Base64Value(value.as_bytes().to_vec()));
+            if map.insert(key.to_owned(), value).is_some() {
+                return Err(MetadataError::DuplicateKey(key.to_owned()));
+            }
+        }
+        Ok(Self(map))
+    }
 }
 
 #[cfg(test)]
@@ -169,5 +197,24 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(json, r#"{"bin":"AP8=","flag":null}"#);
         assert_eq!(serde_json::from_str::<Metadata>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn builds_from_hook_pairs_and_iterates() {
+        let m = Metadata::from_pairs([("filename", "a b.pdf"), ("flag", "")]).unwrap();
+        assert_eq!(m.get("filename"), Some(&b"a b.pdf"[..]));
+        let pairs: Vec<_> = m.iter().collect();
+        assert_eq!(
+            pairs,
+            vec![("filename", Some(&b"a b.pdf"[..])), ("flag", None)]
+        );
+        assert_eq!(
+            Metadata::parse(&m.to_header().unwrap()).unwrap(),
+            m,
+            "round-trips through the header"
+        );
+        assert!(Metadata::from_pairs([("", "x")]).is_err());
+        assert!(Metadata::from_pairs([("a,b", "x")]).is_err());
+        assert!(Metadata::from_pairs([("a b", "x")]).is_err());
     }
 }

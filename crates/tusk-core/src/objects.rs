@@ -15,6 +15,11 @@ pub trait ObjectStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Where `key` lives, for hooks (`Storage`): for S3, `Type`, `Bucket` and `Key`.
+    fn location(&self, key: &str) -> Vec<(&'static str, String)> {
+        vec![("Key", key.to_owned())]
+    }
+
     /// Start a multipart upload for `key`; returns its upload id.
     async fn create_multipart(&self, key: &str) -> Result<String>;
 

@@ -58,6 +58,12 @@ pub trait UploadStore: Send + Sync + 'static {
     /// Optional abilities.
     fn capabilities(&self) -> Capabilities;
 
+    /// Where an upload's bytes live, for hooks (tusd's `Storage`: `Type` and store-specific
+    /// keys). By default: nothing said.
+    fn location(&self, _id: &UploadId) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     /// Whether the services behind the store answer (for readiness probes). By default: yes.
     async fn check(&self) -> Result<()> {
         Ok(())

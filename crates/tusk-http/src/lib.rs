@@ -5,6 +5,7 @@
 mod cors;
 mod location;
 mod routes;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;

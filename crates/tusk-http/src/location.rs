@@ -34,6 +34,17 @@ pub(crate) fn collection_url(req: &HttpRequest, config: &HttpConfig) -> String {
     }
 }
 
+/// The client's address for hooks: behind a trusted proxy the forwarded client (`Forwarded`
+/// or `X-Forwarded-For`), else the peer's address and port.
+pub(crate) fn client_addr(req: &HttpRequest, config: &HttpConfig) -> String {
+    if config.behind_proxy
+        && let Some(addr) = req.connection_info().realip_remote_addr()
+    {
+        return addr.to_owned();
+    }
+    req.peer_addr().map(|a| a.to_string()).unwrap_or_default()
+}
+
 /// `(scheme, host)` from `Forwarded` (RFC 7239), else `X-Forwarded-Proto` / `X-Forwarded-Host`.
 /// Values that are not a plain scheme or host are ignored.
 fn forwarded(headers: &HeaderMap) -> (Option<String>, Option<String>) {

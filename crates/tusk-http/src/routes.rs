@@ -33,7 +33,18 @@ pub(crate) async fn handle(
     let preflight =
         method == Method::Options && req.headers().contains_key("access-control-request-method");
     let request_id = request_id(&req);
-    let span = tracing::info_span!("request", id = %request_id, method = %method_name);
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("tus {method_name}"),
+        otel.kind = "server",
+        id = %request_id,
+        method = %method_name,
+        upload_id = tracing::field::Empty,
+        offset = tracing::field::Empty,
+        new_offset = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    crate::trace::adopt_remote_parent(&span, &req);
 
     let target = route(&config.base_path, req.path());
     let route_label = match &target {
@@ -57,18 +68,16 @@ pub(crate) async fn handle(
                 headers,
                 body,
                 location_base: location::collection_url(&req, config),
+                uri: req.uri().to_string(),
+                remote_addr: location::client_addr(&req, config),
             };
             state.engine.handle(tus).instrument(span.clone()).await
         }
     };
-    let method_label = match method {
-        Method::Options => "OPTIONS",
-        Method::Head => "HEAD",
-        Method::Get => "GET",
-        Method::Post => "POST",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
+    // Unknown methods share one label: a client cannot grow the metric's label set.
+    let method_label = match &method {
         Method::Other(_) => "other",
+        known => known.as_str(),
     };
     let metrics = tusk_metrics::metrics();
     metrics
@@ -79,6 +88,7 @@ pub(crate) async fn handle(
         .http_duration
         .with_label_values(&[method_label, route_label])
         .observe(started.elapsed().as_secs_f64());
+    span.record("status", resp.status);
     span.in_scope(|| {
         tracing::info!(
             path = req.path(),
@@ -95,6 +105,23 @@ pub(crate) async fn handle(
     }
     for (name, value) in cors::headers(&config.cors, origin.as_deref(), preflight) {
         out.insert_header((name, value));
+    }
+    for (name, value) in &resp.extra_headers {
+        if is_protocol_header(name) {
+            tracing::warn!(header = %name, "a hook asked to set a protocol header; ignored");
+            continue;
+        }
+        match (
+            actix_web::http::header::HeaderName::try_from(name.as_str()),
+            actix_web::http::header::HeaderValue::try_from(value.as_str()),
+        ) {
+            (Ok(name), Ok(value)) => {
+                out.insert_header((name, value));
+            }
+            _ => {
+                tracing::warn!(header = %name, "a hook asked for an invalid response header; dropped")
+            }
+        }
     }
     out.insert_header(("X-Request-ID", request_id));
     if let Some((length, stream)) = resp.stream {
@@ -139,6 +166,18 @@ pub(crate) fn metrics_response() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Content-Type", tusk_metrics::CONTENT_TYPE))
         .body(tusk_metrics::render())
+}
+
+/// Headers tusk owns: a hook's answer may not change them (clients and browsers rely on them).
+fn is_protocol_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["tus-", "upload-", "access-control-"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || matches!(
+            name.as_str(),
+            "location" | "content-length" | "transfer-encoding" | "x-request-id"
+        )
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {

@@ -138,6 +138,13 @@ fn sync_dir(dir: &Path) -> Result<(), LocalError> {
 
 #[async_trait]
 impl UploadStore for LocalStore {
+    fn location(&self, id: &UploadId) -> Vec<(&'static str, String)> {
+        vec![
+            ("Type", "filestore".to_owned()),
+            ("Path", self.data_path(id).display().to_string()),
+        ]
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::ALL
     }

@@ -56,6 +56,10 @@ pub struct Metrics {
     pub checksum_mismatches: IntCounter,
     /// `tusk_ready`.
     pub ready: IntGauge,
+    /// `tusk_hook_duration_seconds{hook}`.
+    pub hook_duration: HistogramVec,
+    /// `tusk_hook_failures_total{hook}`.
+    pub hook_failures: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -165,6 +169,33 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         register(r, Box::new(ready.clone()), "tusk_ready");
+        let hook_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tusk_hook_duration_seconds",
+                "Duration of hook calls (each attempt), by hook type.",
+            )
+            .buckets(SECONDS.to_vec()),
+            &["hook"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(
+            r,
+            Box::new(hook_duration.clone()),
+            "tusk_hook_duration_seconds",
+        );
+        let hook_failures = IntCounterVec::new(
+            Opts::new(
+                "tusk_hook_failures_total",
+                "Hook calls that failed (unreachable, timed out, non-2xx or unreadable answer), each attempt, by hook type.",
+            ),
+            &["hook"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(
+            r,
+            Box::new(hook_failures.clone()),
+            "tusk_hook_failures_total",
+        );
         Self {
             http_requests,
             http_duration,
@@ -220,6 +251,8 @@ impl Metrics {
                 "tusk_checksum_mismatches_total",
                 "Bodies refused because they did not match their Upload-Checksum.",
             ),
+            hook_duration,
+            hook_failures,
             registry,
         }
     }

@@ -246,6 +246,10 @@ fn corrupt_tail(state: &UploadState, len: usize) -> Error {
 
 #[async_trait]
 impl UploadStore for MultipartStore {
+    fn location(&self, id: &UploadId) -> Vec<(&'static str, String)> {
+        self.objects.location(id.as_str())
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::ALL
     }

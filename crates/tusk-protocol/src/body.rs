@@ -1,4 +1,6 @@
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -42,6 +44,8 @@ pub enum BodyEnd {
     TooLarge,
     /// The whole body arrived but does not match its `Upload-Checksum`: nothing may be committed.
     ChecksumMismatch,
+    /// A post-receive hook stopped the upload, which is removed: nothing is committed.
+    StoppedByHook,
 }
 
 /// The engine's view of a PATCH body: it stops at the first of end of body, broken
@@ -50,10 +54,13 @@ pub(crate) struct PatchBody {
     stream: BodyStream,
     room: u64,
     received: u64,
+    /// `received`, readable while the store holds the body (post-receive hooks).
+    progress: Arc<AtomicU64>,
     read_timeout: Duration,
     release: CancellationToken,
     lost: CancellationToken,
     shutdown: CancellationToken,
+    stopped_by_hook: CancellationToken,
     end: Option<BodyEnd>,
     /// Asked to stop (release request, shutdown): why, and until when bytes already on their
     /// way are still taken.
@@ -67,6 +74,7 @@ pub(crate) struct Stops {
     pub release: CancellationToken,
     pub lost: CancellationToken,
     pub shutdown: CancellationToken,
+    pub stopped_by_hook: CancellationToken,
 }
 
 impl PatchBody {
@@ -76,10 +84,12 @@ impl PatchBody {
             stream,
             room,
             received: 0,
+            progress: Arc::default(),
             read_timeout,
             release: stops.release,
             lost: stops.lost,
             shutdown: stops.shutdown,
+            stopped_by_hook: stops.stopped_by_hook,
             end: None,
             draining: None,
             checksum: None,
@@ -121,6 +131,11 @@ impl PatchBody {
     pub(crate) fn received(&self) -> u64 {
         self.received
     }
+
+    /// A live view of [`PatchBody::received`].
+    pub(crate) fn progress(&self) -> Arc<AtomicU64> {
+        self.progress.clone()
+    }
 }
 
 #[async_trait]
@@ -147,6 +162,7 @@ impl ChunkSource for PatchBody {
                 None => tokio::select! {
                     biased;
                     _ = self.lost.cancelled() => Err(BodyEnd::LockLost),
+                    _ = self.stopped_by_hook.cancelled() => Err(BodyEnd::StoppedByHook),
                     _ = self.release.cancelled() => {
                         self.draining = Some((BodyEnd::ReleaseRequested, Instant::now() + DRAIN_MAX));
                         continue;
@@ -172,6 +188,7 @@ impl ChunkSource for PatchBody {
                 }
                 Ok(chunk) => {
                     self.received += chunk.len() as u64;
+                    self.progress.store(self.received, Ordering::Relaxed);
                     tusk_metrics::metrics()
                         .received_bytes
                         .inc_by(chunk.len() as u64);
@@ -186,7 +203,12 @@ impl ChunkSource for PatchBody {
 
     fn may_commit(&self) -> bool {
         match self.end {
-            Some(BodyEnd::TooLarge | BodyEnd::LockLost | BodyEnd::ChecksumMismatch) => false,
+            Some(
+                BodyEnd::TooLarge
+                | BodyEnd::LockLost
+                | BodyEnd::ChecksumMismatch
+                | BodyEnd::StoppedByHook,
+            ) => false,
             // A body under a checksum counts only if all of it arrived and matched.
             Some(BodyEnd::Complete) => true,
             _ => self.checksum.is_none(),

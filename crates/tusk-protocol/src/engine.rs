@@ -2,9 +2,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tusk_core::{LockGuard, Locker, UploadId, UploadStore};
+use tracing::Instrument;
+use tusk_core::{LockGuard, Locker, UploadId, UploadInfo, UploadStore};
 
 use crate::body::{PatchBody, Stops};
+use crate::hooks::{
+    HookHttpRequest, HookHttpResponse, HookType, HookUpload, Hooks, canonical_header_name,
+};
 use crate::message::{Method, Target, TusRequest, TusResponse};
 use crate::{BodyStream, TUS_VERSION, TusError};
 
@@ -44,6 +48,7 @@ pub struct Engine {
     locker: Arc<dyn Locker>,
     config: EngineConfig,
     shutdown: CancellationToken,
+    hooks: Option<Arc<Hooks>>,
 }
 
 impl Engine {
@@ -54,7 +59,19 @@ impl Engine {
             locker,
             config,
             shutdown: CancellationToken::new(),
+            hooks: None,
         }
+    }
+
+    /// Send hooks for this engine's uploads.
+    pub fn with_hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = Some(Arc::new(hooks));
+        self
+    }
+
+    /// The hooks, if configured.
+    pub fn hooks(&self) -> Option<&Hooks> {
+        self.hooks.as_deref()
     }
 
     /// Cancelling this token makes every in-flight PATCH stop reading, commit what it has and
@@ -106,11 +123,56 @@ impl Engine {
 
     /// Answer one request. Never panics on client input; every failure is a [`TusResponse`].
     pub async fn handle(&self, req: TusRequest) -> TusResponse {
-        let resp = match self.dispatch(req).await {
+        let http = match self.hooks() {
+            Some(hooks) => hook_http_request(&req, &hooks.config().forward_headers),
+            None => HookHttpRequest::default(),
+        };
+        let (result, changes) = crate::hooks::scoped(http, self.dispatch(req)).await;
+        let mut resp = match result {
             Ok(resp) => resp,
             Err(err) => err.into_response(),
         };
+        if let Some(changes) = changes
+            && (200..300).contains(&resp.status)
+        {
+            resp = apply_hook_response(resp, changes);
+        }
         resp.header("Tus-Resumable", TUS_VERSION)
+    }
+
+    /// The hook event view of `info`.
+    pub(crate) fn hook_upload(&self, info: &UploadInfo) -> HookUpload {
+        let location = self.store.location(&info.id);
+        HookUpload::from_info(
+            info,
+            location
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        )
+    }
+
+    /// `info` just received its last byte (or was assembled): pre-finish, whose answer may
+    /// change the response and whose failure fails the request (the bytes stay stored), then
+    /// post-finish in the background.
+    pub(crate) async fn finished(&self, info: &UploadInfo) -> Result<(), TusError> {
+        let Some(hooks) = self.hooks() else {
+            return Ok(());
+        };
+        hooks.forget(&info.id);
+        let upload = self.hook_upload(info);
+        match hooks.call(HookType::PreFinish, upload.clone()).await {
+            Err(err) => {
+                return Err(TusError::HookFailed {
+                    hook: HookType::PreFinish,
+                    reason: err.to_string(),
+                });
+            }
+            Ok(Some(answer)) => crate::hooks::change_response(answer.http_response),
+            Ok(None) => {}
+        }
+        hooks.notify(HookType::PostFinish, upload);
+        Ok(())
     }
 
     async fn dispatch(&self, req: TusRequest) -> Result<TusResponse, TusError> {
@@ -122,6 +184,11 @@ impl Engine {
             && req.headers.get("Tus-Resumable").map(str::trim) != Some(TUS_VERSION)
         {
             return Err(TusError::UnsupportedVersion);
+        }
+        if let Target::Upload(raw) = &req.target
+            && let Ok(id) = UploadId::parse(raw)
+        {
+            tracing::Span::current().record("upload_id", tracing::field::display(&id));
         }
         let caps = self.store.capabilities();
         match (&req.method, &req.target) {
@@ -152,7 +219,12 @@ impl Engine {
 
     pub(crate) async fn lock(&self, id: &UploadId) -> Result<LockGuard, TusError> {
         let started = std::time::Instant::now();
-        let locked = self.locker.lock(id, self.config.lock_wait).await;
+        let span = tracing::info_span!("lock", otel.name = "lock acquire", upload_id = %id);
+        let locked = self
+            .locker
+            .lock(id, self.config.lock_wait)
+            .instrument(span)
+            .await;
         tusk_metrics::metrics()
             .lock_wait
             .observe(started.elapsed().as_secs_f64());
@@ -176,7 +248,13 @@ impl Engine {
     }
 
     /// Wrap a request body so it stops on any of the engine's conditions.
-    pub(crate) fn patch_body(&self, stream: BodyStream, room: u64, guard: &LockGuard) -> PatchBody {
+    pub(crate) fn patch_body(
+        &self,
+        stream: BodyStream,
+        room: u64,
+        guard: &LockGuard,
+        stopped_by_hook: CancellationToken,
+    ) -> PatchBody {
         PatchBody::new(
             stream,
             room,
@@ -185,9 +263,47 @@ impl Engine {
                 release: guard.release_requested().clone(),
                 lost: guard.lost().clone(),
                 shutdown: self.shutdown.clone(),
+                stopped_by_hook,
             },
         )
     }
+}
+
+/// The client request as hooks are told about it: only allow-listed headers, in Go's
+/// canonical form.
+fn hook_http_request(req: &TusRequest, forward: &[String]) -> HookHttpRequest {
+    let mut header: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (name, value) in req.headers.iter() {
+        if forward.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+            header
+                .entry(canonical_header_name(name))
+                .or_default()
+                .push(value.to_owned());
+        }
+    }
+    HookHttpRequest {
+        method: req.method.as_str().to_owned(),
+        uri: req.uri.clone(),
+        remote_addr: req.remote_addr.clone(),
+        header,
+        traceparent: req.headers.get("traceparent").map(str::to_owned),
+    }
+}
+
+/// Apply a hook's response changes to a successful response. A body turns a 204 into a 200
+/// (204 has no body); a status outside 2xx is ignored (success stays success).
+fn apply_hook_response(mut resp: TusResponse, changes: HookHttpResponse) -> TusResponse {
+    if (200..300).contains(&changes.status_code) {
+        resp.status = changes.status_code;
+    }
+    if !changes.body.is_empty() {
+        if resp.status == 204 {
+            resp.status = 200;
+        }
+        resp.body = changes.body;
+    }
+    resp.extra_headers.extend(changes.header);
+    resp
 }
 
 fn parse_id(raw: &str) -> Result<UploadId, TusError> {

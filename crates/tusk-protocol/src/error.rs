@@ -1,5 +1,6 @@
 use tusk_core::{ErrorKind, MetadataError};
 
+use crate::hooks::{HookHttpResponse, HookType};
 use crate::{TUS_VERSION, TusResponse};
 
 /// Every way a tus request can fail. [`TusError::status`] is the one place a failure becomes an
@@ -117,9 +118,35 @@ pub enum TusError {
     /// A path id that is not a valid upload id, so no such upload can exist.
     #[error("upload not found")]
     UnknownId,
+    /// A blocking hook could not be asked (unreachable, timed out, bad answer); the upload was
+    /// not changed by this request.
+    #[error("the {hook} hook failed ({reason}); try again later")]
+    HookFailed {
+        /// Which hook.
+        hook: HookType,
+        /// What went wrong (never the hook's URL).
+        reason: String,
+    },
+    /// A hook refused the request: pre-create rejected the upload, pre-terminate the DELETE,
+    /// or post-receive stopped the upload.
+    #[error("{}", rejection_message(*.hook))]
+    HookRejected {
+        /// Which hook.
+        hook: HookType,
+        /// The status, body and headers it chose.
+        response: HookHttpResponse,
+    },
     /// A store or locker failure.
     #[error(transparent)]
     Store(#[from] tusk_core::Error),
+}
+
+fn rejection_message(hook: HookType) -> &'static str {
+    match hook {
+        HookType::PreCreate => "upload creation has been rejected by server",
+        HookType::PreTerminate => "upload termination has been rejected by server",
+        _ => "upload has been stopped by server",
+    }
 }
 
 impl TusError {
@@ -148,6 +175,12 @@ impl TusError {
             TusError::OffsetMismatch { .. } => 409,
             TusError::MethodNotAllowed { .. } => 405,
             TusError::UnknownId => 404,
+            TusError::HookFailed { .. } => 503,
+            // A hook may pick any error status; anything else keeps tusd's default.
+            TusError::HookRejected { response, .. } => match response.status_code {
+                status @ 400..=599 => status,
+                _ => 400,
+            },
             TusError::Store(e) => match e.kind() {
                 ErrorKind::NotFound => 404,
                 ErrorKind::Gone => 410,
@@ -188,6 +221,12 @@ impl TusError {
             TusError::PartialGone(_) => "ERR_PARTIAL_GONE",
             TusError::RangeNotSatisfiable { .. } => "ERR_RANGE_NOT_SATISFIABLE",
             TusError::UnknownId => "ERR_UPLOAD_NOT_FOUND",
+            TusError::HookFailed { .. } => "ERR_HOOK_FAILED",
+            TusError::HookRejected { hook, .. } => match hook {
+                HookType::PreCreate => "ERR_UPLOAD_REJECTED",
+                HookType::PreTerminate => "ERR_UPLOAD_TERMINATION_REJECTED",
+                _ => "ERR_UPLOAD_STOPPED",
+            },
             TusError::Store(e) => match e.kind() {
                 ErrorKind::NotFound => "ERR_UPLOAD_NOT_FOUND",
                 ErrorKind::Gone => "ERR_UPLOAD_GONE",
@@ -214,6 +253,17 @@ impl TusError {
         let mut resp =
             TusResponse::status(status).header("Content-Type", "text/plain; charset=utf-8");
         resp.body = format!("{}: {self}\n", self.code());
+        if let TusError::HookRejected { response, .. } = &self {
+            // The hook speaks to the client in its own words and headers.
+            if !response.body.is_empty() {
+                resp.body.clone_from(&response.body);
+            }
+            resp.extra_headers = response
+                .header
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect();
+        }
         match (&self, status) {
             (TusError::UnsupportedVersion, _) => resp = resp.header("Tus-Version", TUS_VERSION),
             (TusError::MethodNotAllowed { allow }, _) => resp = resp.header("Allow", *allow),

@@ -15,6 +15,7 @@ mod expiry;
 mod get;
 mod head;
 mod headers;
+mod hooks;
 mod message;
 mod options;
 mod patch;
@@ -24,6 +25,11 @@ pub use body::{BodyEnd, BodyError, BodyStream};
 pub use engine::{Engine, EngineConfig};
 pub use error::TusError;
 pub use expiry::ReapReport;
+pub use hooks::{
+    DEFAULT_FORWARD_HEADERS, FileInfoChanges, HookConfig, HookError, HookEvent, HookHttpRequest,
+    HookHttpResponse, HookRequest, HookResponse, HookSender, HookType, HookUpload, Hooks,
+    canonical_header_name,
+};
 pub use message::{Headers, Method, Target, TusRequest, TusResponse};
 
 /// The only protocol version tusk speaks.

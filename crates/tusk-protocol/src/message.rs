@@ -20,6 +20,19 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method's name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Options => "OPTIONS",
+            Method::Head => "HEAD",
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Other(name) => name,
+        }
+    }
+
     /// Parse a method name (case-sensitive, as HTTP methods are).
     pub fn parse(name: &str) -> Self {
         match name {
@@ -65,6 +78,11 @@ impl Headers {
         self
     }
 
+    /// Every header, names in lower case, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -86,6 +104,10 @@ pub struct TusRequest {
     pub body: Option<BodyStream>,
     /// The public URL of the collection, ending in `/`; `Location` is this plus the id.
     pub location_base: String,
+    /// The request target as sent (path and query), for hooks.
+    pub uri: String,
+    /// The client's address and port, for hooks.
+    pub remote_addr: String,
 }
 
 impl std::fmt::Debug for TusRequest {
@@ -96,6 +118,8 @@ impl std::fmt::Debug for TusRequest {
             .field("headers", &self.headers)
             .field("body", &self.body.is_some())
             .field("location_base", &self.location_base)
+            .field("uri", &self.uri)
+            .field("remote_addr", &self.remote_addr)
             .finish()
     }
 }
@@ -108,6 +132,9 @@ pub struct TusResponse {
     pub headers: Vec<(&'static str, String)>,
     /// Plain-text body (empty for successes).
     pub body: String,
+    /// Headers named at run time (by a hook): checked by the HTTP adapter, which drops any
+    /// that is not a valid header.
+    pub extra_headers: Vec<(String, String)>,
     /// A download: its exact length and its bytes, streamed from the store.
     pub stream: Option<(u64, tusk_core::ByteStream)>,
 }
@@ -118,6 +145,7 @@ impl std::fmt::Debug for TusResponse {
             .field("status", &self.status)
             .field("headers", &self.headers)
             .field("body", &self.body)
+            .field("extra_headers", &self.extra_headers)
             .field("stream", &self.stream.as_ref().map(|(len, _)| len))
             .finish()
     }
@@ -130,6 +158,7 @@ impl TusResponse {
             status,
             headers: Vec::new(),
             body: String::new(),
+            extra_headers: Vec::new(),
             stream: None,
         }
     }

@@ -1,4 +1,9 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tusk_core::{Error, ErrorKind, UploadId, UploadInfo};
+
+use crate::hooks::{HookType, StopRequest};
 
 use crate::body::BodyEnd;
 use crate::checksum::Checksum;
@@ -21,6 +26,7 @@ impl Engine {
         let declared_length = optional_u64(&req.headers, "Upload-Length")?;
         let content_length = optional_u64(&req.headers, "Content-Length")?;
         let checksum = checksum_header(&req)?;
+        tracing::Span::current().record("offset", offset);
 
         let guard = self.lock(id).await?;
         let mut info = self.store().info_locked(id, guard.fence()).await?;
@@ -41,6 +47,7 @@ impl Engine {
             .receive(info, req.body.take(), content_length, checksum, &guard)
             .await?;
         let info = self.refresh_expiry(info, guard.fence()).await;
+        tracing::Span::current().record("new_offset", info.offset);
         // The partial's lock is released before any final upload's is taken.
         drop(guard);
         self.complete_finals_of(&info).await;
@@ -93,10 +100,16 @@ impl Engine {
         // Decremented however this returns.
         let _in_flight = scopeguard(|| metrics.patches_in_flight.dec());
         let was_complete = info.is_complete();
-        let mut body = self.patch_body(stream, room, guard).with_checksum(checksum);
-        let written = self
+        let stop = StopRequest::default();
+        let mut body = self
+            .patch_body(stream, room, guard, stop.token.clone())
+            .with_checksum(checksum);
+        let progress = body.progress();
+        let write = self
             .store()
-            .write(&info.id, info.offset, &mut body, guard.fence())
+            .write(&info.id, info.offset, &mut body, guard.fence());
+        let written = self
+            .reporting_progress(&info, &progress, &stop, write)
             .await;
         let end = body.end();
         tracing::debug!(
@@ -110,6 +123,7 @@ impl Engine {
             Some(BodyEnd::ReleaseRequested) => metrics.lock_releases_honoured.inc(),
             Some(BodyEnd::LockLost) => metrics.locks_lost.inc(),
             Some(BodyEnd::ChecksumMismatch) => metrics.checksum_mismatches.inc(),
+            Some(BodyEnd::StoppedByHook) => return self.stop_upload(&info, &stop, guard).await,
             _ => {}
         }
         if let Err(err) = &written
@@ -118,18 +132,80 @@ impl Engine {
             metrics.locks_lost.inc();
         }
         let written = written?;
+        match end {
+            Some(BodyEnd::TooLarge) => return Err(TusError::BodyTooLarge),
+            Some(BodyEnd::ChecksumMismatch) => return Err(TusError::ChecksumMismatch),
+            Some(BodyEnd::LockLost) => {
+                return Err(TusError::Store(Error::new(
+                    ErrorKind::LockLost,
+                    "the upload's lock was lost; nothing of this request was stored",
+                )));
+            }
+            _ => {}
+        }
         if !was_complete && written.is_complete() {
             metrics.uploads_finished.inc();
+            self.finished(&written).await?;
+        } else if written.offset > info.offset
+            && let Some(hooks) = self.hooks()
+            && hooks.receive_due(&written.id)
+        {
+            hooks.notify(HookType::PostReceive, self.hook_upload(&written));
         }
-        match end {
-            Some(BodyEnd::TooLarge) => Err(TusError::BodyTooLarge),
-            Some(BodyEnd::ChecksumMismatch) => Err(TusError::ChecksumMismatch),
-            Some(BodyEnd::LockLost) => Err(TusError::Store(Error::new(
-                ErrorKind::LockLost,
-                "the upload's lock was lost; nothing of this request was stored",
-            ))),
-            _ => Ok(written),
+        Ok(written)
+    }
+
+    /// Await `write`, sending post-receive (bytes received so far) every interval while it
+    /// runs. An answer with StopUpload fires `stop`, which ends the body.
+    async fn reporting_progress<T>(
+        &self,
+        info: &UploadInfo,
+        progress: &Arc<AtomicU64>,
+        stop: &StopRequest,
+        write: impl std::future::Future<Output = T>,
+    ) -> T {
+        let Some(hooks) = self
+            .hooks()
+            .filter(|hooks| hooks.enabled(HookType::PostReceive))
+        else {
+            return write.await;
+        };
+        let interval = hooks.config().post_receive_interval;
+        tokio::pin!(write);
+        loop {
+            tokio::select! {
+                out = &mut write => return out,
+                _ = tokio::time::sleep(interval) => {
+                    if hooks.receive_due(&info.id) {
+                        let mut upload = self.hook_upload(info);
+                        upload.offset = info.offset + progress.load(Ordering::Relaxed);
+                        hooks.notify_receive(upload, stop.clone());
+                    }
+                }
+            }
         }
+    }
+
+    /// A post-receive hook stopped the upload: remove it (as tusd does) and answer with the
+    /// hook's response.
+    async fn stop_upload(
+        &self,
+        info: &UploadInfo,
+        stop: &StopRequest,
+        guard: &tusk_core::LockGuard,
+    ) -> Result<UploadInfo, TusError> {
+        tracing::info!(upload_id = %info.id, "upload stopped by the post-receive hook");
+        if self.store().capabilities().termination {
+            self.store().terminate(&info.id, guard.fence()).await?;
+            tusk_metrics::metrics().uploads_terminated.inc();
+        }
+        if let Some(hooks) = self.hooks() {
+            hooks.forget(&info.id);
+        }
+        Err(TusError::HookRejected {
+            hook: HookType::PostReceive,
+            response: stop.response(),
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 use tusk_core::{Concat, Metadata, NewUpload, UploadId};
 
 use crate::headers::{is_offset_octet_stream, optional_u64};
+use crate::hooks::{HookType, HookUpload};
 use crate::message::{TusRequest, TusResponse};
 use crate::{Engine, TusError};
 
@@ -80,7 +81,9 @@ impl Engine {
             return Err(TusError::BodyTooLarge);
         }
 
-        let id = UploadId::generate();
+        let (id, metadata) = self
+            .pre_create(UploadId::generate(), metadata, length, concat.as_ref())
+            .await?;
         let info = self
             .store()
             .create(NewUpload {
@@ -96,9 +99,18 @@ impl Engine {
             })
             .await?;
         tracing::info!(upload_id = %id, length = ?length, "upload created");
+        tracing::Span::current().record("upload_id", tracing::field::display(&id));
         tusk_metrics::metrics().uploads_created.inc();
+        if let Some(hooks) = self.hooks() {
+            hooks.notify(HookType::PostCreate, self.hook_upload(&info));
+        }
         if info.is_complete() && !is_final {
             tusk_metrics::metrics().uploads_finished.inc();
+            // The upload exists and is complete: failing the POST now would only make the
+            // client create a duplicate.
+            if let Err(err) = self.finished(&info).await {
+                tracing::warn!(upload_id = %id, error = %err, "upload created complete, but its finish hooks failed");
+            }
         }
         let mut resp =
             TusResponse::status(201).header("Location", format!("{}{id}", req.location_base));
@@ -120,6 +132,8 @@ impl Engine {
             {
                 Ok(info) => self.refresh_expiry(info, guard.fence()).await,
                 Err(TusError::BodyTooLarge) => return Err(TusError::BodyTooLarge),
+                // A post-receive hook stopped the upload and it was removed.
+                Err(err @ TusError::HookRejected { .. }) => return Err(err),
                 // The upload exists: tell the client where, and how much of the body is stored,
                 // so it can resume instead of starting over.
                 Err(err) => {
@@ -127,8 +141,81 @@ impl Engine {
                     self.store().info(&id).await?
                 }
             };
+            tracing::Span::current().record("new_offset", info.offset);
             resp = resp.header("Upload-Offset", info.offset.to_string());
         }
         Ok(crate::expiry::with_expires(resp, &info))
+    }
+
+    /// An upload id a pre-create hook chose: valid, not reserved ("_" starts tusk's own lock
+    /// names) and not taken.
+    async fn hook_chosen_id(&self, chosen: &str) -> Result<UploadId, TusError> {
+        let refuse = |why: String| TusError::HookFailed {
+            hook: HookType::PreCreate,
+            reason: format!("it chose the upload ID {chosen:?}, which {why}"),
+        };
+        let id = UploadId::parse(chosen).map_err(|e| refuse(format!("is invalid ({e})")))?;
+        if chosen.starts_with('_') {
+            return Err(refuse(
+                "is reserved (IDs starting with _ are tusk's)".into(),
+            ));
+        }
+        match self.store().info(&id).await {
+            Ok(_) => Err(refuse("belongs to an existing upload".into())),
+            Err(err) if err.kind() == tusk_core::ErrorKind::NotFound => Ok(id),
+            Err(err) if err.kind() == tusk_core::ErrorKind::Gone => {
+                Err(refuse("belongs to an expired upload".into()))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The pre-create hook: it may refuse the upload, or change its id or metadata.
+    async fn pre_create(
+        &self,
+        id: UploadId,
+        metadata: Metadata,
+        length: Option<u64>,
+        concat: Option<&Concat>,
+    ) -> Result<(UploadId, Metadata), TusError> {
+        let Some(hooks) = self.hooks() else {
+            return Ok((id, metadata));
+        };
+        let hook = HookType::PreCreate;
+        let upload = HookUpload::new(length, &metadata, concat);
+        let answer = match hooks.call(hook, upload).await {
+            Ok(Some(answer)) => answer,
+            Ok(None) => return Ok((id, metadata)),
+            Err(err) => {
+                return Err(TusError::HookFailed {
+                    hook,
+                    reason: err.to_string(),
+                });
+            }
+        };
+        if answer.reject_upload {
+            return Err(TusError::HookRejected {
+                hook,
+                response: answer.http_response,
+            });
+        }
+        let changes = answer.change_file_info;
+        let id = if changes.id.is_empty() {
+            id
+        } else {
+            self.hook_chosen_id(&changes.id).await?
+        };
+        let metadata = match &changes.metadata {
+            None => metadata,
+            Some(pairs) => Metadata::from_pairs(
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .map_err(|e| TusError::HookFailed {
+                hook,
+                reason: format!("it chose invalid metadata: {e}"),
+            })?,
+        };
+        crate::hooks::change_response(answer.http_response);
+        Ok((id, metadata))
     }
 }

@@ -189,7 +189,14 @@ impl RedisState {
         let started = std::time::Instant::now();
         let reply = invocation
             .invoke_async::<Value>(&mut conn)
-            .instrument(tracing::debug_span!("redis_state", op, upload_id = %id))
+            .instrument(tracing::info_span!(
+                "redis",
+                otel.name = format!("redis {op}"),
+                otel.kind = "client",
+                db.system = "redis",
+                op,
+                upload_id = %id
+            ))
             .await;
         tusk_metrics::metrics()
             .redis_duration

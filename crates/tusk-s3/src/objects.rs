@@ -22,7 +22,13 @@ use crate::{S3Config, S3Error};
 trait Timed: std::future::Future + Sized {
     async fn timed(self, operation: &'static str) -> Self::Output {
         let started = std::time::Instant::now();
-        let out = self.await;
+        let span = tracing::info_span!(
+            "s3",
+            otel.name = format!("s3 {operation}"),
+            otel.kind = "client",
+            operation
+        );
+        let out = self.instrument(span).await;
         tusk_metrics::metrics()
             .s3_duration
             .with_label_values(&[operation])
@@ -191,6 +197,14 @@ fn missing(operation: &str, what: &str) -> Error {
 
 #[async_trait]
 impl ObjectStore for S3Objects {
+    fn location(&self, key: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("Type", "s3store".to_owned()),
+            ("Bucket", self.bucket.clone()),
+            ("Key", self.key(key)),
+        ]
+    }
+
     async fn check(&self) -> Result<()> {
         Ok(self.check_bucket(self.endpoint.clone()).await?)
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
-use crate::units::{ByteSize, CommaList, HumanDuration, LogFormat, Secret};
+use crate::units::{ByteSize, CommaList, HumanDuration, LogFormat, OtlpProtocol, Secret};
 
 /// tusk: a resumable-upload server for the tus 1.0 protocol.
 #[derive(Debug, Parser)]
@@ -113,6 +113,107 @@ pub struct Settings {
     /// Log format on stderr: text or json [default: text]. Verbosity via RUST_LOG.
     #[arg(long, env = "TUSK_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    // --- traces -----------------------------------------------------------------------------
+    /// Send OpenTelemetry traces to this OTLP endpoint, e.g. http://collector:4317 (gRPC) or
+    /// http://collector:4318 (HTTP; /v1/traces is added to a URL without a path). Service name
+    /// from OTEL_SERVICE_NAME [default: none, no traces].
+    #[arg(
+        long,
+        env = "TUSK_OTLP_ENDPOINT",
+        value_name = "URL",
+        help_heading = "Traces"
+    )]
+    pub otlp_endpoint: Option<String>,
+
+    /// OTLP transport: grpc or http (protobuf over HTTP) [default: grpc].
+    #[arg(
+        long,
+        env = "TUSK_OTLP_PROTOCOL",
+        value_name = "PROTOCOL",
+        help_heading = "Traces"
+    )]
+    pub otlp_protocol: Option<OtlpProtocol>,
+
+    // --- hooks ------------------------------------------------------------------------------
+    /// Send tusd-compatible HTTP hooks (JSON POST) to this URL; see docs/hooks.md
+    /// [default: none, no hooks].
+    #[arg(
+        long,
+        env = "TUSK_HOOKS_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        help_heading = "Hooks"
+    )]
+    pub hooks_url: Option<Secret>,
+
+    /// Read the hooks URL from this file (it may carry a token).
+    #[arg(
+        long,
+        env = "TUSK_HOOKS_URL_FILE",
+        value_name = "FILE",
+        help_heading = "Hooks"
+    )]
+    pub hooks_url_file: Option<PathBuf>,
+
+    /// Hook events to send, comma-separated: pre-create, post-create, post-receive,
+    /// pre-finish, post-finish, pre-terminate, post-terminate
+    /// [default: all but post-receive].
+    #[arg(
+        long,
+        env = "TUSK_HOOKS_EVENTS",
+        value_name = "LIST",
+        help_heading = "Hooks"
+    )]
+    pub hooks_events: Option<CommaList>,
+
+    /// Client request headers passed to hooks in HTTPRequest.Header, comma-separated
+    /// [default: Authorization, Content-Length, Content-Type, Host, Origin, Tus-Resumable,
+    /// Upload-*, User-Agent, X-Forwarded-*, X-Request-Id].
+    #[arg(
+        long,
+        env = "TUSK_HOOKS_FORWARD_HEADERS",
+        value_name = "LIST",
+        help_heading = "Hooks"
+    )]
+    pub hooks_forward_headers: Option<CommaList>,
+
+    /// How long one hook call may take; a pre-* hook that takes longer refuses the request
+    /// with 503 [default: 10s].
+    #[arg(
+        long,
+        env = "TUSK_HOOKS_TIMEOUT",
+        value_name = "DURATION",
+        help_heading = "Hooks"
+    )]
+    pub hooks_timeout: Option<HumanDuration>,
+
+    /// Retries of a failed post-* hook [default: 3].
+    #[arg(
+        long,
+        env = "TUSK_HOOKS_RETRIES",
+        value_name = "N",
+        help_heading = "Hooks"
+    )]
+    pub hooks_retries: Option<u32>,
+
+    /// Wait before the first retry of a post-* hook, doubled for each next one [default: 1s].
+    #[arg(
+        long,
+        env = "TUSK_HOOKS_BACKOFF",
+        value_name = "DURATION",
+        help_heading = "Hooks"
+    )]
+    pub hooks_backoff: Option<HumanDuration>,
+
+    /// At most one post-receive per upload per this interval, per node [default: 1s].
+    #[arg(
+        long,
+        env = "TUSK_HOOKS_POST_RECEIVE_INTERVAL",
+        value_name = "DURATION",
+        help_heading = "Hooks"
+    )]
+    pub hooks_post_receive_interval: Option<HumanDuration>,
 
     // --- distributed mode -------------------------------------------------------------------
     /// S3 bucket holding upload data. Setting it switches to distributed mode (S3 + Redis);
@@ -333,6 +434,16 @@ impl Settings {
             read_timeout,
             shutdown_timeout,
             log_format,
+            otlp_endpoint,
+            otlp_protocol,
+            hooks_url,
+            hooks_url_file,
+            hooks_events,
+            hooks_forward_headers,
+            hooks_timeout,
+            hooks_retries,
+            hooks_backoff,
+            hooks_post_receive_interval,
             expire_after,
             finished_retention,
             reap_interval,

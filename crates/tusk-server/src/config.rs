@@ -11,7 +11,8 @@ use tusk_protocol::EngineConfig;
 use tusk_multipart::{MultipartConfig, part_size_for};
 
 use crate::cli::Settings;
-use crate::units::{LogFormat, Secret};
+use crate::units::{LogFormat, OtlpProtocol, Secret};
+use tusk_protocol::{HookConfig, HookType};
 
 /// The validated configuration of `tusk serve`.
 #[derive(Debug, Clone)]
@@ -24,6 +25,22 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     pub reap_interval: Duration,
     pub metrics_listen: Option<SocketAddr>,
+    pub otlp: Option<Otlp>,
+    pub hooks: Option<HookSettings>,
+}
+
+/// Where traces go.
+#[derive(Debug, Clone)]
+pub struct Otlp {
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+}
+
+/// Hooks: where they go and how they are sent.
+#[derive(Debug, Clone)]
+pub struct HookSettings {
+    pub url: Secret,
+    pub config: HookConfig,
 }
 
 /// Where uploads live.
@@ -116,6 +133,7 @@ pub fn load(cli: Settings) -> Result<ServeConfig, ConfigError> {
 }
 
 fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
+    let hooks = hooks(&mut s)?;
     let defaults = EngineConfig::default();
     let max_size = s.max_size.map_or(defaults.max_size, |v| v.0);
     if max_size == 0 {
@@ -202,15 +220,6 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
         }
     };
 
-    let positive =
-        |key: &'static str, value: Option<crate::units::HumanDuration>, default: Duration| {
-            let d = value.map_or(default, |v| v.0);
-            if d.is_zero() {
-                Err(invalid(key, "must be greater than zero"))
-            } else {
-                Ok(d)
-            }
-        };
     let lock_wait = positive("lock_wait", s.lock_wait, defaults.lock_wait)?;
     let read_timeout = positive("read_timeout", s.read_timeout, defaults.read_timeout)?;
     let shutdown_timeout = positive(
@@ -241,6 +250,27 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
         defaults.finished_retention.unwrap_or_default(),
     )?;
     let reap_interval = positive("reap_interval", s.reap_interval, Duration::from_secs(60))?;
+    let otlp = match s.otlp_endpoint.take() {
+        None if s.otlp_protocol.is_some() => {
+            return Err(invalid("otlp_protocol", "needs otlp_endpoint"));
+        }
+        None => None,
+        Some(endpoint) => {
+            let host = endpoint
+                .strip_prefix("http://")
+                .or_else(|| endpoint.strip_prefix("https://"));
+            if host.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
+                return Err(invalid(
+                    "otlp_endpoint",
+                    "must be an http:// or https:// URL, e.g. http://collector:4317",
+                ));
+            }
+            Some(Otlp {
+                endpoint,
+                protocol: s.otlp_protocol.unwrap_or_default(),
+            })
+        }
+    };
 
     Ok(ServeConfig {
         listen: s
@@ -266,7 +296,105 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
         log_format: s.log_format.unwrap_or_default(),
         reap_interval,
         metrics_listen: s.metrics_listen,
+        otlp,
+        hooks,
     })
+}
+
+/// A duration setting that must not be zero.
+fn positive(
+    key: &'static str,
+    value: Option<crate::units::HumanDuration>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let d = value.map_or(default, |v| v.0);
+    if d.is_zero() {
+        Err(invalid(key, "must be greater than zero"))
+    } else {
+        Ok(d)
+    }
+}
+
+/// The hook settings, if a hooks URL is set; hook options without one are an error.
+fn hooks(s: &mut Settings) -> Result<Option<HookSettings>, ConfigError> {
+    let url = secret_from("hooks_url", s.hooks_url.take(), s.hooks_url_file.take())?;
+    let Some(url) = url else {
+        let set = [
+            ("hooks_events", s.hooks_events.is_some()),
+            ("hooks_forward_headers", s.hooks_forward_headers.is_some()),
+            ("hooks_timeout", s.hooks_timeout.is_some()),
+            ("hooks_retries", s.hooks_retries.is_some()),
+            ("hooks_backoff", s.hooks_backoff.is_some()),
+            (
+                "hooks_post_receive_interval",
+                s.hooks_post_receive_interval.is_some(),
+            ),
+        ];
+        return match set.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(invalid(key, "needs hooks_url")),
+            None => Ok(None),
+        };
+    };
+    if let Err(err) = tusk_hooks::HttpHookSender::new(&url.0) {
+        return Err(invalid("hooks_url", err.to_string()));
+    }
+    let defaults = HookConfig::default();
+    let events = match s.hooks_events.take() {
+        None => defaults.events,
+        Some(list) => {
+            let mut events = Vec::new();
+            for name in &list.0 {
+                let kind = HookType::parse(name.trim()).ok_or_else(|| {
+                    let all: Vec<&str> = HookType::ALL.iter().map(|t| t.as_str()).collect();
+                    invalid(
+                        "hooks_events",
+                        format!("unknown event {name:?}; known: {}", all.join(", ")),
+                    )
+                })?;
+                if !events.contains(&kind) {
+                    events.push(kind);
+                }
+            }
+            events
+        }
+    };
+    let forward_headers = match s.hooks_forward_headers.take() {
+        None => defaults.forward_headers,
+        Some(list) => {
+            for name in &list.0 {
+                let valid = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
+                if !valid {
+                    return Err(invalid(
+                        "hooks_forward_headers",
+                        format!("{name:?} is not a header name"),
+                    ));
+                }
+            }
+            list.0
+        }
+    };
+    Ok(Some(HookSettings {
+        url,
+        config: HookConfig {
+            events,
+            forward_headers,
+            timeout: positive("hooks_timeout", s.hooks_timeout, defaults.timeout)?,
+            post_retries: match s.hooks_retries {
+                Some(n) if n > 100 => return Err(invalid("hooks_retries", "at most 100")),
+                Some(n) => n,
+                None => defaults.post_retries,
+            },
+            post_backoff: positive("hooks_backoff", s.hooks_backoff, Duration::from_secs(1))?,
+            post_receive_interval: positive(
+                "hooks_post_receive_interval",
+                s.hooks_post_receive_interval,
+                defaults.post_receive_interval,
+            )?,
+        },
+    }))
 }
 
 /// S3 allows parts of at most 5 GiB and at most 10,000 of them.

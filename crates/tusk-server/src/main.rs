@@ -8,6 +8,7 @@ use clap::error::{ContextKind, ContextValue};
 mod cli;
 mod config;
 mod serve;
+mod telemetry;
 mod units;
 
 fn main() -> ExitCode {
@@ -46,13 +47,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    serve::init_logging(config.log_format);
     let system = actix_web::rt::System::new();
-    let result = if cleanup {
-        system.block_on(serve::cleanup(config))
-    } else {
-        system.block_on(serve::run(config))
-    };
+    // Inside the runtime: the gRPC trace exporter starts its connection task on it.
+    let result = system.block_on(async move {
+        let tracing = telemetry::init(config.log_format, config.otlp.as_ref())?;
+        let result = if cleanup {
+            serve::cleanup(config).await
+        } else {
+            serve::run(config).await
+        };
+        tracing.shutdown().await;
+        result
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

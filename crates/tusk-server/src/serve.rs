@@ -1,42 +1,36 @@
 //! `tusk serve`: wire the backends, run the HTTP server, shut down in order.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tusk_core::{Locker, UploadStore};
 use tusk_local::{LocalStore, ProcessLocker};
 use tusk_multipart::{BufferBudget, MultipartStore};
-use tusk_protocol::Engine;
+use tusk_protocol::{Engine, Hooks};
 
 use crate::config::{Distributed, ServeConfig, Storage};
-use crate::units::LogFormat;
 
 /// How often readiness is re-checked for the `tusk_ready` gauge.
 const READY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long a stopping node waits for post-* hooks still being sent.
+const HOOK_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long a stopping node waits for its locks to be given back.
 const LOCK_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Structured logs on stderr; verbosity from `RUST_LOG` (default `info`).
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
 
 /// Run until SIGTERM or SIGINT, then: stop accepting, let in-flight PATCHes commit what they
 /// have, and exit within the shutdown timeout.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let (store, locker, mode) = backends(&config.storage).await?;
-    let engine = Arc::new(Engine::new(store, locker.clone(), config.engine.clone()));
+    let mut engine = Engine::new(store, locker.clone(), config.engine.clone());
+    if let Some(hooks) = &config.hooks {
+        let sender = tusk_hooks::HttpHookSender::new(&hooks.url.0)?;
+        engine = engine.with_hooks(Hooks::new(Arc::new(sender), hooks.config.clone()));
+        let events: Vec<&str> = hooks.config.events.iter().map(|e| e.as_str()).collect();
+        tracing::info!(events = %events.join(","), "hooks on");
+    }
+    let engine = Arc::new(engine);
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -111,6 +105,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     // Hand the locks of the requests that just ended back to etcd, so other nodes take over
     // these uploads at once instead of after a lease TTL (rolling restarts).
     locker.flush(LOCK_FLUSH_TIMEOUT).await;
+    if let Some(hooks) = engine.hooks() {
+        hooks.drain(HOOK_DRAIN_TIMEOUT).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

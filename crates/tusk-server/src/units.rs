@@ -133,6 +133,17 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (port 4317 by convention).
+    #[default]
+    Grpc,
+    /// OTLP protobuf over HTTP (port 4318 by convention).
+    Http,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,10 +254,16 @@ impl Req {
         self
     }
     pub fn build(self) -> TusRequest {
+        let uri = match &self.target {
+            Target::Collection => "/files/".to_owned(),
+            Target::Upload(id) => format!("/files/{id}"),
+        };
         TusRequest {
             method: self.method,
             target: self.target,
             headers: self.headers,
+            uri,
+            remote_addr: "127.0.0.1:40000".into(),
             body: self.body,
             location_base: BASE.into(),
         }

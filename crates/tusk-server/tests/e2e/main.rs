@@ -4,7 +4,10 @@
 mod cli;
 mod distributed;
 mod durability;
+mod hooks;
 mod http_surface;
 mod memory;
+mod receiver;
 mod services;
 mod support;
+mod traces;

@@ -56,6 +56,7 @@ pub struct Cluster {
     pub bucket: String,
     redis_prefix: String,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     dir: tempfile::TempDir,
 }
 
@@ -67,6 +68,16 @@ impl Cluster {
 
     /// `n` nodes over `endpoints`, with `extra` flags.
     pub async fn start_over(endpoints: Endpoints, n: usize, extra: &[&str]) -> Cluster {
+        Self::start_with_env(endpoints, n, extra, &[]).await
+    }
+
+    /// `n` nodes over `endpoints`, with `extra` flags and environment `envs`.
+    pub async fn start_with_env(
+        endpoints: Endpoints,
+        n: usize,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Cluster {
         let bucket = unique("tusk-e2e");
         create_bucket(&endpoints.s3, &bucket).await;
         let redis_prefix = format!("{}:", unique("e2e"));
@@ -96,6 +107,10 @@ impl Cluster {
             bucket,
             redis_prefix,
             args,
+            envs: envs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             dir: tempfile::tempdir().unwrap(),
         };
         for _ in 0..n {
@@ -107,17 +122,14 @@ impl Cluster {
 
     async fn spawn_node(&self) -> Server {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        Server::spawn(
-            &self.dir.path().join("unused-data-dir"),
-            &args,
-            &[
-                ("AWS_ACCESS_KEY_ID", "test"),
-                ("AWS_SECRET_ACCESS_KEY", "test"),
-                ("AWS_REGION", "us-east-1"),
-                ("AWS_EC2_METADATA_DISABLED", "true"),
-            ],
-        )
-        .await
+        let mut envs = vec![
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ];
+        envs.extend(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Server::spawn(&self.dir.path().join("unused-data-dir"), &args, &envs).await
     }
 
     /// Run `tusk cleanup` with the cluster's settings; returns its stdout.

@@ -1,0 +1,712 @@
+//! Hooks: the engine tells an outside receiver about uploads (post-*) and lets it decide
+//! (pre-*). The request and response shapes are tusd's, so a tusd hook receiver works
+//! unchanged; how they travel (HTTP) is a [`HookSender`] the binary chooses.
+//!
+//! pre-* hooks block the request and refuse it when they fail. post-* hooks run in the
+//! background, are retried with backoff and never fail an upload.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use tusk_core::{Concat, Metadata, UploadId, UploadInfo};
+
+/// The events a hook is sent for, named as in tusd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookType {
+    /// Before an upload is created; can reject it or change its id and metadata.
+    PreCreate,
+    /// After an upload was created.
+    PostCreate,
+    /// While bytes arrive, at most once per interval per upload.
+    PostReceive,
+    /// After the last byte is stored, before the response; can change the response.
+    PreFinish,
+    /// After an upload finished.
+    PostFinish,
+    /// Before a DELETE removes an upload; can refuse it.
+    PreTerminate,
+    /// After an upload was removed by DELETE.
+    PostTerminate,
+}
+
+impl HookType {
+    /// Every hook type.
+    pub const ALL: [HookType; 7] = [
+        HookType::PreCreate,
+        HookType::PostCreate,
+        HookType::PostReceive,
+        HookType::PreFinish,
+        HookType::PostFinish,
+        HookType::PreTerminate,
+        HookType::PostTerminate,
+    ];
+
+    /// The name in tusd's `Type` field and in `--hooks-events`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookType::PreCreate => "pre-create",
+            HookType::PostCreate => "post-create",
+            HookType::PostReceive => "post-receive",
+            HookType::PreFinish => "pre-finish",
+            HookType::PostFinish => "post-finish",
+            HookType::PreTerminate => "pre-terminate",
+            HookType::PostTerminate => "post-terminate",
+        }
+    }
+
+    /// The hook type named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Whether the request waits for this hook's answer.
+    pub fn is_blocking(self) -> bool {
+        matches!(
+            self,
+            HookType::PreCreate | HookType::PreFinish | HookType::PreTerminate
+        )
+    }
+}
+
+impl std::fmt::Display for HookType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a hook receiver is sent (tusd's `HookRequest`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HookRequest {
+    /// The event.
+    #[serde(rename = "Type")]
+    pub kind: HookType,
+    /// The upload and the client request that caused the event.
+    #[serde(rename = "Event")]
+    pub event: HookEvent,
+}
+
+/// tusd's `HookEvent`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HookEvent {
+    /// The upload as it is (for pre-create: as it would be created, with an empty id).
+    #[serde(rename = "Upload")]
+    pub upload: HookUpload,
+    /// The client request.
+    #[serde(rename = "HTTPRequest")]
+    pub http_request: HookHttpRequest,
+}
+
+/// tusd's `FileInfo`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HookUpload {
+    /// The upload id; empty in pre-create.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The length (0 while deferred).
+    pub size: u64,
+    /// Whether the length is not known yet.
+    pub size_is_deferred: bool,
+    /// Bytes stored (post-receive: bytes received so far).
+    pub offset: u64,
+    /// Client metadata, values decoded (lossy UTF-8); a key without a value has "".
+    #[serde(rename = "MetaData")]
+    pub metadata: BTreeMap<String, String>,
+    /// Created with `Upload-Concat: partial`.
+    pub is_partial: bool,
+    /// Created with `Upload-Concat: final;...`.
+    pub is_final: bool,
+    /// A final upload's partial upload ids.
+    pub partial_uploads: Option<Vec<String>>,
+    /// Where the bytes live (store-specific keys, e.g. Type, Bucket, Key or Path).
+    pub storage: Option<BTreeMap<String, String>>,
+}
+
+impl HookUpload {
+    /// The event view of a stored upload.
+    pub fn from_info(info: &UploadInfo, storage: BTreeMap<String, String>) -> Self {
+        let mut upload = Self::new(info.length, &info.metadata, info.concat.as_ref());
+        upload.id = info.id.to_string();
+        upload.offset = info.offset;
+        upload.storage = (!storage.is_empty()).then_some(storage);
+        upload
+    }
+
+    /// An upload about to be created.
+    pub fn new(length: Option<u64>, metadata: &Metadata, concat: Option<&Concat>) -> Self {
+        Self {
+            id: String::new(),
+            size: length.unwrap_or(0),
+            size_is_deferred: length.is_none(),
+            offset: 0,
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| {
+                    let v = v.map(String::from_utf8_lossy).unwrap_or_default();
+                    (k.to_owned(), v.into_owned())
+                })
+                .collect(),
+            is_partial: matches!(concat, Some(Concat::Partial)),
+            is_final: matches!(concat, Some(Concat::Final(_))),
+            partial_uploads: match concat {
+                Some(Concat::Final(ids)) => Some(ids.iter().map(|id| id.to_string()).collect()),
+                _ => None,
+            },
+            storage: None,
+        }
+    }
+}
+
+/// tusd's `HTTPRequest`: the client request behind an event.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HookHttpRequest {
+    /// The method (after `X-HTTP-Method-Override`).
+    pub method: String,
+    /// The request target: path and query.
+    #[serde(rename = "URI")]
+    pub uri: String,
+    /// The client's address and port (the proxy's, unless behind a proxy that is trusted).
+    pub remote_addr: String,
+    /// The forwarded request headers (only those on the allow-list), in canonical form.
+    pub header: BTreeMap<String, Vec<String>>,
+    /// The client's W3C `traceparent`, passed on to hook requests when tusk exports no trace
+    /// of its own.
+    #[serde(skip)]
+    pub traceparent: Option<String>,
+}
+
+/// What a hook receiver answers (tusd's `HookResponse`). Every field is optional, and JSON
+/// `null` counts as absent (Go encodes empty maps so).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct HookResponse {
+    /// Changes to the response the client gets (pre-create, pre-finish, post-receive with
+    /// StopUpload, pre-terminate with RejectTermination).
+    #[serde(rename = "HTTPResponse", deserialize_with = "null_as_default")]
+    pub http_response: HookHttpResponse,
+    /// pre-create: refuse the upload.
+    pub reject_upload: bool,
+    /// pre-create: change the new upload's id or metadata.
+    #[serde(deserialize_with = "null_as_default")]
+    pub change_file_info: FileInfoChanges,
+    /// post-receive: stop the upload (the PATCH ends and the upload is removed).
+    pub stop_upload: bool,
+    /// pre-terminate: refuse the DELETE.
+    pub reject_termination: bool,
+}
+
+/// tusd's `HTTPResponse`: overrides for the client's response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct HookHttpResponse {
+    /// The status (0: unchanged).
+    pub status_code: u16,
+    /// The body (empty: unchanged).
+    #[serde(deserialize_with = "null_as_default")]
+    pub body: String,
+    /// Headers to set.
+    #[serde(deserialize_with = "null_as_default")]
+    pub header: BTreeMap<String, String>,
+}
+
+/// tusd's `FileInfoChanges` (pre-create).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct FileInfoChanges {
+    /// A new id for the upload (empty: keep the generated one).
+    #[serde(rename = "ID", deserialize_with = "null_as_default")]
+    pub id: String,
+    /// Metadata replacing the client's, if set.
+    #[serde(rename = "MetaData")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Accepted for compatibility and ignored: tusk places objects itself.
+    pub storage: Option<BTreeMap<String, String>>,
+}
+
+fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Why a hook call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HookError {
+    /// No answer within the hook timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The receiver could not be reached.
+    #[error("cannot reach the hook receiver: {0}")]
+    Unreachable(String),
+    /// The receiver answered with a status outside 2xx.
+    #[error("the hook receiver answered HTTP {0}")]
+    Status(u16),
+    /// The receiver's answer is not a hook response.
+    #[error("the hook receiver's answer is not a hook response: {0}")]
+    InvalidResponse(String),
+}
+
+/// Delivers one hook request and returns the receiver's answer. One attempt: the engine
+/// applies the timeout and the retries.
+#[async_trait]
+pub trait HookSender: Send + Sync {
+    /// Send `request`; called inside the `hook` span, whose trace context it should pass on.
+    async fn send(&self, request: &HookRequest) -> Result<HookResponse, HookError>;
+}
+
+/// How hooks are sent.
+#[derive(Debug, Clone)]
+pub struct HookConfig {
+    /// The events that are sent; the others are not (default: all but post-receive).
+    pub events: Vec<HookType>,
+    /// Client request headers passed on in `HTTPRequest.Header` (case-insensitive names).
+    pub forward_headers: Vec<String>,
+    /// How long one hook call may take.
+    pub timeout: Duration,
+    /// post-* hooks: attempts after the first one fails.
+    pub post_retries: u32,
+    /// post-* hooks: wait before the first retry; doubled for each next one.
+    pub post_backoff: Duration,
+    /// post-receive: at most one per upload per this interval (per node).
+    pub post_receive_interval: Duration,
+}
+
+impl Default for HookConfig {
+    fn default() -> Self {
+        Self {
+            // As tusd: post-receive only when asked for, it is the chatty one.
+            events: HookType::ALL
+                .into_iter()
+                .filter(|t| *t != HookType::PostReceive)
+                .collect(),
+            forward_headers: DEFAULT_FORWARD_HEADERS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
+            timeout: Duration::from_secs(10),
+            post_retries: 3,
+            post_backoff: Duration::from_secs(1),
+            post_receive_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Request headers passed to hooks unless configured otherwise: what a receiver needs to
+/// authorize and identify a client. Cookies are not among them.
+pub const DEFAULT_FORWARD_HEADERS: &[&str] = &[
+    "Authorization",
+    "Content-Length",
+    "Content-Type",
+    "Host",
+    "Origin",
+    "Tus-Resumable",
+    "Upload-Concat",
+    "Upload-Defer-Length",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Offset",
+    "User-Agent",
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Request-Id",
+];
+
+/// Past this many uploads in the post-receive throttle, entries past their interval are dropped.
+const THROTTLE_PRUNE_AT: usize = 10_000;
+
+/// The hooks of one engine: sender, settings, background post-* calls and the post-receive
+/// throttle.
+pub struct Hooks {
+    sender: Arc<dyn HookSender>,
+    config: HookConfig,
+    tasks: TaskTracker,
+    last_receive: Mutex<HashMap<UploadId, Instant>>,
+}
+
+impl Hooks {
+    /// Hooks sent through `sender`.
+    pub fn new(sender: Arc<dyn HookSender>, config: HookConfig) -> Self {
+        Self {
+            sender,
+            config,
+            tasks: TaskTracker::new(),
+            last_receive: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `kind` is sent.
+    pub fn enabled(&self, kind: HookType) -> bool {
+        self.config.events.contains(&kind)
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &HookConfig {
+        &self.config
+    }
+
+    /// Wait (at most `timeout`) for post-* hooks still being sent; for shutdown.
+    pub async fn drain(&self, timeout: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(timeout, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = self.tasks.len(),
+                "post hooks still unsent at shutdown"
+            );
+        }
+    }
+
+    /// Send a blocking hook and wait for its answer; `None` if `kind` is not enabled.
+    pub(crate) async fn call(
+        &self,
+        kind: HookType,
+        upload: HookUpload,
+    ) -> Result<Option<HookResponse>, HookError> {
+        if !self.enabled(kind) {
+            return Ok(None);
+        }
+        let request = hook_request(kind, upload);
+        send_once(self.sender.as_ref(), &request, self.config.timeout)
+            .await
+            .map(Some)
+    }
+
+    /// Send a post-* hook in the background, retrying with backoff; it never fails the request.
+    pub(crate) fn notify(&self, kind: HookType, upload: HookUpload) {
+        self.notify_then(kind, upload, |_| {});
+    }
+
+    /// Send post-receive in the background; an answer with StopUpload fires `stop`.
+    pub(crate) fn notify_receive(&self, upload: HookUpload, stop: StopRequest) {
+        self.notify_then(HookType::PostReceive, upload, move |answer| {
+            if answer.stop_upload {
+                stop.stop(answer.http_response);
+            }
+        });
+    }
+
+    fn notify_then(
+        &self,
+        kind: HookType,
+        upload: HookUpload,
+        on_answer: impl FnOnce(HookResponse) + Send + 'static,
+    ) {
+        if !self.enabled(kind) {
+            return;
+        }
+        let request = hook_request(kind, upload);
+        let sender = self.sender.clone();
+        let config = self.config.clone();
+        self.tasks.spawn(
+            async move {
+                let mut backoff = config.post_backoff;
+                for attempt in 0..=config.post_retries {
+                    match send_once(sender.as_ref(), &request, config.timeout).await {
+                        Ok(answer) => return on_answer(answer),
+                        Err(err) if attempt < config.post_retries => {
+                            tracing::warn!(hook = %kind, error = %err, attempt, "hook failed; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = backoff.saturating_mul(2);
+                        }
+                        Err(err) => {
+                            tracing::error!(hook = %kind, error = %err, attempts = attempt + 1, "hook failed; giving up");
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// Whether a post-receive for `id` is due (and if so, counts it as sent).
+    pub(crate) fn receive_due(&self, id: &UploadId) -> bool {
+        if !self.enabled(HookType::PostReceive) {
+            return false;
+        }
+        let now = Instant::now();
+        let interval = self.config.post_receive_interval;
+        let Ok(mut last) = self.last_receive.lock() else {
+            return false;
+        };
+        if last.len() >= THROTTLE_PRUNE_AT {
+            last.retain(|_, at| now.duration_since(*at) < interval);
+        }
+        match last.get(id) {
+            Some(at) if now.duration_since(*at) < interval => false,
+            _ => {
+                last.insert(id.clone(), now);
+                true
+            }
+        }
+    }
+
+    /// Forget `id`'s post-receive throttle (it finished or is gone).
+    pub(crate) fn forget(&self, id: &UploadId) {
+        if let Ok(mut last) = self.last_receive.lock() {
+            last.remove(id);
+        }
+    }
+}
+
+/// A post-receive hook's request to stop the upload it reports on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StopRequest {
+    /// Cancelled when the hook asks to stop; the PATCH body watches it.
+    pub token: CancellationToken,
+    response: Arc<Mutex<Option<HookHttpResponse>>>,
+}
+
+impl StopRequest {
+    fn stop(&self, response: HookHttpResponse) {
+        if let Ok(mut slot) = self.response.lock() {
+            *slot = Some(response);
+        }
+        self.token.cancel();
+    }
+
+    /// The response the hook asked for.
+    pub(crate) fn response(&self) -> HookHttpResponse {
+        self.response
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .unwrap_or_default()
+    }
+}
+
+fn hook_request(kind: HookType, upload: HookUpload) -> HookRequest {
+    HookRequest {
+        kind,
+        event: HookEvent {
+            upload,
+            http_request: current_request(),
+        },
+    }
+}
+
+/// One attempt, in its own `hook` span, timed and counted.
+async fn send_once(
+    sender: &dyn HookSender,
+    request: &HookRequest,
+    timeout: Duration,
+) -> Result<HookResponse, HookError> {
+    let kind = request.kind.as_str();
+    let span = tracing::info_span!(
+        "hook",
+        otel.name = format!("hook {kind}"),
+        otel.kind = "client",
+        hook = kind,
+        upload_id = %request.event.upload.id,
+    );
+    let started = Instant::now();
+    let result = match tokio::time::timeout(timeout, sender.send(request).instrument(span)).await {
+        Ok(result) => result,
+        Err(_) => Err(HookError::Timeout(timeout)),
+    };
+    let metrics = tusk_metrics::metrics();
+    metrics
+        .hook_duration
+        .with_label_values(&[kind])
+        .observe(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics.hook_failures.with_label_values(&[kind]).inc();
+    }
+    result
+}
+
+/// The state of one request that hooks read and write.
+pub(crate) struct RequestScope {
+    /// The client request, as hooks are told about it.
+    pub http: HookHttpRequest,
+    /// Response changes asked for by a pre-finish hook, applied to a successful response.
+    pub response: RefCell<Option<HookHttpResponse>>,
+}
+
+tokio::task_local! {
+    static REQUEST: RequestScope;
+}
+
+/// Run `f` as the request `http`; returns its output and the response changes hooks asked for.
+pub(crate) async fn scoped<F: std::future::Future>(
+    http: HookHttpRequest,
+    f: F,
+) -> (F::Output, Option<HookHttpResponse>) {
+    let scope = RequestScope {
+        http,
+        response: RefCell::new(None),
+    };
+    REQUEST
+        .scope(scope, async {
+            let out = f.await;
+            let changes = REQUEST.with(|s| s.response.borrow_mut().take());
+            (out, changes)
+        })
+        .await
+}
+
+/// The current request as hooks see it (empty outside a request: the reaper).
+fn current_request() -> HookHttpRequest {
+    REQUEST.try_with(|s| s.http.clone()).unwrap_or_default()
+}
+
+/// Run `f` as part of the current request, but keep the response changes its hooks ask for
+/// out of this request's response (they belong to another upload).
+pub(crate) async fn isolated<F: std::future::Future>(f: F) -> F::Output {
+    scoped(current_request(), f).await.0
+}
+
+/// Remember response changes for the current request; a later hook's fields win.
+pub(crate) fn change_response(changes: HookHttpResponse) {
+    let _ = REQUEST.try_with(|s| {
+        let mut current = s.response.borrow_mut();
+        let merged = current.get_or_insert_with(HookHttpResponse::default);
+        if changes.status_code != 0 {
+            merged.status_code = changes.status_code;
+        }
+        if !changes.body.is_empty() {
+            merged.body = changes.body;
+        }
+        merged.header.extend(changes.header);
+    });
+}
+
+/// `name` in Go's canonical header form (`x-request-id` → `X-Request-Id`), as tusd's
+/// receivers look headers up.
+pub fn canonical_header_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
+        upper = c == '-';
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_types_round_trip_their_names() {
+        for kind in HookType::ALL {
+            assert_eq!(HookType::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(HookType::parse("pre-upload"), None);
+        assert!(HookType::PreTerminate.is_blocking());
+        assert!(!HookType::PostReceive.is_blocking());
+    }
+
+    #[test]
+    fn responses_parse_as_go_encodes_them() {
+        // Go's encoding of a zero HookResponse: nil maps are null.
+        let go = r#"{"HTTPResponse":{"StatusCode":0,"Body":"","Header":null},"RejectUpload":false,
+            "ChangeFileInfo":{"ID":"","MetaData":null,"Storage":null},"StopUpload":false,
+            "RejectTermination":false}"#;
+        let parsed: HookResponse = serde_json::from_str(go).unwrap();
+        assert_eq!(parsed, HookResponse::default());
+        let reject = r#"{"RejectUpload":true,"HTTPResponse":{"StatusCode":403,"Body":"no","Header":{"X-Why":"quota"}}}"#;
+        let parsed: HookResponse = serde_json::from_str(reject).unwrap();
+        assert!(parsed.reject_upload);
+        assert_eq!(parsed.http_response.status_code, 403);
+        assert_eq!(parsed.http_response.header["X-Why"], "quota");
+        let change = r#"{"ChangeFileInfo":{"ID":"my-id","MetaData":{"a":"b"}}}"#;
+        let parsed: HookResponse = serde_json::from_str(change).unwrap();
+        assert_eq!(parsed.change_file_info.id, "my-id");
+        assert_eq!(
+            parsed.change_file_info.metadata,
+            Some(BTreeMap::from([("a".to_owned(), "b".to_owned())]))
+        );
+        assert_eq!(
+            serde_json::from_str::<HookResponse>("{}").unwrap(),
+            HookResponse::default()
+        );
+    }
+
+    #[test]
+    fn requests_serialize_in_tusd_shape() {
+        let metadata = Metadata::parse("filename aGVsbG8udHh0,flag").unwrap();
+        let id = UploadId::generate();
+        let upload = HookUpload::new(None, &metadata, Some(&Concat::Final(vec![id.clone()])));
+        let request = HookRequest {
+            kind: HookType::PreCreate,
+            event: HookEvent {
+                upload,
+                http_request: HookHttpRequest {
+                    method: "POST".into(),
+                    uri: "/files/".into(),
+                    remote_addr: "127.0.0.1:5000".into(),
+                    header: BTreeMap::from([(
+                        "Authorization".to_owned(),
+                        vec!["Bearer x".to_owned()],
+                    )]),
+                    traceparent: Some("00-abc".into()),
+                },
+            },
+        };
+        let json: serde_json::Value = serde_json::to_value(&request).unwrap();
+        let want = serde_json::json!({
+            "Type": "pre-create",
+            "Event": {
+                "Upload": {
+                    "ID": "", "Size": 0, "SizeIsDeferred": true, "Offset": 0,
+                    "MetaData": {"filename": "hello.txt", "flag": ""},
+                    "IsPartial": false, "IsFinal": true,
+                    "PartialUploads": [id.to_string()], "Storage": null
+                },
+                "HTTPRequest": {
+                    "Method": "POST", "URI": "/files/", "RemoteAddr": "127.0.0.1:5000",
+                    "Header": {"Authorization": ["Bearer x"]}
+                }
+            }
+        });
+        assert_eq!(json, want);
+    }
+
+    #[test]
+    fn header_names_are_canonical() {
+        assert_eq!(canonical_header_name("x-request-id"), "X-Request-Id");
+        assert_eq!(canonical_header_name("AUTHORIZATION"), "Authorization");
+        assert_eq!(canonical_header_name("upload-metadata"), "Upload-Metadata");
+    }
+
+    #[test]
+    fn post_receive_is_throttled_per_upload() {
+        struct Never;
+        #[async_trait]
+        impl HookSender for Never {
+            async fn send(&self, _: &HookRequest) -> Result<HookResponse, HookError> {
+                Err(HookError::Status(500))
+            }
+        }
+        let hooks = Hooks::new(
+            Arc::new(Never),
+            HookConfig {
+                events: HookType::ALL.to_vec(),
+                post_receive_interval: Duration::from_secs(3600),
+                ..HookConfig::default()
+            },
+        );
+        let (a, b) = (UploadId::generate(), UploadId::generate());
+        assert!(hooks.receive_due(&a));
+        assert!(!hooks.receive_due(&a), "a second one within the interval");
+        assert!(hooks.receive_due(&b), "per upload");
+        hooks.forget(&a);
+        assert!(hooks.receive_due(&a), "forgotten once finished");
+    }
+}
