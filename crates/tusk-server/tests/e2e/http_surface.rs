@@ -405,7 +405,21 @@ async fn a_final_upload_created_early_completes_with_its_last_partial() {
 
 #[tokio::test]
 async fn health_readiness_and_a_metrics_scrape_that_promtool_accepts() {
-    let server = Server::start(&["--shutdown-timeout", "20s", "--read-timeout", "60s"]).await;
+    // With hooks, so their metrics are in the scrape too.
+    let hooks =
+        crate::receiver::Receiver::start(|_| crate::receiver::Answer::ok(serde_json::json!({})))
+            .await;
+    let server = Server::start(&[
+        "--shutdown-timeout",
+        "20s",
+        "--read-timeout",
+        "60s",
+        "--hooks-url",
+        &hooks.url,
+        "--hooks-events",
+        "pre-create",
+    ])
+    .await;
     let origin = server.url.trim_end_matches("/files/").to_owned();
     assert_eq!(
         client()
@@ -441,6 +455,7 @@ async fn health_readiness_and_a_metrics_scrape_that_promtool_accepts() {
         "tusk_received_bytes_total 5",
         "tusk_ready 1",
         "tusk_http_requests_total{method=\"PATCH\",route=\"upload\",status=\"204\"} 1",
+        "tusk_hook_duration_seconds_count{hook=\"pre-create\"} 1",
     ] {
         assert!(scrape.contains(line), "{line:?} missing from:\n{scrape}");
     }
