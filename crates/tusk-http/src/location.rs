@@ -34,13 +34,21 @@ pub(crate) fn collection_url(req: &HttpRequest, config: &HttpConfig) -> String {
     }
 }
 
-/// The client's address for hooks: behind a trusted proxy the forwarded client (`Forwarded`
-/// or `X-Forwarded-For`), else the peer's address and port.
+/// The client's address for hooks: behind a trusted proxy the address that proxy saw (the
+/// last `X-Forwarded-For` entry: earlier ones are whatever the client sent), else the peer's
+/// address and port.
 pub(crate) fn client_addr(req: &HttpRequest, config: &HttpConfig) -> String {
     if config.behind_proxy
-        && let Some(addr) = req.connection_info().realip_remote_addr()
+        && let Some(last) = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .last()
     {
-        return addr.to_owned();
+        return last.to_owned();
     }
     req.peer_addr().map(|a| a.to_string()).unwrap_or_default()
 }
@@ -103,6 +111,22 @@ mod tests {
             cors: CorsOrigins::Any,
             metrics_on_main: true,
         }
+    }
+
+    #[test]
+    fn client_address_is_what_the_trusted_proxy_saw() {
+        let req = || {
+            TestRequest::default()
+                .peer_addr("10.0.0.5:40000".parse().unwrap())
+                .insert_header(("X-Forwarded-For", "6.6.6.6, 203.0.113.7"))
+                .to_http_request()
+        };
+        assert_eq!(client_addr(&req(), &config(true, None)), "203.0.113.7");
+        assert_eq!(client_addr(&req(), &config(false, None)), "10.0.0.5:40000");
+        let direct = TestRequest::default()
+            .peer_addr("10.0.0.5:40000".parse().unwrap())
+            .to_http_request();
+        assert_eq!(client_addr(&direct, &config(true, None)), "10.0.0.5:40000");
     }
 
     #[test]

@@ -272,7 +272,7 @@ pub struct HookConfig {
     pub forward_headers: Vec<String>,
     /// How long one hook call may take.
     pub timeout: Duration,
-    /// post-* hooks: attempts after the first one fails.
+    /// post-* hooks (but post-receive): attempts after the first one fails.
     pub post_retries: u32,
     /// post-* hooks: wait before the first retry; doubled for each next one.
     pub post_backoff: Duration,
@@ -412,10 +412,17 @@ impl Hooks {
         self.tasks.spawn(
             async move {
                 let mut backoff = config.post_backoff;
-                for attempt in 0..=config.post_retries {
+                // A progress report is stale by the time a retry could go out; the next one
+                // supersedes it.
+                let retries = if kind == HookType::PostReceive {
+                    0
+                } else {
+                    config.post_retries
+                };
+                for attempt in 0..=retries {
                     match send_once(sender.as_ref(), &request, config.timeout).await {
                         Ok(answer) => return on_answer(answer),
-                        Err(err) if attempt < config.post_retries => {
+                        Err(err) if attempt < retries => {
                             tracing::warn!(hook = %kind, error = %err, attempt, "hook failed; retrying");
                             tokio::time::sleep(backoff).await;
                             backoff = backoff.saturating_mul(2);
@@ -708,5 +715,36 @@ mod tests {
         assert!(hooks.receive_due(&b), "per upload");
         hooks.forget(&a);
         assert!(hooks.receive_due(&a), "forgotten once finished");
+    }
+
+    #[tokio::test]
+    async fn post_hooks_retry_then_drain_at_shutdown() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        /// Fails the first two calls, then answers after a short delay.
+        struct Flaky(AtomicU32);
+        #[async_trait]
+        impl HookSender for Flaky {
+            async fn send(&self, _: &HookRequest) -> Result<HookResponse, HookError> {
+                if self.0.fetch_add(1, Ordering::SeqCst) < 2 {
+                    return Err(HookError::Status(503));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(HookResponse::default())
+            }
+        }
+        let sender = Arc::new(Flaky(AtomicU32::new(0)));
+        let hooks = Hooks::new(
+            sender.clone(),
+            HookConfig {
+                post_backoff: Duration::from_millis(10),
+                ..HookConfig::default()
+            },
+        );
+        let upload = HookUpload::new(Some(1), &Metadata::default(), None);
+        hooks.notify(HookType::PostFinish, upload.clone());
+        hooks.notify(HookType::PostReceive, upload);
+        hooks.drain(Duration::from_secs(10)).await;
+        // post-finish: two failures and a success; post-receive is not enabled by default.
+        assert_eq!(sender.0.load(Ordering::SeqCst), 3);
     }
 }

@@ -727,6 +727,49 @@ mod tests {
     }
 
     #[test]
+    fn hook_and_trace_settings_are_read() {
+        let c = validate(Settings::default()).unwrap();
+        assert!(c.hooks.is_none() && c.otlp.is_none(), "both off by default");
+        let c = from_toml(
+            r#"
+            hooks_url = "https://user:token@hooks.example/tus"
+            hooks_events = "pre-create, post-finish,pre-create"
+            hooks_forward_headers = ["Authorization", "X-Tenant"]
+            hooks_timeout = "2s"
+            hooks_retries = 0
+            otlp_endpoint = "http://c:4318"
+            otlp_protocol = "http"
+            "#,
+        )
+        .unwrap();
+        let hooks = c.hooks.as_ref().unwrap();
+        assert_eq!(
+            hooks.config.events,
+            vec![HookType::PreCreate, HookType::PostFinish]
+        );
+        assert_eq!(
+            hooks.config.forward_headers,
+            vec!["Authorization", "X-Tenant"]
+        );
+        assert_eq!(hooks.config.timeout, Duration::from_secs(2));
+        assert_eq!(hooks.config.post_retries, 0);
+        assert_eq!(hooks.config.post_backoff, Duration::from_secs(1));
+        assert!(
+            !format!("{c:?}").contains("token"),
+            "the hooks URL stays secret"
+        );
+        let otlp = c.otlp.unwrap();
+        assert_eq!(otlp.protocol, OtlpProtocol::Http);
+        assert_eq!(otlp.endpoint, "http://c:4318");
+        let defaults = from_toml("hooks_url = \"http://h/\"")
+            .unwrap()
+            .hooks
+            .unwrap();
+        assert!(!defaults.config.events.contains(&HookType::PostReceive));
+        assert!(defaults.config.events.contains(&HookType::PreTerminate));
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             ("listen = \"nowhere\"", "listen"),
@@ -768,6 +811,29 @@ mod tests {
                 "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nlock_lease = \"1s\"",
                 "lock_lease",
             ),
+            ("hooks_events = \"pre-create\"", "hooks_events"),
+            ("hooks_timeout = \"1s\"", "hooks_timeout"),
+            ("hooks_url = \"ftp://hooks\"", "hooks_url"),
+            (
+                "hooks_url = \"http://h/\"\nhooks_events = \"pre-upload\"",
+                "hooks_events",
+            ),
+            (
+                "hooks_url = \"http://h/\"\nhooks_timeout = \"0s\"",
+                "hooks_timeout",
+            ),
+            (
+                "hooks_url = \"http://h/\"\nhooks_retries = 1000",
+                "hooks_retries",
+            ),
+            (
+                "hooks_url = \"http://h/\"\nhooks_forward_headers = \"Bad Header\"",
+                "hooks_forward_headers",
+            ),
+            ("otlp_protocol = \"http\"", "otlp_protocol"),
+            ("otlp_endpoint = \"collector:4317\"", "otlp_endpoint"),
+            ("otlp_endpoint = \"http://\"", "otlp_endpoint"),
+            ("otlp_protocol = \"udp\"", "otlp_protocol"),
         ];
         for (text, key) in cases {
             let err = from_toml(text).expect_err(text);
