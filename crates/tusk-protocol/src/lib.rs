@@ -67,4 +67,7 @@ pub const REQUEST_HEADERS: &[&str] = &[
     "Upload-Metadata",
     "Upload-Concat",
     "Upload-Checksum",
+    // W3C trace context, so browser tracing can continue into tusk (docs/operations.md).
+    "traceparent",
+    "tracestate",
 ];

@@ -99,6 +99,7 @@ async fn cors_headers_are_on_errors_and_preflights() {
         "Tus-Resumable",
         "Upload-Metadata",
         "Upload-Length",
+        "traceparent",
     ] {
         assert!(allowed.contains(name), "{name}");
     }
