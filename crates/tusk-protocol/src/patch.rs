@@ -145,7 +145,12 @@ impl Engine {
         }
         if !was_complete && written.is_complete() {
             metrics.uploads_finished.inc();
-            self.finished(&written).await?;
+            if let Err(err) = self.finished(&written).await {
+                // Complete whatever the hook says: its expiry must say so too, or the reaper
+                // would treat a finished upload as abandoned.
+                self.refresh_expiry(written, guard.fence()).await;
+                return Err(err);
+            }
         } else if written.offset > info.offset
             && let Some(hooks) = self.hooks()
             && hooks.receive_due(&written.id)

@@ -321,6 +321,11 @@ async fn failing_pre_hooks_refuse_and_post_hooks_retry() {
                 body: "<html>".into(),
                 delay: Duration::ZERO,
             },
+            "pre-finish" if meta["mode"] == "nofinish" => Answer {
+                status: 500,
+                body: "{}".into(),
+                delay: Duration::ZERO,
+            },
             "pre-create" if meta["want"].is_string() => {
                 Answer::ok(json!({"ChangeFileInfo": {"ID": meta["want"]}}))
             }
@@ -422,6 +427,18 @@ async fn failing_pre_hooks_refuse_and_post_hooks_retry() {
         "the first one is untouched"
     );
 
+    // A failing pre-finish fails the PATCH, but the bytes are stored and the upload is
+    // complete (its expiry: an_upload_finished_under_a_failing_pre_finish_keeps_its_retention).
+    let url = cluster.nodes[0]
+        .post(&[
+            ("Upload-Length", "2".into()),
+            ("Upload-Metadata", format!("mode {}", b64("nofinish"))),
+        ])
+        .await;
+    let (status, _) = patch(&url, 0, b"ok".to_vec()).await;
+    assert_eq!(status, 503);
+    assert_eq!(head(&url).await, (200, Some(2)));
+
     let metrics = client()
         .get(cluster.nodes[0].url.replace("/files/", "/metrics"))
         .send()
@@ -439,6 +456,7 @@ async fn failing_pre_hooks_refuse_and_post_hooks_retry() {
     };
     assert_eq!(failures("pre-create"), 3);
     assert_eq!(failures("post-create"), 2);
+    assert_eq!(failures("pre-finish"), 1);
     assert!(metrics.contains("tusk_hook_duration_seconds_count{hook=\"pre-create\"}"));
 }
 
@@ -522,4 +540,43 @@ async fn hooks_work_the_same_in_local_mode() {
         "post-receive is off unless listed"
     );
     assert_eq!(head(&url).await, (200, Some(4)));
+}
+
+#[tokio::test]
+async fn an_upload_finished_under_a_failing_pre_finish_keeps_its_retention() {
+    let receiver = Receiver::start(|hook| Answer {
+        status: if hook.json()["Type"] == "pre-finish" {
+            500
+        } else {
+            200
+        },
+        body: "{}".into(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    // Unfinished uploads expire after 1 s; finished ones are kept for an hour.
+    let cluster = Cluster::start(
+        1,
+        &[
+            "--hooks-url",
+            &receiver.url,
+            "--expire-after",
+            "1s",
+            "--finished-retention",
+            "1h",
+        ],
+    )
+    .await;
+    let url = cluster.create(0, 2).await;
+    assert_eq!(patch(&url, 0, b"ok".to_vec()).await.0, 503);
+    // Past the unfinished expiry (whole seconds, rounded up): the upload is finished, so a
+    // reaper pass must leave it.
+    let past = tokio::time::Instant::now() + Duration::from_millis(2500);
+    wait_until("the unfinished expiry has passed", || {
+        tokio::time::Instant::now() >= past
+    })
+    .await;
+    let report = cluster.cleanup().await;
+    assert!(report.contains("0 removed"), "{report}");
+    assert_eq!(head(&url).await, (200, Some(2)));
 }
