@@ -214,8 +214,12 @@ impl EtcdLocker {
             };
             match woken {
                 Woken::Changed => {}
-                // The next attempt opens a new watch from its own read.
-                Woken::Broken => changes = None,
+                // The next attempt opens a new watch from its own read, after a pause: a watch
+                // that keeps breaking must not turn this wait into a busy loop on etcd.
+                Woken::Broken => {
+                    changes = None;
+                    tokio::time::sleep_until(deadline.min(Instant::now() + RESYNC_BACKOFF)).await;
+                }
                 Woken::LeaseLost => return Err(EtcdError::LeaseLost),
                 Woken::Deadline => return Err(self.give_up(id, wait, lease).await),
             }

@@ -32,10 +32,16 @@ pub(crate) async fn handle(
     let method = Method::parse(&method_name);
     let preflight =
         method == Method::Options && req.headers().contains_key("access-control-request-method");
+    // Unknown methods share one label: a client cannot grow the metric's label set
+    // or the trace's span names.
+    let method_label = match &method {
+        Method::Other(_) => "other",
+        known => known.as_str(),
+    };
     let request_id = request_id(&req);
     let span = tracing::info_span!(
         "request",
-        otel.name = format!("tus {method_name}"),
+        otel.name = format!("tus {method_label}"),
         otel.kind = "server",
         id = %request_id,
         method = %method_name,
@@ -62,22 +68,23 @@ pub(crate) async fn handle(
                 headers.insert(name.as_str(), String::from_utf8_lossy(value.as_bytes()));
             }
             let body = matches!(method, Method::Post | Method::Patch).then(|| pump(payload));
+            // Only hooks are told these.
+            let (uri, remote_addr) = if state.engine.hooks().is_some() {
+                (req.uri().to_string(), location::client_addr(&req, config))
+            } else {
+                (String::new(), String::new())
+            };
             let tus = TusRequest {
                 method: method.clone(),
                 target,
                 headers,
                 body,
                 location_base: location::collection_url(&req, config),
-                uri: req.uri().to_string(),
-                remote_addr: location::client_addr(&req, config),
+                uri,
+                remote_addr,
             };
             state.engine.handle(tus).instrument(span.clone()).await
         }
-    };
-    // Unknown methods share one label: a client cannot grow the metric's label set.
-    let method_label = match &method {
-        Method::Other(_) => "other",
-        known => known.as_str(),
     };
     let metrics = tusk_metrics::metrics();
     metrics

@@ -65,6 +65,10 @@ impl From<LocalError> for Error {
                     "server storage is full; retry later",
                 )
             }
+            // Only `create` makes files exclusively: the id is taken (a hook chose it twice).
+            LocalError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                (ErrorKind::Invalid, "an upload with this id already exists")
+            }
             _ => (ErrorKind::Backend, "local storage failed"),
         };
         Error::new(kind, message).with_source(err)

@@ -65,8 +65,9 @@ impl ProcessLocker {
         Self::default()
     }
 
-    /// How many uploads have a lock entry (held or awaited). For tests and metrics.
-    pub fn active(&self) -> usize {
+    /// How many uploads have a lock entry (held or awaited).
+    #[cfg(test)]
+    fn active(&self) -> usize {
         locked(&self.inner.entries).len()
     }
 }

@@ -173,8 +173,15 @@ impl MultipartStore {
             .set_multipart(&state.id, fence, &multipart_id)
             .await
         {
-            // Not recorded, so nobody will ever use it: give its storage back.
-            let _ = self.objects.abort_multipart(key, &multipart_id).await;
+            // Give its storage back only when the store said no. After a timeout or a dropped
+            // connection the script may have run and recorded it: aborting then would break
+            // the upload for good. An unrecorded one is left to the bucket's lifecycle rule.
+            if matches!(
+                err.kind(),
+                ErrorKind::LockLost | ErrorKind::Invalid | ErrorKind::NotFound
+            ) {
+                let _ = self.objects.abort_multipart(key, &multipart_id).await;
+            }
             return Err(err);
         }
         state.multipart_id = Some(multipart_id.clone());

@@ -255,15 +255,36 @@ async fn an_outage_while_finishing_is_repaired_by_the_next_request() {
     assert_eq!(cluster.objects.object(id.as_str()), Some(data));
 }
 
-/// A state store whose `finish` fails once: a crash between CompleteMultipartUpload and the
-/// state update.
-struct FinishFailsOnce {
+/// A state store that fails one call of `op` once: `finish` without running (a crash between
+/// CompleteMultipartUpload and the state update), `set_multipart` after running (the reply
+/// lost to a timeout).
+struct FailsOnce {
     inner: MemoryState,
+    op: &'static str,
     failed: AtomicBool,
 }
 
+impl FailsOnce {
+    fn new(inner: MemoryState, op: &'static str) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            op,
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether this call of `op` is the one that fails.
+    fn fails(&self, op: &str) -> bool {
+        op == self.op && !self.failed.swap(true, Ordering::SeqCst)
+    }
+}
+
+fn outage() -> tusk_core::Error {
+    tusk_core::Error::new(ErrorKind::Unavailable, "crash")
+}
+
 #[async_trait]
-impl StateStore for FinishFailsOnce {
+impl StateStore for FailsOnce {
     async fn create(&self, state: &UploadState) -> Result<()> {
         self.inner.create(state).await
     }
@@ -277,7 +298,11 @@ impl StateStore for FinishFailsOnce {
         self.inner.read_tail(id).await
     }
     async fn set_multipart(&self, id: &UploadId, fence: u64, multipart_id: &str) -> Result<()> {
-        self.inner.set_multipart(id, fence, multipart_id).await
+        self.inner.set_multipart(id, fence, multipart_id).await?;
+        if self.fails("set_multipart") {
+            return Err(outage());
+        }
+        Ok(())
     }
     async fn commit(&self, id: &UploadId, fence: u64, commit: Commit) -> Result<UploadState> {
         self.inner.commit(id, fence, commit).await
@@ -286,8 +311,8 @@ impl StateStore for FinishFailsOnce {
         self.inner.set_length(id, fence, length).await
     }
     async fn finish(&self, id: &UploadId, fence: u64) -> Result<()> {
-        if !self.failed.swap(true, Ordering::SeqCst) {
-            return Err(tusk_core::Error::new(ErrorKind::Unavailable, "crash"));
+        if self.fails("finish") {
+            return Err(outage());
         }
         self.inner.finish(id, fence).await
     }
@@ -312,11 +337,7 @@ impl StateStore for FinishFailsOnce {
 async fn finishing_is_exactly_once_after_a_crash_between_complete_and_record() {
     let objects = MemoryObjects::new();
     let state = MemoryState::new();
-    let flaky = Arc::new(FinishFailsOnce {
-        inner: state.clone(),
-        failed: AtomicBool::new(false),
-    });
-    let store = node(&objects, flaky, config());
+    let store = node(&objects, FailsOnce::new(state.clone(), "finish"), config());
     let len = 2 * P + 1;
     let data = pattern(len, 4);
     let id = create(&store, Some(len)).await;
@@ -330,6 +351,31 @@ async fn finishing_is_exactly_once_after_a_crash_between_complete_and_record() {
     let info = store.info_locked(&id, 2).await.unwrap();
     assert!(info.is_complete());
     assert!(state.get(&id).await.unwrap().finished);
+    assert_eq!(objects.object(id.as_str()), Some(data));
+}
+
+#[tokio::test]
+async fn a_lost_reply_to_recording_the_multipart_upload_does_not_break_the_upload() {
+    let objects = MemoryObjects::new();
+    let state = MemoryState::new();
+    let store = node(
+        &objects,
+        FailsOnce::new(state.clone(), "set_multipart"),
+        config(),
+    );
+    let len = 2 * P + 1;
+    let data = pattern(len, 6);
+    let id = create(&store, Some(len)).await;
+    let mut src = ChunkList::split(&data, 64 * 1024);
+    let err = store.write(&id, 0, &mut src, 1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    // Redis did record it: it must still exist in S3.
+    assert_eq!(objects.pending_multiparts(), 1);
+
+    let offset = store.info_locked(&id, 2).await.unwrap().offset;
+    let mut rest = ChunkList::split(&data[offset as usize..], 64 * 1024);
+    let info = store.write(&id, offset, &mut rest, 2).await.unwrap();
+    assert!(info.is_complete());
     assert_eq!(objects.object(id.as_str()), Some(data));
 }
 

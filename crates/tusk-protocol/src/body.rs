@@ -53,9 +53,9 @@ pub enum BodyEnd {
 pub(crate) struct PatchBody {
     stream: BodyStream,
     room: u64,
-    received: u64,
-    /// `received`, readable while the store holds the body (post-receive hooks).
-    progress: Arc<AtomicU64>,
+    /// Bytes handed to the store; shared so post-receive hooks can read it while the store
+    /// holds the body.
+    received: Arc<AtomicU64>,
     read_timeout: Duration,
     release: CancellationToken,
     lost: CancellationToken,
@@ -83,8 +83,7 @@ impl PatchBody {
         Self {
             stream,
             room,
-            received: 0,
-            progress: Arc::default(),
+            received: Arc::default(),
             read_timeout,
             release: stops.release,
             lost: stops.lost,
@@ -129,12 +128,12 @@ impl PatchBody {
 
     /// Bytes handed to the store.
     pub(crate) fn received(&self) -> u64 {
-        self.received
+        self.received.load(Ordering::Relaxed)
     }
 
     /// A live view of [`PatchBody::received`].
     pub(crate) fn progress(&self) -> Arc<AtomicU64> {
-        self.progress.clone()
+        self.received.clone()
     }
 }
 
@@ -183,12 +182,12 @@ impl ChunkSource for PatchBody {
                 Err(BodyEnd::Complete) => self.end = Some(self.verify()),
                 Err(end) => self.end = Some(end),
                 Ok(chunk) if chunk.is_empty() => {}
-                Ok(chunk) if chunk.len() as u64 > self.room - self.received => {
+                Ok(chunk) if chunk.len() as u64 > self.room - self.received() => {
                     self.end = Some(BodyEnd::TooLarge);
                 }
                 Ok(chunk) => {
-                    self.received += chunk.len() as u64;
-                    self.progress.store(self.received, Ordering::Relaxed);
+                    self.received
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     tusk_metrics::metrics()
                         .received_bytes
                         .inc_by(chunk.len() as u64);

@@ -95,12 +95,11 @@ impl Engine {
             }
         };
         for final_id in finals {
-            // The final upload's hooks must not change this (the partial's) response.
-            let result = crate::hooks::isolated(async {
+            let result = async {
                 let guard = self.lock(&final_id).await?;
                 let fin = self.store().info_locked(&final_id, guard.fence()).await?;
                 self.assemble_if_ready(fin, guard.fence()).await
-            })
+            }
             .await;
             match result {
                 Ok(_) => {}
@@ -144,11 +143,9 @@ impl Engine {
         tusk_metrics::metrics().uploads_finished.inc();
         tracing::info!(upload_id = %info.id, partials = partials.len(), "final upload complete");
         let info = self.refresh_expiry(info, fence).await;
-        // Assembled and stored: a failing pre-finish hook cannot undo that, nor fail the
-        // request that happened to assemble it.
-        if let Err(err) = self.finished(&info).await {
-            tracing::warn!(upload_id = %info.id, error = %err, "final upload assembled, but its finish hooks failed");
-        }
+        // Assembled and stored: a failing pre-finish hook cannot undo that, nor fail (or change
+        // the response of) the request that happened to assemble it.
+        crate::hooks::isolated(self.finished_logged(&info)).await;
         Ok(info)
     }
 }

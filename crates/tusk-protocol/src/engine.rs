@@ -123,11 +123,14 @@ impl Engine {
 
     /// Answer one request. Never panics on client input; every failure is a [`TusResponse`].
     pub async fn handle(&self, req: TusRequest) -> TusResponse {
-        let http = match self.hooks() {
-            Some(hooks) => hook_http_request(&req, &hooks.config().forward_headers),
-            None => HookHttpRequest::default(),
+        let (result, changes) = match self.hooks() {
+            // Without hooks there is no request context to keep.
+            None => (self.dispatch(req).await, None),
+            Some(hooks) => {
+                let http = hook_http_request(&req, &hooks.config().forward_headers);
+                crate::hooks::scoped(http, self.dispatch(req)).await
+            }
         };
-        let (result, changes) = crate::hooks::scoped(http, self.dispatch(req)).await;
         let mut resp = match result {
             Ok(resp) => resp,
             Err(err) => err.into_response(),
@@ -150,6 +153,15 @@ impl Engine {
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
         )
+    }
+
+    /// [`Engine::finished`] where failing the request would not help the client: a POST (a
+    /// retry would create a duplicate) or the request that happened to assemble a final upload.
+    /// The failure is logged (and counted in the hook metrics).
+    pub(crate) async fn finished_logged(&self, info: &UploadInfo) {
+        if let Err(err) = self.finished(info).await {
+            tracing::warn!(upload_id = %info.id, error = %err, "upload complete, but its finish hooks failed");
+        }
     }
 
     /// `info` just received its last byte (or was assembled): pre-finish, whose answer may
@@ -185,29 +197,25 @@ impl Engine {
         {
             return Err(TusError::UnsupportedVersion);
         }
-        if let Target::Upload(raw) = &req.target
-            && let Ok(id) = UploadId::parse(raw)
-        {
-            tracing::Span::current().record("upload_id", tracing::field::display(&id));
+        // Parsed once; an invalid id is a 404 once the method is known to be allowed.
+        let id = match &req.target {
+            Target::Upload(raw) => Some(parse_id(raw)),
+            Target::Collection => None,
+        };
+        if let Some(Ok(id)) = &id {
+            tracing::Span::current().record("upload_id", tracing::field::display(id));
         }
         let caps = self.store.capabilities();
-        match (&req.method, &req.target) {
-            (Method::Post, Target::Collection) => self.post(req).await,
-            (Method::Head, Target::Upload(id)) => {
-                self.head(&parse_id(id)?, &req.location_base).await
-            }
-            (Method::Get, Target::Upload(id)) => self.get(&parse_id(id)?, &req.headers).await,
-            (Method::Patch, Target::Upload(id)) => {
-                let id = parse_id(id)?;
-                self.patch(&id, req).await
-            }
-            (Method::Delete, Target::Upload(id)) if caps.termination => {
-                self.delete(&parse_id(id)?).await
-            }
-            (_, Target::Collection) => Err(TusError::MethodNotAllowed {
+        match (&req.method, id) {
+            (Method::Post, None) => self.post(req).await,
+            (Method::Head, Some(id)) => self.head(&id?, &req.location_base).await,
+            (Method::Get, Some(id)) => self.get(&id?, &req.headers).await,
+            (Method::Patch, Some(id)) => self.patch(&id?, req).await,
+            (Method::Delete, Some(id)) if caps.termination => self.delete(&id?).await,
+            (_, None) => Err(TusError::MethodNotAllowed {
                 allow: "OPTIONS, POST",
             }),
-            (_, Target::Upload(_)) => Err(TusError::MethodNotAllowed {
+            (_, Some(_)) => Err(TusError::MethodNotAllowed {
                 allow: self.upload_methods(),
             }),
         }
@@ -306,6 +314,26 @@ fn apply_hook_response(mut resp: TusResponse, changes: HookHttpResponse) -> TusR
     resp
 }
 
+/// The upload a path names. Ids starting with `_` are tusk's own lock names (the reaper's):
+/// no client may lock them, so they name no upload.
 fn parse_id(raw: &str) -> Result<UploadId, TusError> {
+    if raw.starts_with('_') {
+        return Err(TusError::UnknownId);
+    }
     UploadId::parse(raw).map_err(|_| TusError::UnknownId)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_cannot_name_tusks_own_locks() {
+        // The reaper locks `_tusk-reaper` through the same locker: a client that could lock it
+        // (HEAD /files/_tusk-reaper, repeatedly) would stop expired uploads from being removed.
+        assert!(matches!(parse_id("_tusk-reaper"), Err(TusError::UnknownId)));
+        assert!(matches!(parse_id("_"), Err(TusError::UnknownId)));
+        assert!(parse_id("custom-id_1").is_ok());
+        assert!(parse_id(UploadId::generate().as_str()).is_ok());
+    }
 }

@@ -118,9 +118,9 @@ pub enum TusError {
     /// A path id that is not a valid upload id, so no such upload can exist.
     #[error("upload not found")]
     UnknownId,
-    /// A blocking hook could not be asked (unreachable, timed out, bad answer); the upload was
-    /// not changed by this request.
-    #[error("the {hook} hook failed ({reason}); try again later")]
+    /// A blocking hook could not be asked (unreachable, timed out, bad answer). pre-create and
+    /// pre-terminate changed nothing; pre-finish runs once the bytes are stored, which stay.
+    #[error("the {hook} hook failed ({reason}); {}", after_hook_failure(*.hook))]
     HookFailed {
         /// Which hook.
         hook: HookType,
@@ -139,6 +139,13 @@ pub enum TusError {
     /// A store or locker failure.
     #[error(transparent)]
     Store(#[from] tusk_core::Error),
+}
+
+fn after_hook_failure(hook: HookType) -> &'static str {
+    match hook {
+        HookType::PreFinish => "the upload is complete and its bytes are stored",
+        _ => "nothing was changed; try again later",
+    }
 }
 
 fn rejection_message(hook: HookType) -> &'static str {

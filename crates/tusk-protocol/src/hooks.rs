@@ -66,14 +66,6 @@ impl HookType {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == name)
     }
-
-    /// Whether the request waits for this hook's answer.
-    pub fn is_blocking(self) -> bool {
-        matches!(
-            self,
-            HookType::PreCreate | HookType::PreFinish | HookType::PreTerminate
-        )
-    }
 }
 
 impl std::fmt::Display for HookType {
@@ -615,8 +607,6 @@ mod tests {
             assert_eq!(HookType::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(HookType::parse("pre-upload"), None);
-        assert!(HookType::PreTerminate.is_blocking());
-        assert!(!HookType::PostReceive.is_blocking());
     }
 
     #[test]

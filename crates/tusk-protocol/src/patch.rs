@@ -41,16 +41,30 @@ impl Engine {
             });
         }
         if let Some(length) = declared_length {
+            // A body that cannot fit is refused before the length is fixed: a refused PATCH
+            // changes nothing.
+            if content_length.is_some_and(|len| len > length.saturating_sub(info.offset)) {
+                return Err(TusError::BodyTooLarge);
+            }
             info = self.declare_length(info, length, guard.fence()).await?;
         }
+        let was_complete = info.is_complete();
         let info = self
             .receive(info, req.body.take(), content_length, checksum, &guard)
             .await?;
+        // The bytes are stored whatever pre-finish says; a failure is reported after the
+        // upload's expiry and its final uploads are brought up to date.
+        let finish_hooks = if !was_complete && info.is_complete() {
+            self.finished(&info).await
+        } else {
+            Ok(())
+        };
         let info = self.refresh_expiry(info, guard.fence()).await;
         tracing::Span::current().record("new_offset", info.offset);
         // The partial's lock is released before any final upload's is taken.
         drop(guard);
         self.complete_finals_of(&info).await;
+        finish_hooks?;
         let resp = TusResponse::status(204).header("Upload-Offset", info.offset.to_string());
         Ok(crate::expiry::with_expires(resp, &info))
     }
@@ -79,6 +93,7 @@ impl Engine {
 
     /// Stream `body` into the store after `info.offset`, stopping at the upload's length (or the
     /// maximum size while the length is deferred). A body that would pass it commits nothing.
+    /// Sends post-receive; the caller sends the finish hooks if the upload is now complete.
     pub(crate) async fn receive(
         &self,
         info: UploadInfo,
@@ -144,13 +159,8 @@ impl Engine {
             _ => {}
         }
         if !was_complete && written.is_complete() {
+            // The caller sends the finish hooks.
             metrics.uploads_finished.inc();
-            if let Err(err) = self.finished(&written).await {
-                // Complete whatever the hook says: its expiry must say so too, or the reaper
-                // would treat a finished upload as abandoned.
-                self.refresh_expiry(written, guard.fence()).await;
-                return Err(err);
-            }
         } else if written.offset > info.offset
             && let Some(hooks) = self.hooks()
             && hooks.receive_due(&written.id)

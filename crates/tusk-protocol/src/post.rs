@@ -106,11 +106,7 @@ impl Engine {
         }
         if info.is_complete() && !is_final {
             tusk_metrics::metrics().uploads_finished.inc();
-            // The upload exists and is complete: failing the POST now would only make the
-            // client create a duplicate.
-            if let Err(err) = self.finished(&info).await {
-                tracing::warn!(upload_id = %id, error = %err, "upload created complete, but its finish hooks failed");
-            }
+            self.finished_logged(&info).await;
         }
         let mut resp =
             TusResponse::status(201).header("Location", format!("{}{id}", req.location_base));
@@ -126,11 +122,17 @@ impl Engine {
         }
         if with_body {
             let guard = self.lock(&id).await?;
+            let was_complete = info.is_complete();
             info = match self
                 .receive(info, req.body.take(), content_length, checksum, &guard)
                 .await
             {
-                Ok(info) => self.refresh_expiry(info, guard.fence()).await,
+                Ok(info) => {
+                    if !was_complete && info.is_complete() {
+                        self.finished_logged(&info).await;
+                    }
+                    self.refresh_expiry(info, guard.fence()).await
+                }
                 Err(TusError::BodyTooLarge) => return Err(TusError::BodyTooLarge),
                 // A post-receive hook stopped the upload and it was removed.
                 Err(err @ TusError::HookRejected { .. }) => return Err(err),

@@ -88,10 +88,13 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {path}: {source}")]
+    /// Only the message and the line: the TOML parser's own report quotes the line, which may
+    /// hold a secret.
+    #[error("config file {path}, line {line}: {message}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        line: usize,
+        message: String,
     },
     #[error("invalid {key} (flag --{flag}, env TUSK_{env}, TOML key {key}): {reason}")]
     Invalid {
@@ -122,9 +125,12 @@ pub fn load(cli: Settings) -> Result<ServeConfig, ConfigError> {
                 path: path.clone(),
                 source,
             })?;
-            toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            toml::from_str(&text).map_err(|err: toml::de::Error| ConfigError::Parse {
                 path: path.clone(),
-                source: Box::new(source),
+                line: err.span().map_or(0, |span| {
+                    text[..span.start.min(text.len())].lines().count().max(1)
+                }),
+                message: err.message().to_owned(),
             })?
         }
         None => Settings::default(),
