@@ -40,12 +40,18 @@ impl std::fmt::Debug for HttpHookSender {
 }
 
 impl HttpHookSender {
-    /// A sender POSTing to `url`.
-    pub fn new(url: &str) -> Result<Self, HookSetupError> {
+    /// Whether `url` can be a hooks URL (checked at start-up, before any client is built).
+    pub fn check_url(url: &str) -> Result<reqwest::Url, HookSetupError> {
         let url = reqwest::Url::parse(url).map_err(|_| HookSetupError::BadUrl)?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(HookSetupError::BadUrl);
         }
+        Ok(url)
+    }
+
+    /// A sender POSTing to `url`.
+    pub fn new(url: &str) -> Result<Self, HookSetupError> {
+        let url = Self::check_url(url)?;
         let client = reqwest::Client::builder()
             .user_agent(concat!("tusk/", env!("CARGO_PKG_VERSION")))
             .build()

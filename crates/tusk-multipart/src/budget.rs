@@ -30,7 +30,8 @@ impl BufferBudget {
     }
 
     /// Bytes not reserved right now.
-    pub fn available(&self) -> u64 {
+    #[cfg(test)]
+    fn available(&self) -> u64 {
         self.semaphore.available_permits() as u64 * UNIT
     }
 

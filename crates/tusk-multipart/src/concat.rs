@@ -7,11 +7,8 @@ use tusk_core::{Result, UploadId, UploadInfo};
 
 use crate::MultipartStore;
 use crate::buffer::PartBuffer;
-use crate::config::MIN_PART_SIZE;
+use crate::config::{MIN_PART_SIZE, S3_MAX_PART_SIZE};
 use crate::store::part_number;
-
-/// S3's largest part (and largest UploadPartCopy range).
-const MAX_PART_SIZE: u64 = 5 << 30;
 
 /// One part of a final upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +49,7 @@ fn plan(partials: &[(UploadId, u64)]) -> Vec<Piece> {
         while pos < *len {
             let rest = len - pos;
             if gathered_len == 0 && (rest >= MIN_PART_SIZE || i == last) {
-                let chunk = rest.min(MAX_PART_SIZE);
+                let chunk = rest.min(S3_MAX_PART_SIZE);
                 pieces.push(Piece::Copy {
                     source: id.clone(),
                     start: pos,
@@ -89,6 +86,8 @@ impl MultipartStore {
         let sizes: Vec<(UploadId, u64)> =
             partials.iter().map(|p| (p.id.clone(), p.offset)).collect();
         let pieces = plan(&sizes);
+        // Refused before any copy: a plan of more parts than S3 allows would fail at the last.
+        part_number(pieces.len().max(1))?;
         let key = id.as_str();
         if pieces.is_empty() {
             self.objects.put_object(key, Bytes::new()).await?;

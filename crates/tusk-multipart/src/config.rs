@@ -1,5 +1,10 @@
 /// The smallest part S3 accepts for any part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * MIB;
+/// The largest part tusk cuts. S3 takes parts up to 5 GiB, but the bytes of a part that is not
+/// full yet live in one Redis string, and Redis refuses strings (and arguments) over 512 MB.
+pub const MAX_PART_SIZE: u64 = 512 * MIB;
+/// The largest part S3 accepts (copied parts of a concatenation are cut at it).
+pub(crate) const S3_MAX_PART_SIZE: u64 = 5 << 30;
 const MIB: u64 = 1024 * 1024;
 
 /// How the distributed store cuts uploads into parts and bounds its memory.

@@ -49,7 +49,8 @@ impl MultipartStore {
         config: MultipartConfig,
         budget: BufferBudget,
     ) -> Result<Self, BudgetTooSmall> {
-        let part = part_size_for(None, &config).max(part_size_for(Some(config.max_size), &config));
+        // The largest part: a deferred-length upload's, sized for the maximum size.
+        let part = part_size_for(None, &config);
         if budget.bytes() < part {
             return Err(BudgetTooSmall {
                 budget: budget.bytes(),
@@ -105,7 +106,7 @@ impl MultipartStore {
             None => self.state.read_tail(&state.id).await?,
         };
         if tail.len() as u64 != state.tail_len {
-            return Err(corrupt_tail(&state, tail.len()));
+            return Err(corrupt_tail(&state.id, state.tail_len, tail.len()));
         }
         let key = state.id.as_str();
         match state.multipart_id.as_deref() {
@@ -241,13 +242,11 @@ pub(crate) fn vanished(err: Error) -> Error {
     }
 }
 
-fn corrupt_tail(state: &UploadState, len: usize) -> Error {
+/// The tail read back is not as long as the state says: never used as upload bytes.
+pub(crate) fn corrupt_tail(id: &UploadId, counted: u64, read: usize) -> Error {
     Error::new(
         ErrorKind::Backend,
-        format!(
-            "upload {}: the tail holds {len} bytes but the state counts {}",
-            state.id, state.tail_len
-        ),
+        format!("upload {id}: the tail holds {read} bytes but the state counts {counted}"),
     )
 }
 

@@ -2,23 +2,15 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, UploadState};
 
 use crate::MultipartStore;
 use crate::buffer::PartBuffer;
-use crate::store::{part_number, vanished};
+use crate::store::{corrupt_tail, part_number, vanished};
 
-/// A part on its way to object storage. The task is aborted if the PATCH is dropped.
-struct InflightPart {
-    task: JoinHandle<Result<String>>,
-}
-
-impl Drop for InflightPart {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// A part on its way to object storage: its ETag. The task is aborted if the PATCH is dropped.
+type InflightPart = AbortOnDropHandle<Result<String>>;
 
 /// One PATCH body's journey: bytes fill the current part buffer (after the stored tail, which is
 /// read from the state store only when the part is full, so a small PATCH never reads it); a
@@ -142,7 +134,7 @@ impl Writer<'_> {
             drop(permit);
             etag
         });
-        self.inflight.push_back(InflightPart { task });
+        self.inflight.push_back(AbortOnDropHandle::new(task));
         Ok(())
     }
 
@@ -155,15 +147,7 @@ impl Writer<'_> {
         }
         let tail = self.store.state.read_tail(&self.state.id).await?;
         if tail.len() != self.stored {
-            return Err(Error::new(
-                ErrorKind::Backend,
-                format!(
-                    "upload {}: the tail holds {} bytes but the state counts {}",
-                    self.state.id,
-                    tail.len(),
-                    self.stored
-                ),
-            ));
+            return Err(corrupt_tail(&self.state.id, self.stored as u64, tail.len()));
         }
         let mut part = PartBuffer::with_capacity(self.part_size());
         part.extend_from_slice(&tail)?;
@@ -182,7 +166,7 @@ impl Writer<'_> {
     /// Commit parts whose upload finished; with `wait`, wait for all of them.
     async fn commit_confirmed(&mut self, wait: bool) -> Result<()> {
         while let Some(front) = self.inflight.front() {
-            if !wait && !front.task.is_finished() {
+            if !wait && !front.is_finished() {
                 break;
             }
             self.commit_oldest().await?;
@@ -200,7 +184,7 @@ impl Writer<'_> {
         let Some(mut part) = self.inflight.pop_front() else {
             return Ok(());
         };
-        let etag = (&mut part.task)
+        let etag = (&mut part)
             .await
             .map_err(|err| {
                 Error::new(ErrorKind::Backend, "part upload task failed").with_source(err)

@@ -227,7 +227,7 @@ fn ensure_crypto_provider() {
 /// Redacts the user-info password (`redis://user:secret@host` becomes `redis://user:***@host`),
 /// a user-info with no colon as a whole (some write the password there), and `pass` /
 /// `password` query parameters (`redis+unix:///path?pass=secret`).
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         // Not a URL we understand: show nothing of it rather than risk a secret.
         return "<unparsable Redis URL>".to_owned();

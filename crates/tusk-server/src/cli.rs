@@ -167,9 +167,11 @@ pub struct Settings {
     )]
     pub hooks_events: Option<CommaList>,
 
-    /// Client request headers passed to hooks in HTTPRequest.Header, comma-separated
-    /// [default: Authorization, Content-Length, Content-Type, Host, Origin, Tus-Resumable,
-    /// Upload-*, User-Agent, X-Forwarded-*, X-Request-Id].
+    /// Client request headers passed to hooks in HTTPRequest.Header, comma-separated; replaces
+    /// the default list [default: Authorization, Content-Length, Content-Type, Host, Origin,
+    /// Tus-Resumable, Upload-Concat, Upload-Defer-Length, Upload-Length, Upload-Metadata,
+    /// Upload-Offset, User-Agent, X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto,
+    /// X-Request-Id].
     #[arg(
         long,
         env = "TUSK_HOOKS_FORWARD_HEADERS",
@@ -374,7 +376,7 @@ pub struct Settings {
     pub lock_lease: Option<HumanDuration>,
 
     /// Preferred S3 part size; larger when an upload's length needs it to fit --max-parts
-    /// [default: 8MiB, at least 5MiB].
+    /// [default: 8MiB; 5MiB to 512MiB].
     #[arg(
         long,
         env = "TUSK_PREFERRED_PART_SIZE",
@@ -414,7 +416,22 @@ pub struct Settings {
 
 impl Settings {
     /// Fill every unset field of `self` from `lower`.
-    pub fn over(self, lower: Settings) -> Settings {
+    pub fn over(self, mut lower: Settings) -> Settings {
+        // A secret and its `_file` form are one setting: whichever this layer gives wins over
+        // both forms below, instead of the two meeting and being refused as "not both".
+        macro_rules! one_setting {
+            ($($value:ident / $file:ident),* $(,)?) => {
+                $(if self.$value.is_some() || self.$file.is_some() {
+                    lower.$value = None;
+                    lower.$file = None;
+                })*
+            };
+        }
+        one_setting!(
+            redis_url / redis_url_file,
+            etcd_password / etcd_password_file,
+            hooks_url / hooks_url_file,
+        );
         macro_rules! layer {
             ($($field:ident),* $(,)?) => {
                 Settings { $($field: self.$field.or(lower.$field)),* }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tusk_http::{CorsOrigins, HttpConfig};
 use tusk_protocol::EngineConfig;
 
-use tusk_multipart::{MultipartConfig, part_size_for};
+use tusk_multipart::{MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, part_size_for};
 
 use crate::cli::Settings;
 use crate::units::{LogFormat, OtlpProtocol, Secret};
@@ -88,12 +88,14 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// Only the message and the line: the TOML parser's own report quotes the line, which may
-    /// hold a secret.
-    #[error("config file {path}, line {line}: {message}")]
+    /// The line, its key and the message, never the value: the TOML parser's own report
+    /// quotes the whole line, which may hold a secret.
+    #[error("config file {path}, line {line}{key}: {message}")]
     Parse {
         path: PathBuf,
         line: usize,
+        /// `, key <name>` when the line has one.
+        key: String,
         message: String,
     },
     #[error("invalid {key} (flag --{flag}, env TUSK_{env}, TOML key {key}): {reason}")]
@@ -125,17 +127,35 @@ pub fn load(cli: Settings) -> Result<ServeConfig, ConfigError> {
                 path: path.clone(),
                 source,
             })?;
-            toml::from_str(&text).map_err(|err: toml::de::Error| ConfigError::Parse {
-                path: path.clone(),
-                line: err.span().map_or(0, |span| {
-                    text[..span.start.min(text.len())].lines().count().max(1)
-                }),
-                message: err.message().to_owned(),
-            })?
+            toml::from_str(&text).map_err(|err| parse_error(path, &text, &err))?
         }
         None => Settings::default(),
     };
     validate(cli.over(file))
+}
+
+/// A TOML error as [`ConfigError::Parse`]: line and key, never the line's text.
+fn parse_error(path: &std::path::Path, text: &str, err: &toml::de::Error) -> ConfigError {
+    let start = err.span().map_or(0, |span| span.start.min(text.len()));
+    let line = text[..start].matches('\n').count() + 1;
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(key, _)| key.trim())
+        .filter(|key| {
+            !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+        .map_or_else(String::new, |key| format!(", key {key}"));
+    ConfigError::Parse {
+        path: path.to_owned(),
+        line,
+        key,
+        message: err.message().to_owned(),
+    }
 }
 
 fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
@@ -341,7 +361,7 @@ fn hooks(s: &mut Settings) -> Result<Option<HookSettings>, ConfigError> {
             None => Ok(None),
         };
     };
-    if let Err(err) = tusk_hooks::HttpHookSender::new(&url.0) {
+    if let Err(err) = tusk_hooks::HttpHookSender::check_url(&url.0) {
         return Err(invalid("hooks_url", err.to_string()));
     }
     let defaults = HookConfig::default();
@@ -393,7 +413,7 @@ fn hooks(s: &mut Settings) -> Result<Option<HookSettings>, ConfigError> {
                 Some(n) => n,
                 None => defaults.post_retries,
             },
-            post_backoff: positive("hooks_backoff", s.hooks_backoff, Duration::from_secs(1))?,
+            post_backoff: positive("hooks_backoff", s.hooks_backoff, defaults.post_backoff)?,
             post_receive_interval: positive(
                 "hooks_post_receive_interval",
                 s.hooks_post_receive_interval,
@@ -402,10 +422,6 @@ fn hooks(s: &mut Settings) -> Result<Option<HookSettings>, ConfigError> {
         },
     }))
 }
-
-/// S3 allows parts of at most 5 GiB and at most 10,000 of them.
-const MAX_PART_SIZE: u64 = 5 << 30;
-const MIN_PART_SIZE: u64 = 5 << 20;
 
 /// Read a secret from `file` if given (trailing newline dropped), else take `value`.
 fn secret_from(
@@ -486,7 +502,7 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
     if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&preferred_part_size) {
         return Err(invalid(
             "preferred_part_size",
-            "must be between 5MiB and 5GiB (the S3 limits)",
+            "must be between 5MiB (the S3 minimum) and 512MiB (the largest tail Redis holds)",
         ));
     }
     let max_parts = s.max_parts.unwrap_or(10_000);
@@ -508,7 +524,7 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         return Err(invalid(
             "max_size",
             format!(
-                "{max_size} bytes do not fit {max_parts} parts of at most 5GiB; lower max_size or raise max_parts"
+                "{max_size} bytes do not fit {max_parts} parts of at most 512MiB (the largest tail Redis holds); lower max_size or raise max_parts"
             ),
         ));
     }
@@ -654,6 +670,18 @@ mod tests {
         let c = validate(flags.over(file)).unwrap();
         assert_eq!(c.engine.lock_wait, Duration::from_secs(1));
         assert_eq!(c.http.base_path, "/a/");
+
+        // A secret given above replaces the file's `_file` form of it, and the other way round.
+        let file: Settings =
+            toml::from_str("hooks_url_file = \"/run/secrets/none\"\ns3_bucket = \"b\"\nredis_url = \"redis://file\"").unwrap();
+        let env = Settings {
+            hooks_url: Some("http://env-hooks/".parse().unwrap()),
+            redis_url_file: Some(std::env::temp_dir().join("tusk-no-such-secret")),
+            ..Settings::default()
+        };
+        let merged = env.over(file);
+        assert!(merged.hooks_url_file.is_none() && merged.hooks_url.is_some());
+        assert!(merged.redis_url.is_none() && merged.redis_url_file.is_some());
     }
 
     #[test]
@@ -733,6 +761,43 @@ mod tests {
     }
 
     #[test]
+    fn file_errors_name_the_line_but_never_quote_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tusk.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1080\"\netcd_password = 98765sekrit\n",
+        )
+        .unwrap();
+        let err = load(Settings {
+            config: Some(path),
+            ..Settings::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 2, key etcd_password"), "{err}");
+        assert!(!err.contains("98765sekrit"), "{err}");
+    }
+
+    #[test]
+    fn help_lists_the_headers_forwarded_to_hooks_by_default() {
+        use clap::CommandFactory;
+        let mut cli = crate::cli::Cli::command();
+        let serve = cli.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_long_help().to_string();
+        for name in tusk_protocol::DEFAULT_FORWARD_HEADERS {
+            assert!(help.contains(name), "{name} missing from --help");
+        }
+    }
+
+    #[test]
+    fn bare_integers_are_seconds() {
+        let c = from_toml("expire_after = 0\nlock_wait = 3").unwrap();
+        assert_eq!(c.engine.expire_after, None);
+        assert_eq!(c.engine.lock_wait, Duration::from_secs(3));
+    }
+
+    #[test]
     fn hook_and_trace_settings_are_read() {
         let c = validate(Settings::default()).unwrap();
         assert!(c.hooks.is_none() && c.otlp.is_none(), "both off by default");
@@ -804,6 +869,14 @@ mod tests {
             (
                 "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nmax_parts = 0",
                 "max_parts",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\npreferred_part_size = \"1GiB\"",
+                "preferred_part_size",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nmax_size = \"6TiB\"\nmax_buffered_bytes = \"4GiB\"",
+                "max_size",
             ),
             (
                 "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nmax_buffered_bytes = \"8MiB\"",
