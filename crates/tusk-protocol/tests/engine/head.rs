@@ -1,9 +1,6 @@
-#![allow(clippy::unwrap_used)]
-mod common;
-
 use std::time::Duration;
 
-use common::{Harness, Req, assert_tus, config};
+use crate::common::{Harness, Req, assert_tus, config};
 use tusk_core::{Locker, UploadId};
 
 #[tokio::test]

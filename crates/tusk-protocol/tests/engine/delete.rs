@@ -1,7 +1,4 @@
-#![allow(clippy::unwrap_used)]
-mod common;
-
-use common::{Harness, Req, assert_tus};
+use crate::common::{Harness, Req, assert_tus};
 use tusk_core::UploadId;
 
 #[tokio::test]

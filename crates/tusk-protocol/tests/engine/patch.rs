@@ -1,10 +1,7 @@
-#![allow(clippy::unwrap_used)]
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{Harness, Req, assert_tus, channel_body, chunks, config, cut_after};
 use bytes::Bytes;
-use common::{Harness, Req, assert_tus, channel_body, chunks, config, cut_after};
 
 struct Case {
     name: &'static str,

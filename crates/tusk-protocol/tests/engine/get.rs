@@ -1,7 +1,4 @@
-#![allow(clippy::unwrap_used)]
-mod common;
-
-use common::{Harness, Req};
+use crate::common::{Harness, Req};
 use futures_util::StreamExt;
 use tusk_protocol::{Target, TusResponse};
 
@@ -170,7 +167,7 @@ async fn type_and_name_come_from_metadata() {
             "filetype aW1hZ2UvcG5n,filename YS9jYXQucG5n",
         ))
         .await;
-    let id = common::id_of(&resp);
+    let id = crate::common::id_of(&resp);
     h.send(Req::patch(&id, 0).body(b"png")).await;
     let resp = h.send(get(&id)).await;
     assert_eq!(resp.get("Content-Type"), Some("image/png"));
@@ -188,7 +185,7 @@ async fn type_and_name_come_from_metadata() {
                 .header("Upload-Metadata", "filetype dGV4dC9odG1s"),
         )
         .await;
-    let id = common::id_of(&resp);
+    let id = crate::common::id_of(&resp);
     h.send(Req::patch(&id, 0).body(b"<b>")).await;
     let resp = h.send(get(&id)).await;
     assert_eq!(resp.get("Content-Disposition"), Some("attachment"));

@@ -1,10 +1,8 @@
-#![allow(clippy::unwrap_used)]
 //! The expiration extension across methods: Upload-Expires, 410 after expiry, the reaper.
-mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Harness, Req, config};
+use crate::common::{Harness, Req, config};
 use tusk_protocol::{EngineConfig, Target};
 
 fn expiring(after: u64, retention: Option<u64>) -> EngineConfig {
@@ -48,7 +46,7 @@ async fn post_patch_and_head_announce_the_expiry() {
     let at = expires_of(&resp);
     // One period after the request, counted from the next whole second (never early).
     assert!((before + 3600..=now() + 3601).contains(&at), "{at}");
-    let id = common::id_of(&resp);
+    let id = crate::common::id_of(&resp);
     let resp = h.send(Req::patch(&id, 0).body(b"abc")).await;
     assert_eq!(resp.status, 204);
     assert!(expires_of(&resp) >= at);

@@ -1,8 +1,6 @@
-#![allow(clippy::unwrap_used)]
 //! Concatenation and concatenation-unfinished: partial uploads and final uploads.
-mod common;
 
-use common::{BASE, Harness, Req, id_of};
+use crate::common::{BASE, Harness, Req, id_of};
 use tusk_protocol::Target;
 
 async fn partial(h: &Harness, data: &[u8]) -> String {

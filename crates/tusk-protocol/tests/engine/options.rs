@@ -1,7 +1,4 @@
-#![allow(clippy::unwrap_used)]
-mod common;
-
-use common::{Harness, Req};
+use crate::common::{Harness, Req};
 use tusk_protocol::Target;
 
 #[tokio::test]
@@ -50,7 +47,7 @@ async fn requests_without_a_supported_version_get_412_with_tus_version() {
         let resp = h.send(req).await;
         assert_eq!(resp.status, 412, "{name}");
         assert_eq!(resp.get("Tus-Version"), Some("1.0.0"), "{name}");
-        common::assert_tus(&resp);
+        crate::common::assert_tus(&resp);
     }
     assert_eq!(h.offset(&id).await, 0, "nothing changed");
 }
@@ -75,6 +72,6 @@ async fn unsupported_methods_get_405_with_allow() {
         let resp = h.send(req).await;
         assert_eq!(resp.status, 405);
         assert_eq!(resp.get("Allow"), Some(allow));
-        common::assert_tus(&resp);
+        crate::common::assert_tus(&resp);
     }
 }

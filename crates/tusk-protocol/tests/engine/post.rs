@@ -1,7 +1,4 @@
-#![allow(clippy::unwrap_used)]
-mod common;
-
-use common::{BASE, Harness, Req, assert_tus, chunks, id_of};
+use crate::common::{BASE, Harness, Req, assert_tus, chunks, id_of};
 
 struct Case {
     name: &'static str,

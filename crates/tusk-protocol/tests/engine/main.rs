@@ -1,0 +1,14 @@
+//! The engine's protocol tests, one binary: each module covers one tus request or extension.
+//! They run over the local store by default; `TUSK_TEST_STORE` picks another (see `common`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+mod concat;
+mod delete;
+mod expiration;
+mod get;
+mod head;
+mod options;
+mod patch;
+mod post;
