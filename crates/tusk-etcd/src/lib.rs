@@ -2,10 +2,16 @@
 //!
 //! Layout under the configured `key_prefix`:
 //! - `<prefix>lock/<id>`: the lock. Created in a transaction only if absent, attached to a lease
-//!   of `lease_ttl` that a background task keeps alive. Its create revision is the fencing token.
+//!   of `lease_ttl` that a background task keeps alive. Its create revision, with the epoch,
+//!   makes the fencing token.
 //! - `<prefix>release/<id>`: a release request. A request that finds the lock held writes it
 //!   (value unique per waiter, attached to the waiter's own lease so it disappears with the
 //!   waiter); the holder watches it and is told to let go.
+//!
+//! - `<prefix>epoch`: when this cluster first gave out a lock under the prefix, in microseconds
+//!   since the Unix epoch. Written once, never on a lease; part of every fencing token (see
+//!   `fence`), so a brand-new etcd cluster's tokens still beat the ones of the cluster it
+//!   replaced.
 //!
 //! A waiter watches the lock key from the revision it read, so a delete (unlock or lease expiry)
 //! between its read and its watch is never missed, and retries at once: handing the lock over
@@ -28,6 +34,29 @@ pub use locker::EtcdLocker;
 /// etcd tokens are always newer than those: a deployment moving from in-process locks to etcd
 /// keeps its uploads writable instead of being refused as stale by the state store.
 pub const FENCE_BASE: u64 = 1 << 62;
+
+/// Fencing tokens per microsecond of epoch: more revisions than etcd can make per microsecond
+/// (it manages well under one), so a younger epoch always outweighs the revisions of an older one.
+const TOKENS_PER_EPOCH_MICROSECOND: u64 = 16;
+
+/// The fencing token of a lock created at `revision` by a cluster whose epoch key reads
+/// `epoch_micros`: `FENCE_BASE + epoch_micros * 16 + revision`, or `None` if it overflows.
+///
+/// Why the epoch: a new, empty etcd cluster (a lost cluster replaced, not restored from a
+/// snapshot) starts its revisions again at 1. With the revision alone its tokens would be older
+/// than every token the state store has seen, and every upload touched before would be refused
+/// as stale (423) until it expired. The new cluster writes its own epoch at its first lock, at
+/// least the old cluster's lifetime after the old one's, so its tokens are newer as long as the
+/// old cluster made fewer than 16 revisions per microsecond of its life and the nodes' clocks were
+/// not off by nearly that lifetime. Within one cluster the epoch never changes, so tokens follow
+/// revisions; deleting the epoch key only moves tokens up.
+pub(crate) fn fence(epoch_micros: u64, revision: i64) -> Option<u64> {
+    let revision = u64::try_from(revision).ok()?;
+    epoch_micros
+        .checked_mul(TOKENS_PER_EPOCH_MICROSECOND)?
+        .checked_add(revision)?
+        .checked_add(FENCE_BASE)
+}
 
 /// How long one etcd request may take before the locker gives up on it. Without a bound, a
 /// request to a down etcd can wait for a connection forever.
@@ -130,6 +159,18 @@ impl EtcdConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fences_order_by_epoch_then_revision_and_never_wrap() {
+        let now = 1_790_000_000_000_000; // 2026, in microseconds
+        assert_eq!(fence(now, 7), Some(FENCE_BASE + now * 16 + 7));
+        // A cluster one second younger beats 16 million revisions of the older one.
+        assert!(fence(now + 1_000_000, 1) > fence(now, 15_999_999));
+        assert!(fence(now, 2) > fence(now, 1));
+        assert_eq!(fence(now, -1), None);
+        assert_eq!(fence(u64::MAX / 16, 1), None);
+        assert_eq!(fence(u64::MAX, 0), None);
+    }
 
     fn config() -> EtcdConfig {
         EtcdConfig {

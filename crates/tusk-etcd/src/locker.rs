@@ -15,7 +15,7 @@ use tusk_core::{LockGuard, Locker, UploadId};
 
 use crate::error::client_error_is_unavailable;
 use crate::lease::Lease;
-use crate::{EtcdConfig, EtcdError, FENCE_BASE, REQUEST_TIMEOUT, rpc};
+use crate::{EtcdConfig, EtcdError, REQUEST_TIMEOUT, fence, rpc};
 
 /// How long [`EtcdLocker::connect`] waits for etcd to answer before failing start-up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -34,9 +34,10 @@ const RESYNC_BACKOFF: Duration = Duration::from_millis(200);
 /// `key_prefix`. Cheap to clone.
 ///
 /// A lock is a key `<prefix>lock/<id>` on a fresh lease kept alive in the background; its
-/// fencing token is the key's create revision plus [`FENCE_BASE`]. A request that finds the
-/// lock held writes `<prefix>release/<id>` (the holder's [`LockGuard::release_requested`]
-/// fires, on whichever node it runs) and takes the lock as soon as the key is deleted.
+/// fencing token is made of the key's create revision and the cluster's epoch key. A request
+/// that finds the lock held writes `<prefix>release/<id>` (the holder's
+/// [`LockGuard::release_requested`] fires, on whichever node it runs) and takes the lock as soon
+/// as the key is deleted.
 ///
 /// A guard's [`LockGuard::lost`] fires when etcd says the lease is gone, when the lock key is
 /// deleted from outside, or when the lease may have expired by the local clock (a tenth of the
@@ -177,13 +178,30 @@ impl EtcdLocker {
                 .attempt(&lock_key, &release_key, &lease, &token)
                 .await?
             {
-                Attempt::Acquired { revision, waiter } => {
+                Attempt::Acquired {
+                    revision,
+                    waiter,
+                    epoch,
+                } => {
+                    let epoch = match epoch {
+                        Some(read) => read,
+                        // The first lock under this prefix on this cluster.
+                        None => self.create_epoch().await,
+                    };
+                    let epoch = match epoch {
+                        Ok(epoch) => epoch,
+                        Err(err) => {
+                            // Revoking our lease removes the lock key we just created.
+                            lease.revoke().await;
+                            return Err(err);
+                        }
+                    };
                     let keys = Keys {
                         lock_key,
                         release_key,
                         token,
                     };
-                    return self.hold(id, keys, lease, revision, waiter);
+                    return self.hold(id, keys, lease, revision, epoch, waiter);
                 }
                 Attempt::Held { revision } => revision,
             };
@@ -235,8 +253,36 @@ impl EtcdLocker {
         EtcdError::Locked
     }
 
+    /// Write the epoch key if it is still absent, and read it: the epoch of whichever node wrote
+    /// it first.
+    async fn create_epoch(&self) -> Result<u64, EtcdError> {
+        let key = self.epoch_key();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| EtcdError::Unexpected("the system clock (before 1970)"))?
+            .as_micros();
+        let now = u64::try_from(now).map_err(|_| EtcdError::Unexpected("the system clock"))?;
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.as_str(), now.to_string(), None)])
+            .or_else([TxnOp::get(key.as_str(), None)]);
+        let reply = rpc("write the epoch", self.inner.client.kv_client().txn(txn)).await?;
+        if reply.succeeded() {
+            tracing::info!(epoch_micros = now, key = %key, "first lock on this etcd cluster: epoch written");
+            return Ok(now);
+        }
+        match epoch_in(reply.op_responses().first()) {
+            Some(epoch) => epoch,
+            None => Err(EtcdError::Unexpected("the epoch transaction")),
+        }
+    }
+
+    fn epoch_key(&self) -> String {
+        format!("{}epoch", self.inner.prefix)
+    }
+
     /// One transaction: create the lock if absent (and read any release request waiting for
-    /// it, and drop our own), else write our release request.
+    /// it, drop our own, and read the epoch), else write our release request.
     async fn attempt(
         &self,
         lock_key: &str,
@@ -245,6 +291,7 @@ impl EtcdLocker {
         token: &str,
     ) -> Result<Attempt, EtcdError> {
         let on_lease = || Some(PutOptions::new().with_lease(lease.id()));
+        let epoch_key = self.epoch_key();
         let txn = Txn::new()
             .when([Compare::create_revision(lock_key, CompareOp::Equal, 0)])
             .and_then([
@@ -255,6 +302,7 @@ impl EtcdLocker {
                         .when([Compare::value(release_key, CompareOp::Equal, token)])
                         .and_then([TxnOp::delete(release_key, None)]),
                 ),
+                TxnOp::get(epoch_key.as_str(), None),
             ])
             .or_else([TxnOp::put(release_key, token, on_lease())]);
         let reply = rpc("take a lock", self.inner.client.kv_client().txn(txn)).await?;
@@ -266,11 +314,19 @@ impl EtcdLocker {
             tusk_metrics::metrics().lock_release_requests.inc();
             return Ok(Attempt::Held { revision });
         }
-        let waiter = reply.op_responses().iter().any(|op| match op {
-            TxnOpResponse::Get(get) => get.kvs().iter().any(|kv| kv.value() != token.as_bytes()),
-            _ => false,
-        });
-        Ok(Attempt::Acquired { revision, waiter })
+        let ops = reply.op_responses();
+        let waiter = match ops.get(1) {
+            Some(TxnOpResponse::Get(get)) => {
+                get.kvs().iter().any(|kv| kv.value() != token.as_bytes())
+            }
+            _ => return Err(EtcdError::Unexpected("the lock transaction")),
+        };
+        let epoch = epoch_in(ops.get(3));
+        Ok(Attempt::Acquired {
+            revision,
+            waiter,
+            epoch,
+        })
     }
 
     fn hold(
@@ -279,6 +335,7 @@ impl EtcdLocker {
         keys: Keys,
         lease: Lease,
         revision: i64,
+        epoch: u64,
         waiter: bool,
     ) -> Result<LockGuard, EtcdError> {
         let Keys {
@@ -286,9 +343,7 @@ impl EtcdLocker {
             release_key,
             token,
         } = keys;
-        let fence = u64::try_from(revision)
-            .ok()
-            .and_then(|r| r.checked_add(FENCE_BASE))
+        let fence = fence(epoch, revision)
             .ok_or(EtcdError::Unexpected("the lock transaction (revision)"))?;
         let release = CancellationToken::new();
         if waiter {
@@ -377,9 +432,30 @@ struct Keys {
     token: String,
 }
 
+/// The epoch read by a transaction's get of the epoch key: `None` if the key is absent.
+fn epoch_in(op: Option<&TxnOpResponse>) -> Option<Result<u64, EtcdError>> {
+    let Some(TxnOpResponse::Get(get)) = op else {
+        return Some(Err(EtcdError::Unexpected("the epoch read")));
+    };
+    let kv = get.kvs().first()?;
+    Some(
+        std::str::from_utf8(kv.value())
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or(EtcdError::Unexpected(
+                "the epoch key (not a number of microseconds)",
+            )),
+    )
+}
+
 enum Attempt {
-    /// We created the lock key at `revision`; `waiter` if a release request was waiting.
-    Acquired { revision: i64, waiter: bool },
+    /// We created the lock key at `revision`; `waiter` if a release request was waiting;
+    /// `epoch` as read in the same transaction, `None` if not written yet.
+    Acquired {
+        revision: i64,
+        waiter: bool,
+        epoch: Option<Result<u64, EtcdError>>,
+    },
     /// The lock is held; our release request was written at `revision`.
     Held { revision: i64 },
 }

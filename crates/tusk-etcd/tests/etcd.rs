@@ -114,11 +114,10 @@ async fn passes_the_locker_suite_and_leaves_no_keys() {
     let prefix = unique_prefix("suite");
     let locker = locker(&prefix, Duration::from_secs(5)).await;
     tusk_testkit::locker_suite::run(&locker).await;
-    eventually_keys(
-        &prefix,
-        "every lock and release key removed",
-        <[_]>::is_empty,
-    )
+    let epoch_key = format!("{prefix}epoch");
+    eventually_keys(&prefix, "every lock and release key removed", |keys| {
+        keys == [epoch_key.as_str()]
+    })
     .await;
 }
 
@@ -615,4 +614,159 @@ async fn credentials_are_checked_at_connect_and_never_shown() {
     assert!(message.contains("\"tusk\""), "{message}");
     assert!(!message.contains("hunter2"), "password shown: {message}");
     assert!(!format!("{err:?}").contains("hunter2"), "password in Debug");
+}
+
+/// A second, brand-new etcd cluster on free loopback ports, stopped (and its data removed)
+/// on drop: what an operator gets by replacing a lost cluster instead of restoring a snapshot.
+struct FreshEtcd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl FreshEtcd {
+    async fn start() -> Self {
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (client_port, peer_port) = (free_port(), free_port());
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
+        let endpoint = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let child = std::process::Command::new("etcd")
+            .args(["--name", "fresh", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &endpoint])
+            .args(["--advertise-client-urls", &endpoint])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("fresh={peer}")])
+            .args(["--heartbeat-interval", "20", "--election-timeout", "200"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd (installed by scripts/services.sh)");
+        let mut fresh = Self {
+            child,
+            dir,
+            endpoint,
+        };
+        let ready = async {
+            loop {
+                if let Some(status) = fresh.child.try_wait().unwrap() {
+                    let log = std::fs::read_to_string(fresh.dir.path().join("etcd.log"));
+                    panic!("the fresh etcd exited ({status}): {log:?}");
+                }
+                if let Ok(mut client) = Client::connect([fresh.endpoint.as_str()], None).await
+                    && client.get("ready", None).await.is_ok()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        within("the fresh etcd answers", ready).await;
+        fresh
+    }
+}
+
+impl Drop for FreshEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Revisions of a replacement cluster start again at 1; its tokens must still be newer than
+/// the old cluster's, or the state store would refuse every upload touched before as stale.
+#[tokio::test]
+async fn a_replacement_cluster_gives_newer_fences_than_the_cluster_it_replaced() {
+    let prefix = unique_prefix("replaced");
+    let ttl = Duration::from_secs(5);
+    let id = UploadId::generate();
+
+    let old_cluster = locker(&prefix, ttl).await;
+    // Move the old cluster's revision well past anything the fresh one reaches below.
+    let mut raw = raw_client().await;
+    for n in 0..20 {
+        raw.put(format!("{prefix}filler/{n}"), "x", None)
+            .await
+            .unwrap();
+    }
+    let old_fence = old_cluster.lock(&id, PATIENCE).await.expect("lock").fence();
+    let old_revision = raw
+        .get(format!("{prefix}filler/19"), None)
+        .await
+        .unwrap()
+        .kvs()[0]
+        .mod_revision();
+
+    let fresh = FreshEtcd::start().await;
+    let new_cluster = EtcdLocker::connect(config(vec![fresh.endpoint.clone()], &prefix, ttl))
+        .await
+        .expect("connect to the fresh etcd");
+    let guard = new_cluster.lock(&id, PATIENCE).await.expect("lock");
+    let mut fresh_raw = Client::connect([fresh.endpoint.as_str()], None)
+        .await
+        .unwrap();
+    let fresh_revision = fresh_raw
+        .get(format!("{prefix}lock/{id}"), None)
+        .await
+        .unwrap()
+        .kvs()[0]
+        .create_revision();
+    // Without the epoch the fresh cluster's token would be the older one.
+    assert!(
+        fresh_revision < old_revision,
+        "the fresh cluster's revision {fresh_revision} should be below the old one's {old_revision}"
+    );
+    assert!(
+        guard.fence() > old_fence,
+        "fence on the replacement cluster {} not above the old cluster's {old_fence}",
+        guard.fence()
+    );
+
+    // Both clusters wrote their epoch once; every later lock reuses it.
+    let epoch = |reply: etcd_client::GetResponse| -> u64 {
+        reply.kvs()[0].value_str().unwrap().parse().unwrap()
+    };
+    let old_epoch = epoch(raw.get(format!("{prefix}epoch"), None).await.unwrap());
+    let new_epoch = epoch(fresh_raw.get(format!("{prefix}epoch"), None).await.unwrap());
+    assert!(new_epoch > old_epoch);
+    drop(guard);
+    let again = new_cluster.lock(&id, PATIENCE).await.expect("lock again");
+    assert_eq!(
+        epoch(fresh_raw.get(format!("{prefix}epoch"), None).await.unwrap()),
+        new_epoch
+    );
+    assert!(again.fence() > old_fence);
+}
+
+#[tokio::test]
+async fn an_unreadable_epoch_fails_the_lock_and_leaves_no_lock_behind() {
+    let prefix = unique_prefix("bad-epoch");
+    let node = locker(&prefix, Duration::from_secs(5)).await;
+    raw_client()
+        .await
+        .put(format!("{prefix}epoch"), "not a number", None)
+        .await
+        .unwrap();
+    let id = UploadId::generate();
+    let err = node.lock(&id, PATIENCE).await.expect_err("refused");
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        chain.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    assert!(chain.contains("the epoch key (not a number"), "{chain}");
+    eventually_keys(&prefix, "the lock key removed", |keys| {
+        keys == [format!("{prefix}epoch")]
+    })
+    .await;
 }
