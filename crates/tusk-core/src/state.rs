@@ -5,7 +5,7 @@ use crate::{Concat, Metadata, Result, UploadId, UploadInfo};
 
 /// An upload's state in the distributed store (kept in Redis).
 ///
-/// The upload's bytes are `parts.len()` full parts of `part_size` bytes in object storage, then
+/// The upload's bytes are `part_count` full parts of `part_size` bytes in object storage, then
 /// `tail_len` bytes in the state store's tail. So the offset is always derived from state that
 /// only counts stored bytes, never from listing object storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +20,9 @@ pub struct UploadState {
     pub part_size: u64,
     /// The object store's multipart upload id, once the first part was needed.
     pub multipart_id: Option<String>,
-    /// ETags of the committed parts, part 1 first.
-    pub parts: Vec<String>,
+    /// How many parts are committed. Their ETags are read only to assemble the object
+    /// ([`StateStore::etags`]): carrying them here made every per-part commit cost O(parts).
+    pub part_count: u32,
     /// Bytes after the last committed part, held in the tail.
     pub tail_len: u64,
     /// Whether the object is assembled and the upload is done.
@@ -38,7 +39,7 @@ impl UploadState {
     pub fn offset(&self) -> u64 {
         match (self.finished, self.length) {
             (true, Some(length)) => length,
-            _ => self.parts.len() as u64 * self.part_size + self.tail_len,
+            _ => u64::from(self.part_count) * self.part_size + self.tail_len,
         }
     }
 
@@ -94,7 +95,8 @@ pub trait StateStore: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Record a new upload. Fails if the id exists.
+    /// Record a new upload, with no parts and no tail yet (else `ErrorKind::Invalid`). Fails if
+    /// the id exists.
     async fn create(&self, state: &UploadState) -> Result<()>;
 
     /// Read the state without fencing (for callers that do not hold the lock).
@@ -106,6 +108,9 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// The tail's bytes.
     async fn read_tail(&self, id: &UploadId) -> Result<Bytes>;
+
+    /// The committed parts' ETags, part 1 first: what completing the multipart upload needs.
+    async fn etags(&self, id: &UploadId) -> Result<Vec<String>>;
 
     /// Record the multipart upload id; fails with `ErrorKind::Invalid` if one is already set.
     async fn set_multipart(&self, id: &UploadId, fence: u64, multipart_id: &str) -> Result<()>;

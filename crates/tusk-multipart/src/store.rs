@@ -112,7 +112,7 @@ impl MultipartStore {
         match state.multipart_id.as_deref() {
             // Smaller than one part: a single PUT, no multipart upload needed.
             None => self.objects.put_object(key, tail).await?,
-            Some(multipart_id) if state.parts.is_empty() && tail.is_empty() => {
+            Some(multipart_id) if state.part_count == 0 && tail.is_empty() => {
                 self.objects.put_object(key, Bytes::new()).await?;
                 self.objects.abort_multipart(key, multipart_id).await?;
             }
@@ -122,7 +122,7 @@ impl MultipartStore {
             }
         }
         self.mark_finished(&mut state, fence).await?;
-        tracing::info!(upload_id = %state.id, length = ?state.length, parts = state.parts.len(), "upload finished");
+        tracing::info!(upload_id = %state.id, length = ?state.length, parts = state.part_count, "upload finished");
         Ok(state)
     }
 
@@ -192,7 +192,19 @@ impl MultipartStore {
     /// Upload the tail as the last part and complete the multipart upload.
     async fn assemble(&self, state: &UploadState, multipart_id: &str, tail: Bytes) -> Result<()> {
         let key = state.id.as_str();
-        let mut etags = state.parts.clone();
+        let mut etags = self.state.etags(&state.id).await?;
+        if etags.len() != state.part_count as usize {
+            // The list only grows, and only under the lock we hold: this is damage, not a race.
+            return Err(Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "upload {}: the state store lists {} part ETags for {} committed parts",
+                    state.id,
+                    etags.len(),
+                    state.part_count
+                ),
+            ));
+        }
         if !tail.is_empty() {
             let number = part_number(etags.len() + 1)?;
             etags.push(
@@ -272,7 +284,7 @@ impl UploadStore for MultipartStore {
             length: upload.length,
             metadata: upload.metadata,
             multipart_id: None,
-            parts: Vec::new(),
+            part_count: 0,
             tail_len: 0,
             finished: false,
             expires_at: upload.expires_at,

@@ -122,8 +122,9 @@ impl Writer<'_> {
             self.commit_oldest().await?;
         }
         let multipart_id = self.multipart_id().await?;
-        let number =
-            part_number(self.state.parts.len() + self.held.len() + self.inflight.len() + 1)?;
+        let number = part_number(
+            self.state.part_count as usize + self.held.len() + self.inflight.len() + 1,
+        )?;
         let body = self.take_part().await?;
         let permit = self.buf_permit.take();
         let objects = self.store.objects.clone();
@@ -203,7 +204,7 @@ impl Writer<'_> {
 
     async fn commit(&mut self, new_parts: Vec<String>, tail: TailChange) -> Result<()> {
         let commit = Commit {
-            expect_parts: u32::try_from(self.state.parts.len()).unwrap_or(u32::MAX),
+            expect_parts: self.state.part_count,
             expect_tail_len: self.state.tail_len,
             new_parts,
             tail,

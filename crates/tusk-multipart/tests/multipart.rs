@@ -297,6 +297,9 @@ impl StateStore for FailsOnce {
     async fn read_tail(&self, id: &UploadId) -> Result<Bytes> {
         self.inner.read_tail(id).await
     }
+    async fn etags(&self, id: &UploadId) -> Result<Vec<String>> {
+        self.inner.etags(id).await
+    }
     async fn set_multipart(&self, id: &UploadId, fence: u64, multipart_id: &str) -> Result<()> {
         self.inner.set_multipart(id, fence, multipart_id).await?;
         if self.fails("set_multipart") {

@@ -324,7 +324,7 @@ fn number_of(value: &[u8], what: &str) -> Result<u64, RedisError> {
         })
 }
 
-/// Build the state of `id` from a `read()` reply: hash fields, parts, tail length.
+/// Build the state of `id` from a `read()` reply: hash fields, number of parts, tail length.
 fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadState, RedisError> {
     let [hash, parts, tail_len]: [Value; 3] = items
         .try_into()
@@ -385,13 +385,11 @@ fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadState, RedisErr
                 .map_err(|e| RedisError::Corrupt(format!("concat is not valid JSON: {e}")))?,
         ),
     };
-    let Value::Array(parts) = parts else {
-        return Err(RedisError::Corrupt("parts list is not an array".into()));
+    let part_count = match parts {
+        Value::Int(n) => u32::try_from(n)
+            .map_err(|_| RedisError::Corrupt(format!("number of parts {n} is out of range")))?,
+        other => return Err(RedisError::Corrupt(format!("number of parts is {other:?}"))),
     };
-    let parts = parts
-        .into_iter()
-        .map(|p| text_of(bytes_of(p, "part ETag")?, "part ETag"))
-        .collect::<Result<Vec<_>, _>>()?;
     let tail_len = match tail_len {
         Value::Int(n) => u64::try_from(n)
             .map_err(|_| RedisError::Corrupt(format!("tail length {n} is negative")))?,
@@ -403,7 +401,7 @@ fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadState, RedisErr
         metadata,
         part_size,
         multipart_id,
-        parts,
+        part_count,
         tail_len,
         finished,
         expires_at,
@@ -431,9 +429,12 @@ impl StateStore for RedisState {
     }
 
     async fn create(&self, state: &UploadState) -> tusk_core::Result<()> {
-        // The tail's bytes are not part of `UploadState`, so a new upload cannot claim any.
-        if state.tail_len != 0 {
-            return Err(RedisError::Invalid("a new upload cannot start with tail bytes").into());
+        // Neither the tail's bytes nor the parts' ETags are part of `UploadState`, so a new
+        // upload cannot claim any.
+        if state.tail_len != 0 || state.part_count != 0 {
+            return Err(
+                RedisError::Invalid("a new upload cannot start with parts or tail bytes").into(),
+            );
         }
         let metadata = serde_json::to_string(&state.metadata)
             .map_err(|e| RedisError::Corrupt(format!("metadata does not serialise: {e}")))?;
@@ -456,9 +457,6 @@ impl StateStore for RedisState {
                         .unwrap_or_default(),
                 )
                 .arg(concat.as_str());
-            for etag in &state.parts {
-                inv.arg(etag.as_str());
-            }
         })
         .await?;
         self.index_expiry(&state.id, state.expires_at).await?;
@@ -488,6 +486,18 @@ impl StateStore for RedisState {
             .next()
             .ok_or_else(|| RedisError::Corrupt("tail reply is empty".into()))?;
         Ok(Bytes::from(bytes_of(tail, "tail")?))
+    }
+
+    async fn etags(&self, id: &UploadId) -> tusk_core::Result<Vec<String>> {
+        let items = self.run("etags", &scripts::ETAGS, id, |_| {}).await?;
+        let Some(Value::Array(etags)) = items.into_iter().next() else {
+            return Err(RedisError::Corrupt("parts list is not an array".into()).into());
+        };
+        let etags = etags
+            .into_iter()
+            .map(|p| text_of(bytes_of(p, "part ETag")?, "part ETag"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(etags)
     }
 
     async fn set_multipart(

@@ -31,8 +31,9 @@ local function guard(fence)
   return nil
 end
 
+-- The state with the number of parts, not their ETags: a commit per part must not cost O(parts).
 local function read()
-  return {'ok', redis.call('HGETALL', state), redis.call('LRANGE', parts, 0, -1),
+  return {'ok', redis.call('HGETALL', state), redis.call('LLEN', parts),
           redis.call('STRLEN', tail)}
 end
 
@@ -47,8 +48,8 @@ fn script(body: &str) -> Script {
 }
 
 /// ARGV: length (or ""), metadata JSON, part size, multipart id (or ""), finished (0/1),
-/// expiry in Unix seconds (or ""), concatenation role as JSON (or ""), then the ETags of any
-/// parts. Replies `ok` or `exists`.
+/// expiry in Unix seconds (or ""), concatenation role as JSON (or ""). Replies `ok` or
+/// `exists`.
 pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -58,13 +59,12 @@ redis.call('DEL', parts, tail)
 redis.call('HSET', state, 'v', '1', 'length', ARGV[1], 'metadata', ARGV[2],
            'part_size', ARGV[3], 'multipart', ARGV[4], 'finished', ARGV[5], 'fence', '0',
            'expires', ARGV[6], 'concat', ARGV[7])
-for i = 8, #ARGV do redis.call('RPUSH', parts, ARGV[i]) end
 return {'ok'}
 "#,
     )
 });
 
-/// No ARGV. Replies `ok, hash, parts, tail length` or `notfound`.
+/// No ARGV. Replies `ok, hash, number of parts, tail length` or `notfound`.
 pub(crate) static GET: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -82,6 +82,16 @@ local refused = guard(ARGV[1])
 if refused then return refused end
 redis.call('HSET', state, 'fence', ARGV[1])
 return read()
+"#,
+    )
+});
+
+/// No ARGV. Replies `ok, [ETags of parts 1..]` or `notfound`.
+pub(crate) static ETAGS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('EXISTS', state) == 0 then return {'notfound'} end
+return {'ok', redis.call('LRANGE', parts, 0, -1)}
 "#,
     )
 });

@@ -89,7 +89,7 @@ fn new_state() -> UploadState {
         metadata: Metadata::parse("filename YS50eHQ=").expect("metadata"),
         part_size: 5 * 1024 * 1024,
         multipart_id: None,
-        parts: Vec::new(),
+        part_count: 0,
         tail_len: 0,
         finished: false,
         expires_at: None,

@@ -15,11 +15,12 @@ pub struct MemoryState {
     finals: crate::links::FinalLinks,
 }
 
-/// One upload: its state (with `tail_len` kept equal to `tail.len()`), the tail's bytes and the
-/// newest fencing token seen.
+/// One upload: its state (with `tail_len` kept equal to `tail.len()` and `part_count` to
+/// `etags.len()`), the parts' ETags, the tail's bytes and the newest fencing token seen.
 #[derive(Debug)]
 struct Entry {
     state: UploadState,
+    etags: Vec<String>,
     tail: Vec<u8>,
     fence: u64,
 }
@@ -63,11 +64,12 @@ fn already_set(what: &str) -> Error {
 #[async_trait]
 impl StateStore for MemoryState {
     async fn create(&self, state: &UploadState) -> Result<()> {
-        // The tail's bytes are not part of `UploadState`, so a new upload cannot claim any.
-        if state.tail_len != 0 {
+        // Neither the tail's bytes nor the parts' ETags are part of `UploadState`, so a new
+        // upload cannot claim any.
+        if state.tail_len != 0 || state.part_count != 0 {
             return Err(Error::new(
                 ErrorKind::Invalid,
-                "a new upload cannot start with tail bytes",
+                "a new upload cannot start with parts or tail bytes",
             ));
         }
         let mut map = self.map();
@@ -78,6 +80,7 @@ impl StateStore for MemoryState {
             state.id.clone(),
             Entry {
                 state: state.clone(),
+                etags: Vec::new(),
                 tail: Vec::new(),
                 fence: 0,
             },
@@ -106,6 +109,13 @@ impl StateStore for MemoryState {
             .ok_or_else(Error::not_found)
     }
 
+    async fn etags(&self, id: &UploadId) -> Result<Vec<String>> {
+        self.map()
+            .get(id)
+            .map(|e| e.etags.clone())
+            .ok_or_else(Error::not_found)
+    }
+
     async fn set_multipart(&self, id: &UploadId, fence: u64, multipart_id: &str) -> Result<()> {
         let mut map = self.map();
         let entry = fenced(&mut map, id, fence)?;
@@ -124,7 +134,7 @@ impl StateStore for MemoryState {
     async fn commit(&self, id: &UploadId, fence: u64, commit: Commit) -> Result<UploadState> {
         let mut map = self.map();
         let entry = fenced(&mut map, id, fence)?;
-        if entry.state.parts.len() as u64 != u64::from(commit.expect_parts)
+        if entry.state.part_count != commit.expect_parts
             || entry.tail.len() as u64 != commit.expect_tail_len
         {
             return Err(Error::new(
@@ -132,8 +142,15 @@ impl StateStore for MemoryState {
                 "the upload's state moved on since it was read",
             ));
         }
+        let Some(part_count) = u32::try_from(commit.new_parts.len())
+            .ok()
+            .and_then(|new| entry.state.part_count.checked_add(new))
+        else {
+            return Err(Error::new(ErrorKind::Invalid, "too many parts"));
+        };
         entry.fence = fence;
-        entry.state.parts.extend(commit.new_parts);
+        entry.state.part_count = part_count;
+        entry.etags.extend(commit.new_parts);
         match commit.tail {
             TailChange::Keep => {}
             TailChange::Append(bytes) => entry.tail.extend_from_slice(&bytes),

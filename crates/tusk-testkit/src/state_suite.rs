@@ -52,7 +52,7 @@ fn new_state(length: Option<u64>, metadata: Metadata) -> UploadState {
         metadata,
         part_size: P,
         multipart_id: None,
-        parts: Vec::new(),
+        part_count: 0,
         tail_len: 0,
         finished: false,
         expires_at: None,
@@ -87,6 +87,10 @@ async fn assert_stored(state: &dyn StateStore, want: &UploadState, tail: &[u8], 
     assert_eq!(got_tail.len(), tail.len(), "{what}: tail length");
     assert!(got_tail == tail, "{what}: tail bytes differ");
     assert_eq!(got.tail_len, tail.len() as u64, "{what}: tail_len");
+    // Every upload of the suite commits etag(1), etag(2), ... in order.
+    let want_etags: Vec<String> = (1..=want.part_count as usize).map(etag).collect();
+    let got_etags = state.etags(&want.id).await.expect("etags");
+    assert_eq!(got_etags, want_etags, "{what}: part ETags");
 }
 
 fn assert_kind<T>(result: tusk_core::Result<T>, kind: ErrorKind, what: &str) {
@@ -127,6 +131,25 @@ async fn create_of_an_existing_id_fails(state: &dyn StateStore) {
         .await
         .expect_err("create of an existing id");
     assert_stored(state, &first, b"", "after a second create").await;
+
+    // Parts and tail come only from commits.
+    for (part_count, tail_len) in [(1, 0), (0, 1)] {
+        let claims = UploadState {
+            part_count,
+            tail_len,
+            ..new_state(Some(10 * P), Metadata::default())
+        };
+        assert_kind(
+            state.create(&claims).await,
+            ErrorKind::Invalid,
+            "create with parts or tail bytes",
+        );
+        assert_kind(
+            state.get(&claims.id).await,
+            ErrorKind::NotFound,
+            "refused create",
+        );
+    }
 }
 
 async fn unknown_ids_are_not_found(state: &dyn StateStore) {
@@ -135,6 +158,7 @@ async fn unknown_ids_are_not_found(state: &dyn StateStore) {
     assert_kind(state.get(&id).await, nf, "get of unknown id");
     assert_kind(state.load(&id, 1).await, nf, "load of unknown id");
     assert_kind(state.read_tail(&id).await, nf, "read_tail of unknown id");
+    assert_kind(state.etags(&id).await, nf, "etags of unknown id");
     assert_kind(
         state.set_multipart(&id, 1, "mp").await,
         nf,
@@ -340,7 +364,7 @@ async fn new_parts_with_empty_replace_clear_the_tail(state: &dyn StateStore) {
         )
         .await
         .expect("commit two parts, clear tail");
-    s.parts = vec![etag(1), etag(2)];
+    s.part_count = 2;
     s.tail_len = 0;
     assert_eq!(new, s, "returned state");
     assert_eq!(new.offset(), 2 * P);
@@ -367,7 +391,7 @@ async fn new_parts_with_replace_set_the_tail(state: &dyn StateStore) {
         )
         .await
         .expect("commit a part, replace tail");
-    s.parts = vec![etag(1)];
+    s.part_count = 1;
     s.tail_len = rest.len() as u64;
     assert_eq!(new, s, "returned state");
     assert_eq!(new.offset(), P + 70_000);
@@ -387,7 +411,7 @@ async fn new_parts_with_replace_set_the_tail(state: &dyn StateStore) {
         )
         .await
         .expect("commit three parts");
-    s.parts = (1..=4).map(etag).collect();
+    s.part_count = 4;
     s.tail_len = 1;
     assert_eq!(new, s);
     assert_eq!(new.offset(), 4 * P + 1);
@@ -420,7 +444,7 @@ async fn keep_leaves_the_tail(state: &dyn StateStore) {
         )
         .await
         .expect("commit a part, keep tail");
-    s.parts = vec![etag(1)];
+    s.part_count = 1;
     assert_eq!(new, s);
     assert_eq!(new.offset(), P + 4);
     assert_stored(state, &s, b"kept", "after keep").await;
@@ -540,7 +564,7 @@ async fn finish_marks_finished_and_drops_the_tail(state: &dyn StateStore) {
     s.finished = true;
     s.tail_len = 0;
     assert_stored(state, &s, b"", "after finish").await;
-    assert_eq!(s.parts, vec![etag(1), etag(2)]);
+    assert_eq!(s.part_count, 2);
     assert_eq!(s.multipart_id.as_deref(), Some("mp"));
 }
 

@@ -18,7 +18,7 @@ async fn clones_share_uploads() {
         metadata: Default::default(),
         part_size: 5 * 1024 * 1024,
         multipart_id: None,
-        parts: Vec::new(),
+        part_count: 0,
         tail_len: 0,
         finished: false,
         expires_at: None,
