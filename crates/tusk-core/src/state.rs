@@ -1,3 +1,5 @@
+use std::ops::Range;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -106,8 +108,13 @@ pub trait StateStore: Send + Sync + 'static {
     /// holder can no longer change anything.
     async fn load(&self, id: &UploadId, fence: u64) -> Result<UploadState>;
 
-    /// The tail's bytes.
-    async fn read_tail(&self, id: &UploadId) -> Result<Bytes>;
+    /// Bytes `range` of the tail: fewer if the tail ends first, none if it is empty.
+    async fn read_tail_range(&self, id: &UploadId, range: Range<u64>) -> Result<Bytes>;
+
+    /// The whole tail.
+    async fn read_tail(&self, id: &UploadId) -> Result<Bytes> {
+        self.read_tail_range(id, 0..u64::MAX).await
+    }
 
     /// The committed parts' ETags, part 1 first: what completing the multipart upload needs.
     async fn etags(&self, id: &UploadId) -> Result<Vec<String>>;

@@ -30,8 +30,7 @@ impl BufferBudget {
     }
 
     /// Bytes not reserved right now.
-    #[cfg(test)]
-    fn available(&self) -> u64 {
+    pub fn available(&self) -> u64 {
         self.semaphore.available_permits() as u64 * UNIT
     }
 

@@ -8,56 +8,93 @@ use tusk_core::{Error, ErrorKind, Result};
 /// keeps freed ones for reuse (it raises its mmap threshold after the first free), so a node's
 /// RSS stays well above what it holds; a mapping of its own goes back to the system when the
 /// last reference drops, so RSS follows the buffer budget. Pages are only resident once written.
+///
+/// A buffer may start with a prefix left free for bytes that arrive later (the stored tail of a
+/// resumed part, read only once the part is full): appended bytes go after it, and the part is
+/// assembled in place, never copied into a second buffer.
 pub(crate) struct PartBuffer {
     map: Option<MmapMut>,
     capacity: usize,
+    prefix: usize,
     len: usize,
 }
 
 impl PartBuffer {
     /// An empty buffer with room for `capacity` bytes (mapped on first write).
     pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self::after_prefix(0, capacity)
+    }
+
+    /// An empty buffer of `capacity` bytes whose first `prefix` bytes are written later, with
+    /// [`Self::write_prefix`].
+    pub(crate) fn after_prefix(prefix: usize, capacity: usize) -> Self {
         Self {
             map: None,
             capacity,
+            prefix: prefix.min(capacity),
             len: 0,
         }
     }
 
+    /// Bytes appended after the prefix.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// Append `data`; the caller never writes past the capacity it asked for.
+    /// Append `data` after the prefix; the caller never writes past the capacity it asked for.
     pub(crate) fn extend_from_slice(&mut self, data: &[u8]) -> Result<()> {
+        let at = self.prefix + self.len;
+        self.write_at(at, data, self.capacity)?;
+        self.len += data.len();
+        Ok(())
+    }
+
+    /// Write `data` into the prefix at `at`.
+    pub(crate) fn write_prefix(&mut self, at: usize, data: &[u8]) -> Result<()> {
+        self.write_at(at, data, self.prefix)
+    }
+
+    fn write_at(&mut self, at: usize, data: &[u8], limit: usize) -> Result<()> {
         if data.is_empty() {
             return Ok(());
         }
-        let end = self.len + data.len();
-        if end > self.capacity {
+        let end = at.saturating_add(data.len());
+        if end > limit {
             return Err(Error::new(
                 ErrorKind::Backend,
                 "part buffer overflow (a bug: more bytes than the part holds)",
             ));
         }
-        if self.map.is_none() {
-            let map = MmapMut::map_anon(self.capacity).map_err(|e| {
-                Error::new(ErrorKind::Unavailable, "cannot allocate a part buffer").with_source(e)
-            })?;
-            self.map = Some(map);
-        }
-        if let Some(map) = &mut self.map {
-            map[self.len..end].copy_from_slice(data);
-        }
-        self.len = end;
+        let map = match &mut self.map {
+            Some(map) => map,
+            None => self
+                .map
+                .insert(MmapMut::map_anon(self.capacity).map_err(|e| {
+                    Error::new(ErrorKind::Unavailable, "cannot allocate a part buffer")
+                        .with_source(e)
+                })?),
+        };
+        map[at..end].copy_from_slice(data);
         Ok(())
     }
 
-    /// The bytes written, without copying; the mapping lives as long as the returned `Bytes`.
+    /// The prefix and the bytes after it, without copying; the mapping lives as long as the
+    /// returned `Bytes`. The caller has written the whole prefix.
     pub(crate) fn freeze(self) -> Bytes {
+        let end = self.prefix + self.len;
+        self.freeze_range(0, end)
+    }
+
+    /// Only the bytes appended after the prefix, without copying.
+    pub(crate) fn freeze_appended(self) -> Bytes {
+        let (start, end) = (self.prefix, self.prefix + self.len);
+        self.freeze_range(start, end)
+    }
+
+    fn freeze_range(self, start: usize, end: usize) -> Bytes {
         match self.map {
-            Some(map) => Bytes::from_owner(map).slice(..self.len),
-            None => Bytes::new(),
+            Some(map) if start < end => Bytes::from_owner(map).slice(start..end),
+            _ => Bytes::new(),
         }
     }
 }
@@ -77,5 +114,23 @@ mod tests {
         assert!(buf.extend_from_slice(b"hijk").is_err());
         assert_eq!(&buf.freeze()[..], b"abcdefg");
         assert!(PartBuffer::with_capacity(0).freeze().is_empty());
+    }
+
+    #[test]
+    fn a_prefix_written_last_comes_first() {
+        let mut buf = PartBuffer::after_prefix(4, 10);
+        buf.extend_from_slice(b"efgh").unwrap();
+        assert!(buf.extend_from_slice(b"ijk").is_err(), "past the capacity");
+        assert_eq!(buf.len(), 4);
+        buf.write_prefix(2, b"cd").unwrap();
+        buf.write_prefix(0, b"ab").unwrap();
+        assert!(buf.write_prefix(3, b"xy").is_err(), "past the prefix");
+        buf.extend_from_slice(b"ij").unwrap();
+        assert_eq!(&buf.freeze()[..], b"abcdefghij");
+
+        let mut tail_only = PartBuffer::after_prefix(3, 10);
+        tail_only.extend_from_slice(b"xyz").unwrap();
+        assert_eq!(&tail_only.freeze_appended()[..], b"xyz");
+        assert!(PartBuffer::after_prefix(3, 10).freeze_appended().is_empty());
     }
 }

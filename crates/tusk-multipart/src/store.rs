@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tokio::sync::OwnedSemaphorePermit;
 use tusk_core::{
     ByteStream, Capabilities, ChunkSource, Error, ErrorKind, NewUpload, ObjectStore, Result,
     StateStore, UploadId, UploadInfo, UploadState, UploadStore,
@@ -92,18 +93,33 @@ impl MultipartStore {
 
     /// Assemble the object of an upload whose every byte is stored, and mark it finished.
     /// Idempotent: after a crash anywhere in here, running it again completes the same object.
-    /// `tail` is the tail's bytes if the caller has them in memory.
+    /// `tail` is the tail's bytes if the caller has them in memory; `reserved` is buffer
+    /// budget the caller holds for them (at least the tail's length). Without it, reading the
+    /// tail back reserves its own.
     pub(crate) async fn finalize(
         &self,
         mut state: UploadState,
         fence: u64,
         tail: Option<Bytes>,
+        reserved: Option<OwnedSemaphorePermit>,
     ) -> Result<UploadState> {
         debug_assert!(!state.finished && state.length == Some(state.offset()));
-        let tail = match tail {
-            Some(tail) => tail,
-            None if state.tail_len == 0 => Bytes::new(),
-            None => self.state.read_tail(&state.id).await?,
+        // Held until the object is assembled: the tail's bytes are in memory until then.
+        let (tail, _reservation) = match tail {
+            Some(tail) => (tail, reserved),
+            None if state.tail_len == 0 => (Bytes::new(), reserved),
+            None => {
+                let reservation = match reserved {
+                    Some(reservation) => reservation,
+                    None => self.budget.reserve(state.tail_len).await.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Backend,
+                            "the part buffer budget is smaller than the tail",
+                        )
+                    })?,
+                };
+                (self.state.read_tail(&state.id).await?, Some(reservation))
+            }
         };
         if tail.len() as u64 != state.tail_len {
             return Err(corrupt_tail(&state.id, state.tail_len, tail.len()));
@@ -221,7 +237,7 @@ impl MultipartStore {
     /// Finish an upload whose bytes are all stored but which a crashed holder left unfinished.
     async fn settle(&self, state: UploadState, fence: u64) -> Result<UploadState> {
         if !state.finished && state.length == Some(state.offset()) {
-            return self.finalize(state, fence, None).await;
+            return self.finalize(state, fence, None, None).await;
         }
         Ok(state)
     }
@@ -295,7 +311,7 @@ impl UploadStore for MultipartStore {
         if state.length == Some(0) {
             // Nobody else knows the id yet, so no lock is needed; fence 0 is older than any
             // lock's token, so a holder that arrives meanwhile wins.
-            let state = self.finalize(state, 0, Some(Bytes::new())).await?;
+            let state = self.finalize(state, 0, Some(Bytes::new()), None).await?;
             return Ok(state.info());
         }
         Ok(state.info())

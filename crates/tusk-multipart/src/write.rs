@@ -12,15 +12,20 @@ use crate::store::{corrupt_tail, part_number, vanished};
 /// A part on its way to object storage: its ETag. The task is aborted if the PATCH is dropped.
 type InflightPart = AbortOnDropHandle<Result<String>>;
 
-/// One PATCH body's journey: bytes fill the current part buffer (after the stored tail, which is
-/// read from the state store only when the part is full, so a small PATCH never reads it); a
+/// How much of a stored tail one read fetches: the memory a resumed part holds beyond its
+/// budget while it is assembled.
+const TAIL_SLICE: usize = 1024 * 1024;
+
+/// One PATCH body's journey: bytes fill the current part buffer (after room left for the stored
+/// tail, which is read from the state store only when the part is full, so a small PATCH never
+/// reads it); a
 /// full part goes to object storage as the next part while the body keeps arriving;
 /// sent parts are committed to state in order as object storage confirms them.
 struct Writer<'a> {
     store: &'a MultipartStore,
     state: UploadState,
     fence: u64,
-    /// This body's bytes of the current part (they follow the `stored` tail bytes).
+    /// The current part: room for the `stored` tail bytes, then this body's bytes.
     buf: PartBuffer,
     /// Bytes of the current part that are in the stored tail, not in `buf`.
     stored: usize,
@@ -112,7 +117,7 @@ impl Writer<'_> {
                 )
             })?;
         self.buf_permit = Some(permit);
-        self.buf = PartBuffer::with_capacity(self.part_size() - self.stored);
+        self.buf = PartBuffer::after_prefix(self.stored, self.part_size());
         Ok(())
     }
 
@@ -139,20 +144,27 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// The full current part: the stored tail (read now, the one time it is needed) and then
-    /// this body's bytes.
+    /// The full current part: the stored tail (read now, the one time it is needed, into the
+    /// room left for it) and then this body's bytes. The tail comes in slices, so reading it
+    /// holds at most one slice beyond the part's reserved budget.
     async fn take_part(&mut self) -> Result<Bytes> {
-        let own = std::mem::replace(&mut self.buf, PartBuffer::with_capacity(0));
-        if self.stored == 0 {
-            return Ok(own.freeze());
+        let mut part = std::mem::replace(&mut self.buf, PartBuffer::with_capacity(0));
+        let mut read = 0;
+        while read < self.stored {
+            let want = (self.stored - read).min(TAIL_SLICE);
+            let range = read as u64..(read + want) as u64;
+            let slice = self
+                .store
+                .state
+                .read_tail_range(&self.state.id, range)
+                .await?;
+            if slice.len() != want {
+                let short = read + slice.len();
+                return Err(corrupt_tail(&self.state.id, self.stored as u64, short));
+            }
+            part.write_prefix(read, &slice)?;
+            read += want;
         }
-        let tail = self.store.state.read_tail(&self.state.id).await?;
-        if tail.len() != self.stored {
-            return Err(corrupt_tail(&self.state.id, self.stored as u64, tail.len()));
-        }
-        let mut part = PartBuffer::with_capacity(self.part_size());
-        part.extend_from_slice(&tail)?;
-        part.extend_from_slice(&own.freeze())?;
         self.stored = 0;
         Ok(part.freeze())
     }
@@ -220,23 +232,25 @@ impl Writer<'_> {
     /// The body ended and every part is committed: store the rest of the buffer as the tail, and
     /// finish the upload if that was its last byte.
     async fn commit_tail(mut self) -> Result<UploadState> {
-        let own = std::mem::replace(&mut self.buf, PartBuffer::with_capacity(0)).freeze();
+        let own = std::mem::replace(&mut self.buf, PartBuffer::with_capacity(0)).freeze_appended();
         if !own.is_empty() {
             self.commit(Vec::new(), TailChange::Append(own.clone()))
                 .await?;
         }
-        self.buf_permit = None;
         let Writer {
             store,
             state,
             fence,
             stored,
+            buf_permit,
             ..
         } = self;
         if !state.finished && state.length == Some(state.offset()) {
-            // With tail bytes from earlier PATCHes, finalize reads the whole tail back.
+            // With tail bytes from earlier PATCHes, finalize reads the whole tail back. Either
+            // way the last part is at most one part, covered by this body's reservation until
+            // object storage has it.
             let tail = (stored == 0).then_some(own);
-            return store.finalize(state, fence, tail).await;
+            return store.finalize(state, fence, tail, buf_permit).await;
         }
         Ok(state)
     }

@@ -3,14 +3,17 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tokio::sync::Semaphore;
 use tusk_core::{
-    ChunkSource, Commit, ErrorKind, Metadata, NewUpload, Result, StateStore, UploadId, UploadState,
-    UploadStore,
+    ByteStream, ChunkSource, Commit, ErrorKind, Metadata, NewUpload, ObjectStore, Result,
+    StateStore, UploadId, UploadState, UploadStore,
 };
 use tusk_multipart::{BufferBudget, MultipartConfig, MultipartStore};
 use tusk_testkit::store_suite::{self, ReadBack};
@@ -294,8 +297,8 @@ impl StateStore for FailsOnce {
     async fn load(&self, id: &UploadId, fence: u64) -> Result<UploadState> {
         self.inner.load(id, fence).await
     }
-    async fn read_tail(&self, id: &UploadId) -> Result<Bytes> {
-        self.inner.read_tail(id).await
+    async fn read_tail_range(&self, id: &UploadId, range: Range<u64>) -> Result<Bytes> {
+        self.inner.read_tail_range(id, range).await
     }
     async fn etags(&self, id: &UploadId) -> Result<Vec<String>> {
         self.inner.etags(id).await
@@ -470,4 +473,97 @@ fn a_budget_smaller_than_a_part_is_refused() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("budget"), "{err}");
+}
+
+/// Object storage whose PUTs of upload bytes (not `.info` objects) wait for the test: each
+/// arrival adds a permit to `arrived`, each permit of `gate` lets one through.
+struct GatedPuts {
+    inner: MemoryObjects,
+    arrived: Semaphore,
+    gate: Semaphore,
+}
+
+#[async_trait]
+impl ObjectStore for GatedPuts {
+    async fn create_multipart(&self, key: &str) -> Result<String> {
+        self.inner.create_multipart(key).await
+    }
+    async fn upload_part(&self, key: &str, id: &str, number: u32, body: Bytes) -> Result<String> {
+        self.inner.upload_part(key, id, number, body).await
+    }
+    async fn complete_multipart(&self, key: &str, id: &str, etags: &[String]) -> Result<()> {
+        self.inner.complete_multipart(key, id, etags).await
+    }
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        id: &str,
+        number: u32,
+        source: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<String> {
+        let inner = &self.inner;
+        inner
+            .upload_part_copy(key, id, number, source, start, end)
+            .await
+    }
+    async fn abort_multipart(&self, key: &str, id: &str) -> Result<()> {
+        self.inner.abort_multipart(key, id).await
+    }
+    async fn put_object(&self, key: &str, body: Bytes) -> Result<()> {
+        if !key.ends_with(".info") {
+            self.arrived.add_permits(1);
+            self.gate.acquire().await.unwrap().forget();
+        }
+        self.inner.put_object(key, body).await
+    }
+    async fn object_size(&self, key: &str) -> Result<Option<u64>> {
+        self.inner.object_size(key).await
+    }
+    async fn get_object(&self, key: &str, start: u64, end: u64) -> Result<ByteStream> {
+        self.inner.get_object(key, start, end).await
+    }
+    async fn delete_object(&self, key: &str) -> Result<()> {
+        self.inner.delete_object(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_finishing_upload_keeps_its_budget_until_object_storage_has_the_last_part() {
+    let objects = Arc::new(GatedPuts {
+        inner: MemoryObjects::new(),
+        arrived: Semaphore::new(0),
+        gate: Semaphore::new(0),
+    });
+    let budget = BufferBudget::new(P);
+    let store = MultipartStore::new(
+        objects.clone(),
+        Arc::new(MemoryState::new()),
+        config(),
+        budget.clone(),
+    )
+    .unwrap();
+    // Smaller than a part: the whole upload is its last part, stored with one PUT.
+    let len = P / 2;
+    let data = pattern(len, 5);
+    let id = create(&store, Some(len)).await;
+    let writer = tokio::spawn({
+        let (store, id, data) = (store.clone(), id.clone(), data.clone());
+        async move { write(&store, &id, 0, &data).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), objects.arrived.acquire())
+        .await
+        .expect("the last part reaches object storage")
+        .unwrap()
+        .forget();
+    assert_eq!(
+        budget.available(),
+        0,
+        "the last part's bytes are in memory, so its budget is still reserved"
+    );
+    objects.gate.add_permits(1);
+    assert_eq!(writer.await.unwrap(), len);
+    assert_eq!(budget.available(), P);
+    assert_eq!(objects.inner.object(id.as_str()), Some(data));
 }

@@ -477,9 +477,22 @@ impl StateStore for RedisState {
         Ok(parse_state(id, items)?)
     }
 
-    async fn read_tail(&self, id: &UploadId) -> tusk_core::Result<Bytes> {
+    async fn read_tail_range(
+        &self,
+        id: &UploadId,
+        range: std::ops::Range<u64>,
+    ) -> tusk_core::Result<Bytes> {
+        // GETRANGE takes an inclusive end, and reads `0 -1` as the whole string: an empty range
+        // is answered here (after checking the upload exists, as every read does).
+        let last = range.end.saturating_sub(1).min(i64::MAX as u64);
+        if range.start > last || range.is_empty() {
+            self.run("get", &scripts::GET, id, |_| {}).await?;
+            return Ok(Bytes::new());
+        }
         let items = self
-            .run("read_tail", &scripts::READ_TAIL, id, |_| {})
+            .run("read_tail", &scripts::READ_TAIL, id, |inv| {
+                inv.arg(range.start).arg(last);
+            })
             .await?;
         let tail = items
             .into_iter()

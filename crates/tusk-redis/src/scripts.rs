@@ -96,12 +96,13 @@ return {'ok', redis.call('LRANGE', parts, 0, -1)}
     )
 });
 
-/// No ARGV. Replies `ok, tail bytes` or `notfound`.
+/// ARGV: first and last byte (inclusive, as GETRANGE takes them). Replies `ok, bytes` or
+/// `notfound`.
 pub(crate) static READ_TAIL: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 if redis.call('EXISTS', state) == 0 then return {'notfound'} end
-return {'ok', redis.call('GET', tail) or ''}
+return {'ok', redis.call('GETRANGE', tail, ARGV[1], ARGV[2])}
 "#,
     )
 });

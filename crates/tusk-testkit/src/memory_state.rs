@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -102,11 +103,14 @@ impl StateStore for MemoryState {
         Ok(entry.state.clone())
     }
 
-    async fn read_tail(&self, id: &UploadId) -> Result<Bytes> {
-        self.map()
-            .get(id)
-            .map(|e| Bytes::copy_from_slice(&e.tail))
-            .ok_or_else(Error::not_found)
+    async fn read_tail_range(&self, id: &UploadId, range: Range<u64>) -> Result<Bytes> {
+        let map = self.map();
+        let tail = &map.get(id).ok_or_else(Error::not_found)?.tail;
+        let clamp = |at: u64| usize::try_from(at).unwrap_or(usize::MAX).min(tail.len());
+        let (start, end) = (clamp(range.start), clamp(range.end));
+        Ok(Bytes::copy_from_slice(
+            tail.get(start..end).unwrap_or_default(),
+        ))
     }
 
     async fn etags(&self, id: &UploadId) -> Result<Vec<String>> {

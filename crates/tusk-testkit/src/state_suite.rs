@@ -21,6 +21,7 @@ pub async fn run(state: &dyn StateStore) {
     equal_and_newer_fences_succeed(state).await;
     fences_compare_exactly_beyond_float_precision(state).await;
     appends_grow_the_tail_byte_exact(state).await;
+    tail_ranges_are_slices_of_the_tail(state).await;
     new_parts_with_empty_replace_clear_the_tail(state).await;
     new_parts_with_replace_set_the_tail(state).await;
     keep_leaves_the_tail(state).await;
@@ -342,6 +343,43 @@ async fn appends_grow_the_tail_byte_exact(state: &dyn StateStore) {
     }
     assert_eq!(done, len);
     assert_stored(state, &s, &data, "after appends").await;
+}
+
+async fn tail_ranges_are_slices_of_the_tail(state: &dyn StateStore) {
+    let s = create(state, Some(10 * P)).await;
+    assert!(
+        state
+            .read_tail_range(&s.id, 0..10)
+            .await
+            .expect("empty tail")
+            .is_empty()
+    );
+    let data = pattern(3000, 4);
+    state
+        .commit(&s.id, 1, append(0, 0, &data))
+        .await
+        .expect("append");
+    for (range, want) in [
+        (0..10, &data[..10]),
+        (1000..2500, &data[1000..2500]),
+        (2990..3000, &data[2990..]),
+        (2995..9000, &data[2995..]),
+        (0..u64::MAX, &data[..]),
+        (7..7, &[][..]),
+        (3000..3010, &[][..]),
+        (u64::MAX - 1..u64::MAX, &[][..]),
+    ] {
+        let got = state
+            .read_tail_range(&s.id, range.clone())
+            .await
+            .expect("read_tail_range");
+        assert!(got == want, "tail range {range:?}: {} bytes", got.len());
+    }
+    assert_kind(
+        state.read_tail_range(&UploadId::generate(), 0..10).await,
+        ErrorKind::NotFound,
+        "read_tail_range of unknown id",
+    );
 }
 
 async fn new_parts_with_empty_replace_clear_the_tail(state: &dyn StateStore) {
