@@ -24,6 +24,8 @@
 #   2. patches: 32 MiB as 128 sequential PATCHes of 256 KiB; PATCHes/s, p50, p99, max.
 #   3. concurrent: the node restarted with --max-buffered-bytes 64MiB (and --max-size 256MiB,
 #      see below); 8 uploads of 256 MiB at once; idle and peak RSS against the 64 MiB bound.
+#   4. resumed: as 3 on a restarted node, but each upload sent as PATCHes of 3 MiB, so every
+#      part is assembled from a tail an earlier PATCH left in Redis.
 # For each step it also prints the CPU seconds used by tusk, moto, Redis, etcd and the benchmark
 # client (the machine's capacity is cores x wall time), to show who is the bottleneck.
 #
@@ -45,6 +47,7 @@ PATCH_KIB=256
 CONC_UPLOADS=8
 CONC_SIZE_MIB=256
 CONC_BUFFER_MIB=64
+RESUMED_PATCH_MIB=3
 READY_TIMEOUT=30 # seconds the node gets to print its address and answer OPTIONS
 STOP_TIMEOUT=15  # seconds the node gets to exit after SIGTERM, before SIGKILL (process.sh)
 
@@ -242,6 +245,17 @@ log "step 3: concurrent, $CONC_UPLOADS uploads of $CONC_SIZE_MIB MiB," \
 measure "concurrent" "$BENCH_BIN" concurrent --tusk "$NODE_URL" \
     --uploads "$CONC_UPLOADS" --size "$((CONC_SIZE_MIB * MIB))" --pid "$NODE_PID" \
     --buffer-bound "$((CONC_BUFFER_MIB * MIB))" \
+    --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
+stop_node
+
+# --- 4. the same with parts assembled from stored tails ----------------------------------------
+# A fresh node, so its VmHWM is this step's own.
+start_node resumed --max-buffered-bytes "${CONC_BUFFER_MIB}MiB" --max-size "${CONC_SIZE_MIB}MiB"
+log "step 4: resumed, $CONC_UPLOADS uploads of $CONC_SIZE_MIB MiB as PATCHes of" \
+    "$RESUMED_PATCH_MIB MiB, --max-buffered-bytes ${CONC_BUFFER_MIB}MiB"
+measure "resumed" "$BENCH_BIN" concurrent --tusk "$NODE_URL" \
+    --uploads "$CONC_UPLOADS" --size "$((CONC_SIZE_MIB * MIB))" --pid "$NODE_PID" \
+    --patch-size "$((RESUMED_PATCH_MIB * MIB))" --buffer-bound "$((CONC_BUFFER_MIB * MIB))" \
     --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
 stop_node
 

@@ -1,5 +1,5 @@
-//! Several uploads at once (one streamed PATCH each) while the tusk process's RSS is sampled:
-//! does a node's memory stay near its part-buffer bound?
+//! Several uploads at once (one streamed PATCH each, or PATCHes of `--patch-size`) while the
+//! tusk process's RSS is sampled: does a node's memory stay near its part-buffer bound?
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,10 @@ pub struct Args {
     /// Bytes per upload
     #[arg(long)]
     size: u64,
+    /// Send each upload as sequential PATCHes of this many bytes (default: one PATCH). Sizes
+    /// that are not a multiple of tusk's part size make it assemble parts from stored tails.
+    #[arg(long)]
+    patch_size: Option<u64>,
     /// PID of the tusk process whose RSS is sampled (/proc/PID/status)
     #[arg(long)]
     pid: u32,
@@ -50,6 +54,8 @@ pub async fn run(args: Args) -> Result<()> {
         "--uploads must be 1..={MAX_UPLOADS}"
     );
     ensure!(args.size > 0, "--size must be positive");
+    let patch_size = usize::try_from(args.patch_size.unwrap_or(args.size))?;
+    ensure!(patch_size > 0, "--patch-size must be positive");
     let data = crate::data::generate(usize::try_from(args.size)?, 0x636f_6e63);
     let tus = Arc::new(Tus::new(&args.tusk)?);
     let s3 = match (&args.s3_endpoint, &args.bucket) {
@@ -59,9 +65,10 @@ pub async fn run(args: Args) -> Result<()> {
 
     let idle = status_field(args.pid, "VmRSS")?;
     println!(
-        "concurrent: {} uploads of {:.0} MiB at once; tusk pid {} idle RSS {:.1} MiB",
+        "concurrent: {} uploads of {:.0} MiB at once, PATCHes of {:.1} MiB; tusk pid {} idle RSS {:.1} MiB",
         args.uploads,
         mib(args.size),
+        mib(patch_size as u64),
         args.pid,
         mib(idle)
     );
@@ -77,7 +84,14 @@ pub async fn run(args: Args) -> Result<()> {
         uploads.spawn(async move {
             let t = Instant::now();
             let url = tus.create(data.len() as u64).await?;
-            tus.patch_stream(&url, 0, &data, STREAM_CHUNK).await?;
+            let mut offset = 0;
+            while offset < data.len() {
+                let end = (offset + patch_size).min(data.len());
+                let body = data.slice(offset..end);
+                tus.patch_stream(&url, offset as u64, &body, STREAM_CHUNK)
+                    .await?;
+                offset = end;
+            }
             Ok::<_, anyhow::Error>((url, t.elapsed()))
         });
     }
@@ -154,6 +168,7 @@ pub async fn run(args: Args) -> Result<()> {
         "bench": "concurrent",
         "uploads": args.uploads,
         "size": args.size,
+        "patch_size": patch_size,
         "seconds": elapsed,
         "aggregate_mib_s": mib_per_s(total, elapsed),
         "idle_rss": idle,
