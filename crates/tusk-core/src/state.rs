@@ -108,12 +108,20 @@ pub trait StateStore: Send + Sync + 'static {
     /// holder can no longer change anything.
     async fn load(&self, id: &UploadId, fence: u64) -> Result<UploadState>;
 
-    /// Bytes `range` of the tail: fewer if the tail ends first, none if it is empty.
-    async fn read_tail_range(&self, id: &UploadId, range: Range<u64>) -> Result<Bytes>;
+    /// Bytes `range` of the tail: fewer if the tail ends first, none if it is empty. With
+    /// `fence`, `ErrorKind::LockLost` if a newer token has been seen (nothing is recorded): a
+    /// holder that lost its lock must not build a part from a tail the new holder changed,
+    /// because object storage cannot refuse that part.
+    async fn read_tail_range(
+        &self,
+        id: &UploadId,
+        range: Range<u64>,
+        fence: Option<u64>,
+    ) -> Result<Bytes>;
 
-    /// The whole tail.
+    /// The whole tail, unfenced (for inspection).
     async fn read_tail(&self, id: &UploadId) -> Result<Bytes> {
-        self.read_tail_range(id, 0..u64::MAX).await
+        self.read_tail_range(id, 0..u64::MAX, None).await
     }
 
     /// The committed parts' ETags, part 1 first: what completing the multipart upload needs.

@@ -129,18 +129,20 @@ impl EtcdLocker {
                         source,
                     },
                 })?;
-            // A linearizable read needs a leader and read permission on our keys.
-            client
-                .kv_client()
-                .get(
-                    format!("{prefix}lock/"),
-                    Some(GetOptions::new().with_prefix().with_count_only()),
-                )
+            // A linearizable read needs a leader and read permission on our keys; every lock
+            // also reads `epoch`, so a role that does not cover it must fail here, not later.
+            let refused = |source| EtcdError::Connect {
+                endpoints: endpoints.clone(),
+                source,
+            };
+            let mut kv = client.kv_client();
+            let locks = GetOptions::new().with_prefix().with_count_only();
+            kv.get(format!("{prefix}lock/"), Some(locks))
                 .await
-                .map_err(|source| EtcdError::Connect {
-                    endpoints: endpoints.clone(),
-                    source,
-                })?;
+                .map_err(refused)?;
+            kv.get(format!("{prefix}epoch"), None)
+                .await
+                .map_err(refused)?;
             Ok(client)
         };
         let client = tokio::time::timeout(CONNECT_TIMEOUT, check)

@@ -770,3 +770,97 @@ async fn an_unreadable_epoch_fails_the_lock_and_leaves_no_lock_behind() {
     })
     .await;
 }
+
+/// Run `etcdctl` against `endpoint` (as `user`, if given); panics with its output on failure.
+fn etcdctl(endpoint: &str, user: Option<&str>, args: &[&str]) {
+    let mut command = std::process::Command::new("etcdctl");
+    command
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint]);
+    if let Some(user) = user {
+        command.args(["--user", user]);
+    }
+    let out = command
+        .args(args)
+        .output()
+        .expect("run etcdctl (installed by scripts/services.sh)");
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// With authentication on, every lock reads `<prefix>epoch` as well as `lock/` and `release/`
+/// keys: a role that does not cover the whole prefix is refused at start-up, not at the first
+/// upload; one that does works, from the first lock on.
+#[tokio::test]
+async fn with_authentication_the_role_must_cover_the_whole_prefix() {
+    let fresh = FreshEtcd::start().await;
+    let at = fresh.endpoint.as_str();
+    let prefix = "tusk-rbac/";
+    for args in [
+        &["role", "add", "root"][..],
+        &["user", "add", "root", "--new-user-password", "root-pw"],
+        &["user", "grant-role", "root", "root"],
+        &["role", "add", "narrow"],
+        &[
+            "role",
+            "grant-permission",
+            "narrow",
+            "--prefix=true",
+            "readwrite",
+            "tusk-rbac/lock/",
+        ],
+        &[
+            "role",
+            "grant-permission",
+            "narrow",
+            "--prefix=true",
+            "readwrite",
+            "tusk-rbac/release/",
+        ],
+        &["user", "add", "narrow", "--new-user-password", "narrow-pw"],
+        &["user", "grant-role", "narrow", "narrow"],
+        &["role", "add", "whole"],
+        &[
+            "role",
+            "grant-permission",
+            "whole",
+            "--prefix=true",
+            "readwrite",
+            prefix,
+        ],
+        &["user", "add", "whole", "--new-user-password", "whole-pw"],
+        &["user", "grant-role", "whole", "whole"],
+        &["auth", "enable"],
+    ] {
+        etcdctl(at, None, args);
+    }
+    let as_user = |user: &str, password: &str| EtcdConfig {
+        user: Some(user.to_owned()),
+        password: Some(password.to_owned()),
+        ..config(vec![fresh.endpoint.clone()], prefix, Duration::from_secs(5))
+    };
+
+    let err = EtcdLocker::connect(as_user("narrow", "narrow-pw"))
+        .await
+        .expect_err("a role without the epoch key is refused at connect");
+    assert!(matches!(err, EtcdError::Connect { .. }), "{err:?}");
+    assert!(
+        !err.to_string().contains("narrow-pw"),
+        "password shown: {err}"
+    );
+
+    let locker = EtcdLocker::connect(as_user("whole", "whole-pw"))
+        .await
+        .expect("a role over the whole prefix connects");
+    let guard = locker
+        .lock(&UploadId::generate(), PATIENCE)
+        .await
+        .expect("and locks");
+    assert!(guard.fence() > FENCE_BASE);
+    drop(guard);
+    etcdctl(at, Some("root:root-pw"), &["get", "tusk-rbac/epoch"]);
+}

@@ -118,7 +118,11 @@ impl MultipartStore {
                         )
                     })?,
                 };
-                (self.state.read_tail(&state.id).await?, Some(reservation))
+                let tail = self
+                    .state
+                    .read_tail_range(&state.id, 0..state.tail_len, Some(fence))
+                    .await?;
+                (tail, Some(reservation))
             }
         };
         if tail.len() as u64 != state.tail_len {

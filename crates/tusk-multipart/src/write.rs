@@ -62,8 +62,6 @@ impl MultipartStore {
             state,
             fence,
         };
-        writer.start_part().await?;
-
         let mut received = 0u64;
         while let Some(mut chunk) = body.next_chunk().await {
             received += chunk.len() as u64;
@@ -75,12 +73,17 @@ impl MultipartStore {
                 ));
             }
             while !chunk.is_empty() {
+                if writer.buf_permit.is_none() {
+                    // Reserved when a part's first byte arrives, not when the previous part
+                    // leaves: a body that ends at a part boundary never waits for budget, nor
+                    // holds it while the upload is completed.
+                    writer.start_part().await?;
+                }
                 let want = writer.part_size() - writer.stored - writer.buf.len();
                 let piece = chunk.split_to(want.min(chunk.len()));
                 writer.buf.extend_from_slice(&piece)?;
                 if writer.stored + writer.buf.len() == writer.part_size() {
                     writer.send_part().await?;
-                    writer.start_part().await?;
                 }
             }
             writer.commit_confirmed(false).await?;
@@ -156,7 +159,7 @@ impl Writer<'_> {
             let slice = self
                 .store
                 .state
-                .read_tail_range(&self.state.id, range)
+                .read_tail_range(&self.state.id, range, Some(self.fence))
                 .await?;
             if slice.len() != want {
                 let short = read + slice.len();
@@ -247,8 +250,9 @@ impl Writer<'_> {
         } = self;
         if !state.finished && state.length == Some(state.offset()) {
             // With tail bytes from earlier PATCHes, finalize reads the whole tail back. Either
-            // way the last part is at most one part, covered by this body's reservation until
-            // object storage has it.
+            // way the last part is at most one part, covered until object storage has it by
+            // this body's reservation, or, if the body brought none of its bytes, by one
+            // finalize takes.
             let tail = (stored == 0).then_some(own);
             return store.finalize(state, fence, tail, buf_permit).await;
         }

@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -297,8 +297,13 @@ impl StateStore for FailsOnce {
     async fn load(&self, id: &UploadId, fence: u64) -> Result<UploadState> {
         self.inner.load(id, fence).await
     }
-    async fn read_tail_range(&self, id: &UploadId, range: Range<u64>) -> Result<Bytes> {
-        self.inner.read_tail_range(id, range).await
+    async fn read_tail_range(
+        &self,
+        id: &UploadId,
+        range: Range<u64>,
+        fence: Option<u64>,
+    ) -> Result<Bytes> {
+        self.inner.read_tail_range(id, range, fence).await
     }
     async fn etags(&self, id: &UploadId) -> Result<Vec<String>> {
         self.inner.etags(id).await
@@ -481,6 +486,18 @@ struct GatedPuts {
     inner: MemoryObjects,
     arrived: Semaphore,
     gate: Semaphore,
+    parts_sent: AtomicUsize,
+}
+
+impl GatedPuts {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: MemoryObjects::new(),
+            arrived: Semaphore::new(0),
+            gate: Semaphore::new(0),
+            parts_sent: AtomicUsize::new(0),
+        })
+    }
 }
 
 #[async_trait]
@@ -489,6 +506,7 @@ impl ObjectStore for GatedPuts {
         self.inner.create_multipart(key).await
     }
     async fn upload_part(&self, key: &str, id: &str, number: u32, body: Bytes) -> Result<String> {
+        self.parts_sent.fetch_add(1, Ordering::SeqCst);
         self.inner.upload_part(key, id, number, body).await
     }
     async fn complete_multipart(&self, key: &str, id: &str, etags: &[String]) -> Result<()> {
@@ -531,11 +549,7 @@ impl ObjectStore for GatedPuts {
 
 #[tokio::test]
 async fn a_finishing_upload_keeps_its_budget_until_object_storage_has_the_last_part() {
-    let objects = Arc::new(GatedPuts {
-        inner: MemoryObjects::new(),
-        arrived: Semaphore::new(0),
-        gate: Semaphore::new(0),
-    });
+    let objects = GatedPuts::new();
     let budget = BufferBudget::new(P);
     let store = MultipartStore::new(
         objects.clone(),
@@ -566,4 +580,89 @@ async fn a_finishing_upload_keeps_its_budget_until_object_storage_has_the_last_p
     assert_eq!(writer.await.unwrap(), len);
     assert_eq!(budget.available(), P);
     assert_eq!(objects.inner.object(id.as_str()), Some(data));
+}
+
+/// A body that sends `first`, tells the test (`reached`), waits for `resume`, then sends `rest`.
+struct PausedBody {
+    first: Option<Bytes>,
+    reached: Option<tokio::sync::oneshot::Sender<()>>,
+    resume: Option<tokio::sync::oneshot::Receiver<()>>,
+    rest: Option<Bytes>,
+}
+
+#[async_trait]
+impl ChunkSource for PausedBody {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        if let Some(reached) = self.reached.take() {
+            let _ = reached.send(());
+        }
+        if let Some(resume) = self.resume.take() {
+            let _ = resume.await;
+        }
+        self.rest.take()
+    }
+    fn may_commit(&self) -> bool {
+        true
+    }
+}
+
+/// S3 cannot refuse a part from a holder that lost its lock, so such a holder must not even
+/// build one from the tail the new holder may have changed: its tail read is fenced.
+#[tokio::test]
+async fn a_holder_that_lost_its_lock_sends_no_part_built_from_the_tail() {
+    let objects = GatedPuts::new();
+    let state = MemoryState::new();
+    let store = MultipartStore::new(
+        objects.clone(),
+        Arc::new(state),
+        config(),
+        BufferBudget::new(4 * P),
+    )
+    .unwrap();
+    let len = 3 * P;
+    let data = pattern(len, 8);
+    let id = create(&store, Some(len)).await;
+    // Part 1 in object storage (so the multipart upload exists), 1 MiB of part 2 in the tail.
+    let mut src = ChunkList::split(&data[..(P + MIB) as usize], 64 * 1024);
+    store.write(&id, 0, &mut src, 7).await.unwrap();
+    assert_eq!(objects.parts_sent.load(Ordering::SeqCst), 1);
+
+    // The stale holder (token 8) starts a body that will fill part 2 from the tail...
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+    let from = (P + MIB) as usize;
+    let mut stale = PausedBody {
+        first: Some(Bytes::copy_from_slice(&data[from..from + MIB as usize])),
+        reached: Some(reached_tx),
+        resume: Some(resume_rx),
+        rest: Some(Bytes::copy_from_slice(
+            &data[from + MIB as usize..2 * P as usize],
+        )),
+    };
+    let writer = tokio::spawn({
+        let (store, id) = (store.clone(), id.clone());
+        async move { store.write(&id, P + MIB, &mut stale, 8).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), reached_rx)
+        .await
+        .expect("the stale body is under way")
+        .unwrap();
+    // ...when a newer holder (token 9) takes the upload over.
+    store.info_locked(&id, 9).await.unwrap();
+    resume_tx.send(()).unwrap();
+
+    let err = writer
+        .await
+        .unwrap()
+        .expect_err("the stale holder is refused");
+    assert_eq!(err.kind(), ErrorKind::LockLost, "{err}");
+    assert_eq!(
+        objects.parts_sent.load(Ordering::SeqCst),
+        1,
+        "no part 2 was sent by the stale holder"
+    );
+    assert_eq!(store.info(&id).await.unwrap().offset, P + MIB);
 }

@@ -481,17 +481,20 @@ impl StateStore for RedisState {
         &self,
         id: &UploadId,
         range: std::ops::Range<u64>,
+        fence: Option<u64>,
     ) -> tusk_core::Result<Bytes> {
-        // GETRANGE takes an inclusive end, and reads `0 -1` as the whole string: an empty range
-        // is answered here (after checking the upload exists, as every read does).
-        let last = range.end.saturating_sub(1).min(i64::MAX as u64);
-        if range.start > last || range.is_empty() {
-            self.run("get", &scripts::GET, id, |_| {}).await?;
-            return Ok(Bytes::new());
-        }
+        // GETRANGE takes an inclusive end and reads negative indexes from the end (`0 -1` is
+        // the whole string); `1 0` reads nothing, so an empty range still checks the upload.
+        let (first, last) = match range.end.checked_sub(1) {
+            Some(last) if range.start <= last && range.start <= i64::MAX as u64 => {
+                (range.start, last.min(i64::MAX as u64))
+            }
+            _ => (1, 0),
+        };
+        let fence = fence.map(|f| f.to_string()).unwrap_or_default();
         let items = self
             .run("read_tail", &scripts::READ_TAIL, id, |inv| {
-                inv.arg(range.start).arg(last);
+                inv.arg(first).arg(last).arg(fence.as_str());
             })
             .await?;
         let tail = items

@@ -96,12 +96,17 @@ return {'ok', redis.call('LRANGE', parts, 0, -1)}
     )
 });
 
-/// ARGV: first and last byte (inclusive, as GETRANGE takes them). Replies `ok, bytes` or
-/// `notfound`.
+/// ARGV: first and last byte (inclusive, as GETRANGE takes them), fence (or "" for an
+/// unfenced read; nothing is recorded). Replies `ok, bytes`, `notfound` or `fenced`.
 pub(crate) static READ_TAIL: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-if redis.call('EXISTS', state) == 0 then return {'notfound'} end
+if ARGV[3] ~= '' then
+  local refused = guard(ARGV[3])
+  if refused then return refused end
+elseif redis.call('EXISTS', state) == 0 then
+  return {'notfound'}
+end
 return {'ok', redis.call('GETRANGE', tail, ARGV[1], ARGV[2])}
 "#,
     )

@@ -103,9 +103,18 @@ impl StateStore for MemoryState {
         Ok(entry.state.clone())
     }
 
-    async fn read_tail_range(&self, id: &UploadId, range: Range<u64>) -> Result<Bytes> {
-        let map = self.map();
-        let tail = &map.get(id).ok_or_else(Error::not_found)?.tail;
+    async fn read_tail_range(
+        &self,
+        id: &UploadId,
+        range: Range<u64>,
+        fence: Option<u64>,
+    ) -> Result<Bytes> {
+        let mut map = self.map();
+        let entry = match fence {
+            Some(fence) => fenced(&mut map, id, fence)?,
+            None => map.get_mut(id).ok_or_else(Error::not_found)?,
+        };
+        let tail = &entry.tail;
         let clamp = |at: u64| usize::try_from(at).unwrap_or(usize::MAX).min(tail.len());
         let (start, end) = (clamp(range.start), clamp(range.end));
         Ok(Bytes::copy_from_slice(

@@ -347,13 +347,8 @@ async fn appends_grow_the_tail_byte_exact(state: &dyn StateStore) {
 
 async fn tail_ranges_are_slices_of_the_tail(state: &dyn StateStore) {
     let s = create(state, Some(10 * P)).await;
-    assert!(
-        state
-            .read_tail_range(&s.id, 0..10)
-            .await
-            .expect("empty tail")
-            .is_empty()
-    );
+    let empty = state.read_tail_range(&s.id, 0..10, None).await;
+    assert!(empty.expect("empty tail").is_empty());
     let data = pattern(3000, 4);
     state
         .commit(&s.id, 1, append(0, 0, &data))
@@ -370,15 +365,39 @@ async fn tail_ranges_are_slices_of_the_tail(state: &dyn StateStore) {
         (u64::MAX - 1..u64::MAX, &[][..]),
     ] {
         let got = state
-            .read_tail_range(&s.id, range.clone())
+            .read_tail_range(&s.id, range.clone(), Some(1))
             .await
             .expect("read_tail_range");
         assert!(got == want, "tail range {range:?}: {} bytes", got.len());
     }
+    // A fenced read refuses an older token and records nothing: the holder of token 1 can
+    // still commit after a read with token 9.
+    let newer = state.read_tail_range(&s.id, 0..10, Some(9)).await;
+    assert!(newer.expect("newer token") == data[..10]);
+    state
+        .commit(&s.id, 2, append(0, 3000, b"x"))
+        .await
+        .expect("commit with token 2");
     assert_kind(
-        state.read_tail_range(&UploadId::generate(), 0..10).await,
+        state.read_tail_range(&s.id, 0..10, Some(1)).await,
+        ErrorKind::LockLost,
+        "fenced read with an older token",
+    );
+    let unfenced = state.read_tail_range(&s.id, 2999..3001, None).await;
+    assert!(unfenced.expect("unfenced read") == [data[2999], b'x'][..]);
+    assert_kind(
+        state
+            .read_tail_range(&UploadId::generate(), 0..10, None)
+            .await,
         ErrorKind::NotFound,
         "read_tail_range of unknown id",
+    );
+    assert_kind(
+        state
+            .read_tail_range(&UploadId::generate(), 0..10, Some(1))
+            .await,
+        ErrorKind::NotFound,
+        "fenced read_tail_range of unknown id",
     );
 }
 
