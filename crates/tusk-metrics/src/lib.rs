@@ -60,6 +60,18 @@ pub struct Metrics {
     pub hook_duration: HistogramVec,
     /// `tusk_hook_failures_total{hook}`.
     pub hook_failures: IntCounterVec,
+    /// `tusk_part_buffer_limit_bytes`.
+    pub part_buffer_limit: IntGauge,
+    /// `tusk_part_buffer_reserved_bytes`.
+    pub part_buffer_reserved: IntGauge,
+    /// `tusk_part_buffer_wait_seconds`.
+    pub part_buffer_wait: Histogram,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(registry, Box::new(g.clone()), name);
+    g
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -196,6 +208,19 @@ impl Metrics {
             Box::new(hook_failures.clone()),
             "tusk_hook_failures_total",
         );
+        let part_buffer_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "tusk_part_buffer_wait_seconds",
+                "Time PATCHes waited for room in the node's part buffer budget before filling a part.",
+            )
+            .buckets(SECONDS.to_vec()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        register(
+            r,
+            Box::new(part_buffer_wait.clone()),
+            "tusk_part_buffer_wait_seconds",
+        );
         Self {
             http_requests,
             http_duration,
@@ -253,6 +278,17 @@ impl Metrics {
             ),
             hook_duration,
             hook_failures,
+            part_buffer_limit: gauge(
+                r,
+                "tusk_part_buffer_limit_bytes",
+                "The node's part buffer budget (--max-buffered-bytes; distributed mode).",
+            ),
+            part_buffer_reserved: gauge(
+                r,
+                "tusk_part_buffer_reserved_bytes",
+                "Bytes of the part buffer budget reserved by PATCHes right now.",
+            ),
+            part_buffer_wait,
             registry,
         }
     }
@@ -292,6 +328,9 @@ mod tests {
             "tusk_s3_errors_total{operation=\"UploadPart\"}",
             "tusk_patches_in_flight",
             "tusk_checksum_mismatches_total",
+            "tusk_part_buffer_limit_bytes",
+            "tusk_part_buffer_reserved_bytes",
+            "tusk_part_buffer_wait_seconds_count",
         ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }

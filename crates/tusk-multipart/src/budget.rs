@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -15,9 +16,13 @@ pub struct BufferBudget {
 }
 
 impl BufferBudget {
-    /// A budget of `bytes` (at least one KiB).
+    /// A budget of `bytes` (at least one KiB). Its size is what `tusk_part_buffer_limit_bytes`
+    /// reports: a node has one.
     pub fn new(bytes: u64) -> Self {
         let units = (bytes / UNIT).clamp(1, Semaphore::MAX_PERMITS as u64);
+        tusk_metrics::metrics()
+            .part_buffer_limit
+            .set(gauge_value(units * UNIT));
         Self {
             semaphore: Arc::new(Semaphore::new(units as usize)),
             units,
@@ -36,13 +41,46 @@ impl BufferBudget {
 
     /// Reserve room for `bytes`, waiting for it. `None` only if `bytes` exceeds the whole budget
     /// (refused at start-up, so never in a running server).
-    pub async fn reserve(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
+    pub async fn reserve(&self, bytes: u64) -> Option<Reservation> {
         let units = bytes.div_ceil(UNIT);
         if units > self.units {
             return None;
         }
-        let units = u32::try_from(units).ok()?;
-        self.semaphore.clone().acquire_many_owned(units).await.ok()
+        let started = Instant::now();
+        let permit = self
+            .semaphore
+            .clone()
+            .acquire_many_owned(u32::try_from(units).ok()?)
+            .await
+            .ok()?;
+        let metrics = tusk_metrics::metrics();
+        metrics
+            .part_buffer_wait
+            .observe(started.elapsed().as_secs_f64());
+        let bytes = gauge_value(units * UNIT);
+        metrics.part_buffer_reserved.add(bytes);
+        Some(Reservation {
+            _permit: permit,
+            bytes,
+        })
+    }
+}
+
+fn gauge_value(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+/// Room reserved in a [`BufferBudget`], given back (and taken off
+/// `tusk_part_buffer_reserved_bytes`) on drop.
+#[derive(Debug)]
+pub struct Reservation {
+    _permit: OwnedSemaphorePermit,
+    bytes: i64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        tusk_metrics::metrics().part_buffer_reserved.sub(self.bytes);
     }
 }
 

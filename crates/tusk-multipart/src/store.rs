@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
+use crate::budget::Reservation;
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::OwnedSemaphorePermit;
 use tusk_core::{
     ByteStream, Capabilities, ChunkSource, Error, ErrorKind, NewUpload, ObjectStore, Result,
     StateStore, UploadId, UploadInfo, UploadState, UploadStore,
@@ -101,7 +101,7 @@ impl MultipartStore {
         mut state: UploadState,
         fence: u64,
         tail: Option<Bytes>,
-        reserved: Option<OwnedSemaphorePermit>,
+        reserved: Option<Reservation>,
     ) -> Result<UploadState> {
         debug_assert!(!state.finished && state.length == Some(state.offset()));
         // Held until the object is assembled: the tail's bytes are in memory until then.

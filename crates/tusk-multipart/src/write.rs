@@ -1,7 +1,7 @@
 use std::collections::VecDeque;
 
+use crate::budget::Reservation;
 use bytes::Bytes;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::task::AbortOnDropHandle;
 use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, UploadState};
 
@@ -30,7 +30,7 @@ struct Writer<'a> {
     /// Bytes of the current part that are in the stored tail, not in `buf`.
     stored: usize,
     /// Budget reserved for `buf`.
-    buf_permit: Option<OwnedSemaphorePermit>,
+    buf_permit: Option<Reservation>,
     /// Sent parts not yet committed, oldest first.
     inflight: VecDeque<InflightPart>,
     /// ETags of parts confirmed but held back (all-or-nothing bodies commit at the end).

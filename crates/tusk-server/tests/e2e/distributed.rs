@@ -62,6 +62,34 @@ async fn a_create_patch_head_on_different_nodes_then_small_pieces_round_robin() 
     assert_eq!(head(&cluster.on(1, &url)).await, (200, Some(len as u64)));
     assert_object(&cluster, &url, &data).await;
     assert_equal_parts(&cluster, &url, len).await;
+
+    // Node 1 filled parts from other nodes' tails; once every PATCH is answered, none of its
+    // part buffer budget (the default 512 MiB) is still reserved.
+    let scrape = client()
+        .get(cluster.nodes[1].url.replace("/files/", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "tusk_part_buffer_limit_bytes 536870912",
+        "tusk_part_buffer_reserved_bytes 0",
+    ] {
+        assert!(
+            scrape.lines().any(|l| l == line),
+            "{line:?} missing:\n{scrape}"
+        );
+    }
+    let waits = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("tusk_part_buffer_wait_seconds_count "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(
+        waits.is_some_and(|n| n > 0),
+        "no reservations counted:\n{scrape}"
+    );
 }
 
 #[tokio::test]
