@@ -65,30 +65,14 @@ async fn a_create_patch_head_on_different_nodes_then_small_pieces_round_robin() 
 
     // Node 1 filled parts from other nodes' tails; once every PATCH is answered, none of its
     // part buffer budget (the default 512 MiB) is still reserved.
-    let scrape = client()
-        .get(cluster.nodes[1].url.replace("/files/", "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
-        "tusk_part_buffer_limit_bytes 536870912",
-        "tusk_part_buffer_reserved_bytes 0",
-    ] {
-        assert!(
-            scrape.lines().any(|l| l == line),
-            "{line:?} missing:\n{scrape}"
-        );
-    }
-    let waits = scrape
-        .lines()
-        .find_map(|l| l.strip_prefix("tusk_part_buffer_wait_seconds_count "))
-        .and_then(|n| n.parse::<u64>().ok());
+    let metrics = scrape(&cluster.nodes[1].url).await;
+    let value = |series| sample(&metrics, series);
+    assert_eq!(value("tusk_part_buffer_limit_bytes"), Some(536_870_912.0));
+    assert_eq!(value("tusk_part_buffer_reserved_bytes"), Some(0.0));
+    let waits = value("tusk_part_buffer_wait_seconds_count");
     assert!(
-        waits.is_some_and(|n| n > 0),
-        "no reservations counted:\n{scrape}"
+        waits.is_some_and(|n| n > 0.0),
+        "no reservations:\n{metrics}"
     );
 }
 

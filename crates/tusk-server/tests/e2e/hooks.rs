@@ -439,24 +439,16 @@ async fn failing_pre_hooks_refuse_and_post_hooks_retry() {
     assert_eq!(status, 503);
     assert_eq!(head(&url).await, (200, Some(2)));
 
-    let metrics = client()
-        .get(cluster.nodes[0].url.replace("/files/", "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&cluster.nodes[0].url).await;
     let failures = |hook: &str| {
-        let prefix = format!("tusk_hook_failures_total{{hook=\"{hook}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .map_or(0, |n| n.parse::<u64>().unwrap())
+        sample(
+            &metrics,
+            &format!("tusk_hook_failures_total{{hook=\"{hook}\"}}"),
+        )
     };
-    assert_eq!(failures("pre-create"), 3);
-    assert_eq!(failures("post-create"), 2);
-    assert_eq!(failures("pre-finish"), 1);
+    assert_eq!(failures("pre-create"), Some(3.0));
+    assert_eq!(failures("post-create"), Some(2.0));
+    assert_eq!(failures("pre-finish"), Some(1.0));
     assert!(metrics.contains("tusk_hook_duration_seconds_count{hook=\"pre-create\"}"));
 }
 

@@ -139,6 +139,25 @@ fn offset_of(resp: &reqwest::Response) -> Option<u64> {
         .map(|v| v.to_str().unwrap().parse().unwrap())
 }
 
+/// The `/metrics` scrape of the node whose upload collection is `files_url`.
+pub async fn scrape(files_url: &str) -> String {
+    let resp = client()
+        .get(files_url.replace("/files/", "/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "GET /metrics");
+    resp.text().await.unwrap()
+}
+
+/// The value of the sample named exactly `series` (name and labels) in `scrape`.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
 /// HEAD of an upload: (status, Upload-Offset).
 pub async fn head(url: &str) -> (u16, Option<u64>) {
     let resp = client()
