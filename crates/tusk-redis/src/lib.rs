@@ -178,17 +178,30 @@ impl RedisState {
         op: &'static str,
         script: &Script,
         id: &UploadId,
-        args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
+        args: impl FnOnce(&mut redis::Cmd),
     ) -> Result<Vec<Value>, RedisError> {
-        let mut invocation = script.prepare_invoke();
-        for key in self.keys(id) {
-            invocation.key(key);
+        // EVALSHA built here rather than through `ScriptInvocation`, which copies every
+        // argument once more (a tail append's bytes are up to a part).
+        let keys = self.keys(id);
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(script.get_hash()).arg(keys.len());
+        for key in keys {
+            call.arg(key);
         }
-        args(&mut invocation);
+        args(&mut call);
         let mut conn = self.conn.clone();
         let started = std::time::Instant::now();
-        let reply = invocation
-            .invoke_async::<Value>(&mut conn)
+        let invoke = async {
+            match call.query_async::<Value>(&mut conn).await {
+                // A Redis that restarted, or has not seen this script yet.
+                Err(err) if err.kind() == redis::ErrorKind::NoScriptError => {
+                    script.load_async(&mut conn).await?;
+                    call.query_async::<Value>(&mut conn).await
+                }
+                other => other,
+            }
+        };
+        let reply = invoke
             .instrument(tracing::info_span!(
                 "redis",
                 otel.name = format!("redis {op}"),

@@ -473,3 +473,34 @@ async fn maxmemory_policy_reads_the_real_value() {
         "{policy}"
     );
 }
+
+/// A Redis that restarted (or failed over) has lost its script cache: every call still works,
+/// loading its script again. Other tests on this Redis reload theirs the same way.
+#[tokio::test]
+async fn scripts_flushed_from_redis_are_loaded_again() {
+    let (state, prefix) = connect().await;
+    let s = new_state();
+    state.create(&s).await.expect("create");
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw().await)
+        .await
+        .expect("SCRIPT FLUSH");
+    let tail = Bytes::from_static(b"after the flush");
+    let after = state
+        .commit(
+            &s.id,
+            1,
+            Commit {
+                expect_parts: 0,
+                expect_tail_len: 0,
+                new_parts: Vec::new(),
+                tail: TailChange::Append(tail.clone()),
+            },
+        )
+        .await
+        .expect("commit after SCRIPT FLUSH");
+    assert_eq!(after.tail_len, tail.len() as u64);
+    assert_eq!(state.read_tail(&s.id).await.expect("read_tail"), tail);
+    clean_up(&prefix).await;
+}
