@@ -175,6 +175,7 @@ impl EtcdLocker {
         // Lease ids are unique in the cluster, so this tells waiters (and holders) apart.
         let token = format!("{:x}", lease.id());
         let mut changes: Option<WatchStream> = None;
+        let mut asked = false;
         loop {
             let seen = match self
                 .attempt(&lock_key, &release_key, &lease, &token)
@@ -205,7 +206,15 @@ impl EtcdLocker {
                     };
                     return self.hold(id, keys, lease, revision, epoch, waiter);
                 }
-                Attempt::Held { revision } => revision,
+                Attempt::Held { revision } => {
+                    // Counted once per waiting request, as the in-process locker does; later
+                    // attempts only rewrite the same request.
+                    if !asked {
+                        asked = true;
+                        tusk_metrics::metrics().lock_release_requests.inc();
+                    }
+                    revision
+                }
             };
             if Instant::now() >= deadline {
                 // A zero wait (or a change seen just at the deadline): no watch worth opening.
@@ -313,7 +322,6 @@ impl EtcdLocker {
             .map(|h| h.revision())
             .ok_or(EtcdError::Unexpected("the lock transaction"))?;
         if !reply.succeeded() {
-            tusk_metrics::metrics().lock_release_requests.inc();
             return Ok(Attempt::Held { revision });
         }
         let ops = reply.op_responses();

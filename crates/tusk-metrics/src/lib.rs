@@ -68,162 +68,60 @@ pub struct Metrics {
     pub part_buffer_wait: Histogram,
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    register(registry, Box::new(g.clone()), name);
-    g
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    register(registry, Box::new(c.clone()), name);
-    c
-}
-
-fn register(registry: &Registry, c: Box<dyn prometheus::core::Collector>, name: &str) {
-    // Names are constants defined below, registered once: a failure is a bug caught by the
-    // unit test, never a runtime condition.
-    if let Err(e) = registry.register(c) {
+/// Register `metric` (just built as `name`) in `registry`. Names are constants below,
+/// registered once: a failure is a bug caught by the unit test, never a runtime condition.
+fn add<C>(registry: &Registry, name: &str, metric: prometheus::Result<C>) -> C
+where
+    C: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric.unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    if let Err(e) = registry.register(Box::new(metric.clone())) {
         panic!("metric {name}: {e}");
     }
+    metric
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    add(r, name, IntCounter::new(name, help))
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    add(r, name, IntCounterVec::new(Opts::new(name, help), labels))
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    add(r, name, IntGauge::new(name, help))
+}
+
+/// A histogram of durations in seconds ([`SECONDS`] buckets).
+fn seconds(r: &Registry, name: &str, help: &str) -> Histogram {
+    let opts = HistogramOpts::new(name, help).buckets(SECONDS.to_vec());
+    add(r, name, Histogram::with_opts(opts))
+}
+
+/// Durations in seconds ([`SECONDS`] buckets), by `labels`.
+fn seconds_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(SECONDS.to_vec());
+    add(r, name, HistogramVec::new(opts, labels))
 }
 
 impl Metrics {
     fn new() -> Self {
         let registry = Registry::new();
         let r = &registry;
-        let http_requests = IntCounterVec::new(
-            Opts::new(
+        Self {
+            http_requests: counter_vec(
+                r,
                 "tusk_http_requests_total",
                 "HTTP requests answered, by method, route and status.",
+                &["method", "route", "status"],
             ),
-            &["method", "route", "status"],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(
-            r,
-            Box::new(http_requests.clone()),
-            "tusk_http_requests_total",
-        );
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
+            http_duration: seconds_vec(
+                r,
                 "tusk_http_request_duration_seconds",
                 "Time from a request's arrival to its response head, by method and route.",
-            )
-            .buckets(SECONDS.to_vec()),
-            &["method", "route"],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(
-            r,
-            Box::new(http_duration.clone()),
-            "tusk_http_request_duration_seconds",
-        );
-        let patches_in_flight = IntGauge::new(
-            "tusk_patches_in_flight",
-            "PATCH (and POST with body) requests whose body is being received.",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(
-            r,
-            Box::new(patches_in_flight.clone()),
-            "tusk_patches_in_flight",
-        );
-        let lock_wait = Histogram::with_opts(
-            HistogramOpts::new(
-                "tusk_lock_wait_seconds",
-                "Time requests waited for an upload's lock (also when they gave up with 423).",
-            )
-            .buckets(SECONDS.to_vec()),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(r, Box::new(lock_wait.clone()), "tusk_lock_wait_seconds");
-        let s3_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "tusk_s3_request_duration_seconds",
-                "Duration of S3 calls (with the SDK's retries), by operation.",
-            )
-            .buckets(SECONDS.to_vec()),
-            &["operation"],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(
-            r,
-            Box::new(s3_duration.clone()),
-            "tusk_s3_request_duration_seconds",
-        );
-        let s3_errors = IntCounterVec::new(
-            Opts::new(
-                "tusk_s3_errors_total",
-                "S3 calls that failed, by operation.",
+                &["method", "route"],
             ),
-            &["operation"],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(r, Box::new(s3_errors.clone()), "tusk_s3_errors_total");
-        let redis_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "tusk_redis_request_duration_seconds",
-                "Duration of Redis calls (one script or command each), by operation.",
-            )
-            .buckets(SECONDS.to_vec()),
-            &["operation"],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(
-            r,
-            Box::new(redis_duration.clone()),
-            "tusk_redis_request_duration_seconds",
-        );
-        let ready = IntGauge::new(
-            "tusk_ready",
-            "1 while the node can serve (not draining, its services answer), else 0; refreshed every 10 s and on each /readyz.",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(r, Box::new(ready.clone()), "tusk_ready");
-        let hook_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "tusk_hook_duration_seconds",
-                "Duration of hook calls (each attempt), by hook type.",
-            )
-            .buckets(SECONDS.to_vec()),
-            &["hook"],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(
-            r,
-            Box::new(hook_duration.clone()),
-            "tusk_hook_duration_seconds",
-        );
-        let hook_failures = IntCounterVec::new(
-            Opts::new(
-                "tusk_hook_failures_total",
-                "Hook calls that failed (unreachable, timed out, non-2xx or unreadable answer), each attempt, by hook type.",
-            ),
-            &["hook"],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(
-            r,
-            Box::new(hook_failures.clone()),
-            "tusk_hook_failures_total",
-        );
-        let part_buffer_wait = Histogram::with_opts(
-            HistogramOpts::new(
-                "tusk_part_buffer_wait_seconds",
-                "Time PATCHes waited for room in the node's part buffer budget before filling a part.",
-            )
-            .buckets(SECONDS.to_vec()),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        register(
-            r,
-            Box::new(part_buffer_wait.clone()),
-            "tusk_part_buffer_wait_seconds",
-        );
-        Self {
-            http_requests,
-            http_duration,
             received_bytes: counter(
                 r,
                 "tusk_received_bytes_total",
@@ -245,8 +143,16 @@ impl Metrics {
                 "tusk_uploads_expired_total",
                 "Expired uploads removed by the reaper.",
             ),
-            patches_in_flight,
-            lock_wait,
+            patches_in_flight: gauge(
+                r,
+                "tusk_patches_in_flight",
+                "PATCH (and POST with body) requests whose body is being received.",
+            ),
+            lock_wait: seconds(
+                r,
+                "tusk_lock_wait_seconds",
+                "Time requests waited for an upload's lock (also when they gave up with 423).",
+            ),
             lock_release_requests: counter(
                 r,
                 "tusk_lock_release_requests_total",
@@ -262,22 +168,51 @@ impl Metrics {
                 "tusk_locks_lost_total",
                 "Requests whose upload lock was lost (lease expired, newer holder) and that committed nothing more.",
             ),
-            s3_duration,
-            s3_errors,
-            redis_duration,
+            s3_duration: seconds_vec(
+                r,
+                "tusk_s3_request_duration_seconds",
+                "Duration of S3 calls (with the SDK's retries), by operation.",
+                &["operation"],
+            ),
+            s3_errors: counter_vec(
+                r,
+                "tusk_s3_errors_total",
+                "S3 calls that failed, by operation.",
+                &["operation"],
+            ),
+            redis_duration: seconds_vec(
+                r,
+                "tusk_redis_request_duration_seconds",
+                "Duration of Redis calls (one script or command each), by operation.",
+                &["operation"],
+            ),
             tail_appended_bytes: counter(
                 r,
                 "tusk_tail_appended_bytes_total",
                 "Bytes appended to upload tails in Redis (distributed mode).",
             ),
-            ready,
             checksum_mismatches: counter(
                 r,
                 "tusk_checksum_mismatches_total",
                 "Bodies refused because they did not match their Upload-Checksum.",
             ),
-            hook_duration,
-            hook_failures,
+            ready: gauge(
+                r,
+                "tusk_ready",
+                "1 while the node can serve (not draining, its services answer), else 0; refreshed every 10 s and on each /readyz.",
+            ),
+            hook_duration: seconds_vec(
+                r,
+                "tusk_hook_duration_seconds",
+                "Duration of hook calls (each attempt), by hook type.",
+                &["hook"],
+            ),
+            hook_failures: counter_vec(
+                r,
+                "tusk_hook_failures_total",
+                "Hook calls that failed (unreachable, timed out, non-2xx or unreadable answer), each attempt, by hook type.",
+                &["hook"],
+            ),
             part_buffer_limit: gauge(
                 r,
                 "tusk_part_buffer_limit_bytes",
@@ -288,7 +223,11 @@ impl Metrics {
                 "tusk_part_buffer_reserved_bytes",
                 "Bytes of the part buffer budget reserved by PATCHes right now.",
             ),
-            part_buffer_wait,
+            part_buffer_wait: seconds(
+                r,
+                "tusk_part_buffer_wait_seconds",
+                "Time PATCHes waited for room in the node's part buffer budget before filling a part.",
+            ),
             registry,
         }
     }

@@ -41,7 +41,7 @@ impl BufferBudget {
 
     /// Reserve room for `bytes`, waiting for it. `None` only if `bytes` exceeds the whole budget
     /// (refused at start-up, so never in a running server).
-    pub async fn reserve(&self, bytes: u64) -> Option<Reservation> {
+    pub(crate) async fn reserve(&self, bytes: u64) -> Option<Reservation> {
         let units = bytes.div_ceil(UNIT);
         if units > self.units {
             return None;
@@ -73,7 +73,7 @@ fn gauge_value(bytes: u64) -> i64 {
 /// Room reserved in a [`BufferBudget`], given back (and taken off
 /// `tusk_part_buffer_reserved_bytes`) on drop.
 #[derive(Debug)]
-pub struct Reservation {
+pub(crate) struct Reservation {
     _permit: OwnedSemaphorePermit,
     bytes: i64,
 }

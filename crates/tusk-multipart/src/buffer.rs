@@ -12,6 +12,8 @@ use tusk_core::{Error, ErrorKind, Result};
 /// A buffer may start with a prefix left free for bytes that arrive later (the stored tail of a
 /// resumed part, read only once the part is full): appended bytes go after it, and the part is
 /// assembled in place, never copied into a second buffer.
+/// The default is empty, with no room: a placeholder while no part is being filled.
+#[derive(Default)]
 pub(crate) struct PartBuffer {
     map: Option<MmapMut>,
     capacity: usize,

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tusk_core::{Result, UploadId, UploadInfo};
+use tusk_core::{Error, ErrorKind, Result, UploadId, UploadInfo};
 
 use crate::MultipartStore;
 use crate::buffer::PartBuffer;
@@ -117,6 +117,13 @@ impl MultipartStore {
                 }
                 Piece::Stream(ranges) => {
                     let total: u64 = ranges.iter().map(|(_, s, e)| e - s).sum();
+                    // The part's bytes are in memory until S3 has them: inside the budget.
+                    let _reservation = self.budget.reserve(total).await.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Backend,
+                            "a concatenation part exceeds the budget",
+                        )
+                    })?;
                     let mut part = PartBuffer::with_capacity(usize::try_from(total).unwrap_or(0));
                     for (source, start, end) in ranges {
                         let mut stream = self
@@ -126,6 +133,16 @@ impl MultipartStore {
                         while let Some(chunk) = stream.next().await {
                             part.extend_from_slice(&chunk?)?;
                         }
+                    }
+                    if part.len() as u64 != total {
+                        // A source that ended early must not become a short part of the final.
+                        return Err(Error::new(
+                            ErrorKind::Backend,
+                            format!(
+                                "upload {key}: partial uploads gave {} of {total} bytes for part {number}",
+                                part.len()
+                            ),
+                        ));
                     }
                     self.objects
                         .upload_part(key, multipart_id, number, part.freeze())

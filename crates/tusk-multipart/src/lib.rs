@@ -11,6 +11,6 @@ mod config;
 mod store;
 mod write;
 
-pub use budget::{BufferBudget, Reservation};
+pub use budget::BufferBudget;
 pub use config::{MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, part_size_for};
 pub use store::{BudgetTooSmall, MultipartStore};

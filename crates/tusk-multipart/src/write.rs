@@ -52,7 +52,7 @@ impl MultipartStore {
             .saturating_sub(state.offset());
         let mut writer = Writer {
             store: self,
-            buf: PartBuffer::with_capacity(0),
+            buf: PartBuffer::default(),
             // Bytes of the current part already in the stored tail.
             stored: usize::try_from(state.tail_len).unwrap_or(usize::MAX),
             buf_permit: None,
@@ -129,7 +129,11 @@ impl Writer<'_> {
         if self.inflight.len() >= self.store.config.max_inflight_parts.max(1) {
             self.commit_oldest().await?;
         }
-        let multipart_id = self.multipart_id().await?;
+        // Started the first time a part is sent.
+        let multipart_id = self
+            .store
+            .ensure_multipart(&mut self.state, self.fence)
+            .await?;
         let number = part_number(
             self.state.part_count as usize + self.held.len() + self.inflight.len() + 1,
         )?;
@@ -151,7 +155,7 @@ impl Writer<'_> {
     /// room left for it) and then this body's bytes. The tail comes in slices, so reading it
     /// holds at most one slice beyond the part's reserved budget.
     async fn take_part(&mut self) -> Result<Bytes> {
-        let mut part = std::mem::replace(&mut self.buf, PartBuffer::with_capacity(0));
+        let mut part = std::mem::take(&mut self.buf);
         let mut read = 0;
         while read < self.stored {
             let want = (self.stored - read).min(TAIL_SLICE);
@@ -170,13 +174,6 @@ impl Writer<'_> {
         }
         self.stored = 0;
         Ok(part.freeze())
-    }
-
-    /// The upload's multipart upload, started the first time a part is sent.
-    async fn multipart_id(&mut self) -> Result<String> {
-        self.store
-            .ensure_multipart(&mut self.state, self.fence)
-            .await
     }
 
     /// Commit parts whose upload finished; with `wait`, wait for all of them.
@@ -235,10 +232,13 @@ impl Writer<'_> {
     /// The body ended and every part is committed: store the rest of the buffer as the tail, and
     /// finish the upload if that was its last byte.
     async fn commit_tail(mut self) -> Result<UploadState> {
-        let own = std::mem::replace(&mut self.buf, PartBuffer::with_capacity(0)).freeze_appended();
+        let own = std::mem::take(&mut self.buf).freeze_appended();
         if !own.is_empty() {
             self.commit(Vec::new(), TailChange::Append(own.clone()))
                 .await?;
+            tusk_metrics::metrics()
+                .tail_appended_bytes
+                .inc_by(own.len() as u64);
         }
         let Writer {
             store,

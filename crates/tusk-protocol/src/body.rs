@@ -44,7 +44,8 @@ pub enum BodyEnd {
     TooLarge,
     /// The whole body arrived but does not match its `Upload-Checksum`: nothing may be committed.
     ChecksumMismatch,
-    /// A post-receive hook stopped the upload, which is removed: nothing is committed.
+    /// A post-receive hook stopped the upload, which is then removed: nothing more is committed
+    /// (parts committed while the body streamed go with the upload).
     StoppedByHook,
 }
 

@@ -140,7 +140,6 @@ impl Engine {
             partials.push(partial);
         }
         let info = self.store().concatenate(&info.id, &partials, fence).await?;
-        tusk_metrics::metrics().uploads_finished.inc();
         tracing::info!(upload_id = %info.id, partials = partials.len(), "final upload complete");
         let info = self.refresh_expiry(info, fence).await;
         // Assembled and stored: a failing pre-finish hook cannot undo that, nor fail (or change

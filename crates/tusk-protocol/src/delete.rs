@@ -9,39 +9,42 @@ impl Engine {
     /// may refuse it; post-terminate is sent afterwards.
     pub(crate) async fn delete(&self, id: &UploadId) -> Result<TusResponse, TusError> {
         let guard = self.lock(id).await?;
-        let hooks = self.hooks().filter(|hooks| {
+        let hooks = self.hooks();
+        // The upload as the terminate hooks see it, read only when one of them is on.
+        let upload = match hooks.filter(|hooks| {
             hooks.enabled(HookType::PreTerminate) || hooks.enabled(HookType::PostTerminate)
-        });
-        let upload = match hooks {
-            Some(_) => {
+        }) {
+            Some(hooks) => {
                 let info = self.store().info_locked(id, guard.fence()).await?;
-                Some(self.hook_upload(&info))
+                let upload = self.hook_upload(&info);
+                let hook = HookType::PreTerminate;
+                match hooks.call(hook, upload.clone()).await {
+                    Err(err) => {
+                        return Err(TusError::HookFailed {
+                            hook,
+                            reason: err.to_string(),
+                        });
+                    }
+                    Ok(Some(answer)) if answer.reject_termination => {
+                        return Err(TusError::HookRejected {
+                            hook,
+                            response: answer.http_response,
+                        });
+                    }
+                    Ok(_) => {}
+                }
+                Some(upload)
             }
             None => None,
         };
-        if let (Some(hooks), Some(upload)) = (hooks, &upload) {
-            let hook = HookType::PreTerminate;
-            match hooks.call(hook, upload.clone()).await {
-                Err(err) => {
-                    return Err(TusError::HookFailed {
-                        hook,
-                        reason: err.to_string(),
-                    });
-                }
-                Ok(Some(answer)) if answer.reject_termination => {
-                    return Err(TusError::HookRejected {
-                        hook,
-                        response: answer.http_response,
-                    });
-                }
-                Ok(_) => {}
-            }
-        }
         self.store().terminate(id, guard.fence()).await?;
         tusk_metrics::metrics().uploads_terminated.inc();
-        if let (Some(hooks), Some(upload)) = (hooks, upload) {
+        if let Some(hooks) = hooks {
+            // Whatever events are on: the post-receive throttle keeps an entry per upload.
             hooks.forget(id);
-            hooks.notify(HookType::PostTerminate, upload);
+            if let Some(upload) = upload {
+                hooks.notify(HookType::PostTerminate, upload);
+            }
         }
         Ok(TusResponse::status(204))
     }

@@ -168,6 +168,7 @@ impl Engine {
     /// change the response and whose failure fails the request (the bytes stay stored), then
     /// post-finish in the background.
     pub(crate) async fn finished(&self, info: &UploadInfo) -> Result<(), TusError> {
+        tusk_metrics::metrics().uploads_finished.inc();
         let Some(hooks) = self.hooks() else {
             return Ok(());
         };
@@ -317,10 +318,15 @@ fn apply_hook_response(mut resp: TusResponse, changes: HookHttpResponse) -> TusR
 /// The upload a path names. Ids starting with `_` are tusk's own lock names (the reaper's):
 /// no client may lock them, so they name no upload.
 fn parse_id(raw: &str) -> Result<UploadId, TusError> {
-    if raw.starts_with('_') {
+    if is_reserved(raw) {
         return Err(TusError::UnknownId);
     }
     UploadId::parse(raw).map_err(|_| TusError::UnknownId)
+}
+
+/// Whether `id` is reserved for tusk's own lock names, never an upload's.
+pub(crate) fn is_reserved(id: &str) -> bool {
+    id.starts_with('_')
 }
 
 #[cfg(test)]

@@ -111,6 +111,10 @@ impl Engine {
             ..ReapReport::default()
         };
         for id in due {
+            if self.shutdown_token().is_cancelled() {
+                // The rest waits for the next pass, on this node or another.
+                break;
+            }
             match self.reap_one(&id, now).await {
                 Ok(true) => report.removed += 1,
                 Ok(false) => {}
@@ -135,10 +139,19 @@ impl Engine {
         let guard = self.lock(id).await?;
         let info = match self.store().info_locked(id, guard.fence()).await {
             Ok(info) => info,
-            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                // An index entry without an upload: drop it, or it would come up every pass.
+                let _ = self.store().set_expiry(id, guard.fence(), None).await;
+                return Ok(false);
+            }
             Err(err) => return Err(err.into()),
         };
         if !info.is_expired(now) {
+            // The index was early (a time stored since, or an update cut short): index the
+            // upload's own time, so the entry stops coming up before it is due.
+            self.store()
+                .set_expiry(id, guard.fence(), info.expires_at)
+                .await?;
             return Ok(false);
         }
         if info.is_complete() && self.config().finished_retention.is_none() {

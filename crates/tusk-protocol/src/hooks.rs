@@ -400,19 +400,19 @@ impl Hooks {
         }
         let request = hook_request(kind, upload);
         let sender = self.sender.clone();
-        let config = self.config.clone();
+        let timeout = self.config.timeout;
+        let mut backoff = self.config.post_backoff;
+        // A progress report is stale by the time a retry could go out; the next one supersedes
+        // it.
+        let retries = if kind == HookType::PostReceive {
+            0
+        } else {
+            self.config.post_retries
+        };
         self.tasks.spawn(
             async move {
-                let mut backoff = config.post_backoff;
-                // A progress report is stale by the time a retry could go out; the next one
-                // supersedes it.
-                let retries = if kind == HookType::PostReceive {
-                    0
-                } else {
-                    config.post_retries
-                };
                 for attempt in 0..=retries {
-                    match send_once(sender.as_ref(), &request, config.timeout).await {
+                    match send_once(sender.as_ref(), &request, timeout).await {
                         Ok(answer) => return on_answer(answer),
                         Err(err) if attempt < retries => {
                             tracing::warn!(hook = %kind, error = %err, attempt, "hook failed; retrying");
@@ -583,7 +583,7 @@ pub(crate) fn change_response(changes: HookHttpResponse) {
 
 /// `name` in Go's canonical header form (`x-request-id` → `X-Request-Id`), as tusd's
 /// receivers look headers up.
-pub fn canonical_header_name(name: &str) -> String {
+pub(crate) fn canonical_header_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut upper = true;
     for c in name.chars() {

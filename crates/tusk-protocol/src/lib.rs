@@ -28,7 +28,6 @@ pub use expiry::ReapReport;
 pub use hooks::{
     DEFAULT_FORWARD_HEADERS, FileInfoChanges, HookConfig, HookError, HookEvent, HookHttpRequest,
     HookHttpResponse, HookRequest, HookResponse, HookSender, HookType, HookUpload, Hooks,
-    canonical_header_name,
 };
 pub use message::{Headers, Method, Target, TusRequest, TusResponse};
 

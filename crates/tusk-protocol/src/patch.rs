@@ -29,7 +29,7 @@ impl Engine {
         tracing::Span::current().record("offset", offset);
 
         let guard = self.lock(id).await?;
-        let mut info = self.store().info_locked(id, guard.fence()).await?;
+        let info = self.store().info_locked(id, guard.fence()).await?;
         self.refuse_expired(&info)?;
         if matches!(info.concat, Some(tusk_core::Concat::Final(_))) {
             return Err(TusError::FinalUpload);
@@ -40,6 +40,10 @@ impl Engine {
                 server: info.offset,
             });
         }
+        // An upload being written is not expiring: a period from now, before the body (the
+        // reaper would otherwise ask a long PATCH of a nearly expired upload to stop). Usually
+        // within the slack of the last PATCH's refresh, so nothing is written.
+        let mut info = self.refresh_expiry(info, guard.fence()).await;
         if let Some(length) = declared_length {
             // A body that cannot fit is refused before the length is fixed: a refused PATCH
             // changes nothing.
@@ -114,7 +118,6 @@ impl Engine {
         metrics.patches_in_flight.inc();
         // Decremented however this returns.
         let _in_flight = scopeguard(|| metrics.patches_in_flight.dec());
-        let was_complete = info.is_complete();
         let stop = StopRequest::default();
         let mut body = self
             .patch_body(stream, room, guard, stop.token.clone())
@@ -136,13 +139,15 @@ impl Engine {
         );
         match end {
             Some(BodyEnd::ReleaseRequested) => metrics.lock_releases_honoured.inc(),
-            Some(BodyEnd::LockLost) => metrics.locks_lost.inc(),
             Some(BodyEnd::ChecksumMismatch) => metrics.checksum_mismatches.inc(),
             Some(BodyEnd::StoppedByHook) => return self.stop_upload(&info, &stop, guard).await,
             _ => {}
         }
-        if let Err(err) = &written
-            && err.kind() == ErrorKind::LockLost
+        // Once per request, whether the body or the store noticed first.
+        if matches!(end, Some(BodyEnd::LockLost))
+            || written
+                .as_ref()
+                .is_err_and(|err| err.kind() == ErrorKind::LockLost)
         {
             metrics.locks_lost.inc();
         }
@@ -158,10 +163,9 @@ impl Engine {
             }
             _ => {}
         }
-        if !was_complete && written.is_complete() {
-            // The caller sends the finish hooks.
-            metrics.uploads_finished.inc();
-        } else if written.offset > info.offset
+        // A body that completed the upload is reported by the caller, through `finished`.
+        if !written.is_complete()
+            && written.offset > info.offset
             && let Some(hooks) = self.hooks()
             && hooks.receive_due(&written.id)
         {

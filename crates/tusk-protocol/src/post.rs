@@ -84,13 +84,21 @@ impl Engine {
         let (id, metadata) = self
             .pre_create(UploadId::generate(), metadata, length, concat.as_ref())
             .await?;
+        if let Some(Concat::Final(ids)) = &concat {
+            // Linked before the final exists, so a failure here leaves no upload behind for the
+            // client to lose; a link to an upload never created is ignored. Whoever completes
+            // the last partial completes the final (concatenation-unfinished).
+            for partial in ids {
+                self.store().link_final(partial, &id).await?;
+            }
+        }
         let info = self
             .store()
             .create(NewUpload {
                 id: id.clone(),
                 length,
                 metadata,
-                expires_at: if length == Some(0) && !is_final {
+                expires_at: if length == Some(0) {
                     self.finished_expiry()
                 } else {
                     self.unfinished_expiry()
@@ -104,21 +112,27 @@ impl Engine {
         if let Some(hooks) = self.hooks() {
             hooks.notify(HookType::PostCreate, self.hook_upload(&info));
         }
-        if info.is_complete() && !is_final {
-            tusk_metrics::metrics().uploads_finished.inc();
+        if info.is_complete() {
+            // Empty: stored complete at creation (an empty final upload too).
             self.finished_logged(&info).await;
         }
         let mut resp =
             TusResponse::status(201).header("Location", format!("{}{id}", req.location_base));
         let mut info = info;
-        if let Some(Concat::Final(ids)) = &concat {
-            // Whoever completes the last partial completes this upload too
-            // (concatenation-unfinished); if they are all complete already, assemble now.
-            for partial in ids {
-                self.store().link_final(partial, &id).await?;
+        if is_final {
+            // If the partials are all complete already, assemble now. The upload exists, so a
+            // failure is not the client's to retry (a retry would create a second upload):
+            // the next HEAD or GET assembles it.
+            let assembled = match self.lock(&id).await {
+                Ok(guard) => self.assemble_if_ready(info.clone(), guard.fence()).await,
+                Err(err) => Err(err),
+            };
+            match assembled {
+                Ok(assembled) => info = assembled,
+                Err(err) => {
+                    tracing::warn!(upload_id = %id, error = %err, "final upload not assembled yet");
+                }
             }
-            let guard = self.lock(&id).await?;
-            info = self.assemble_if_ready(info, guard.fence()).await?;
         }
         if with_body {
             let guard = self.lock(&id).await?;
@@ -157,7 +171,7 @@ impl Engine {
             reason: format!("it chose the upload ID {chosen:?}, which {why}"),
         };
         let id = UploadId::parse(chosen).map_err(|e| refuse(format!("is invalid ({e})")))?;
-        if chosen.starts_with('_') {
+        if crate::engine::is_reserved(chosen) {
             return Err(refuse(
                 "is reserved (IDs starting with _ are tusk's)".into(),
             ));

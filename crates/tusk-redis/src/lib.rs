@@ -150,9 +150,9 @@ impl RedisState {
         format!("{}{{{}}}:finals", self.prefix, id.as_str())
     }
 
-    /// Record (or drop) `id` in the expiry index.
+    /// Record (or drop) `id` in the expiry index. The index only says where to look: the reaper
+    /// re-checks each upload's own state and re-indexes (or drops) an entry that is wrong.
     async fn index_expiry(&self, id: &UploadId, at: Option<u64>) -> Result<(), RedisError> {
-        let mut conn = self.conn.clone();
         let cmd = match at {
             Some(at) => {
                 let mut c = redis::cmd("ZADD");
@@ -165,11 +165,47 @@ impl RedisState {
                 c
             }
         };
-        let _: i64 = cmd
-            .query_async(&mut conn)
-            .instrument(tracing::debug_span!("redis_state", op = "index_expiry", upload_id = %id))
-            .await?;
+        let _: i64 = self.query("index_expiry", Some(id), &cmd).await?;
         Ok(())
+    }
+
+    /// Send one plain command, with the same span and duration metric as a script.
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        id: Option<&UploadId>,
+        cmd: &redis::Cmd,
+    ) -> Result<T, RedisError> {
+        let mut conn = self.conn.clone();
+        Ok(self.timed(op, id, cmd.query_async(&mut conn)).await?)
+    }
+
+    /// `request`, inside a client span `redis <op>` and timed into
+    /// `tusk_redis_request_duration_seconds{operation=op}`.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        id: Option<&UploadId>,
+        request: impl Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        let span = tracing::info_span!(
+            "redis",
+            otel.name = format!("redis {op}"),
+            otel.kind = "client",
+            db.system = "redis",
+            op,
+            upload_id = tracing::field::Empty,
+        );
+        if let Some(id) = id {
+            span.record("upload_id", tracing::field::display(id));
+        }
+        let started = std::time::Instant::now();
+        let reply = request.instrument(span).await;
+        tusk_metrics::metrics()
+            .redis_duration
+            .with_label_values(&[op])
+            .observe(started.elapsed().as_secs_f64());
+        reply
     }
 
     /// Run `script` on the keys of `id` with `args`, and split its marker off the reply.
@@ -190,7 +226,6 @@ impl RedisState {
         }
         args(&mut call);
         let mut conn = self.conn.clone();
-        let started = std::time::Instant::now();
         let invoke = async {
             match call.query_async::<Value>(&mut conn).await {
                 // A Redis that restarted, or has not seen this script yet.
@@ -201,20 +236,7 @@ impl RedisState {
                 other => other,
             }
         };
-        let reply = invoke
-            .instrument(tracing::info_span!(
-                "redis",
-                otel.name = format!("redis {op}"),
-                otel.kind = "client",
-                db.system = "redis",
-                op,
-                upload_id = %id
-            ))
-            .await;
-        tusk_metrics::metrics()
-            .redis_duration
-            .with_label_values(&[op])
-            .observe(started.elapsed().as_secs_f64());
+        let reply = self.timed(op, Some(id), invoke).await;
         split_marker(reply?)
     }
 }
@@ -422,6 +444,15 @@ fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadState, RedisErr
     })
 }
 
+/// The upload ids among `members` of a set: anything else cannot be an upload, and is skipped
+/// rather than failing the caller.
+fn upload_ids(members: Vec<String>) -> Vec<UploadId> {
+    members
+        .iter()
+        .filter_map(|id| UploadId::parse(id).ok())
+        .collect()
+}
+
 /// Replace the generic "value already set" with the name of the value.
 fn already_set(what: &'static str) -> impl FnOnce(RedisError) -> RedisError {
     move |e| match e {
@@ -452,6 +483,11 @@ impl StateStore for RedisState {
         let metadata = serde_json::to_string(&state.metadata)
             .map_err(|e| RedisError::Corrupt(format!("metadata does not serialise: {e}")))?;
         let length = state.length.map(|l| l.to_string()).unwrap_or_default();
+        // Indexed first: an entry whose upload was never created is dropped by the reaper,
+        // while an upload missing from the index would never expire.
+        if let Some(at) = state.expires_at {
+            self.index_expiry(&state.id, Some(at)).await?;
+        }
         let concat = match &state.concat {
             Some(concat) => serde_json::to_string(concat)
                 .map_err(|e| RedisError::Corrupt(format!("concat does not serialise: {e}")))?,
@@ -472,7 +508,6 @@ impl StateStore for RedisState {
                 .arg(concat.as_str());
         })
         .await?;
-        self.index_expiry(&state.id, state.expires_at).await?;
         Ok(())
     }
 
@@ -595,36 +630,25 @@ impl StateStore for RedisState {
             inv.arg(fence);
         })
         .await?;
-        self.index_expiry(id, None).await?;
+        // The upload is gone; a stale index entry is dropped by the reaper.
+        if let Err(err) = self.index_expiry(id, None).await {
+            tracing::warn!(upload_id = %id, error = %err, "upload deleted; its expiry index entry is left to the reaper");
+        }
         Ok(())
     }
 
     async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> tusk_core::Result<()> {
-        let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("SADD")
-            .arg(self.finals_key(partial))
-            .arg(final_id.as_str())
-            .query_async(&mut conn)
-            .instrument(
-                tracing::debug_span!("redis_state", op = "link_final", upload_id = %partial),
-            )
-            .await
-            .map_err(RedisError::from)?;
+        let mut cmd = redis::cmd("SADD");
+        cmd.arg(self.finals_key(partial)).arg(final_id.as_str());
+        let _: i64 = self.query("link_final", Some(partial), &cmd).await?;
         Ok(())
     }
 
     async fn finals_of(&self, partial: &UploadId) -> tusk_core::Result<Vec<UploadId>> {
-        let mut conn = self.conn.clone();
-        let ids: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.finals_key(partial))
-            .query_async(&mut conn)
-            .instrument(tracing::debug_span!("redis_state", op = "finals_of", upload_id = %partial))
-            .await
-            .map_err(RedisError::from)?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| UploadId::parse(id).ok())
-            .collect())
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(self.finals_key(partial));
+        let ids = self.query("finals_of", Some(partial), &cmd).await?;
+        Ok(upload_ids(ids))
     }
 
     async fn set_expiry(
@@ -633,33 +657,36 @@ impl StateStore for RedisState {
         fence: u64,
         expires_at: Option<u64>,
     ) -> tusk_core::Result<()> {
-        self.run("set_expiry", &scripts::SET_EXPIRY, id, |inv| {
-            inv.arg(fence)
-                .arg(expires_at.map(|at| at.to_string()).unwrap_or_default());
-        })
-        .await?;
-        self.index_expiry(id, expires_at).await?;
+        // Indexed after the fenced write (a refused write changes nothing). If indexing fails,
+        // the entry keeps its old time; the reaper re-indexes an entry that comes up early. A
+        // cleared expiry leaves the index even when the upload is gone.
+        let stored = self
+            .run("set_expiry", &scripts::SET_EXPIRY, id, |inv| {
+                inv.arg(fence)
+                    .arg(expires_at.map(|at| at.to_string()).unwrap_or_default());
+            })
+            .await;
+        match stored {
+            Ok(_) => self.index_expiry(id, expires_at).await?,
+            Err(RedisError::NotFound) if expires_at.is_none() => {
+                self.index_expiry(id, None).await?;
+                return Err(RedisError::NotFound.into());
+            }
+            Err(err) => return Err(err.into()),
+        }
         Ok(())
     }
 
     async fn expired(&self, before: u64, limit: usize) -> tusk_core::Result<Vec<UploadId>> {
-        let mut conn = self.conn.clone();
-        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.expiry_key())
+        let mut cmd = redis::cmd("ZRANGEBYSCORE");
+        cmd.arg(self.expiry_key())
             .arg("-inf")
             .arg(format!("({before}"))
             .arg("LIMIT")
             .arg(0)
-            .arg(limit)
-            .query_async(&mut conn)
-            .instrument(tracing::debug_span!("redis_state", op = "expired"))
-            .await
-            .map_err(RedisError::from)?;
-        // Anything that is not an id cannot be an upload; skip it rather than fail the pass.
-        Ok(ids
-            .iter()
-            .filter_map(|id| UploadId::parse(id).ok())
-            .collect())
+            .arg(limit);
+        let ids = self.query("expired", None, &cmd).await?;
+        Ok(upload_ids(ids))
     }
 }
 

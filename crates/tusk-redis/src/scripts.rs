@@ -55,7 +55,7 @@ pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 if redis.call('EXISTS', state) == 1 then return {'exists'} end
 -- Leftovers of an earlier upload with this id must not become part of the new one.
-redis.call('DEL', parts, tail)
+redis.call('DEL', parts, tail, finals)
 redis.call('HSET', state, 'v', '1', 'length', ARGV[1], 'metadata', ARGV[2],
            'part_size', ARGV[3], 'multipart', ARGV[4], 'finished', ARGV[5], 'fence', '0',
            'expires', ARGV[6], 'concat', ARGV[7])

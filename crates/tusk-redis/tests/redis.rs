@@ -504,3 +504,30 @@ async fn scripts_flushed_from_redis_are_loaded_again() {
     assert_eq!(state.read_tail(&s.id).await.expect("read_tail"), tail);
     clean_up(&prefix).await;
 }
+
+/// An expiry index entry whose upload is gone (its delete's ZREM failed, say) would come up in
+/// every reaper pass; clearing the expiry of the missing upload drops it.
+#[tokio::test]
+async fn clearing_the_expiry_of_a_missing_upload_drops_its_index_entry() {
+    let (state, prefix) = connect().await;
+    let ghost = UploadId::generate();
+    let () = redis::cmd("ZADD")
+        .arg(format!("{prefix}expiry"))
+        .arg(5)
+        .arg(ghost.as_str())
+        .query_async::<i64>(&mut raw().await)
+        .await
+        .map(|_| ())
+        .expect("ZADD");
+    assert_eq!(
+        state.expired(10, 10).await.expect("expired"),
+        vec![ghost.clone()]
+    );
+    let err = state
+        .set_expiry(&ghost, 1, None)
+        .await
+        .expect_err("no such upload");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(state.expired(10, 10).await.expect("expired").is_empty());
+    clean_up(&prefix).await;
+}

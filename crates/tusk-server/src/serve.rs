@@ -49,26 +49,21 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Some(metrics) = &metrics_server {
-        let handle = metrics.handle();
-        let shutdown = engine.shutdown_token();
-        actix_web::rt::spawn(async move {
-            shutdown.cancelled().await;
-            handle.stop(true).await;
-        });
-    }
+    let metrics_handle = metrics_server.as_ref().map(|m| m.handle());
     let metrics_task = metrics_server.map(actix_web::rt::spawn);
     // The one line on stdout: scripts and tests read the address from it (useful with port 0).
     println!("tusk listening on http://{addr}{}", config.http.base_path);
     tracing::info!(%addr, base_path = %config.http.base_path, mode, "tusk started");
 
-    if config.engine.expire_after.is_some() || config.engine.finished_retention.is_some() {
+    let reaper = (config.engine.expire_after.is_some()
+        || config.engine.finished_retention.is_some())
+    .then(|| {
         actix_web::rt::spawn(reap_periodically(
             engine.clone(),
             config.reap_interval,
             engine.shutdown_token(),
-        ));
-    }
+        ))
+    });
 
     // Readiness as a metric too (`tusk_ready`), so an alert can fire without a probe.
     actix_web::rt::spawn({
@@ -99,7 +94,17 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         stop.await;
     });
     server.await.context("HTTP server failed")?;
-    if let Some(task) = metrics_task {
+    // A reaper pass stops at its next upload; its locks go back to etcd with the others below.
+    if let Some(reaper) = reaper
+        && tokio::time::timeout(REAPER_STOP_TIMEOUT, reaper)
+            .await
+            .is_err()
+    {
+        tracing::warn!("reaper pass still running at exit; its locks expire with their lease");
+    }
+    // `/metrics` on its own listener stays up through the drain, when in-flight PATCHes count.
+    if let (Some(handle), Some(task)) = (metrics_handle, metrics_task) {
+        handle.stop(true).await;
         let _ = task.await;
     }
     // Hand the locks of the requests that just ended back to etcd, so other nodes take over
@@ -114,6 +119,15 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
 
 /// Uploads one reaper pass removes at most; a full batch is followed by another pass at once.
 const REAP_BATCH: usize = 500;
+/// How long shutdown waits for a reaper pass under way.
+const REAPER_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether a pass that reported `report` may have left due uploads behind and is worth
+/// following at once: a full batch that removed something. A full batch that removed nothing
+/// (a backend failing every removal) waits for the next interval instead of spinning.
+fn another_pass(report: &tusk_protocol::ReapReport) -> bool {
+    report.examined == REAP_BATCH && report.removed > 0
+}
 /// Passes in one `tusk cleanup` at most (bounded, whatever the store reports).
 const CLEANUP_PASSES: usize = 10_000;
 
@@ -131,7 +145,7 @@ async fn reap_periodically(
         }
         for _ in 0..CLEANUP_PASSES {
             match engine.reap(REAP_BATCH).await {
-                Ok(Some(report)) if report.examined == REAP_BATCH && !shutdown.is_cancelled() => {}
+                Ok(Some(report)) if another_pass(&report) && !shutdown.is_cancelled() => {}
                 Ok(_) => break,
                 Err(err) => {
                     tracing::warn!(error = %err, "reaper pass failed; retrying next interval");
@@ -155,8 +169,7 @@ pub async fn cleanup(config: ServeConfig) -> anyhow::Result<()> {
         total.examined += report.examined;
         total.removed += report.removed;
         total.failed += report.failed;
-        // A full batch may have more behind it; stop once a pass removes nothing new.
-        if report.examined < REAP_BATCH || report.removed == 0 {
+        if !another_pass(&report) {
             break;
         }
     }

@@ -187,9 +187,17 @@ mod tests {
 
 /// A secret setting (a password, or a URL that may carry one): never shown by `Debug`, so it
 /// cannot leak into logs.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // serde's own message would quote a mistyped value: a numeric password, say.
+        String::deserialize(d).map(Secret).map_err(|_| {
+            serde::de::Error::custom("must be a quoted string (the value is a secret: not shown)")
+        })
+    }
+}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

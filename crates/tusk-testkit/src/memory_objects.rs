@@ -220,8 +220,16 @@ impl ObjectStore for MemoryObjects {
                 .objects
                 .get(source)
                 .ok_or_else(|| Error::new(ErrorKind::NotFound, "no such source object"))?;
-            let end = (end as usize).min(object.data.len());
-            object.data.slice((start as usize).min(end)..end)
+            // S3 refuses a range outside the source (InvalidRange) rather than shortening it.
+            let range = usize::try_from(start).unwrap_or(usize::MAX)
+                ..usize::try_from(end).unwrap_or(usize::MAX);
+            if range.start > range.end || range.end > object.data.len() {
+                return Err(Error::new(
+                    ErrorKind::Invalid,
+                    "copy range outside the source object",
+                ));
+            }
+            object.data.slice(range)
         };
         self.upload_part(key, multipart_id, part_number, data).await
     }
