@@ -2,6 +2,7 @@
 //! bodies into it with backpressure, builds `Location` URLs (proxy-aware), and adds CORS headers
 //! to every response, errors included.
 
+mod conn;
 mod cors;
 mod location;
 mod routes;
@@ -12,7 +13,10 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
+use tokio::net::TcpStream;
 use tusk_protocol::Engine;
+
+use conn::WatchedIo;
 
 pub use cors::CorsOrigins;
 
@@ -59,23 +63,60 @@ pub(crate) struct AppState {
 
 /// Build the HTTP server on an already bound listener. It does not install signal handlers:
 /// the caller stops it through [`Server::handle`] after cancelling the engine's shutdown token.
+///
+/// Built from actix-server and actix-http rather than `HttpServer`, for the socket wrapper that
+/// keeps a broken connection's last bytes and for connections that stay open until their
+/// requests' commits end (see `conn`), which a graceful stop then waits for.
 pub fn serve(
     engine: Arc<Engine>,
     config: HttpConfig,
     listener: std::net::TcpListener,
     shutdown_timeout: Duration,
 ) -> std::io::Result<Server> {
+    let addr = listener.local_addr()?;
     let state = web::Data::new(AppState { engine, config });
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .default_service(web::to(routes::handle))
-    })
-    .disable_signals()
-    .shutdown_timeout(shutdown_timeout.as_secs().max(1))
-    // Slow mobile links may take a while to deliver request headers.
-    .client_request_timeout(Duration::from_secs(30))
-    .listen(listener)?
-    .run();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let server = actix_server::Server::build()
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout.as_secs().max(1))
+        .listen("tusk", listener, move || {
+            let app = App::new()
+                .app_data(state.clone())
+                .default_service(web::to(routes::handle));
+            let http = actix_http::HttpService::<WatchedIo, _, actix_web::body::BoxBody>::build()
+                // Slow mobile links may take a while to deliver request headers.
+                .client_request_timeout(Duration::from_secs(30))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                .on_connect_ext(|io: &WatchedIo, ext: &mut actix_http::Extensions| {
+                    ext.insert(io.watch());
+                })
+                .h1(actix_service::map_config(app, move |()| {
+                    // The host is only a fallback for requests without `Host`; URLs are built
+                    // from the request (see `location`).
+                    actix_web::dev::AppConfig::__priv_test_new(false, addr.to_string(), addr)
+                }));
+            actix_service::fn_factory(move || {
+                let handler = actix_service::ServiceFactory::new_service(&http, ());
+                async move {
+                    let handler = std::rc::Rc::new(handler.await?);
+                    Ok::<_, ()>(actix_service::fn_service(move |io: TcpStream| {
+                        let handler = handler.clone();
+                        async move {
+                            let peer = io.peer_addr().ok();
+                            let io = WatchedIo::new(io);
+                            let watch = io.watch();
+                            let served = actix_service::Service::call(&*handler, (io, peer)).await;
+                            // The connection counts as open (graceful stop waits for it)
+                            // until the commits of its requests have ended.
+                            watch.tasks_finished().await;
+                            served
+                        }
+                    }))
+                }
+            })
+        })?
+        .run();
     Ok(server)
 }

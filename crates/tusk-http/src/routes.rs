@@ -1,3 +1,4 @@
+use std::task::Poll;
 use std::time::Instant;
 
 use actix_web::body::SizedStream;
@@ -7,6 +8,7 @@ use futures_util::StreamExt;
 use tracing::Instrument;
 use tusk_protocol::{BodyStream, Headers, Method, Target, TusRequest, TusResponse};
 
+use crate::conn::ConnWatch;
 use crate::{AppState, cors, location};
 
 /// Chunks buffered between the socket and the engine: bounded, so a slow store slows the
@@ -14,16 +16,42 @@ use crate::{AppState, cors, location};
 const BODY_QUEUE: usize = 4;
 
 /// Every request under the base path goes to the engine; anything else is 404.
+///
+/// The work runs in a task of its own, tied to the connection (see `conn`): when the client's
+/// connection breaks, actix may drop this handler, but the commit of the bytes that arrived
+/// runs to its end, and the lock is given back only after it.
 pub(crate) async fn handle(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let started = Instant::now();
-    let config = &state.config;
     if let Some(resp) = service_endpoint(&req, &state).await {
         return resp;
     }
+    let watch = req.conn_data::<ConnWatch>().cloned();
+    let task_running = watch.as_ref().map(ConnWatch::task_started);
+    let work = actix_web::rt::spawn(async move {
+        let _task_running = task_running;
+        handle_tus(req, payload, state, watch).await
+    });
+    match work.await {
+        Ok(resp) => resp,
+        Err(err) => {
+            tracing::error!(error = %err, "request task failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// A request under the base path (or a stray one), answered by the engine.
+async fn handle_tus(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    watch: Option<ConnWatch>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let config = &state.config;
     let origin = header(&req, "origin").map(str::to_owned);
     // X-HTTP-Method-Override lets clients behind restrictive proxies send PATCH and DELETE.
     let method_name = header(&req, "x-http-method-override")
@@ -67,7 +95,7 @@ pub(crate) async fn handle(
             for (name, value) in req.headers() {
                 headers.insert(name.as_str(), String::from_utf8_lossy(value.as_bytes()));
             }
-            let body = matches!(method, Method::Post | Method::Patch).then(|| pump(payload));
+            let body = matches!(method, Method::Post | Method::Patch).then(|| pump(payload, watch));
             // Only hooks are told these.
             let (uri, remote_addr) = if state.engine.hooks().is_some() {
                 (req.uri().to_string(), location::client_addr(&req, config))
@@ -222,11 +250,26 @@ pub(crate) fn route(base_path: &str, path: &str) -> Option<Target> {
 }
 
 /// Move the request body (which lives on this worker thread) into a `Send` stream for the
-/// engine, through a small bounded queue. Dropping the stream stops the pump.
-fn pump(mut payload: web::Payload) -> BodyStream {
+/// engine, through a small bounded queue. Dropping the stream stops the pump. The connection's
+/// watch learns when the body is empty, so a broken connection's last bytes are not lost.
+fn pump(mut payload: web::Payload, watch: Option<ConnWatch>) -> BodyStream {
     let (tx, rx) = tokio::sync::mpsc::channel(BODY_QUEUE);
+    // Registered before the task first runs: the connection may end in between.
+    let pumping = watch.as_ref().map(ConnWatch::pump_started);
     actix_web::rt::spawn(async move {
-        while let Some(item) = payload.next().await {
+        let _pumping = pumping;
+        loop {
+            let next = std::future::poll_fn(|cx| match payload.poll_next_unpin(cx) {
+                Poll::Pending => {
+                    if let Some(watch) = &watch {
+                        watch.body_idle();
+                    }
+                    Poll::Pending
+                }
+                ready => ready,
+            })
+            .await;
+            let Some(item) = next else { break };
             let item = item.map_err(|e| std::io::Error::other(e.to_string()));
             let failed = item.is_err();
             if tx.send(item).await.is_err() || failed {

@@ -1,6 +1,7 @@
 //! Test support shared by the engine and every backend: an in-memory store, chunk sources, and
 //! the conformance suites each store and locker implementation runs against its real service.
 
+pub mod fault_proxy;
 mod links;
 pub mod locker_suite;
 mod memory;

@@ -2,6 +2,7 @@
 //! End-to-end tests: each spawns the real `tusk` binary on 127.0.0.1 and talks HTTP to it.
 
 mod cli;
+mod cuts;
 mod distributed;
 mod durability;
 mod hooks;

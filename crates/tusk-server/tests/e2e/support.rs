@@ -241,32 +241,29 @@ impl RawRequest {
         content_length: u64,
     ) -> RawRequest {
         let rest = url.strip_prefix("http://").unwrap();
-        let (host, path) = rest.split_at(rest.find('/').unwrap());
+        let host = &rest[..rest.find('/').unwrap()];
         let mut stream = TcpStream::connect(host).await.unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {content_length}\r\n"
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
+        let head = request_head(method, url, headers, content_length);
         stream.write_all(head.as_bytes()).await.unwrap();
         RawRequest { stream }
     }
 
+    /// The head [`RawRequest::patch`] sends.
+    pub fn patch_head(url: &str, offset: u64, content_length: u64) -> String {
+        request_head("PATCH", url, &Self::patch_headers(offset), content_length)
+    }
+
+    fn patch_headers(offset: u64) -> [(&'static str, String); 3] {
+        [
+            (TUS.0, TUS.1.into()),
+            (OCTETS.0, OCTETS.1.into()),
+            ("Upload-Offset", offset.to_string()),
+        ]
+    }
+
     /// A tus PATCH head at `offset` announcing `content_length` body bytes.
     pub async fn patch(url: &str, offset: u64, content_length: u64) -> RawRequest {
-        Self::start(
-            "PATCH",
-            url,
-            &[
-                (TUS.0, TUS.1.into()),
-                (OCTETS.0, OCTETS.1.into()),
-                ("Upload-Offset", offset.to_string()),
-            ],
-            content_length,
-        )
-        .await
+        Self::start("PATCH", url, &Self::patch_headers(offset), content_length).await
     }
 
     pub async fn send(&mut self, data: &[u8]) {
@@ -315,6 +312,43 @@ impl RawRequest {
     pub fn cut(self) {
         drop(self.stream);
     }
+
+    /// Wait (bounded) until the server's kernel has acknowledged every byte sent, then reset
+    /// the connection (`SO_LINGER` 0, then close): the commonest death of a mobile link.
+    pub async fn reset_when_acknowledged(self) {
+        let local = self.stream.local_addr().unwrap();
+        let peer = self.stream.peer_addr().unwrap();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while tusk_testkit::fault_proxy::unacknowledged_bytes(local, peer).unwrap() != Some(0) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server never acknowledged the bytes sent"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        socket2::SockRef::from(&self.stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(self.stream);
+    }
+}
+
+/// An HTTP/1.1 request head for `method url` with `headers` and `Content-Length`.
+pub fn request_head(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    content_length: u64,
+) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {content_length}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
 }
 
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

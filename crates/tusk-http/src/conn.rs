@@ -1,0 +1,213 @@
+//! One client connection: the socket wrapper that keeps every byte a broken connection
+//! delivered, and the bookkeeping that lets a connection outlive its requests' commits.
+//!
+//! actix-http's HTTP/1 dispatcher loses bytes that reached the server in two ways when a
+//! connection breaks:
+//! - a read error (ECONNRESET: the client reset the link) with nothing read in the same poll
+//!   ends the dispatcher with an error, which drops the request handler mid-commit;
+//! - on a read error or end of stream it stops decoding its read buffer: the body bytes still in
+//!   that buffer (up to 32 KiB while the handler applies backpressure) never reach the handler.
+//!
+//! [`WatchedIo`] turns every read error into an orderly end of stream, and holds that end back
+//! while a request body is being read until the body reader has taken everything the
+//! dispatcher holds (see [`ConnWatch::body_idle`]). Request handlers run their engine work in a
+//! task of their own (see `routes`), which the connection waits for before it counts as closed,
+//! so a graceful shutdown also waits for it.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// Shared by a connection's socket wrapper, its request handlers and body pumps. All of them
+/// live on one worker thread.
+#[derive(Clone, Default)]
+pub(crate) struct ConnWatch(Rc<WatchState>);
+
+#[derive(Default)]
+struct WatchState {
+    /// The socket ended (end of stream or error); not yet reported to the dispatcher.
+    ended: Cell<bool>,
+    /// Body pumps reading a request body of this connection.
+    pumps: Cell<usize>,
+    /// The socket delivered bytes since a pump last found the request body empty.
+    unread_since_idle: Cell<bool>,
+    /// The dispatcher's waker, from a read that was held back.
+    reader: RefCell<Option<Waker>>,
+    /// Request tasks of this connection still running.
+    tasks: Cell<usize>,
+    tasks_done: Notify,
+}
+
+impl ConnWatch {
+    /// A pump starts reading a request body; it ends with the returned guard.
+    pub(crate) fn pump_started(&self) -> PumpGuard {
+        self.0.pumps.set(self.0.pumps.get() + 1);
+        PumpGuard(self.clone())
+    }
+
+    /// The pump found the request body empty: everything the socket delivered so far has either
+    /// reached the pump or sits in the dispatcher's read buffer, which the dispatcher decodes in
+    /// full on its next poll (it decodes whenever the body is not full). So the next read may
+    /// report the end.
+    pub(crate) fn body_idle(&self) {
+        self.0.unread_since_idle.set(false);
+        self.wake_reader();
+    }
+
+    /// A request task starts; the connection counts as open until the guard drops.
+    pub(crate) fn task_started(&self) -> TaskGuard {
+        self.0.tasks.set(self.0.tasks.get() + 1);
+        TaskGuard(self.clone())
+    }
+
+    /// Wait until every request task of this connection has finished.
+    pub(crate) async fn tasks_finished(&self) {
+        loop {
+            let notified = self.0.tasks_done.notified();
+            if self.0.tasks.get() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn wake_reader(&self) {
+        if self.0.ended.get()
+            && let Some(waker) = self.0.reader.borrow_mut().take()
+        {
+            waker.wake();
+        }
+    }
+
+    /// Whether the end of the socket may be reported now without losing body bytes.
+    fn may_report_end(&self) -> bool {
+        self.0.pumps.get() == 0 || !self.0.unread_since_idle.get()
+    }
+}
+
+pub(crate) struct PumpGuard(ConnWatch);
+
+impl Drop for PumpGuard {
+    fn drop(&mut self) {
+        let state = &self.0.0;
+        state.pumps.set(state.pumps.get().saturating_sub(1));
+        self.0.wake_reader();
+    }
+}
+
+pub(crate) struct TaskGuard(ConnWatch);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        let state = &self.0.0;
+        state.tasks.set(state.tasks.get().saturating_sub(1));
+        if state.tasks.get() == 0 {
+            state.tasks_done.notify_waiters();
+        }
+    }
+}
+
+/// A TCP connection as the HTTP dispatcher sees it: reads that fail end the stream in order,
+/// and the end waits until a body reader has what arrived (see the module docs).
+pub(crate) struct WatchedIo {
+    io: TcpStream,
+    watch: ConnWatch,
+}
+
+impl WatchedIo {
+    pub(crate) fn new(io: TcpStream) -> Self {
+        Self {
+            io,
+            watch: ConnWatch::default(),
+        }
+    }
+
+    pub(crate) fn watch(&self) -> ConnWatch {
+        self.watch.clone()
+    }
+
+    /// Report the end of the stream if nothing can be lost by it, else wait for the pump.
+    fn poll_end(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.watch.may_report_end() {
+            return Poll::Ready(Ok(()));
+        }
+        *self.watch.0.reader.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl AsyncRead for WatchedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.watch.0.ended.get() {
+            return this.poll_end(cx);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                this.watch.0.unread_since_idle.set(true);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Ok(())) => {
+                this.watch.0.ended.set(true);
+                this.poll_end(cx)
+            }
+            Poll::Ready(Err(err))
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Poll::Ready(Err(err))
+            }
+            Poll::Ready(Err(err)) => {
+                // Linux hands out the bytes queued before a reset first; the error comes after
+                // the last of them, so nothing readable is left behind here.
+                tracing::debug!(error = %err, "connection broke; ending its request body in order");
+                this.watch.0.ended.set(true);
+                this.poll_end(cx)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for WatchedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
