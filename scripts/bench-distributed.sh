@@ -17,6 +17,9 @@
 #                                   UploadParts in flight
 #   RUNS            (default 3)     timed rounds in step 1, after one untimed warm-up of each side
 #   TUSK_BIN, BENCH_BIN             binaries (default target/release/tusk, target/release/tusk-bench)
+#   STEPS           (default "1 2 3 4 5")  which steps to run
+#   FLAKY_SIZE_MIB  (default 64), FLAKY_CUT_KIB (default 1024), FLAKY_RUNS (default 1),
+#   FLAKY_RATE_KIB  (default 4096: link bandwidth, KiB/s; 0 unthrottled)  step 5
 #
 # Steps (all on 127.0.0.1; S3 = moto, plus Redis and etcd, from scripts/services.sh):
 #   1. s3-vs-tusk: SIZE_MIB MiB straight to S3 (multipart, PART_SIZE_MIB parts, CONCURRENCY in
@@ -26,6 +29,10 @@
 #      see below); 8 uploads of 256 MiB at once; idle and peak RSS against the 64 MiB bound.
 #   4. resumed: as 3 on a restarted node, but each upload sent as PATCHes of 3 MiB, so every
 #      part is assembled from a tail an earlier PATCH left in Redis.
+#   5. flaky: FLAKY_SIZE_MIB MiB through the fault proxy, cut every FLAKY_CUT_KIB KiB of upstream
+#      traffic (RST; FIN; and cut points drawn from 0.5-1.5 x that), resumed after each cut,
+#      against the same upload through the proxy without cuts; bytes that reached the node over
+#      the file size, attempts, time ratio (scripts/bench-flaky.sh runs it in local mode too).
 # For each step it also prints the CPU seconds used by tusk, moto, Redis, etcd and the benchmark
 # client (the machine's capacity is cores x wall time), to show who is the bottleneck.
 #
@@ -42,6 +49,11 @@ SIZE_MIB="${SIZE_MIB:-1024}"
 PART_SIZE_MIB="${PART_SIZE_MIB:-}"
 CONCURRENCY="${CONCURRENCY:-}"
 RUNS="${RUNS:-3}"
+STEPS="${STEPS:-1 2 3 4 5}"
+FLAKY_SIZE_MIB="${FLAKY_SIZE_MIB:-64}"
+FLAKY_CUT_KIB="${FLAKY_CUT_KIB:-1024}"
+FLAKY_RUNS="${FLAKY_RUNS:-1}"
+FLAKY_RATE_KIB="${FLAKY_RATE_KIB:-4096}"
 PATCH_TOTAL_MIB=32
 PATCH_KIB=256
 CONC_UPLOADS=8
@@ -63,6 +75,10 @@ source "$ROOT/scripts/lib/process.sh"
 positive() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, got '$2'"; }
 positive SIZE_MIB "$SIZE_MIB"
 positive RUNS "$RUNS"
+positive FLAKY_SIZE_MIB "$FLAKY_SIZE_MIB"
+positive FLAKY_CUT_KIB "$FLAKY_CUT_KIB"
+positive FLAKY_RUNS "$FLAKY_RUNS"
+want() { [[ " $STEPS " == *" $1 "* ]]; }
 [[ -z "$PART_SIZE_MIB" ]] || positive PART_SIZE_MIB "$PART_SIZE_MIB"
 [[ -z "$CONCURRENCY" ]] || positive CONCURRENCY "$CONCURRENCY"
 for bin in "$TUSK_BIN" "$BENCH_BIN"; do
@@ -220,44 +236,66 @@ measure() {
 }
 
 # --- 1. one large upload: S3 directly vs through tusk ----------------------------------------
-start_node main
-echo
-log "step 1: s3-vs-tusk, $SIZE_MIB MiB, $RUNS runs"
-measure "s3-vs-tusk" "$BENCH_BIN" s3-vs-tusk \
-    --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET" --tusk "$NODE_URL" \
-    --size "$((SIZE_MIB * MIB))" --part-size "$((${PART_SIZE_MIB:-8} * MIB))" \
-    --concurrency "${CONCURRENCY:-2}" --runs "$RUNS"
+if want 1 || want 2; then
+    start_node main
+    echo
+fi
+if want 1; then
+    log "step 1: s3-vs-tusk, $SIZE_MIB MiB, $RUNS runs"
+    measure "s3-vs-tusk" "$BENCH_BIN" s3-vs-tusk \
+        --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET" --tusk "$NODE_URL" \
+        --size "$((SIZE_MIB * MIB))" --part-size "$((${PART_SIZE_MIB:-8} * MIB))" \
+        --concurrency "${CONCURRENCY:-2}" --runs "$RUNS"
+fi
 
 # --- 2. many small PATCHes -------------------------------------------------------------------
-log "step 2: patches, $PATCH_TOTAL_MIB MiB as PATCHes of $PATCH_KIB KiB"
-measure "patches" "$BENCH_BIN" patches --tusk "$NODE_URL" \
-    --total "$((PATCH_TOTAL_MIB * MIB))" --patch "$((PATCH_KIB * 1024))" \
-    --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
-stop_node
+if want 2; then
+    log "step 2: patches, $PATCH_TOTAL_MIB MiB as PATCHes of $PATCH_KIB KiB"
+    measure "patches" "$BENCH_BIN" patches --tusk "$NODE_URL" \
+        --total "$((PATCH_TOTAL_MIB * MIB))" --patch "$((PATCH_KIB * 1024))" \
+        --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
+fi
+if want 1 || want 2; then
+    stop_node
+fi
 
 # --- 3. concurrent uploads against the buffer bound ------------------------------------------
 # tusk refuses a buffer bound smaller than one part of the largest upload it accepts (with the
 # default --max-size of 1 TiB, parts are ~105 MiB to fit 10,000), so cap --max-size at this
 # step's upload size: parts stay at the preferred size.
-start_node bounded --max-buffered-bytes "${CONC_BUFFER_MIB}MiB" --max-size "${CONC_SIZE_MIB}MiB"
-log "step 3: concurrent, $CONC_UPLOADS uploads of $CONC_SIZE_MIB MiB," \
-    "--max-buffered-bytes ${CONC_BUFFER_MIB}MiB"
-measure "concurrent" "$BENCH_BIN" concurrent --tusk "$NODE_URL" \
-    --uploads "$CONC_UPLOADS" --size "$((CONC_SIZE_MIB * MIB))" --pid "$NODE_PID" \
-    --buffer-bound "$((CONC_BUFFER_MIB * MIB))" \
-    --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
-stop_node
+if want 3; then
+    start_node bounded --max-buffered-bytes "${CONC_BUFFER_MIB}MiB" --max-size "${CONC_SIZE_MIB}MiB"
+    log "step 3: concurrent, $CONC_UPLOADS uploads of $CONC_SIZE_MIB MiB," \
+        "--max-buffered-bytes ${CONC_BUFFER_MIB}MiB"
+    measure "concurrent" "$BENCH_BIN" concurrent --tusk "$NODE_URL" \
+        --uploads "$CONC_UPLOADS" --size "$((CONC_SIZE_MIB * MIB))" --pid "$NODE_PID" \
+        --buffer-bound "$((CONC_BUFFER_MIB * MIB))" \
+        --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
+    stop_node
+fi
 
 # --- 4. the same with parts assembled from stored tails ----------------------------------------
 # A fresh node, so its VmHWM is this step's own.
-start_node resumed --max-buffered-bytes "${CONC_BUFFER_MIB}MiB" --max-size "${CONC_SIZE_MIB}MiB"
-log "step 4: resumed, $CONC_UPLOADS uploads of $CONC_SIZE_MIB MiB as PATCHes of" \
-    "$RESUMED_PATCH_MIB MiB, --max-buffered-bytes ${CONC_BUFFER_MIB}MiB"
-measure "resumed" "$BENCH_BIN" concurrent --tusk "$NODE_URL" \
-    --uploads "$CONC_UPLOADS" --size "$((CONC_SIZE_MIB * MIB))" --pid "$NODE_PID" \
-    --patch-size "$((RESUMED_PATCH_MIB * MIB))" --buffer-bound "$((CONC_BUFFER_MIB * MIB))" \
-    --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
-stop_node
+if want 4; then
+    start_node resumed --max-buffered-bytes "${CONC_BUFFER_MIB}MiB" --max-size "${CONC_SIZE_MIB}MiB"
+    log "step 4: resumed, $CONC_UPLOADS uploads of $CONC_SIZE_MIB MiB as PATCHes of" \
+        "$RESUMED_PATCH_MIB MiB, --max-buffered-bytes ${CONC_BUFFER_MIB}MiB"
+    measure "resumed" "$BENCH_BIN" concurrent --tusk "$NODE_URL" \
+        --uploads "$CONC_UPLOADS" --size "$((CONC_SIZE_MIB * MIB))" --pid "$NODE_PID" \
+        --patch-size "$((RESUMED_PATCH_MIB * MIB))" --buffer-bound "$((CONC_BUFFER_MIB * MIB))" \
+        --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
+    stop_node
+fi
+
+# --- 5. the flaky link --------------------------------------------------------------------------
+if want 5; then
+    start_node flaky
+    log "step 5: flaky, $FLAKY_SIZE_MIB MiB cut every $FLAKY_CUT_KIB KiB, $FLAKY_RUNS run(s)"
+    measure "flaky" "$BENCH_BIN" flaky --endpoint "$NODE_URL" \
+        --size-mib "$FLAKY_SIZE_MIB" --cut-kib "$FLAKY_CUT_KIB" --rate-kib "$FLAKY_RATE_KIB" \
+        --runs "$FLAKY_RUNS"
+    stop_node
+fi
 
 warnings="$(cat "$WORK"/*.log | grep -E 'WARN|ERROR' || true)"
 if [[ -n "$warnings" ]]; then

@@ -5,10 +5,13 @@
 //! - `s3-vs-tusk`: the same bytes uploaded straight to S3 (multipart, aws-sdk-s3) and through
 //!   tusk (one POST, one streamed PATCH), alternating, with medians and the time ratio;
 //! - `patches`: one upload sent as many small sequential PATCHes (latency percentiles);
-//! - `concurrent`: several uploads at once, sampling the tusk process's RSS.
+//! - `concurrent`: several uploads at once, sampling the tusk process's RSS;
+//! - `flaky`: one upload through the fault proxy, cut every so many bytes, resumed after each
+//!   cut, against the same upload without cuts (local or distributed mode).
 
 mod concurrent;
 mod data;
+mod flaky;
 mod patches;
 mod rss;
 mod s3;
@@ -37,6 +40,9 @@ enum Command {
     Patches(patches::Args),
     /// Concurrent uploads (one streamed PATCH each) while sampling the tusk process's RSS.
     Concurrent(concurrent::Args),
+    /// One upload through a proxy that cuts the link every so many bytes, resumed after each
+    /// cut, against the same upload without cuts.
+    Flaky(flaky::Args),
 }
 
 fn main() -> Result<()> {
@@ -49,6 +55,7 @@ fn main() -> Result<()> {
             Command::S3VsTusk(args) => s3_vs_tusk::run(args).await,
             Command::Patches(args) => patches::run(args).await,
             Command::Concurrent(args) => concurrent::run(args).await,
+            Command::Flaky(args) => flaky::run(args).await,
         }
     })
 }

@@ -44,6 +44,8 @@ pub struct ConnPlan {
     pub cut: Option<(u64, CutKind)>,
     /// Wait this long before forwarding each chunk upstream.
     pub latency: Duration,
+    /// Forward upstream at most this many bytes per second (a link's bandwidth).
+    pub rate: Option<u64>,
 }
 
 impl ConnPlan {
@@ -51,13 +53,22 @@ impl ConnPlan {
     pub const PASS: ConnPlan = ConnPlan {
         cut: None,
         latency: Duration::ZERO,
+        rate: None,
     };
 
     /// Cut after `bytes` upstream bytes.
     pub fn cut_after(bytes: u64, kind: CutKind) -> ConnPlan {
         ConnPlan {
             cut: Some((bytes, kind)),
-            latency: Duration::ZERO,
+            ..ConnPlan::PASS
+        }
+    }
+
+    /// The same plan on a link of `bytes_per_second` (`None`: as fast as loopback goes).
+    pub fn at_rate(self, bytes_per_second: Option<u64>) -> ConnPlan {
+        ConnPlan {
+            rate: bytes_per_second.filter(|r| *r > 0),
+            ..self
         }
     }
 }
@@ -231,8 +242,17 @@ async fn forward(
         }
         None
     });
-    let mut buf = vec![0u8; 64 * 1024];
+    // Small chunks on a slow link, so its pace is even.
+    let mut buf = vec![
+        0u8;
+        if plan.rate.is_some() {
+            16 * 1024
+        } else {
+            64 * 1024
+        }
+    ];
     let mut sent = 0u64;
+    let started = tokio::time::Instant::now();
     loop {
         let want = match plan.cut {
             Some((at, _)) => (at.saturating_sub(sent) as usize).min(buf.len()),
@@ -270,6 +290,10 @@ async fn forward(
         sent += n as u64;
         shared.upstream_bytes.fetch_add(n as u64, Ordering::SeqCst);
         lock(&shared.connections)[index].upstream_bytes = sent;
+        if let Some(rate) = plan.rate {
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            tokio::time::sleep_until(started + due).await;
+        }
     }
     // The cut point: everything up to it was forwarded.
     let Some((_, kind)) = plan.cut else { return };
