@@ -59,6 +59,47 @@ TUSK_TEST_STORE=multipart cargo test --locked -p tusk-protocol
 log "engine tests over the distributed store (real Redis and S3)"
 TUSK_TEST_STORE=distributed cargo test --locked -p tusk-protocol
 
+# --- the README's first command, exactly as a newcomer types it ------------------------------
+# `cargo run --release -- serve` on a fresh clone: it must build, start on 127.0.0.1:1080 and
+# answer; the README's curl walk-through then runs against it. Its own process group, so the
+# server (cargo's child) is stopped with it.
+readme_serve() {
+    local url="http://127.0.0.1:1080/files/" log=target/readme-serve.log created_data="" pid i
+    if curl -s -o /dev/null --max-time 2 -X OPTIONS "$url"; then
+        printf 'something already listens on 127.0.0.1:1080; stop it to run this check\n' >&2
+        return 1
+    fi
+    [[ -e tusk-data ]] || created_data=1
+    setsid cargo run --release --locked -- serve >"$log" 2>&1 </dev/null &
+    pid=$!
+    # The release build comes first: up to 40 minutes on a cold 2-core machine.
+    for ((i = 0; i < 24000; i++)); do
+        curl -s -o /dev/null --max-time 2 -X OPTIONS "$url" && break
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 40 "$log" >&2
+            printf "'cargo run --release -- serve' exited before it answered\n" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    local status=0
+    scripts/readme-walkthrough.sh "$url" || status=$?
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    [[ -z "$created_data" ]] || rm -rf tusk-data
+    if ((status != 0)); then
+        tail -n 40 "$log" >&2
+        return "$status"
+    fi
+}
+log "the README's first command: cargo run --release -- serve"
+readme_serve
+
 # --- tus-js-client against the real binary --------------------------------------------------
 log "tus-js-client tests (kill-and-resume; parallelUploads over three nodes)"
 # `cargo test` above already built target/debug/tusk for the end-to-end tests.

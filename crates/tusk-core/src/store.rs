@@ -1,3 +1,4 @@
+use std::future::Future;
 use std::pin::Pin;
 
 use async_trait::async_trait;
@@ -24,6 +25,13 @@ pub trait ChunkSource: Send {
     /// is still arriving, so a crash loses as little as possible.
     fn all_or_nothing(&self) -> bool {
         false
+    }
+
+    /// Completes once the request has been told to stop (another request asked for the lock,
+    /// the lock was lost, the server is shutting down): a store that waits for something other
+    /// than the body (room in a memory budget) stops waiting then. By default, never.
+    fn stopped(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        Box::pin(std::future::pending())
     }
 }
 

@@ -54,6 +54,9 @@ impl HttpHookSender {
         let url = Self::check_url(url)?;
         let client = reqwest::Client::builder()
             .user_agent(concat!("tusk/", env!("CARGO_PKG_VERSION")))
+            // A hook carries the client's request headers, credentials included: a receiver's
+            // redirect is a failure, never followed to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| HookSetupError::Client(e.without_url().to_string()))?;
         Ok(Self { client, url })

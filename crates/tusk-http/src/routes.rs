@@ -53,8 +53,11 @@ async fn handle_tus(
     let started = Instant::now();
     let config = &state.config;
     let origin = header(&req, "origin").map(str::to_owned);
-    // X-HTTP-Method-Override lets clients behind restrictive proxies send PATCH and DELETE.
+    // X-HTTP-Method-Override lets clients behind restrictive proxies send PATCH and DELETE as
+    // POST. Only on POST: a GET that any web page can make a browser send must never become a
+    // DELETE.
     let method_name = header(&req, "x-http-method-override")
+        .filter(|_| req.method() == actix_web::http::Method::POST)
         .map(|m| m.trim().to_ascii_uppercase())
         .unwrap_or_else(|| req.method().as_str().to_owned());
     let method = Method::parse(&method_name);

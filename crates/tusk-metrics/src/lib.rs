@@ -66,6 +66,10 @@ pub struct Metrics {
     pub part_buffer_reserved: IntGauge,
     /// `tusk_part_buffer_wait_seconds`.
     pub part_buffer_wait: Histogram,
+    /// `tusk_part_buffer_waiting`.
+    pub part_buffer_waiting: IntGauge,
+    /// `tusk_part_buffer_wait_timeouts_total`.
+    pub part_buffer_wait_timeouts: IntCounter,
 }
 
 /// Register `metric` (just built as `name`) in `registry`. Names are constants below,
@@ -226,7 +230,17 @@ impl Metrics {
             part_buffer_wait: seconds(
                 r,
                 "tusk_part_buffer_wait_seconds",
-                "Time PATCHes waited for room in the node's part buffer budget before filling a part.",
+                "Time PATCHes waited for room in the node's part buffer budget (reserved as bytes arrive).",
+            ),
+            part_buffer_waiting: gauge(
+                r,
+                "tusk_part_buffer_waiting",
+                "PATCHes waiting for room in the node's part buffer budget right now.",
+            ),
+            part_buffer_wait_timeouts: counter(
+                r,
+                "tusk_part_buffer_wait_timeouts_total",
+                "PATCHes that gave up waiting for part buffer budget: they kept what arrived and answered 503.",
             ),
             registry,
         }
@@ -270,6 +284,8 @@ mod tests {
             "tusk_part_buffer_limit_bytes",
             "tusk_part_buffer_reserved_bytes",
             "tusk_part_buffer_wait_seconds_count",
+            "tusk_part_buffer_waiting",
+            "tusk_part_buffer_wait_timeouts_total",
         ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }

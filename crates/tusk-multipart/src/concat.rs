@@ -118,12 +118,10 @@ impl MultipartStore {
                 Piece::Stream(ranges) => {
                     let total: u64 = ranges.iter().map(|(_, s, e)| e - s).sum();
                     // The part's bytes are in memory until S3 has them: inside the budget.
-                    let _reservation = self.budget.reserve(total).await.ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::Backend,
-                            "a concatenation part exceeds the budget",
-                        )
-                    })?;
+                    let _reservation = self
+                        .budget
+                        .reserve_for(total, self.config.budget_wait, "a concatenation part")
+                        .await?;
                     let mut part = PartBuffer::with_capacity(usize::try_from(total).unwrap_or(0));
                     for (source, start, end) in ranges {
                         let mut stream = self

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 /// The smallest part S3 accepts for any part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * MIB;
 /// The largest part tusk cuts. S3 takes parts up to 5 GiB, but the bytes of a part that is not
@@ -18,6 +20,9 @@ pub struct MultipartConfig {
     pub max_size: u64,
     /// Parts of one upload being sent to object storage at once, besides the one filling.
     pub max_inflight_parts: usize,
+    /// Longest a PATCH waits for room in the node's part buffer budget before it keeps what
+    /// arrived and answers 503 (the binary sets the read timeout).
+    pub budget_wait: Duration,
 }
 
 impl Default for MultipartConfig {
@@ -27,18 +32,39 @@ impl Default for MultipartConfig {
             max_parts: 10_000,
             max_size: 1 << 40,
             max_inflight_parts: 2,
+            budget_wait: Duration::from_secs(30),
         }
     }
 }
 
-/// The part size P of an upload of `length` (or of the maximum size when the length is
-/// deferred): at least 5 MiB and the preferred size, large enough that `max_parts` parts hold
-/// the whole upload, rounded up to a whole MiB.
+/// The part size P of an upload of `length`: at least 5 MiB and the preferred size, large
+/// enough that `max_parts` parts hold the whole upload, rounded up to a whole MiB.
+///
+/// An upload whose length is deferred gets the preferred size (at least 5 MiB), not a size that
+/// would fit the maximum upload: parts sized for a 1 TiB maximum (105 MiB) would let a handful of
+/// such uploads fill a node's part buffer budget. It then holds at most [`deferred_capacity`]
+/// bytes, so it never needs more than `max_parts` parts either.
 pub fn part_size_for(length: Option<u64>, config: &MultipartConfig) -> u64 {
-    let length = length.unwrap_or(config.max_size);
-    let for_count = length.div_ceil(u64::from(config.max_parts.max(1)));
-    let size = MIN_PART_SIZE.max(config.preferred_part_size).max(for_count);
+    let base = MIN_PART_SIZE.max(config.preferred_part_size);
+    let size = match length {
+        Some(length) => base.max(length.div_ceil(u64::from(config.max_parts.max(1)))),
+        None => base,
+    };
     size.div_ceil(MIB).saturating_mul(MIB)
+}
+
+/// The most bytes an upload with parts of `part_size` may hold: `max_parts` parts, and never
+/// more than the maximum upload size. For a deferred-length upload this is below the maximum
+/// size when `max_parts` parts of the preferred size hold less.
+pub fn deferred_capacity(part_size: u64, config: &MultipartConfig) -> u64 {
+    part_size
+        .saturating_mul(u64::from(config.max_parts))
+        .min(config.max_size)
+}
+
+/// The largest part any upload may need: the one of an upload of the maximum size.
+pub fn largest_part_size(config: &MultipartConfig) -> u64 {
+    part_size_for(Some(config.max_size), config).max(part_size_for(None, config))
 }
 
 #[cfg(test)]
@@ -54,12 +80,21 @@ mod tests {
             // 10,000 parts of 8 MiB hold 80,000 MiB; a byte more needs 9 MiB parts.
             (Some(80_000 * MIB), 8 * MIB),
             (Some(80_000 * MIB + 1), 9 * MIB),
-            // Deferred: sized for the 1 TiB maximum.
-            (None, 105 * MIB),
+            // Deferred: the preferred size, whatever the maximum upload size.
+            (None, 8 * MIB),
         ];
         for (length, expected) in cases {
             assert_eq!(part_size_for(length, &config), expected, "{length:?}");
         }
+        // Parts for the 1 TiB maximum are 105 MiB: the largest any upload needs.
+        assert_eq!(largest_part_size(&config), 105 * MIB);
+        // A deferred-length upload holds 10,000 parts of 8 MiB at most.
+        assert_eq!(deferred_capacity(8 * MIB, &config), 80_000 * MIB);
+        let small_max = MultipartConfig {
+            max_size: MIB,
+            ..MultipartConfig::default()
+        };
+        assert_eq!(deferred_capacity(8 * MIB, &small_max), MIB);
     }
 
     #[test]

@@ -12,5 +12,8 @@ mod store;
 mod write;
 
 pub use budget::BufferBudget;
-pub use config::{MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, part_size_for};
+pub use config::{
+    MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, deferred_capacity, largest_part_size,
+    part_size_for,
+};
 pub use store::{BudgetTooSmall, MultipartStore};

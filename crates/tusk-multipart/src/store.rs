@@ -8,7 +8,7 @@ use tusk_core::{
     StateStore, UploadId, UploadInfo, UploadState, UploadStore,
 };
 
-use crate::{BufferBudget, MultipartConfig, part_size_for};
+use crate::{BufferBudget, MultipartConfig, deferred_capacity, largest_part_size, part_size_for};
 
 /// Uploads in object storage (equal parts of a multipart upload) with state and tail in a
 /// [`StateStore`]. See the crate docs and docs/architecture.md for the invariants.
@@ -50,8 +50,8 @@ impl MultipartStore {
         config: MultipartConfig,
         budget: BufferBudget,
     ) -> Result<Self, BudgetTooSmall> {
-        // The largest part: a deferred-length upload's, sized for the maximum size.
-        let part = part_size_for(None, &config);
+        // The largest part: an upload's of the maximum size.
+        let part = largest_part_size(&config);
         if budget.bytes() < part {
             return Err(BudgetTooSmall {
                 budget: budget.bytes(),
@@ -111,12 +111,11 @@ impl MultipartStore {
             None => {
                 let reservation = match reserved {
                     Some(reservation) => reservation,
-                    None => self.budget.reserve(state.tail_len).await.ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::Backend,
-                            "the part buffer budget is smaller than the tail",
-                        )
-                    })?,
+                    None => {
+                        self.budget
+                            .reserve_for(state.tail_len, self.config.budget_wait, "the tail")
+                            .await?
+                    }
                 };
                 let tail = self
                     .state
@@ -368,7 +367,17 @@ impl UploadStore for MultipartStore {
                 "upload length is below the upload's offset",
             ));
         }
-        // Parts were sized for the maximum upload size, which this length cannot exceed.
+        // Parts of a deferred-length upload have the preferred size: a length past what
+        // `max_parts` of them hold would need more parts than allowed.
+        let capacity = deferred_capacity(state.part_size, &self.config);
+        if length > capacity {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "an upload created without a length holds at most {capacity} bytes here; declare larger lengths when creating the upload"
+                ),
+            ));
+        }
         self.state.set_length(id, fence, length).await?;
         state.length = Some(length);
         Ok(self.settle(state, fence).await?.info())

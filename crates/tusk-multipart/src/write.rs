@@ -1,6 +1,6 @@
 use std::collections::VecDeque;
 
-use crate::budget::Reservation;
+use crate::budget::{NoRoom, Reservation};
 use bytes::Bytes;
 use tokio_util::task::AbortOnDropHandle;
 use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, UploadState};
@@ -15,6 +15,10 @@ type InflightPart = AbortOnDropHandle<Result<String>>;
 /// How much of a stored tail one read fetches: the memory a resumed part holds beyond its
 /// budget while it is assembled.
 const TAIL_SLICE: usize = 1024 * 1024;
+/// Budget is reserved in steps of this size as a part's bytes arrive, so a client that sends
+/// little holds little: to hold budget a client must send the bytes it holds (a whole part
+/// reserved at the first byte let six clients dripping a byte every 10 s hold a node's budget).
+const RESERVE_STEP: u64 = 256 * 1024;
 
 /// One PATCH body's journey: bytes fill the current part buffer (after room left for the stored
 /// tail, which is read from the state store only when the part is full, so a small PATCH never
@@ -29,8 +33,13 @@ struct Writer<'a> {
     buf: PartBuffer,
     /// Bytes of the current part that are in the stored tail, not in `buf`.
     stored: usize,
-    /// Budget reserved for `buf`.
+    /// A part is being filled in `buf`.
+    part_open: bool,
+    /// Budget reserved for the current part (its stored prefix and its bytes so far).
     buf_permit: Option<Reservation>,
+    /// The budget wait gave up: the bytes already read are kept over budget (at most one chunk)
+    /// and no more are read.
+    gave_up: Option<NoRoom>,
     /// Sent parts not yet committed, oldest first.
     inflight: VecDeque<InflightPart>,
     /// ETags of parts confirmed but held back (all-or-nothing bodies commit at the end).
@@ -48,14 +57,16 @@ impl MultipartStore {
     ) -> Result<UploadState> {
         let room = state
             .length
-            .unwrap_or(self.config.max_size)
+            .unwrap_or_else(|| crate::deferred_capacity(state.part_size, &self.config))
             .saturating_sub(state.offset());
         let mut writer = Writer {
             store: self,
             buf: PartBuffer::default(),
             // Bytes of the current part already in the stored tail.
             stored: usize::try_from(state.tail_len).unwrap_or(usize::MAX),
+            part_open: false,
             buf_permit: None,
+            gave_up: None,
             inflight: VecDeque::new(),
             held: Vec::new(),
             all_or_nothing: body.all_or_nothing(),
@@ -73,20 +84,24 @@ impl MultipartStore {
                 ));
             }
             while !chunk.is_empty() {
-                if writer.buf_permit.is_none() {
-                    // Reserved when a part's first byte arrives, not when the previous part
-                    // leaves: a body that ends at a part boundary never waits for budget, nor
-                    // holds it while the upload is completed.
-                    writer.start_part().await?;
+                if !writer.part_open {
+                    writer.open_part();
                 }
                 let want = writer.part_size() - writer.stored - writer.buf.len();
                 let piece = chunk.split_to(want.min(chunk.len()));
+                if let Some(step) = writer.room_needed(piece.len()) {
+                    writer.reserve(step, body.stopped()).await?;
+                }
                 writer.buf.extend_from_slice(&piece)?;
                 if writer.stored + writer.buf.len() == writer.part_size() {
                     writer.send_part().await?;
                 }
             }
             writer.commit_confirmed(false).await?;
+            if writer.gave_up.is_some() {
+                // No more bytes are read: the body ends here, keeping what arrived.
+                break;
+            }
         }
 
         if !body.may_commit() {
@@ -96,7 +111,18 @@ impl MultipartStore {
         }
         writer.all_or_nothing = false;
         writer.commit_confirmed(true).await?;
-        writer.commit_tail().await
+        let gave_up = writer.gave_up;
+        let state = writer.commit_tail().await?;
+        if gave_up == Some(NoRoom::TimedOut) {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "this node's upload buffers are full; the {} bytes of this upload received so far are stored (HEAD tells the offset): resume later",
+                    state.offset()
+                ),
+            ));
+        }
+        Ok(state)
     }
 }
 
@@ -106,21 +132,104 @@ impl Writer<'_> {
         usize::try_from(self.state.part_size).unwrap_or(usize::MAX)
     }
 
-    /// Reserve budget for the next part buffer (waits while the node's budget is spent).
-    async fn start_part(&mut self) -> Result<()> {
-        let permit = self
-            .store
-            .budget
-            .reserve(self.state.part_size)
-            .await
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Backend,
-                    "the part buffer budget is smaller than one part",
-                )
-            })?;
-        self.buf_permit = Some(permit);
+    /// Start filling the next part (its budget is reserved as its bytes arrive).
+    fn open_part(&mut self) {
         self.buf = PartBuffer::after_prefix(self.stored, self.part_size());
+        self.part_open = true;
+    }
+
+    /// How much more budget the current part needs before `more` bytes go in: it covers the
+    /// stored prefix (read in when the part is full) and the bytes so far, in steps. A body that
+    /// may commit nothing before its end (under a checksum) cannot store its bytes early to give
+    /// its budget back, so it reserves its whole part at the part's first byte instead. `None`
+    /// when it is covered, or when the budget wait already gave up.
+    fn room_needed(&self, more: usize) -> Option<u64> {
+        if self.gave_up.is_some() {
+            return None;
+        }
+        let part = self.state.part_size;
+        let needed = (self.stored + self.buf.len() + more) as u64;
+        let held = self.buf_permit.as_ref().map_or(0, Reservation::bytes);
+        if needed <= held {
+            return None;
+        }
+        if self.all_or_nothing {
+            return Some(part.saturating_sub(held).max(needed - held));
+        }
+        Some(
+            (needed - held)
+                .max(RESERVE_STEP)
+                .min(part.saturating_sub(held).max(needed - held)),
+        )
+    }
+
+    /// Reserve `step` more bytes for the current part.
+    ///
+    /// Budget that is free is taken at once. Otherwise the PATCH must not wait while it holds
+    /// part of a part: PATCHes that each hold some and wait for more would wait for each other.
+    /// So it first stores the bytes it buffered in the tail (a fenced commit, as when a body
+    /// ends) and gives its reservation back, then waits, holding nothing, for the whole part at
+    /// once; waiters are served in order, so it is not starved. The wait is bounded by the
+    /// configured time and ends at `stop`; after either, this body reads no more (the caller
+    /// keeps the bytes it already has, at most one chunk over the budget).
+    async fn reserve(
+        &mut self,
+        step: u64,
+        stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    ) -> Result<()> {
+        let budget = &self.store.budget;
+        if let Some(reservation) = budget.try_reserve(step) {
+            self.hold(reservation);
+            return Ok(());
+        }
+        let mut want = step;
+        if self.buf_permit.is_some() && !self.all_or_nothing {
+            self.spill().await?;
+            want = self.state.part_size;
+        }
+        let wait = self.store.config.budget_wait;
+        match self.store.budget.reserve_within(want, wait, stop).await {
+            Ok(reservation) => {
+                self.hold(reservation);
+                Ok(())
+            }
+            Err(NoRoom::TooLarge) => Err(Error::new(
+                ErrorKind::Backend,
+                "the part buffer budget is smaller than one part",
+            )),
+            Err(why) => {
+                tracing::info!(
+                    upload_id = %self.state.id,
+                    reason = ?why,
+                    "no room in the part buffer budget; keeping what arrived and ending the body"
+                );
+                self.gave_up = Some(why);
+                Ok(())
+            }
+        }
+    }
+
+    fn hold(&mut self, reservation: Reservation) {
+        match &mut self.buf_permit {
+            Some(permit) => permit.absorb(reservation),
+            None => self.buf_permit = Some(reservation),
+        }
+    }
+
+    /// Store the bytes buffered for the current part in the tail and give their budget back;
+    /// the part goes on after them (they are read back when it is full). Parts still on their
+    /// way to object storage are committed first: the tail follows the last committed part.
+    async fn spill(&mut self) -> Result<()> {
+        self.commit_confirmed(true).await?;
+        let own = self.append_buffer_to_tail().await?;
+        tracing::debug!(
+            upload_id = %self.state.id,
+            bytes = own.len(),
+            "part buffer budget spent: buffered bytes stored in the tail"
+        );
+        self.stored += own.len();
+        self.buf = PartBuffer::after_prefix(self.stored, self.part_size());
+        self.buf_permit = None;
         Ok(())
     }
 
@@ -138,6 +247,7 @@ impl Writer<'_> {
             self.state.part_count as usize + self.held.len() + self.inflight.len() + 1,
         )?;
         let body = self.take_part().await?;
+        self.part_open = false;
         let permit = self.buf_permit.take();
         let objects = self.store.objects.clone();
         let key = self.state.id.as_str().to_owned();
@@ -229,9 +339,9 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// The body ended and every part is committed: store the rest of the buffer as the tail, and
-    /// finish the upload if that was its last byte.
-    async fn commit_tail(mut self) -> Result<UploadState> {
+    /// Append this body's bytes of the current part to the stored tail (one fenced commit);
+    /// they are returned, and the buffer is left empty.
+    async fn append_buffer_to_tail(&mut self) -> Result<Bytes> {
         let own = std::mem::take(&mut self.buf).freeze_appended();
         if !own.is_empty() {
             self.commit(Vec::new(), TailChange::Append(own.clone()))
@@ -240,6 +350,13 @@ impl Writer<'_> {
                 .tail_appended_bytes
                 .inc_by(own.len() as u64);
         }
+        Ok(own)
+    }
+
+    /// The body ended and every part is committed: store the rest of the buffer as the tail, and
+    /// finish the upload if that was its last byte.
+    async fn commit_tail(mut self) -> Result<UploadState> {
+        let own = self.append_buffer_to_tail().await?;
         let Writer {
             store,
             state,

@@ -28,6 +28,7 @@ fn config() -> MultipartConfig {
         max_parts: 10_000,
         max_size: 10_000 * P,
         max_inflight_parts: 2,
+        ..MultipartConfig::default()
     }
 }
 
@@ -573,8 +574,8 @@ async fn a_finishing_upload_keeps_its_budget_until_object_storage_has_the_last_p
         .forget();
     assert_eq!(
         budget.available(),
-        0,
-        "the last part's bytes are in memory, so its budget is still reserved"
+        P - len,
+        "the last part's bytes are in memory, so their budget is still reserved"
     );
     objects.gate.add_permits(1);
     assert_eq!(writer.await.unwrap(), len);
@@ -665,4 +666,100 @@ async fn a_holder_that_lost_its_lock_sends_no_part_built_from_the_tail() {
         "no part 2 was sent by the stale holder"
     );
     assert_eq!(store.info(&id).await.unwrap().offset, P + MIB);
+}
+
+/// A slow client must not hold a node's budget: a body holds budget for the bytes it sent (in
+/// steps of 256 KiB), not a whole part from its first byte.
+#[tokio::test]
+async fn a_body_that_sends_little_holds_little_budget() {
+    let budget = BufferBudget::new(P);
+    let store = MultipartStore::new(
+        Arc::new(MemoryObjects::new()),
+        Arc::new(MemoryState::new()),
+        config(),
+        budget.clone(),
+    )
+    .unwrap();
+    let id = create(&store, None).await;
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+    let mut drip = PausedBody {
+        first: Some(Bytes::from_static(b"x")),
+        reached: Some(reached_tx),
+        resume: Some(resume_rx),
+        rest: Some(Bytes::from_static(b"yz")),
+    };
+    let writer = tokio::spawn({
+        let (store, id) = (store.clone(), id.clone());
+        async move { store.write(&id, 0, &mut drip, 1).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), reached_rx)
+        .await
+        .expect("the body is under way")
+        .unwrap();
+    assert_eq!(budget.available(), P - 256 * 1024);
+    resume_tx.send(()).unwrap();
+    assert_eq!(writer.await.unwrap().unwrap().offset, 3);
+    assert_eq!(budget.available(), P);
+}
+
+/// With the budget spent, a PATCH that needs more stores what it buffered in the tail and gives
+/// its budget back before it waits, so PATCHes holding parts of parts never wait for each
+/// other: two uploads, each past half a part when the budget (one part) runs out, both finish.
+#[tokio::test]
+async fn patches_out_of_budget_store_their_bytes_and_never_wait_for_each_other() {
+    let objects = MemoryObjects::new();
+    let budget = BufferBudget::new(P);
+    let store = MultipartStore::new(
+        Arc::new(objects.clone()),
+        Arc::new(MemoryState::new()),
+        config(),
+        budget.clone(),
+    )
+    .unwrap();
+    let len = 2 * P;
+    let mut bodies = Vec::new();
+    for seed in [3u8, 4] {
+        let data = pattern(len, seed);
+        let id = create(&store, Some(len)).await;
+        let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+        let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+        let half = (P / 2) as usize;
+        let body = PausedBody {
+            first: Some(Bytes::copy_from_slice(&data[..half])),
+            reached: Some(reached_tx),
+            resume: Some(resume_rx),
+            rest: Some(Bytes::copy_from_slice(&data[half..])),
+        };
+        bodies.push((id, data, body, reached_rx, resume_tx));
+    }
+    let mut running = Vec::new();
+    for (id, data, mut body, reached, resume) in bodies {
+        let writer = tokio::spawn({
+            let (store, id) = (store.clone(), id.clone());
+            async move { store.write(&id, 0, &mut body, 1).await }
+        });
+        tokio::time::timeout(Duration::from_secs(10), reached)
+            .await
+            .expect("the body is under way")
+            .unwrap();
+        running.push((id, data, writer, resume));
+    }
+    // Both hold half a part: the budget is spent.
+    assert_eq!(budget.available(), 0);
+    let mut writers = Vec::new();
+    for (id, data, writer, resume) in running {
+        resume.send(()).unwrap();
+        writers.push((id, data, writer));
+    }
+    for (id, data, writer) in writers {
+        let info = tokio::time::timeout(Duration::from_secs(20), writer)
+            .await
+            .expect("no PATCH waits for another forever")
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.offset, len);
+        assert_eq!(objects.object(id.as_str()), Some(data));
+    }
+    assert_eq!(budget.available(), P);
 }

@@ -218,4 +218,22 @@ impl ChunkSource for PatchBody {
     fn all_or_nothing(&self) -> bool {
         self.checksum.is_some()
     }
+
+    fn stopped(&self) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
+        let tokens = [
+            self.release.clone(),
+            self.lost.clone(),
+            self.shutdown.clone(),
+            self.stopped_by_hook.clone(),
+        ];
+        Box::pin(async move {
+            let [release, lost, shutdown, hook] = tokens;
+            tokio::select! {
+                () = release.cancelled() => {}
+                () = lost.cancelled() => {}
+                () = shutdown.cancelled() => {}
+                () = hook.cancelled() => {}
+            }
+        })
+    }
 }

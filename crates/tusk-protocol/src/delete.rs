@@ -8,7 +8,7 @@ impl Engine {
     /// DELETE (termination): remove the upload; later requests get 404. A pre-terminate hook
     /// may refuse it; post-terminate is sent afterwards.
     pub(crate) async fn delete(&self, id: &UploadId) -> Result<TusResponse, TusError> {
-        let guard = self.lock(id).await?;
+        let guard = self.lock_existing(id).await?;
         let hooks = self.hooks();
         // The upload as the terminate hooks see it, read only when one of them is on.
         let upload = match hooks.filter(|hooks| {

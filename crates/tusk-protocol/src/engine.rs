@@ -226,6 +226,16 @@ impl Engine {
         self.locker.as_ref()
     }
 
+    /// Lock an upload that exists. An id no upload has is answered 404 from a plain read of
+    /// the store before any lock is taken: a lock costs writes to the lock service (etcd: a
+    /// lease, a put, a watch, a delete), and requests for unknown ids, which need no login and
+    /// which any web page can make browsers send, must cost nothing there. The read is not
+    /// fenced; the locked read that follows is, so an upload removed in between is still 404.
+    pub(crate) async fn lock_existing(&self, id: &UploadId) -> Result<LockGuard, TusError> {
+        self.store().info(id).await?;
+        self.lock(id).await
+    }
+
     pub(crate) async fn lock(&self, id: &UploadId) -> Result<LockGuard, TusError> {
         let started = std::time::Instant::now();
         let span = tracing::info_span!("lock", otel.name = "lock acquire", upload_id = %id);

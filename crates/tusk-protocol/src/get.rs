@@ -161,7 +161,7 @@ impl Engine {
         // The lock covers reading the state (and finishing an upload a crash left unassembled)
         // and opening the object; a finished upload never changes, so the bytes stream after it
         // is given back and a download never blocks a resume or another download.
-        let guard = self.lock(id).await?;
+        let guard = self.lock_existing(id).await?;
         let info = self.store().info_locked(id, guard.fence()).await?;
         self.refuse_expired(&info)?;
         let info = self.assemble_if_ready(info, guard.fence()).await?;

@@ -7,7 +7,7 @@ impl Engine {
     /// HEAD: the upload's offset, length and metadata. Holds the lock, so an in-flight PATCH is
     /// asked to commit first and the offset is current.
     pub(crate) async fn head(&self, id: &UploadId, base: &str) -> Result<TusResponse, TusError> {
-        let guard = self.lock(id).await?;
+        let guard = self.lock_existing(id).await?;
         let info = self.store().info_locked(id, guard.fence()).await?;
         self.refuse_expired(&info)?;
         let info = self.assemble_if_ready(info, guard.fence()).await?;

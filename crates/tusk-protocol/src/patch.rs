@@ -28,7 +28,7 @@ impl Engine {
         let checksum = checksum_header(&req)?;
         tracing::Span::current().record("offset", offset);
 
-        let guard = self.lock(id).await?;
+        let guard = self.lock_existing(id).await?;
         let info = self.store().info_locked(id, guard.fence()).await?;
         self.refuse_expired(&info)?;
         if matches!(info.concat, Some(tusk_core::Concat::Final(_))) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tusk_http::{CorsOrigins, HttpConfig};
 use tusk_protocol::EngineConfig;
 
-use tusk_multipart::{MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, part_size_for};
+use tusk_multipart::{MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, largest_part_size};
 
 use crate::cli::Settings;
 use crate::units::{LogFormat, OtlpProtocol, Secret};
@@ -248,6 +248,11 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
 
     let lock_wait = positive("lock_wait", s.lock_wait, defaults.lock_wait)?;
     let read_timeout = positive("read_timeout", s.read_timeout, defaults.read_timeout)?;
+    // A PATCH waits for part buffer budget about as long as it waits for the client's bytes.
+    let mut storage = storage;
+    if let Storage::Distributed(d) = &mut storage {
+        d.multipart.budget_wait = read_timeout;
+    }
     let shutdown_timeout = positive(
         "shutdown_timeout",
         s.shutdown_timeout,
@@ -262,6 +267,7 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
         match d {
             d if d.is_zero() => Ok(None),
             d if d < Duration::from_secs(1) => Err(invalid(key, "must be 0 (off) or at least 1s")),
+            d if d > MAX_PERIOD => Err(invalid(key, "must be at most 36500d (a century)")),
             d => Ok(Some(d)),
         }
     };
@@ -336,10 +342,18 @@ fn positive(
     let d = value.map_or(default, |v| v.0);
     if d.is_zero() {
         Err(invalid(key, "must be greater than zero"))
+    } else if d > MAX_WAIT {
+        Err(invalid(key, "must be at most 24h"))
     } else {
         Ok(d)
     }
 }
+
+/// The longest wait, timeout or interval a setting may give: far beyond any sensible value, and
+/// far enough below the clock's range that no deadline computed from it can overflow.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// The longest expiry period: a century.
+const MAX_PERIOD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The hook settings, if a hooks URL is set; hook options without one are an error.
 fn hooks(s: &mut Settings) -> Result<Option<HookSettings>, ConfigError> {
@@ -514,8 +528,10 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         max_parts,
         max_size,
         max_inflight_parts,
+        // Set to the read timeout once that is known (see `load`).
+        ..MultipartConfig::default()
     };
-    let largest_part = part_size_for(None, &multipart);
+    let largest_part = largest_part_size(&multipart);
     if largest_part > MAX_PART_SIZE {
         return Err(invalid(
             "max_size",
@@ -537,6 +553,9 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
     let lease = s.lock_lease.map_or(Duration::from_secs(10), |v| v.0);
     if lease < Duration::from_secs(2) {
         return Err(invalid("lock_lease", "must be at least 2s"));
+    }
+    if lease > MAX_WAIT {
+        return Err(invalid("lock_lease", "must be at most 24h"));
     }
     let etcd = match s.etcd_endpoints.take() {
         None => {
@@ -898,6 +917,16 @@ mod tests {
                 "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nlock_lease = \"1s\"",
                 "lock_lease",
             ),
+            // Bounded, so no deadline computed from a setting can overflow the clock.
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nlock_lease = \"25h\"",
+                "lock_lease",
+            ),
+            ("expire_after = \"36501d\"", "expire_after"),
+            ("finished_retention = \"500000000y\"", "finished_retention"),
+            ("read_timeout = \"25h\"", "read_timeout"),
+            ("lock_wait = \"500000000y\"", "lock_wait"),
+            ("reap_interval = \"25h\"", "reap_interval"),
             ("hooks_events = \"pre-create\"", "hooks_events"),
             ("hooks_timeout = \"1s\"", "hooks_timeout"),
             ("hooks_url = \"ftp://hooks\"", "hooks_url"),

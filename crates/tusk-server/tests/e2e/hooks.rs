@@ -572,3 +572,44 @@ async fn an_upload_finished_under_a_failing_pre_finish_keeps_its_retention() {
     assert!(report.contains("0 removed"), "{report}");
     assert_eq!(head(&url).await, (200, Some(2)));
 }
+
+/// A hook receiver that answers with a redirect must not get the hook (and the client's
+/// headers in it, credentials included) sent on to wherever it points: the hook fails instead.
+#[tokio::test]
+async fn a_redirecting_hook_receiver_is_a_failure_and_is_not_followed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let elsewhere = Receiver::start(|_| Answer::ok(json!({}))).await;
+    let redirector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hooks_url = format!("http://{}/hooks", redirector.local_addr().unwrap());
+    let target = elsewhere.url.clone();
+    let redirecting = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = redirector.accept().await {
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = conn.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = conn.write_all(answer.as_bytes()).await;
+        }
+    });
+    let server = Server::start(&["--hooks-url", &hooks_url, "--hooks-events", "pre-create"]).await;
+    let resp = client()
+        .post(&server.url)
+        .header(TUS.0, TUS.1)
+        .header("Upload-Length", "10")
+        .header("Authorization", "Bearer secret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        503,
+        "a failed pre-create hook refuses the upload"
+    );
+    assert!(
+        elsewhere.all().is_empty(),
+        "the redirect was followed: {:?}",
+        elsewhere.all()
+    );
+    redirecting.abort();
+}

@@ -44,6 +44,27 @@ async fn method_override_is_honoured() {
 }
 
 #[tokio::test]
+async fn method_override_is_ignored_on_anything_but_post() {
+    // Any web page can make a visitor's browser send a GET; it must never become a DELETE.
+    let server = Server::start(&[]).await;
+    let url = server.create(5).await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::HEAD,
+        reqwest::Method::OPTIONS,
+    ] {
+        client()
+            .request(method.clone(), &url)
+            .header(TUS.0, TUS.1)
+            .header("X-HTTP-Method-Override", "DELETE")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head(&url).await, (200, Some(0)), "{method} became a DELETE");
+    }
+}
+
+#[tokio::test]
 async fn cors_headers_are_on_errors_and_preflights() {
     let server = Server::start(&["--cors-origins", "https://app.example"]).await;
     let origin = "https://app.example";

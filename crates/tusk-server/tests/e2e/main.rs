@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! End-to-end tests: each spawns the real `tusk` binary on 127.0.0.1 and talks HTTP to it.
 
+mod attacks;
 mod cli;
 mod cuts;
 mod distributed;
