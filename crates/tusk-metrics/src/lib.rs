@@ -60,6 +60,8 @@ pub struct Metrics {
     pub hook_duration: HistogramVec,
     /// `tusk_hook_failures_total{hook}`.
     pub hook_failures: IntCounterVec,
+    /// `tusk_hooks_dropped_total{hook}`.
+    pub hooks_dropped: IntCounterVec,
     /// `tusk_part_buffer_limit_bytes`.
     pub part_buffer_limit: IntGauge,
     /// `tusk_part_buffer_reserved_bytes`.
@@ -215,6 +217,12 @@ impl Metrics {
                 r,
                 "tusk_hook_failures_total",
                 "Hook calls that failed (unreachable, timed out, non-2xx or unreadable answer), each attempt, by hook type.",
+                &["hook"],
+            ),
+            hooks_dropped: counter_vec(
+                r,
+                "tusk_hooks_dropped_total",
+                "Background (post-*) hooks dropped unsent because 10,000 were already waiting, by hook type.",
                 &["hook"],
             ),
             part_buffer_limit: gauge(

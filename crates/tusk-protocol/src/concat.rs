@@ -5,8 +5,16 @@ use tusk_core::{Concat, ErrorKind, UploadId, UploadInfo};
 
 use crate::{Engine, TusError};
 
+/// Partial uploads one final upload may list: HEAD and GET of a final upload not assembled yet
+/// read each of them, so the list bounds that work.
+pub(crate) const MAX_PARTIALS_PER_FINAL: usize = 500;
+/// Final uploads one partial upload may be part of: each is linked to it and revisited when it
+/// completes.
+pub(crate) const MAX_FINALS_PER_PARTIAL: usize = 16;
+
 /// Parse `Upload-Concat`: `partial`, or `final;<url> <url> ...` (absolute URLs or paths; the
-/// last path segment of each is the partial upload's id).
+/// last path segment of each is the partial upload's id). At most
+/// [`MAX_PARTIALS_PER_FINAL`] partials, each listed once.
 pub(crate) fn parse_concat(value: &str) -> Result<Concat, TusError> {
     let value = value.trim();
     if value == "partial" {
@@ -26,6 +34,16 @@ pub(crate) fn parse_concat(value: &str) -> Result<Concat, TusError> {
             .unwrap_or_default();
         let id = UploadId::parse(raw)
             .map_err(|_| TusError::InvalidConcat(format!("{url:?} is not the URL of an upload")))?;
+        if ids.len() == MAX_PARTIALS_PER_FINAL {
+            return Err(TusError::InvalidConcat(format!(
+                "a final upload may list at most {MAX_PARTIALS_PER_FINAL} partial uploads"
+            )));
+        }
+        if ids.contains(&id) {
+            return Err(TusError::InvalidConcat(format!(
+                "partial upload {id} is listed more than once"
+            )));
+        }
         ids.push(id);
     }
     if ids.is_empty() {
@@ -72,6 +90,11 @@ impl Engine {
                     "partial upload {id} has no length yet; declare it before the final upload"
                 )));
             };
+            if self.store().finals_of(id).await?.len() >= MAX_FINALS_PER_PARTIAL {
+                return Err(TusError::InvalidConcat(format!(
+                    "partial upload {id} is already part of {MAX_FINALS_PER_PARTIAL} final uploads"
+                )));
+            }
             length = length.checked_add(part).ok_or(TusError::MaxSizeExceeded {
                 length: u64::MAX,
                 max: self.config().max_size,
@@ -170,6 +193,13 @@ mod tests {
             ),
             format!("final;http://h/files/{a} http://h/files/{b}")
         );
+        let repeated = format!("final;/files/{a} /files/{b} /files/{a}");
+        assert!(parse_concat(&repeated).is_err(), "a partial listed twice");
+        let many: Vec<String> = (0..=MAX_PARTIALS_PER_FINAL)
+            .map(|_| format!("/files/{}", UploadId::generate()))
+            .collect();
+        assert!(parse_concat(&format!("final;{}", many.join(" "))).is_err());
+        assert!(parse_concat(&format!("final;{}", many[1..].join(" "))).is_ok());
         for bad in [
             "",
             "final;",

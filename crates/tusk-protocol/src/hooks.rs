@@ -315,6 +315,11 @@ pub const DEFAULT_FORWARD_HEADERS: &[&str] = &[
 
 /// Past this many uploads in the post-receive throttle, entries past their interval are dropped.
 const THROTTLE_PRUNE_AT: usize = 10_000;
+/// Background (post-*) hook calls in flight at once; the rest wait their turn.
+const BACKGROUND_CONCURRENCY: usize = 32;
+/// Background hook calls queued or in flight at most; past it new ones are dropped (and
+/// counted), so a slow or dead receiver cannot make a node hold unbounded work.
+const BACKGROUND_QUEUE: usize = 10_000;
 
 /// The hooks of one engine: sender, settings, background post-* calls and the post-receive
 /// throttle.
@@ -322,6 +327,8 @@ pub struct Hooks {
     sender: Arc<dyn HookSender>,
     config: HookConfig,
     tasks: TaskTracker,
+    /// Turns for background calls in flight.
+    sending: Arc<tokio::sync::Semaphore>,
     last_receive: Mutex<HashMap<UploadId, Instant>>,
 }
 
@@ -332,6 +339,7 @@ impl Hooks {
             sender,
             config,
             tasks: TaskTracker::new(),
+            sending: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_CONCURRENCY)),
             last_receive: Mutex::new(HashMap::new()),
         }
     }
@@ -398,8 +406,17 @@ impl Hooks {
         if !self.enabled(kind) {
             return;
         }
+        if self.tasks.len() >= BACKGROUND_QUEUE {
+            tusk_metrics::metrics()
+                .hooks_dropped
+                .with_label_values(&[kind.as_str()])
+                .inc();
+            tracing::error!(hook = %kind, queued = BACKGROUND_QUEUE, "too many hooks waiting to be sent; this one is dropped");
+            return;
+        }
         let request = hook_request(kind, upload);
         let sender = self.sender.clone();
+        let sending = self.sending.clone();
         let timeout = self.config.timeout;
         let mut backoff = self.config.post_backoff;
         // A progress report is stale by the time a retry could go out; the next one supersedes
@@ -411,6 +428,10 @@ impl Hooks {
         };
         self.tasks.spawn(
             async move {
+                // The semaphore is never closed.
+                let Ok(_turn) = sending.acquire_owned().await else {
+                    return;
+                };
                 for attempt in 0..=retries {
                     match send_once(sender.as_ref(), &request, timeout).await {
                         Ok(answer) => return on_answer(answer),
@@ -673,6 +694,47 @@ mod tests {
             }
         });
         assert_eq!(json, want);
+    }
+
+    /// A receiver that never answers.
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl HookSender for Silent {
+        async fn send(&self, _: &HookRequest) -> Result<HookResponse, HookError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn background_hooks_queue_at_most_their_bound_and_the_rest_are_dropped() {
+        let hooks = Hooks::new(
+            Arc::new(Silent),
+            HookConfig {
+                timeout: Duration::from_secs(3600),
+                ..HookConfig::default()
+            },
+        );
+        let dropped = || {
+            tusk_metrics::metrics()
+                .hooks_dropped
+                .with_label_values(&[HookType::PostCreate.as_str()])
+                .get()
+        };
+        let before = dropped();
+        let upload = HookUpload::new(None, &Metadata::default(), None);
+        for _ in 0..BACKGROUND_QUEUE + 5 {
+            hooks.notify(HookType::PostCreate, upload.clone());
+        }
+        assert_eq!(hooks.tasks.len(), BACKGROUND_QUEUE);
+        assert_eq!(dropped() - before, 5);
+        // At most the concurrency bound is being sent; the others wait for a turn.
+        tokio::task::yield_now().await;
+        assert_eq!(
+            hooks.sending.available_permits(),
+            0,
+            "all turns are taken by calls that never end"
+        );
     }
 
     #[test]

@@ -136,3 +136,18 @@ async fn options_advertise_concatenation() {
         "{ext}"
     );
 }
+
+#[tokio::test]
+async fn a_partial_is_part_of_at_most_sixteen_final_uploads_and_listed_once_in_each() {
+    let h = Harness::new().await;
+    let a = partial(&h, b"ab").await;
+    assert_eq!(h.send(Req::patch(&a, 0).body(b"ab")).await.status, 204);
+    let resp = final_of(&h, &[&a, &a]).await;
+    assert_eq!(resp.status, 400, "a partial listed twice: {resp:?}");
+    for _ in 0..16 {
+        assert_eq!(final_of(&h, &[&a]).await.status, 201);
+    }
+    let resp = final_of(&h, &[&a]).await;
+    assert_eq!(resp.status, 400, "a seventeenth final upload: {resp:?}");
+    assert!(resp.body.contains("16 final uploads"), "{resp:?}");
+}
