@@ -256,6 +256,7 @@ write_env() {
 export TUSK_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/
 export TUSK_TEST_ETCD_ENDPOINTS=http://127.0.0.1:$ETCD_PORT
 export TUSK_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+export TUSK_TEST_SERVICES=1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=us-east-1

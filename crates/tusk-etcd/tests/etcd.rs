@@ -19,6 +19,16 @@ use tusk_etcd::{EtcdConfig, EtcdError, EtcdLocker, FENCE_BASE};
 /// Bound for waits that should end quickly: a condition, not a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// Whether tests that need the real etcd run: only when `TUSK_TEST_SERVICES` is "1"
+/// (`.services/env` sets it). Otherwise it says on stderr that `test` is skipped.
+fn services_enabled(test: &str) -> bool {
+    if std::env::var("TUSK_TEST_SERVICES").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("skipped: {test} needs etcd (set TUSK_TEST_SERVICES=1; scripts/test.sh does)");
+    false
+}
+
 fn endpoints() -> Vec<String> {
     let Ok(list) = std::env::var("TUSK_TEST_ETCD_ENDPOINTS") else {
         panic!(
@@ -111,6 +121,9 @@ fn release_key(prefix: &str, id: &UploadId) -> String {
 
 #[tokio::test]
 async fn passes_the_locker_suite_and_leaves_no_keys() {
+    if !services_enabled("passes_the_locker_suite_and_leaves_no_keys") {
+        return;
+    }
     let prefix = unique_prefix("suite");
     let locker = locker(&prefix, Duration::from_secs(5)).await;
     tusk_testkit::locker_suite::run(&locker).await;
@@ -123,6 +136,9 @@ async fn passes_the_locker_suite_and_leaves_no_keys() {
 
 #[tokio::test]
 async fn a_release_request_crosses_nodes_and_the_newcomer_gets_the_lock_at_once() {
+    if !services_enabled("a_release_request_crosses_nodes_and_the_newcomer_gets_the_lock_at_once") {
+        return;
+    }
     let prefix = unique_prefix("handover");
     let ttl = Duration::from_secs(10);
     let node_a = locker(&prefix, ttl).await;
@@ -170,6 +186,9 @@ async fn a_release_request_crosses_nodes_and_the_newcomer_gets_the_lock_at_once(
 
 #[tokio::test]
 async fn fences_strictly_increase_across_nodes() {
+    if !services_enabled("fences_strictly_increase_across_nodes") {
+        return;
+    }
     let prefix = unique_prefix("fences");
     let ttl = Duration::from_secs(5);
     let nodes = [locker(&prefix, ttl).await, locker(&prefix, ttl).await];
@@ -195,6 +214,9 @@ async fn fences_strictly_increase_across_nodes() {
 
 #[tokio::test]
 async fn a_holder_that_ignores_the_request_makes_the_newcomer_fail_with_locked() {
+    if !services_enabled("a_holder_that_ignores_the_request_makes_the_newcomer_fail_with_locked") {
+        return;
+    }
     let prefix = unique_prefix("ignored");
     let ttl = Duration::from_secs(5);
     let node_a = locker(&prefix, ttl).await;
@@ -239,6 +261,9 @@ async fn a_holder_that_ignores_the_request_makes_the_newcomer_fail_with_locked()
 
 #[tokio::test]
 async fn a_zero_wait_fails_at_once_and_still_asks_the_holder() {
+    if !services_enabled("a_zero_wait_fails_at_once_and_still_asks_the_holder") {
+        return;
+    }
     let prefix = unique_prefix("zero-wait");
     let node = locker(&prefix, Duration::from_secs(5)).await;
     let id = UploadId::generate();
@@ -258,6 +283,9 @@ async fn a_zero_wait_fails_at_once_and_still_asks_the_holder() {
 
 #[tokio::test]
 async fn a_holder_acquired_while_another_waits_is_asked_to_release_at_once() {
+    if !services_enabled("a_holder_acquired_while_another_waits_is_asked_to_release_at_once") {
+        return;
+    }
     let prefix = unique_prefix("queue");
     let ttl = Duration::from_secs(5);
     let nodes = [
@@ -307,6 +335,9 @@ async fn a_holder_acquired_while_another_waits_is_asked_to_release_at_once() {
 
 #[tokio::test]
 async fn a_lease_revoked_from_outside_fires_lost_and_lets_the_newcomer_in() {
+    if !services_enabled("a_lease_revoked_from_outside_fires_lost_and_lets_the_newcomer_in") {
+        return;
+    }
     let prefix = unique_prefix("revoked");
     let ttl = Duration::from_secs(10);
     let node_a = locker(&prefix, ttl).await;
@@ -343,6 +374,9 @@ async fn a_lease_revoked_from_outside_fires_lost_and_lets_the_newcomer_in() {
 
 #[tokio::test]
 async fn a_lock_key_deleted_from_outside_fires_lost() {
+    if !services_enabled("a_lock_key_deleted_from_outside_fires_lost") {
+        return;
+    }
     let prefix = unique_prefix("deleted");
     let node = locker(&prefix, Duration::from_secs(10)).await;
     let id = UploadId::generate();
@@ -429,6 +463,9 @@ impl Drop for Proxy {
 
 #[tokio::test]
 async fn a_holder_cut_off_from_etcd_loses_the_lock_before_the_newcomer_gets_it() {
+    if !services_enabled("a_holder_cut_off_from_etcd_loses_the_lock_before_the_newcomer_gets_it") {
+        return;
+    }
     let prefix = unique_prefix("partition");
     let ttl = Duration::from_secs(2);
     let proxy = Proxy::start().await;
@@ -460,6 +497,9 @@ async fn a_holder_cut_off_from_etcd_loses_the_lock_before_the_newcomer_gets_it()
 
 #[tokio::test]
 async fn a_paused_holder_loses_the_lock_within_the_ttl_and_knows_it_on_resume() {
+    if !services_enabled("a_paused_holder_loses_the_lock_within_the_ttl_and_knows_it_on_resume") {
+        return;
+    }
     let prefix = unique_prefix("paused");
     let ttl = Duration::from_secs(2);
     let (locked_tx, locked_rx) = tokio::sync::oneshot::channel::<u64>();
@@ -512,6 +552,9 @@ async fn a_paused_holder_loses_the_lock_within_the_ttl_and_knows_it_on_resume() 
 
 #[tokio::test]
 async fn lock_fails_with_unavailable_when_etcd_is_unreachable() {
+    if !services_enabled("lock_fails_with_unavailable_when_etcd_is_unreachable") {
+        return;
+    }
     let prefix = unique_prefix("unreachable");
     let proxy = Proxy::start().await;
     let node = EtcdLocker::connect(config(
@@ -542,6 +585,9 @@ async fn lock_fails_with_unavailable_when_etcd_is_unreachable() {
 
 #[tokio::test]
 async fn a_hung_etcd_costs_the_holder_its_lock_and_newcomers_get_unavailable() {
+    if !services_enabled("a_hung_etcd_costs_the_holder_its_lock_and_newcomers_get_unavailable") {
+        return;
+    }
     let prefix = unique_prefix("hung");
     let ttl = Duration::from_secs(2);
     let proxy = Proxy::start().await;
@@ -601,6 +647,9 @@ async fn connecting_to_a_closed_port_fails_fast_with_a_clear_message() {
 
 #[tokio::test]
 async fn credentials_are_checked_at_connect_and_never_shown() {
+    if !services_enabled("credentials_are_checked_at_connect_and_never_shown") {
+        return;
+    }
     // The test etcd has authentication disabled, so any credentials are refused at connect.
     let mut with_user = config(endpoints(), "tusk-test/auth/", Duration::from_secs(5));
     with_user.user = Some("tusk".to_owned());
@@ -686,6 +735,9 @@ impl Drop for FreshEtcd {
 /// the old cluster's, or the state store would refuse every upload touched before as stale.
 #[tokio::test]
 async fn a_replacement_cluster_gives_newer_fences_than_the_cluster_it_replaced() {
+    if !services_enabled("a_replacement_cluster_gives_newer_fences_than_the_cluster_it_replaced") {
+        return;
+    }
     let prefix = unique_prefix("replaced");
     let ttl = Duration::from_secs(5);
     let id = UploadId::generate();
@@ -749,6 +801,9 @@ async fn a_replacement_cluster_gives_newer_fences_than_the_cluster_it_replaced()
 
 #[tokio::test]
 async fn an_unreadable_epoch_fails_the_lock_and_leaves_no_lock_behind() {
+    if !services_enabled("an_unreadable_epoch_fails_the_lock_and_leaves_no_lock_behind") {
+        return;
+    }
     let prefix = unique_prefix("bad-epoch");
     let node = locker(&prefix, Duration::from_secs(5)).await;
     raw_client()
@@ -797,6 +852,9 @@ fn etcdctl(endpoint: &str, user: Option<&str>, args: &[&str]) {
 /// upload; one that does works, from the first lock on.
 #[tokio::test]
 async fn with_authentication_the_role_must_cover_the_whole_prefix() {
+    if !services_enabled("with_authentication_the_role_must_cover_the_whole_prefix") {
+        return;
+    }
     let fresh = FreshEtcd::start().await;
     let at = fresh.endpoint.as_str();
     let prefix = "tusk-rbac/";

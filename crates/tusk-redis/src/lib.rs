@@ -52,6 +52,8 @@ pub struct RedisState {
     prefix: String,
     /// The URL with its password redacted, for messages.
     url: String,
+    /// The server takes scripts flagged to run while it is out of memory (Redis 7 and later).
+    oom_flags: bool,
 }
 
 impl fmt::Debug for RedisState {
@@ -87,17 +89,29 @@ impl RedisState {
         let connect = async {
             let mut conn = ConnectionManager::new_with_config(client, config).await?;
             redis::cmd("PING").query_async::<()>(&mut conn).await?;
-            Ok::<_, redis::RedisError>(conn)
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            Ok::<_, redis::RedisError>((conn, info))
         };
-        let conn = connect.await.map_err(|source| RedisError::Connect {
+        let (conn, info) = connect.await.map_err(|source| RedisError::Connect {
             url: redacted.clone(),
             source,
         })?;
+        let oom_flags = server_major_version(&info).is_some_and(|major| major >= 7);
+        if !oom_flags {
+            tracing::warn!(
+                "Redis older than 7 (or its version unknown): when it is full (maxmemory), uploads cannot be deleted or finished to free memory; raise maxmemory then"
+            );
+        }
         tracing::debug!(url = %redacted, prefix = key_prefix, "connected to Redis");
         Ok(RedisState {
             conn,
             prefix: key_prefix.to_owned(),
             url: redacted,
+            oom_flags,
         })
     }
 
@@ -209,6 +223,15 @@ impl RedisState {
     }
 
     /// Run `script` on the keys of `id` with `args`, and split its marker off the reply.
+    /// `script` in the form this server runs while it is out of memory, if it can.
+    fn oom_safe<'a>(&self, script: &'a scripts::OomSafe) -> &'a Script {
+        if self.oom_flags {
+            &script.flagged
+        } else {
+            &script.plain
+        }
+    }
+
     async fn run(
         &self,
         op: &'static str,
@@ -518,7 +541,7 @@ impl StateStore for RedisState {
 
     async fn load(&self, id: &UploadId, fence: u64) -> tusk_core::Result<UploadState> {
         let items = self
-            .run("load", &scripts::LOAD, id, |inv| {
+            .run("load", self.oom_safe(&scripts::LOAD), id, |inv| {
                 inv.arg(fence);
             })
             .await?;
@@ -574,9 +597,14 @@ impl StateStore for RedisState {
         if multipart_id.is_empty() {
             return Err(RedisError::Invalid("empty multipart upload id").into());
         }
-        self.run("set_multipart", &scripts::SET_MULTIPART, id, |inv| {
-            inv.arg(fence).arg(multipart_id);
-        })
+        self.run(
+            "set_multipart",
+            self.oom_safe(&scripts::SET_MULTIPART),
+            id,
+            |inv| {
+                inv.arg(fence).arg(multipart_id);
+            },
+        )
         .await
         .map_err(already_set("multipart upload id"))?;
         Ok(())
@@ -593,8 +621,13 @@ impl StateStore for RedisState {
             TailChange::Append(b) => ("append", &b[..]),
             TailChange::Replace(b) => ("replace", &b[..]),
         };
+        // Adding parts and emptying the tail frees memory: allowed when Redis is full.
+        let script = match &commit.tail {
+            TailChange::Replace(b) if b.is_empty() => self.oom_safe(&scripts::COMMIT),
+            _ => &scripts::COMMIT.plain,
+        };
         let items = self
-            .run("commit", &scripts::COMMIT, id, |inv| {
+            .run("commit", script, id, |inv| {
                 inv.arg(fence)
                     .arg(commit.expect_parts)
                     .arg(commit.expect_tail_len)
@@ -618,7 +651,7 @@ impl StateStore for RedisState {
     }
 
     async fn finish(&self, id: &UploadId, fence: u64) -> tusk_core::Result<()> {
-        self.run("finish", &scripts::FINISH, id, |inv| {
+        self.run("finish", self.oom_safe(&scripts::FINISH), id, |inv| {
             inv.arg(fence);
         })
         .await?;
@@ -690,9 +723,24 @@ impl StateStore for RedisState {
     }
 }
 
+/// The major version in an `INFO server` reply (`redis_version:7.0.15`).
+fn server_major_version(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .and_then(|version| version.trim().split('.').next()?.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_versions_are_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n";
+        assert_eq!(server_major_version(info), Some(7));
+        assert_eq!(server_major_version("redis_version:6.2.14\n"), Some(6));
+        assert_eq!(server_major_version("nothing here"), None);
+    }
 
     #[test]
     fn redacts_passwords_in_every_place() {

@@ -47,6 +47,31 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
+/// `body` flagged to run while Redis is out of memory (`maxmemory` reached with `noeviction`).
+/// Redis refuses the writes of unflagged scripts then, HSET included, so an upload could be
+/// neither locked (its fence is recorded), nor finished, nor have a part committed: nothing
+/// that frees memory could run. Only scripts that free memory or write a few bytes get the
+/// flag; new uploads and tail appends are still refused. The flag needs Redis 7; older servers
+/// get [`script`]'s (see `RedisState::connect`).
+fn oom_safe(body: &str) -> Script {
+    Script::new(&format!("#!lua flags=allow-oom\n{PRELUDE}\n{body}"))
+}
+
+/// A script in two forms: plain, and flagged to run while Redis is out of memory.
+pub(crate) struct OomSafe {
+    pub plain: Script,
+    pub flagged: Script,
+}
+
+impl OomSafe {
+    fn new(body: &str) -> Self {
+        Self {
+            plain: script(body),
+            flagged: oom_safe(body),
+        }
+    }
+}
+
 /// ARGV: length (or ""), metadata JSON, part size, multipart id (or ""), finished (0/1),
 /// expiry in Unix seconds (or ""), concatenation role as JSON (or ""). Replies `ok` or
 /// `exists`.
@@ -74,9 +99,10 @@ return read()
     )
 });
 
-/// ARGV: fence. Records the fence; replies like [`GET`], or `fenced`.
-pub(crate) static LOAD: LazyLock<Script> = LazyLock::new(|| {
-    script(
+/// ARGV: fence. Records the fence; replies like [`GET`], or `fenced`. Runs when Redis is full:
+/// every request on an upload starts here, a DELETE that would free memory too.
+pub(crate) static LOAD: LazyLock<OomSafe> = LazyLock::new(|| {
+    OomSafe::new(
         r#"
 local refused = guard(ARGV[1])
 if refused then return refused end
@@ -112,9 +138,10 @@ return {'ok', redis.call('GETRANGE', tail, ARGV[1], ARGV[2])}
     )
 });
 
-/// ARGV: fence, multipart id. Replies `ok`, `notfound`, `fenced` or `set`.
-pub(crate) static SET_MULTIPART: LazyLock<Script> = LazyLock::new(|| {
-    script(
+/// ARGV: fence, multipart id. Replies `ok`, `notfound`, `fenced` or `set`. Runs when Redis is
+/// full: an upload's first part, which frees its tail, needs it.
+pub(crate) static SET_MULTIPART: LazyLock<OomSafe> = LazyLock::new(|| {
+    OomSafe::new(
         r#"
 local refused = guard(ARGV[1])
 if refused then return refused end
@@ -140,9 +167,10 @@ return {'ok'}
 
 /// ARGV: fence, expected parts, expected tail length, tail mode (`keep`, `append`,
 /// `replace`), tail bytes, then the new parts' ETags. Replies like [`GET`] with the new state,
-/// or `notfound`, `fenced`, `mismatch`.
-pub(crate) static COMMIT: LazyLock<Script> = LazyLock::new(|| {
-    script(
+/// or `notfound`, `fenced`, `mismatch`. The flagged form is for commits that add parts and
+/// empty the tail (a few bytes for up to a part freed); appends stay refused when Redis is full.
+pub(crate) static COMMIT: LazyLock<OomSafe> = LazyLock::new(|| {
+    OomSafe::new(
         r#"
 local refused = guard(ARGV[1])
 if refused then return refused end
@@ -164,9 +192,9 @@ return read()
     )
 });
 
-/// ARGV: fence. Replies `ok`, `notfound` or `fenced`.
-pub(crate) static FINISH: LazyLock<Script> = LazyLock::new(|| {
-    script(
+/// ARGV: fence. Replies `ok`, `notfound` or `fenced`. Runs when Redis is full: it frees the tail.
+pub(crate) static FINISH: LazyLock<OomSafe> = LazyLock::new(|| {
+    OomSafe::new(
         r#"
 local refused = guard(ARGV[1])
 if refused then return refused end

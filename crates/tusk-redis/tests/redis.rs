@@ -19,6 +19,16 @@ use tusk_testkit::state_suite;
 /// Generous bound for things that should happen at once: a condition, not a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// Whether tests that need the real Redis run: only when `TUSK_TEST_SERVICES` is "1"
+/// (`.services/env` sets it). Otherwise it says on stderr that `test` is skipped.
+fn services_enabled(test: &str) -> bool {
+    if std::env::var("TUSK_TEST_SERVICES").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("skipped: {test} needs Redis (set TUSK_TEST_SERVICES=1; scripts/test.sh does)");
+    false
+}
+
 fn redis_url() -> String {
     std::env::var("TUSK_TEST_REDIS_URL").unwrap_or_else(|_| {
         panic!(
@@ -110,6 +120,9 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 #[tokio::test]
 async fn redis_state_passes_the_state_suite() {
+    if !services_enabled("redis_state_passes_the_state_suite") {
+        return;
+    }
     let (state, prefix) = connect().await;
     state_suite::run(&state).await;
     clean_up(&prefix).await;
@@ -117,6 +130,9 @@ async fn redis_state_passes_the_state_suite() {
 
 #[tokio::test]
 async fn keys_of_one_upload_share_the_hash_tag() {
+    if !services_enabled("keys_of_one_upload_share_the_hash_tag") {
+        return;
+    }
     let (state, prefix) = connect().await;
     let s = new_state();
     state.create(&s).await.expect("create");
@@ -186,6 +202,9 @@ async fn keys_of_one_upload_share_the_hash_tag() {
 
 #[tokio::test]
 async fn a_corrupt_state_hash_is_a_backend_error() {
+    if !services_enabled("a_corrupt_state_hash_is_a_backend_error") {
+        return;
+    }
     let (state, prefix) = connect().await;
     let s = new_state();
     state.create(&s).await.expect("create");
@@ -206,6 +225,9 @@ async fn a_corrupt_state_hash_is_a_backend_error() {
 
 #[tokio::test]
 async fn prefixes_with_braces_are_refused() {
+    if !services_enabled("prefixes_with_braces_are_refused") {
+        return;
+    }
     let err = RedisState::connect(&redis_url(), "tusk:{x}:")
         .await
         .expect_err("prefix with braces");
@@ -250,6 +272,9 @@ fn with_credentials(url: &str, user: &str, password: &str) -> String {
 
 #[tokio::test]
 async fn passwords_in_the_url_authenticate_and_never_show() {
+    if !services_enabled("passwords_in_the_url_authenticate_and_never_show") {
+        return;
+    }
     // A user of our own, so the test needs no password on the shared server.
     let user = format!("tusk-test-{}", UploadId::generate());
     let password = format!("pw-{}", UploadId::generate());
@@ -391,6 +416,9 @@ fn through(proxy: &Proxy) -> String {
 
 #[tokio::test]
 async fn commands_while_redis_is_unreachable_are_unavailable_then_heal() {
+    if !services_enabled("commands_while_redis_is_unreachable_are_unavailable_then_heal") {
+        return;
+    }
     let proxy = Proxy::start(upstream()).await;
     let state = RedisState::connect(&through(&proxy), &unique_prefix())
         .await
@@ -453,6 +481,9 @@ async fn commands_while_redis_is_unreachable_are_unavailable_then_heal() {
 
 #[tokio::test]
 async fn maxmemory_policy_reads_the_real_value() {
+    if !services_enabled("maxmemory_policy_reads_the_real_value") {
+        return;
+    }
     let (state, _) = connect().await;
     let policy = state
         .maxmemory_policy()
@@ -478,6 +509,9 @@ async fn maxmemory_policy_reads_the_real_value() {
 /// loading its script again. Other tests on this Redis reload theirs the same way.
 #[tokio::test]
 async fn scripts_flushed_from_redis_are_loaded_again() {
+    if !services_enabled("scripts_flushed_from_redis_are_loaded_again") {
+        return;
+    }
     let (state, prefix) = connect().await;
     let s = new_state();
     state.create(&s).await.expect("create");
@@ -509,6 +543,9 @@ async fn scripts_flushed_from_redis_are_loaded_again() {
 /// every reaper pass; clearing the expiry of the missing upload drops it.
 #[tokio::test]
 async fn clearing_the_expiry_of_a_missing_upload_drops_its_index_entry() {
+    if !services_enabled("clearing_the_expiry_of_a_missing_upload_drops_its_index_entry") {
+        return;
+    }
     let (state, prefix) = connect().await;
     let ghost = UploadId::generate();
     let () = redis::cmd("ZADD")

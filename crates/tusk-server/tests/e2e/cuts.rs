@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tusk_testkit::fault_proxy::{ConnPlan, CutKind, FaultProxy};
 
-use crate::services::Cluster;
+use crate::services::{Cluster, services_enabled};
 use crate::support::*;
 
 const MIB: u64 = 1024 * 1024;
@@ -182,22 +182,34 @@ async fn local_hangs_past_the_read_timeout_then_resets_keep_every_byte() {
 
 #[tokio::test]
 async fn cluster_resets_after_acknowledged_bytes_keep_every_byte_on_every_node() {
+    if !services_enabled("cluster_resets_after_acknowledged_bytes_keep_every_byte_on_every_node") {
+        return;
+    }
     cut_patches_keep_every_byte(Setup::cluster(&[]).await, CutKind::Rst, 5).await;
 }
 
 #[tokio::test]
 async fn cluster_orderly_closes_keep_every_byte_on_every_node() {
+    if !services_enabled("cluster_orderly_closes_keep_every_byte_on_every_node") {
+        return;
+    }
     cut_patches_keep_every_byte(Setup::cluster(&[]).await, CutKind::Fin, 6).await;
 }
 
 #[tokio::test]
 async fn cluster_hangs_then_resets_keep_every_byte_on_every_node() {
+    if !services_enabled("cluster_hangs_then_resets_keep_every_byte_on_every_node") {
+        return;
+    }
     let hang = CutKind::HangThenRst(Duration::from_secs(2));
     cut_patches_keep_every_byte(Setup::cluster(&[]).await, hang, 7).await;
 }
 
 #[tokio::test]
 async fn cluster_hangs_past_the_read_timeout_then_resets_keep_every_byte() {
+    if !services_enabled("cluster_hangs_past_the_read_timeout_then_resets_keep_every_byte") {
+        return;
+    }
     let hang = CutKind::HangThenRst(Duration::from_secs(3));
     let setup = Setup::cluster(&["--read-timeout", "1s"]).await;
     cut_patches_keep_every_byte(setup, hang, 8).await;
@@ -233,6 +245,9 @@ async fn local_a_raw_reset_keeps_every_acknowledged_byte() {
 
 #[tokio::test]
 async fn cluster_a_raw_reset_keeps_every_acknowledged_byte() {
+    if !services_enabled("cluster_a_raw_reset_keeps_every_acknowledged_byte") {
+        return;
+    }
     a_raw_reset_keeps_every_acknowledged_byte(Setup::cluster(&[]).await).await;
 }
 
@@ -283,5 +298,8 @@ async fn local_a_creation_with_upload_cut_by_a_reset_is_resumable() {
 
 #[tokio::test]
 async fn cluster_a_creation_with_upload_cut_by_a_reset_is_resumable() {
+    if !services_enabled("cluster_a_creation_with_upload_cut_by_a_reset_is_resumable") {
+        return;
+    }
     a_creation_with_upload_cut_by_a_reset_is_resumable(Setup::cluster(&[]).await).await;
 }

@@ -37,6 +37,9 @@ async fn assert_equal_parts(cluster: &Cluster, url: &str, len: usize) {
 
 #[tokio::test]
 async fn a_create_patch_head_on_different_nodes_then_small_pieces_round_robin() {
+    if !services_enabled("a_create_patch_head_on_different_nodes_then_small_pieces_round_robin") {
+        return;
+    }
     let cluster = Cluster::start(3, &[]).await;
     let len = 2 * P + 1_234_567;
     let data = pattern(len, 1);
@@ -78,6 +81,10 @@ async fn a_create_patch_head_on_different_nodes_then_small_pieces_round_robin() 
 
 #[tokio::test]
 async fn b_a_patch_cut_off_on_one_node_resumes_on_another_without_loss_or_resend() {
+    if !services_enabled("b_a_patch_cut_off_on_one_node_resumes_on_another_without_loss_or_resend")
+    {
+        return;
+    }
     let cluster = Cluster::start(2, &[]).await;
     let len = 4 * MIB;
     let data = pattern(len, 2);
@@ -109,6 +116,9 @@ async fn b_a_patch_cut_off_on_one_node_resumes_on_another_without_loss_or_resend
 
 #[tokio::test]
 async fn c_a_node_killed_mid_patch_does_not_block_the_resume_for_long() {
+    if !services_enabled("c_a_node_killed_mid_patch_does_not_block_the_resume_for_long") {
+        return;
+    }
     let lease = Duration::from_secs(3);
     let wait = Duration::from_secs(5);
     let cluster = Cluster::start(2, &["--lock-lease", "3s", "--lock-wait", "5s"]).await;
@@ -167,6 +177,9 @@ async fn stalled_patch(
 
 #[tokio::test]
 async fn d_a_stalled_patch_on_one_node_lets_go_when_another_node_asks() {
+    if !services_enabled("d_a_stalled_patch_on_one_node_lets_go_when_another_node_asks") {
+        return;
+    }
     // A 60 s read timeout and a 10 s lease: only the release request explains a fast handover.
     let cluster = Cluster::start(2, &["--read-timeout", "60s", "--lock-lease", "10s"]).await;
     let len = 3 * MIB;
@@ -203,6 +216,9 @@ async fn d_a_stalled_patch_on_one_node_lets_go_when_another_node_asks() {
 
 #[tokio::test]
 async fn e_two_concurrent_patches_at_one_offset_never_both_store_the_body() {
+    if !services_enabled("e_two_concurrent_patches_at_one_offset_never_both_store_the_body") {
+        return;
+    }
     let cluster = Cluster::start(2, &[]).await;
     let len = 6 * MIB;
     let data = pattern(len, 5);
@@ -232,6 +248,10 @@ async fn e_two_concurrent_patches_at_one_offset_never_both_store_the_body() {
 
 #[tokio::test]
 async fn f_a_paused_holder_whose_lease_expired_cannot_write_after_the_new_holder() {
+    if !services_enabled("f_a_paused_holder_whose_lease_expired_cannot_write_after_the_new_holder")
+    {
+        return;
+    }
     let cluster = Cluster::start(2, &["--lock-lease", "2s", "--lock-wait", "10s"]).await;
     let len = 2 * MIB;
     let data = pattern(len, 6);
@@ -261,6 +281,9 @@ async fn f_a_paused_holder_whose_lease_expired_cannot_write_after_the_new_holder
 
 #[tokio::test]
 async fn g_termination_aborts_the_multipart_upload_and_deletes_state_and_tail() {
+    if !services_enabled("g_termination_aborts_the_multipart_upload_and_deletes_state_and_tail") {
+        return;
+    }
     let cluster = Cluster::start(3, &[]).await;
     let len = 3 * P;
     let url = cluster.create(0, len as u64).await;
@@ -287,6 +310,9 @@ async fn g_termination_aborts_the_multipart_upload_and_deletes_state_and_tail() 
 
 #[tokio::test]
 async fn edge_sizes_are_byte_exact() {
+    if !services_enabled("edge_sizes_are_byte_exact") {
+        return;
+    }
     let cluster = Cluster::start(2, &[]).await;
     for len in [0, 1, P, P + 1] {
         let data = pattern(len, len as u8);
@@ -302,6 +328,9 @@ async fn edge_sizes_are_byte_exact() {
 
 #[tokio::test]
 async fn deferred_length_is_byte_exact() {
+    if !services_enabled("deferred_length_is_byte_exact") {
+        return;
+    }
     let cluster = Cluster::start(2, &["--max-size", "1GiB"]).await;
     let data = pattern(P + 3, 8);
     let resp = client()
@@ -331,6 +360,9 @@ async fn deferred_length_is_byte_exact() {
 
 #[tokio::test]
 async fn a_length_needing_more_parts_than_allowed_gets_bigger_equal_parts() {
+    if !services_enabled("a_length_needing_more_parts_than_allowed_gets_bigger_equal_parts") {
+        return;
+    }
     // At most 3 parts: 20 MiB needs 7 MiB parts although 5 MiB is preferred.
     let cluster = Cluster::start(2, &["--max-parts", "3", "--max-size", "21MiB"]).await;
     let len = 20 * MIB;
@@ -373,6 +405,10 @@ async fn assert_unavailable(url: &str, offset: usize, data: &[u8], what: &str) {
 
 #[tokio::test]
 async fn h_each_service_down_mid_upload_gives_503_and_the_upload_completes_after() {
+    if !services_enabled("h_each_service_down_mid_upload_gives_503_and_the_upload_completes_after")
+    {
+        return;
+    }
     let shared = Endpoints::shared();
     let (mut redis, redis_url) = Private::redis().await;
     let (mut etcd, etcd_url) = Private::etcd().await;
@@ -459,6 +495,9 @@ async fn h_each_service_down_mid_upload_gives_503_and_the_upload_completes_after
 
 #[tokio::test]
 async fn a_node_stopped_for_a_rolling_restart_hands_its_upload_over_at_once() {
+    if !services_enabled("a_node_stopped_for_a_rolling_restart_hands_its_upload_over_at_once") {
+        return;
+    }
     // The lease (10 s) outlasts the lock wait (2 s): only a lock given back on shutdown lets
     // the other node in before its HEAD gives up with 423.
     let cluster = Cluster::start(2, &["--lock-lease", "10s", "--lock-wait", "2s"]).await;
@@ -516,6 +555,9 @@ async fn assert_refuses_to_start(args: &[&str], expected: &[&str]) {
 
 #[tokio::test]
 async fn start_up_fails_fast_naming_the_service_that_does_not_answer() {
+    if !services_enabled("start_up_fails_fast_naming_the_service_that_does_not_answer") {
+        return;
+    }
     let shared = Endpoints::shared();
     let bucket = unique("tusk-e2e");
     let resp = client()
@@ -572,6 +614,9 @@ async fn start_up_fails_fast_naming_the_service_that_does_not_answer() {
 async fn start_up_warns_when_redis_may_evict_upload_state() {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
+    if !services_enabled("start_up_warns_when_redis_may_evict_upload_state") {
+        return;
+    }
     let shared = Endpoints::shared();
     let (_redis, redis_url) = Private::redis_with(&["--maxmemory-policy", "allkeys-lru"]).await;
     let bucket = unique("tusk-e2e");
@@ -619,6 +664,9 @@ async fn start_up_warns_when_redis_may_evict_upload_state() {
 
 #[tokio::test]
 async fn a_checksum_mismatch_commits_none_of_the_parts_it_sent() {
+    if !services_enabled("a_checksum_mismatch_commits_none_of_the_parts_it_sent") {
+        return;
+    }
     let cluster = Cluster::start(2, &[]).await;
     let len = 3 * P;
     let data = pattern(len, 12);
@@ -653,6 +701,9 @@ async fn a_checksum_mismatch_commits_none_of_the_parts_it_sent() {
 
 #[tokio::test]
 async fn downloads_stream_from_s3_on_any_node() {
+    if !services_enabled("downloads_stream_from_s3_on_any_node") {
+        return;
+    }
     let cluster = Cluster::start(2, &[]).await;
     let len = 2 * P + 12_345;
     let data = pattern(len, 14);
@@ -697,6 +748,11 @@ async fn downloads_stream_from_s3_on_any_node() {
 
 #[tokio::test]
 async fn expired_uploads_are_410_on_every_node_and_tusk_cleanup_clears_s3_and_redis() {
+    if !services_enabled(
+        "expired_uploads_are_410_on_every_node_and_tusk_cleanup_clears_s3_and_redis",
+    ) {
+        return;
+    }
     // No node reaps during the test (1 h interval), so every node must answer 410 by itself.
     let cluster = Cluster::start(3, &["--expire-after", "2s", "--reap-interval", "1h"]).await;
     let url = cluster.create(0, 3 * P as u64).await;
@@ -728,6 +784,9 @@ async fn expired_uploads_are_410_on_every_node_and_tusk_cleanup_clears_s3_and_re
 
 #[tokio::test]
 async fn the_background_reaper_removes_expired_uploads() {
+    if !services_enabled("the_background_reaper_removes_expired_uploads") {
+        return;
+    }
     let cluster = Cluster::start(2, &["--expire-after", "1s", "--reap-interval", "1s"]).await;
     let url = cluster.create(0, 3 * P as u64).await;
     let (status, _) = patch(&cluster.on(1, &url), 0, pattern(P + 10, 16)).await;
@@ -754,6 +813,9 @@ async fn the_background_reaper_removes_expired_uploads() {
 
 #[tokio::test]
 async fn a_final_upload_is_assembled_in_s3_from_partials_on_any_node() {
+    if !services_enabled("a_final_upload_is_assembled_in_s3_from_partials_on_any_node") {
+        return;
+    }
     let cluster = Cluster::start(3, &[]).await;
     // 6 MiB and 7 MiB partials are copied inside S3 where they can be; the 1 MiB one and the
     // short pieces around it go through a node as one 5 MiB part.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::receiver::{Answer, Received, Receiver};
-use crate::services::Cluster;
+use crate::services::{Cluster, services_enabled};
 use crate::support::*;
 
 const TOKEN: &str = "Bearer s3cret-token";
@@ -78,6 +78,9 @@ fn authorizing_receiver(hook: &Received) -> Answer {
 
 #[tokio::test]
 async fn hooks_authorize_steer_and_report_every_event_across_nodes() {
+    if !services_enabled("hooks_authorize_steer_and_report_every_event_across_nodes") {
+        return;
+    }
     let receiver = Receiver::start(authorizing_receiver).await;
     let cluster = Cluster::start(
         2,
@@ -299,6 +302,9 @@ async fn head_status(url: &str) -> u16 {
 
 #[tokio::test]
 async fn failing_pre_hooks_refuse_and_post_hooks_retry() {
+    if !services_enabled("failing_pre_hooks_refuse_and_post_hooks_retry") {
+        return;
+    }
     // pre-create fails for "fail", hangs for "slow"; post-create fails twice, then succeeds.
     let post_create_calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let calls = post_create_calls.clone();
@@ -454,6 +460,9 @@ async fn failing_pre_hooks_refuse_and_post_hooks_retry() {
 
 #[tokio::test]
 async fn post_receive_can_stop_an_upload_mid_patch() {
+    if !services_enabled("post_receive_can_stop_an_upload_mid_patch") {
+        return;
+    }
     let receiver = Receiver::start(|hook| {
         let request = hook.json();
         if request["Type"] == "post-receive"
@@ -536,6 +545,9 @@ async fn hooks_work_the_same_in_local_mode() {
 
 #[tokio::test]
 async fn an_upload_finished_under_a_failing_pre_finish_keeps_its_retention() {
+    if !services_enabled("an_upload_finished_under_a_failing_pre_finish_keeps_its_retention") {
+        return;
+    }
     let receiver = Receiver::start(|hook| Answer {
         status: if hook.json()["Type"] == "pre-finish" {
             500

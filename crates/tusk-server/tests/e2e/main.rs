@@ -10,6 +10,7 @@ mod hooks;
 mod http_surface;
 mod memory;
 mod receiver;
+mod redis_full;
 mod services;
 mod support;
 mod traces;

@@ -13,6 +13,18 @@ use tokio::task::JoinSet;
 
 use crate::support::*;
 
+/// Whether tests that need the real services run: only when `TUSK_TEST_SERVICES` is "1"
+/// (`.services/env` sets it). Otherwise it says on stderr that `test` is skipped.
+pub fn services_enabled(test: &str) -> bool {
+    if std::env::var("TUSK_TEST_SERVICES").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!(
+        "skipped: {test} needs Redis, etcd and S3 (set TUSK_TEST_SERVICES=1; scripts/test.sh does)"
+    );
+    false
+}
+
 /// Where the services are.
 #[derive(Debug, Clone)]
 pub struct Endpoints {

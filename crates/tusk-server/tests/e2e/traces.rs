@@ -15,7 +15,7 @@ use prost::Message as _;
 use serde_json::json;
 
 use crate::receiver::{Answer, Receiver};
-use crate::services::{Cluster, Endpoints, free_port};
+use crate::services::{Cluster, Endpoints, free_port, services_enabled};
 use crate::support::*;
 
 /// An OTLP/gRPC trace collector on 127.0.0.1.
@@ -138,6 +138,9 @@ fn descends_from(span: &Span, ancestor: &Span, spans: &[Span]) -> bool {
 
 #[tokio::test]
 async fn a_patch_in_distributed_mode_exports_its_span_tree_over_grpc() {
+    if !services_enabled("a_patch_in_distributed_mode_exports_its_span_tree_over_grpc") {
+        return;
+    }
     let collector = Collector::start().await;
     let hooks = Receiver::start(|_| Answer::ok(json!({}))).await;
     let cluster = Cluster::start_with_env(
