@@ -18,6 +18,8 @@
 #   RUNS            (default 3)     timed rounds in step 1, after one untimed warm-up of each side
 #   TUSK_BIN, BENCH_BIN             binaries (default target/release/tusk, target/release/tusk-bench)
 #   STEPS           (default "1 2 3 4 5")  which steps to run
+#   LOAD_UPLOADS    (default 1000), LOAD_CONCURRENCY (default 64), LOAD_DRIPPERS (default 100)
+#                   step 6
 #   FLAKY_SIZE_MIB  (default 64), FLAKY_CUT_KIB (default 1024), FLAKY_RUNS (default 1),
 #   FLAKY_RATE_KIB  (default 4096: link bandwidth, KiB/s; 0 unthrottled)  step 5
 #
@@ -33,6 +35,11 @@
 #      traffic (RST; FIN; and cut points drawn from 0.5-1.5 x that), resumed after each cut,
 #      against the same upload through the proxy without cuts; bytes that reached the node over
 #      the file size, attempts, time ratio (scripts/bench-flaky.sh runs it in local mode too).
+#   6. load (not in the default STEPS; run with STEPS=6): three nodes with the default
+#      --max-buffered-bytes; LOAD_UPLOADS uploads of 1-8 MiB, LOAD_CONCURRENCY at a time, each
+#      created on one node and sent to the next; first alone, then on fresh nodes with
+#      LOAD_DRIPPERS clients dripping a byte every 10 s. Uploads/s, p50/p99 upload time, errors,
+#      peak RSS per node, etcd writes and Redis commands per upload.
 # For each step it also prints the CPU seconds used by tusk, moto, Redis, etcd and the benchmark
 # client (the machine's capacity is cores x wall time), to show who is the bottleneck.
 #
@@ -54,6 +61,9 @@ FLAKY_SIZE_MIB="${FLAKY_SIZE_MIB:-64}"
 FLAKY_CUT_KIB="${FLAKY_CUT_KIB:-1024}"
 FLAKY_RUNS="${FLAKY_RUNS:-1}"
 FLAKY_RATE_KIB="${FLAKY_RATE_KIB:-4096}"
+LOAD_UPLOADS="${LOAD_UPLOADS:-1000}"
+LOAD_CONCURRENCY="${LOAD_CONCURRENCY:-64}"
+LOAD_DRIPPERS="${LOAD_DRIPPERS:-100}"
 PATCH_TOTAL_MIB=32
 PATCH_KIB=256
 CONC_UPLOADS=8
@@ -99,6 +109,7 @@ mkdir -p "$ROOT/target/bench-tmp"
 WORK="$(mktemp -d "$ROOT/target/bench-tmp/dist.XXXXXX")"
 NODE_PID=""
 NODE_URL=""
+LOAD_PIDS=() # step 6's nodes, stopped by cleanup too
 BUCKET=""
 S3_ENDPOINT="" REDIS_URL="" ETCD_ENDPOINTS="" # from .services/env
 STOP_SERVICES=""
@@ -109,6 +120,11 @@ cleanup() {
         stop_pid "tusk node" "$NODE_PID" || true
     fi
     NODE_PID=""
+    for pid in "${LOAD_PIDS[@]}"; do
+        if pid_alive "$pid"; then
+            stop_pid "tusk node" "$pid" || true
+        fi
+    done
     if [[ -n "$BUCKET" && -n "$S3_ENDPOINT" && -z "$STOP_SERVICES" ]]; then
         # Empty after a complete run (the benchmark deletes its objects); moto refuses to delete a
         # bucket that is not, which only leaves a small bucket behind after a failed run.
@@ -295,6 +311,37 @@ if want 5; then
         --size-mib "$FLAKY_SIZE_MIB" --cut-kib "$FLAKY_CUT_KIB" --rate-kib "$FLAKY_RATE_KIB" \
         --runs "$FLAKY_RUNS"
     stop_node
+fi
+
+# --- 6. load over three nodes, without and with dripping clients ----------------------------
+# host:port of REDIS_URL (redis://host:port/db), for INFO over plain RESP.
+redis_host_port() {
+    local rest="${REDIS_URL#redis://}"
+    printf '%s' "${rest%%/*}"
+}
+if want 6; then
+    for drippers in 0 "$LOAD_DRIPPERS"; do
+        # Fresh nodes for each run, so each node's VmHWM is this run's own.
+        LOAD_PIDS=()
+        urls=()
+        for n in 1 2 3; do
+            start_node "load$drippers-$n"
+            LOAD_PIDS+=("$NODE_PID")
+            urls+=("$NODE_URL")
+            NODE_PID=""
+        done
+        log "step 6: load, $LOAD_UPLOADS uploads of 1-8 MiB, $LOAD_CONCURRENCY at a time," \
+            "over 3 nodes, $drippers dripping clients"
+        "$BENCH_BIN" load --endpoints "$(IFS=,; echo "${urls[*]}")" \
+            --uploads "$LOAD_UPLOADS" --concurrency "$LOAD_CONCURRENCY" --drippers "$drippers" \
+            --pids "$(IFS=,; echo "${LOAD_PIDS[*]}")" --buffer-bound "$((512 * MIB))" \
+            --etcd "$ETCD_ENDPOINTS" --redis "$(redis_host_port)"
+        for pid in "${LOAD_PIDS[@]}"; do
+            stop_pid "tusk node" "$pid"
+            wait "$pid" 2>/dev/null || true
+        done
+        LOAD_PIDS=()
+    done
 fi
 
 warnings="$(cat "$WORK"/*.log | grep -E 'WARN|ERROR' || true)"

@@ -11,7 +11,7 @@ use clap::Args as ClapArgs;
 use reqwest::{Client, StatusCode, Url};
 use tusk_testkit::fault_proxy::{ConnPlan, CutKind, FaultProxy, Policy, random_cuts};
 
-use crate::tus::loopback_url;
+use crate::tus::{create_with, delete_with, loopback_url, offset_header};
 
 const MIB: u64 = 1024 * 1024;
 /// No single request may take longer than this.
@@ -162,23 +162,7 @@ async fn upload(endpoint: &Url, data: &Bytes, policy: Policy) -> Result<Outcome>
         .timeout(REQUEST_TIMEOUT)
         .build()?;
     let size = data.len() as u64;
-    let created = client
-        .post(via.clone())
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", size.to_string())
-        .send()
-        .await?;
-    ensure!(
-        created.status() == StatusCode::CREATED,
-        "POST: {}",
-        created.status()
-    );
-    let location = created
-        .headers()
-        .get("location")
-        .context("POST: no Location")?
-        .to_str()?;
-    let url = via.join(location)?;
+    let url = create_with(&client, &via, size).await?;
     // Direct to the node, for the check at the end.
     let mut direct = url.clone();
     direct.set_port(endpoint.port()).ok().context("port")?;
@@ -220,17 +204,7 @@ async fn upload(endpoint: &Url, data: &Bytes, policy: Policy) -> Result<Outcome>
         stored.len(),
         data.len()
     );
-    // Removed (termination), so the benchmark leaves nothing behind.
-    let deleted = client
-        .delete(direct)
-        .header("Tus-Resumable", "1.0.0")
-        .send()
-        .await?;
-    ensure!(
-        deleted.status() == StatusCode::NO_CONTENT,
-        "DELETE: {}",
-        deleted.status()
-    );
+    delete_with(&client, &direct).await?;
     Ok(Outcome {
         forwarded,
         attempts,
@@ -252,13 +226,4 @@ async fn head(client: &Client, url: &Url) -> Result<u64> {
         }
     }
     bail!("HEAD {url} failed 20 times")
-}
-
-fn offset_header(resp: &reqwest::Response) -> Result<u64> {
-    resp.headers()
-        .get("upload-offset")
-        .context("no Upload-Offset")?
-        .to_str()?
-        .parse()
-        .context("Upload-Offset is not a number")
 }

@@ -6,12 +6,14 @@
 //!   tusk (one POST, one streamed PATCH), alternating, with medians and the time ratio;
 //! - `patches`: one upload sent as many small sequential PATCHes (latency percentiles);
 //! - `concurrent`: several uploads at once, sampling the tusk process's RSS;
+//! - `load`: many uploads over several nodes, optionally with clients that drip bytes;
 //! - `flaky`: one upload through the fault proxy, cut every so many bytes, resumed after each
 //!   cut, against the same upload without cuts (local or distributed mode).
 
 mod concurrent;
 mod data;
 mod flaky;
+mod load;
 mod patches;
 mod rss;
 mod s3;
@@ -43,6 +45,9 @@ enum Command {
     /// One upload through a proxy that cuts the link every so many bytes, resumed after each
     /// cut, against the same upload without cuts.
     Flaky(flaky::Args),
+    /// Many uploads of random sizes over several nodes, a fixed number at a time, optionally
+    /// with clients that hold PATCHes open by dripping a byte now and then.
+    Load(load::Args),
 }
 
 fn main() -> Result<()> {
@@ -56,6 +61,7 @@ fn main() -> Result<()> {
             Command::Patches(args) => patches::run(args).await,
             Command::Concurrent(args) => concurrent::run(args).await,
             Command::Flaky(args) => flaky::run(args).await,
+            Command::Load(args) => load::run(args).await,
         }
     })
 }

@@ -144,6 +144,55 @@ impl Tus {
     }
 }
 
+/// POST a new upload of `length` bytes to `collection` with `client`; the upload's URL (the
+/// `Location`, resolved against the collection).
+pub async fn create_with(client: &Client, collection: &Url, length: u64) -> Result<Url> {
+    let created = client
+        .post(collection.clone())
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", length.to_string())
+        .send()
+        .await
+        .with_context(|| format!("POST {collection}"))?;
+    ensure!(
+        created.status() == StatusCode::CREATED,
+        "POST: {}",
+        created.status()
+    );
+    let location = created
+        .headers()
+        .get("location")
+        .context("POST: no Location")?
+        .to_str()?;
+    Ok(collection.join(location)?)
+}
+
+/// DELETE (terminate) the upload at `url`, so a benchmark leaves nothing behind.
+pub async fn delete_with(client: &Client, url: &Url) -> Result<()> {
+    let deleted = client
+        .delete(url.clone())
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .with_context(|| format!("DELETE {url}"))?;
+    ensure!(
+        deleted.status() == StatusCode::NO_CONTENT,
+        "DELETE: {}",
+        deleted.status()
+    );
+    Ok(())
+}
+
+/// The `Upload-Offset` of a response.
+pub fn offset_header(resp: &Response) -> Result<u64> {
+    resp.headers()
+        .get("upload-offset")
+        .context("no Upload-Offset")?
+        .to_str()?
+        .parse()
+        .context("Upload-Offset is not a number")
+}
+
 async fn expect_status(response: Response, want: StatusCode, what: &str) -> Result<Response> {
     let status = response.status();
     if status == want {
