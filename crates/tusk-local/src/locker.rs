@@ -175,16 +175,26 @@ mod tests {
         let second = tokio::spawn(async move { l2.lock(&id2, Duration::from_secs(10)).await });
         let l3 = locker.clone();
         let id3 = id.clone();
+        // Every wait is bounded: a locker that never asks fails the test instead of hanging it.
+        let patience = Duration::from_secs(10);
         // Wait until the second request is queued (its release request cancelled our token).
-        first.release_requested().cancelled().await;
+        tokio::time::timeout(patience, first.release_requested().cancelled())
+            .await
+            .expect("the first holder is asked to release");
         let third = tokio::spawn(async move { l3.lock(&id3, Duration::from_secs(10)).await });
-        while locked(&locker.inner.entry(&id).state).waiters < 2 {
-            tokio::task::yield_now().await;
-        }
+        tokio::time::timeout(patience, async {
+            while locked(&locker.inner.entry(&id).state).waiters < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the third request queues");
         drop(first);
         let second = second.await.unwrap().unwrap();
         // The third request is still waiting, so the second holder is asked to let go at once.
-        second.release_requested().cancelled().await;
+        tokio::time::timeout(patience, second.release_requested().cancelled())
+            .await
+            .expect("the second holder is asked to release at once");
         drop(second);
         third.await.unwrap().unwrap();
     }

@@ -627,26 +627,96 @@ mod tests {
         validate(settings).map_err(|e| e.to_string())
     }
 
+    /// The default the README's configuration table gives for `flag` (the text in backticks of
+    /// the third column).
+    fn readme_default(flag: &str) -> String {
+        let readme = include_str!("../../../README.md");
+        let row = readme
+            .lines()
+            .find(|line| {
+                line.starts_with(&format!("| `{flag} ")) || line.starts_with(&format!("| `{flag}`"))
+            })
+            .unwrap_or_else(|| panic!("no README row for {flag}"));
+        let cell = row.split(" | ").nth(2).unwrap_or_default();
+        cell.trim_matches(|c| c == '`' || c == ' ').to_owned()
+    }
+
+    fn readme_bytes(flag: &str) -> u64 {
+        readme_default(flag)
+            .parse::<crate::units::ByteSize>()
+            .unwrap()
+            .0
+    }
+
+    fn readme_duration(flag: &str) -> Duration {
+        readme_default(flag)
+            .parse::<crate::units::HumanDuration>()
+            .unwrap()
+            .0
+    }
+
     #[test]
     fn defaults_match_the_readme() {
         let c = validate(Settings::default()).unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:1080");
-        assert_eq!(c.http.base_path, "/files/");
+        assert_eq!(c.listen.to_string(), readme_default("--listen"));
+        assert_eq!(c.http.base_path, readme_default("--base-path"));
+        let data_dir = PathBuf::from(readme_default("--data-dir"));
         assert!(
-            matches!(&c.storage, Storage::Local { data_dir } if data_dir == &PathBuf::from("tusk-data"))
+            matches!(&c.storage, Storage::Local { data_dir: d } if data_dir.ends_with(d)),
+            "{:?}",
+            c.storage
         );
-        assert_eq!(c.engine.max_size, 1 << 40);
-        assert_eq!(c.engine.max_metadata_bytes, 4096);
-        assert_eq!(c.engine.lock_wait, Duration::from_secs(5));
-        assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(c.engine.max_size, readme_bytes("--max-size"));
         assert_eq!(
-            c.engine.expire_after,
-            Some(Duration::from_secs(7 * 24 * 3600))
+            c.engine.max_metadata_bytes as u64,
+            readme_bytes("--max-metadata-size")
         );
-        assert_eq!(c.engine.finished_retention, None);
-        assert_eq!(c.reap_interval, Duration::from_secs(60));
+        assert_eq!(c.engine.lock_wait, readme_duration("--lock-wait"));
+        assert_eq!(c.engine.read_timeout, readme_duration("--read-timeout"));
+        assert_eq!(c.shutdown_timeout, readme_duration("--shutdown-timeout"));
+        assert_eq!(
+            c.engine.expire_after.unwrap_or_default(),
+            readme_duration("--expire-after")
+        );
+        assert_eq!(
+            c.engine.finished_retention.unwrap_or_default(),
+            readme_duration("--finished-retention")
+        );
+        assert_eq!(c.reap_interval, readme_duration("--reap-interval"));
+        assert_eq!(readme_default("--cors-origins"), "*");
         assert_eq!(c.http.cors, CorsOrigins::Any);
-        assert!(!c.http.behind_proxy);
+        assert_eq!(
+            c.http.behind_proxy.to_string(),
+            readme_default("--behind-proxy")
+        );
+        assert_eq!(
+            format!("{:?}", c.log_format).to_lowercase(),
+            readme_default("--log-format")
+        );
+
+        // Distributed mode's defaults, with the two settings it needs.
+        let c = from_toml(
+            "s3_bucket = \"b\"\nredis_url = \"redis://r\"\netcd_endpoints = \"http://e:2379\"",
+        )
+        .unwrap();
+        let Storage::Distributed(d) = &c.storage else {
+            panic!("distributed mode expected")
+        };
+        assert_eq!(
+            d.multipart.preferred_part_size,
+            readme_bytes("--preferred-part-size")
+        );
+        assert_eq!(
+            d.multipart.max_parts.to_string(),
+            readme_default("--max-parts")
+        );
+        assert_eq!(
+            d.multipart.max_inflight_parts.to_string(),
+            readme_default("--max-inflight-parts")
+        );
+        assert_eq!(d.max_buffered_bytes, readme_bytes("--max-buffered-bytes"));
+        let etcd = d.etcd.as_ref().unwrap();
+        assert_eq!(etcd.lease, readme_duration("--lock-lease"));
     }
 
     #[test]

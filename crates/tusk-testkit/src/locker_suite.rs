@@ -20,11 +20,14 @@ async fn holder_is_asked_to_release_and_newcomer_gets_the_lock(locker: &dyn Lock
     let first = locker.lock(&id, PATIENCE).await.expect("first lock");
     assert!(!first.release_requested().is_cancelled());
     let release = first.release_requested().clone();
+    // Bounded: a locker that never asks the holder makes the newcomer fail, not the suite hang.
     let holder = async move {
-        release.cancelled().await;
+        let asked = tokio::time::timeout(PATIENCE, release.cancelled()).await;
         drop(first);
+        asked.is_ok()
     };
-    let (second, ()) = tokio::join!(locker.lock(&id, PATIENCE), holder);
+    let (second, asked) = tokio::join!(locker.lock(&id, PATIENCE), holder);
+    assert!(asked, "the holder was never asked to release");
     let second = second.expect("second lock after release");
     assert!(!second.release_requested().is_cancelled());
 }

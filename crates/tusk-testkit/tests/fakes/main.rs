@@ -2,3 +2,4 @@
 
 mod memory_objects;
 mod memory_state;
+mod memory_store;
