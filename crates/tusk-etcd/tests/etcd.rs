@@ -3,7 +3,7 @@
 //! Each test uses its own key prefix, so tests run in parallel on one etcd. Waits are on
 //! conditions with generous bounds, never on sleeps.
 
-#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 use std::future::Future;
 use std::net::SocketAddr;

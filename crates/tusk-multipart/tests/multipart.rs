@@ -1,7 +1,7 @@
 //! The distributed store over in-memory object and state stores with S3's and Redis's
 //! semantics. The same store runs against real S3 and Redis in the binary's end-to-end tests.
 
-#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 use std::ops::Range;
 use std::sync::Arc;

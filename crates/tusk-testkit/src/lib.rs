@@ -3,13 +3,21 @@
 
 pub mod fault_proxy;
 mod links;
+// A conformance suite: a failed expectation is a failed test.
+#[allow(clippy::expect_used)]
 pub mod locker_suite;
 mod memory;
 mod memory_objects;
 mod memory_state;
+// A conformance suite: a failed expectation is a failed test.
+#[allow(clippy::expect_used)]
 pub mod object_suite;
 mod source;
+// A conformance suite: a failed expectation is a failed test.
+#[allow(clippy::expect_used)]
 pub mod state_suite;
+// A conformance suite: a failed expectation is a failed test.
+#[allow(clippy::expect_used)]
 pub mod store_suite;
 
 pub use memory::MemoryStore;

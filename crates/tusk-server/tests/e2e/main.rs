@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a failed test
 //! End-to-end tests: each spawns the real `tusk` binary on 127.0.0.1 and talks HTTP to it.
 
 mod attacks;
