@@ -3,6 +3,8 @@
 //!
 //! Every test uses its own key prefix, so tests can run at the same time on one server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a failed test
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,8 @@
 //! `S3Objects` against a real S3 server (moto in the test services): the object-store
 //! conformance suite, start-up checks and error mapping.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a failed test
+
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::Path;
