@@ -62,6 +62,10 @@ pub struct Metrics {
     pub hook_failures: IntCounterVec,
     /// `tusk_hooks_dropped_total{hook}`.
     pub hooks_dropped: IntCounterVec,
+    /// `tusk_hook_refusals_total{hook}`.
+    pub hook_refusals: IntCounterVec,
+    /// `tusk_hook_access_cache_hits_total`.
+    pub hook_access_cache_hits: IntCounter,
     /// `tusk_part_buffer_limit_bytes`.
     pub part_buffer_limit: IntGauge,
     /// `tusk_part_buffer_reserved_bytes`.
@@ -218,6 +222,17 @@ impl Metrics {
                 "tusk_hook_failures_total",
                 "Hook calls that failed (unreachable, timed out, non-2xx or unreadable answer), each attempt, by hook type.",
                 &["hook"],
+            ),
+            hook_refusals: counter_vec(
+                r,
+                "tusk_hook_refusals_total",
+                "Requests a blocking hook refused (pre-access), by hook type.",
+                &["hook"],
+            ),
+            hook_access_cache_hits: counter(
+                r,
+                "tusk_hook_access_cache_hits_total",
+                "Requests allowed from the pre-access cache (hooks_access_cache) without asking the hook.",
             ),
             hooks_dropped: counter_vec(
                 r,

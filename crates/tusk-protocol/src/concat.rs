@@ -80,6 +80,8 @@ impl Engine {
                 }
                 Err(err) => return Err(err.into()),
             };
+            // Naming an upload in a final one reads its bytes: it takes the caller's access.
+            self.authorize(&info).await?;
             if info.concat != Some(Concat::Partial) {
                 return Err(TusError::InvalidConcat(format!(
                     "upload {id} was not created with Upload-Concat: partial"

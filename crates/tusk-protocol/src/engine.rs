@@ -231,9 +231,22 @@ impl Engine {
     /// lease, a put, a watch, a delete), and requests for unknown ids, which need no login and
     /// which any web page can make browsers send, must cost nothing there. The read is not
     /// fenced; the locked read that follows is, so an upload removed in between is still 404.
+    ///
+    /// The pre-access hook, when on, is asked here too, from the same read: a refused request
+    /// takes no lock and changes nothing.
     pub(crate) async fn lock_existing(&self, id: &UploadId) -> Result<LockGuard, TusError> {
-        self.store().info(id).await?;
+        let info = self.store().info(id).await?;
+        self.authorize(&info).await?;
         self.lock(id).await
+    }
+
+    /// The pre-access hook's answer for the current request on `info`'s upload (allowed when
+    /// no hook is set).
+    pub(crate) async fn authorize(&self, info: &UploadInfo) -> Result<(), TusError> {
+        match self.hooks() {
+            Some(hooks) => hooks.authorize(&info.id, || self.hook_upload(info)).await,
+            None => Ok(()),
+        }
     }
 
     pub(crate) async fn lock(&self, id: &UploadId) -> Result<LockGuard, TusError> {

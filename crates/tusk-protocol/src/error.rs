@@ -152,6 +152,7 @@ fn rejection_message(hook: HookType) -> &'static str {
     match hook {
         HookType::PreCreate => "upload creation has been rejected by server",
         HookType::PreTerminate => "upload termination has been rejected by server",
+        HookType::PreAccess => "access to the upload has been refused by server",
         _ => "upload has been stopped by server",
     }
 }
@@ -184,8 +185,9 @@ impl TusError {
             TusError::UnknownId => 404,
             TusError::HookFailed { .. } => 503,
             // A hook may pick any error status; anything else keeps tusd's default.
-            TusError::HookRejected { response, .. } => match response.status_code {
+            TusError::HookRejected { hook, response } => match response.status_code {
                 status @ 400..=599 => status,
+                _ if *hook == HookType::PreAccess => 403,
                 _ => 400,
             },
             TusError::Store(e) => match e.kind() {
@@ -232,6 +234,7 @@ impl TusError {
             TusError::HookRejected { hook, .. } => match hook {
                 HookType::PreCreate => "ERR_UPLOAD_REJECTED",
                 HookType::PreTerminate => "ERR_UPLOAD_TERMINATION_REJECTED",
+                HookType::PreAccess => "ERR_ACCESS_REFUSED",
                 _ => "ERR_UPLOAD_STOPPED",
             },
             TusError::Store(e) => match e.kind() {

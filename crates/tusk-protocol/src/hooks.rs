@@ -35,11 +35,14 @@ pub enum HookType {
     PreTerminate,
     /// After an upload was removed by DELETE.
     PostTerminate,
+    /// Before a HEAD, PATCH, GET or DELETE of an upload is served, and for each partial a new
+    /// final upload names; can refuse it. Not in the default set.
+    PreAccess,
 }
 
 impl HookType {
     /// Every hook type.
-    pub const ALL: [HookType; 7] = [
+    pub const ALL: [HookType; 8] = [
         HookType::PreCreate,
         HookType::PostCreate,
         HookType::PostReceive,
@@ -47,6 +50,7 @@ impl HookType {
         HookType::PostFinish,
         HookType::PreTerminate,
         HookType::PostTerminate,
+        HookType::PreAccess,
     ];
 
     /// The name in tusd's `Type` field and in `--hooks-events`.
@@ -59,6 +63,7 @@ impl HookType {
             HookType::PostFinish => "post-finish",
             HookType::PreTerminate => "pre-terminate",
             HookType::PostTerminate => "post-terminate",
+            HookType::PreAccess => "pre-access",
         }
     }
 
@@ -270,15 +275,19 @@ pub struct HookConfig {
     pub post_backoff: Duration,
     /// post-receive: at most one per upload per this interval (per node).
     pub post_receive_interval: Duration,
+    /// pre-access: how long an allow answer is reused for the same upload and `Authorization`
+    /// (per node); zero: never.
+    pub access_cache: Duration,
 }
 
 impl Default for HookConfig {
     fn default() -> Self {
         Self {
-            // As tusd: post-receive only when asked for, it is the chatty one.
+            // As tusd: post-receive only when asked for, it is the chatty one; pre-access too,
+            // it is one more round trip on every request.
             events: HookType::ALL
                 .into_iter()
-                .filter(|t| *t != HookType::PostReceive)
+                .filter(|t| !matches!(t, HookType::PostReceive | HookType::PreAccess))
                 .collect(),
             forward_headers: DEFAULT_FORWARD_HEADERS
                 .iter()
@@ -287,6 +296,7 @@ impl Default for HookConfig {
             timeout: Duration::from_secs(10),
             post_retries: 3,
             post_backoff: Duration::from_secs(1),
+            access_cache: Duration::ZERO,
             post_receive_interval: Duration::from_secs(1),
         }
     }
@@ -315,6 +325,8 @@ pub const DEFAULT_FORWARD_HEADERS: &[&str] = &[
 
 /// Past this many uploads in the post-receive throttle, entries past their interval are dropped.
 const THROTTLE_PRUNE_AT: usize = 10_000;
+/// pre-access allow answers kept at most (per node), with `access_cache`.
+const ACCESS_CACHE_ENTRIES: usize = 10_000;
 /// Background (post-*) hook calls in flight at once; the rest wait their turn.
 const BACKGROUND_CONCURRENCY: usize = 32;
 /// Background hook calls queued or in flight at most; past it new ones are dropped (and
@@ -330,6 +342,8 @@ pub struct Hooks {
     /// Turns for background calls in flight.
     sending: Arc<tokio::sync::Semaphore>,
     last_receive: Mutex<HashMap<UploadId, Instant>>,
+    /// pre-access allow answers: (upload, digest of the request's `Authorization`) -> until.
+    access_allowed: Mutex<HashMap<(UploadId, [u8; 32]), Instant>>,
 }
 
 impl Hooks {
@@ -341,6 +355,7 @@ impl Hooks {
             tasks: TaskTracker::new(),
             sending: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_CONCURRENCY)),
             last_receive: Mutex::new(HashMap::new()),
+            access_allowed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -468,6 +483,80 @@ impl Hooks {
             _ => {
                 last.insert(id.clone(), now);
                 true
+            }
+        }
+    }
+
+    /// The current request's key in the pre-access cache: the upload and a digest of its
+    /// `Authorization` values (the credential itself is never kept).
+    fn access_key(id: &UploadId) -> (UploadId, [u8; 32]) {
+        use sha2::Digest as _;
+        let request = current_request();
+        let mut digest = sha2::Sha256::new();
+        for (name, values) in &request.header {
+            if name.eq_ignore_ascii_case("authorization") {
+                for value in values {
+                    digest.update(value.as_bytes());
+                    digest.update([0]);
+                }
+            }
+        }
+        (id.clone(), digest.finalize().into())
+    }
+
+    /// Ask the pre-access hook whether the current request may touch `upload` (whose id is
+    /// `id`); `Ok` if the hook is off, allows, or allowed the same request recently (with
+    /// `access_cache`). A refusal or a failed hook is an error: the request is refused.
+    pub(crate) async fn authorize(
+        &self,
+        id: &UploadId,
+        upload: impl FnOnce() -> HookUpload,
+    ) -> Result<(), crate::TusError> {
+        let hook = HookType::PreAccess;
+        if !self.enabled(hook) {
+            return Ok(());
+        }
+        let metrics = tusk_metrics::metrics();
+        let ttl = self.config.access_cache;
+        let key = (!ttl.is_zero()).then(|| Self::access_key(id));
+        if let Some(key) = &key
+            && let Ok(allowed) = self.access_allowed.lock()
+            && allowed
+                .get(key)
+                .is_some_and(|until| Instant::now() < *until)
+        {
+            metrics.hook_access_cache_hits.inc();
+            return Ok(());
+        }
+        match self.call(hook, upload()).await {
+            Err(err) => Err(crate::TusError::HookFailed {
+                hook,
+                reason: err.to_string(),
+            }),
+            Ok(Some(answer)) if answer.reject_upload => {
+                metrics
+                    .hook_refusals
+                    .with_label_values(&[hook.as_str()])
+                    .inc();
+                Err(crate::TusError::HookRejected {
+                    hook,
+                    response: answer.http_response,
+                })
+            }
+            Ok(_) => {
+                if let Some(key) = key
+                    && let Ok(mut allowed) = self.access_allowed.lock()
+                {
+                    let now = Instant::now();
+                    if allowed.len() >= ACCESS_CACHE_ENTRIES {
+                        allowed.retain(|_, until| now < *until);
+                    }
+                    // Full of live entries: this answer is simply not reused.
+                    if allowed.len() < ACCESS_CACHE_ENTRIES {
+                        allowed.insert(key, now + ttl);
+                    }
+                }
+                Ok(())
             }
         }
     }

@@ -157,8 +157,8 @@ pub struct Settings {
     pub hooks_url_file: Option<PathBuf>,
 
     /// Hook events to send, comma-separated: pre-create, post-create, post-receive,
-    /// pre-finish, post-finish, pre-terminate, post-terminate
-    /// [default: all but post-receive].
+    /// pre-finish, post-finish, pre-terminate, post-terminate, pre-access
+    /// [default: all but post-receive and pre-access].
     #[arg(
         long,
         env = "TUSK_HOOKS_EVENTS",
@@ -216,6 +216,16 @@ pub struct Settings {
         help_heading = "Hooks"
     )]
     pub hooks_post_receive_interval: Option<HumanDuration>,
+
+    /// Reuse a pre-access hook's "allowed" for the same upload and Authorization for this
+    /// long, per node (0: ask every time; refusals are never reused) [default: 0].
+    #[arg(
+        long,
+        env = "TUSK_HOOKS_ACCESS_CACHE",
+        value_name = "DURATION",
+        help_heading = "Hooks"
+    )]
+    pub hooks_access_cache: Option<HumanDuration>,
 
     // --- distributed mode -------------------------------------------------------------------
     /// S3 bucket holding upload data. Setting it switches to distributed mode (S3 + Redis);
@@ -461,6 +471,7 @@ impl Settings {
             hooks_retries,
             hooks_backoff,
             hooks_post_receive_interval,
+            hooks_access_cache,
             expire_after,
             finished_retention,
             reap_interval,

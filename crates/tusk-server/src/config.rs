@@ -369,6 +369,7 @@ fn hooks(s: &mut Settings) -> Result<Option<HookSettings>, ConfigError> {
                 "hooks_post_receive_interval",
                 s.hooks_post_receive_interval.is_some(),
             ),
+            ("hooks_access_cache", s.hooks_access_cache.is_some()),
         ];
         return match set.iter().find(|(_, set)| *set) {
             Some((key, _)) => Err(invalid(key, "needs hooks_url")),
@@ -429,6 +430,13 @@ fn hooks(s: &mut Settings) -> Result<Option<HookSettings>, ConfigError> {
                 s.hooks_post_receive_interval,
                 defaults.post_receive_interval,
             )?,
+            access_cache: match s.hooks_access_cache.map(|v| v.0) {
+                None => defaults.access_cache,
+                Some(d) if d > Duration::from_secs(3600) => {
+                    return Err(invalid("hooks_access_cache", "must be at most 1h"));
+                }
+                Some(d) => d,
+            },
         },
     }))
 }

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a failed test
 //! End-to-end tests: each spawns the real `tusk` binary on 127.0.0.1 and talks HTTP to it.
 
+mod access;
 mod attacks;
 mod cli;
 mod cuts;
