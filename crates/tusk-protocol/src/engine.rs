@@ -5,6 +5,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tusk_core::{LockGuard, Locker, UploadId, UploadInfo, UploadStore};
 
+use crate::expiry::{Clock, SystemClock};
+
 use crate::body::{PatchBody, Stops};
 use crate::hooks::{
     HookHttpRequest, HookHttpResponse, HookType, HookUpload, Hooks, canonical_header_name,
@@ -49,6 +51,7 @@ pub struct Engine {
     config: EngineConfig,
     shutdown: CancellationToken,
     hooks: Option<Arc<Hooks>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Engine {
@@ -60,7 +63,21 @@ impl Engine {
             config,
             shutdown: CancellationToken::new(),
             hooks: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Read expiry times from `clock` instead of the system's (tests move a [`ManualClock`]).
+    ///
+    /// [`ManualClock`]: crate::ManualClock
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock expiry reads.
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     /// Send hooks for this engine's uploads.

@@ -2,6 +2,7 @@
 //! PATCH, finished ones after an optional retention; expired uploads answer 410 and a reaper
 //! removes them.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tusk_core::{ErrorKind, UploadId, UploadInfo};
@@ -13,17 +14,71 @@ use crate::{Engine, TusError};
 /// generated id (those are 32 hex digits).
 const REAPER_LOCK: &str = "_tusk-reaper";
 
-/// Unix time in seconds, rounded down (for "has it expired yet?").
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
+/// The wall clock expiry reads: the system's, or one a test moves by hand.
+pub trait Clock: Send + Sync {
+    /// The time now.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that stands still until it is moved: expiration tests advance it instead of
+/// waiting real seconds.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<SystemTime>>);
+
+impl ManualClock {
+    /// A clock set to the system's time now.
+    pub fn new() -> Self {
+        Self(Arc::new(Mutex::new(SystemTime::now())))
+    }
+
+    /// Move the clock `by` forward.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *now += by;
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Unix time in seconds of `clock`, rounded down (for "has it expired yet?").
+fn unix_secs(clock: &dyn Clock) -> u64 {
+    clock
+        .now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-/// Unix time in seconds, rounded up: expiries count from here, so an upload never expires
-/// before its full period has passed.
-fn now_rounded_up() -> u64 {
-    SystemTime::now()
+/// Unix time in seconds of `clock`, rounded up: expiries count from here, so an upload never
+/// expires before its full period has passed.
+fn unix_secs_rounded_up(clock: &dyn Clock) -> u64 {
+    clock
+        .now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
 }
@@ -44,19 +99,19 @@ impl Engine {
     pub(crate) fn unfinished_expiry(&self) -> Option<u64> {
         self.config()
             .expire_after
-            .map(|d| now_rounded_up().saturating_add(d.as_secs()))
+            .map(|d| unix_secs_rounded_up(self.clock()).saturating_add(d.as_secs()))
     }
 
     /// When a finished upload is removed, if finished uploads are removed at all.
     pub(crate) fn finished_expiry(&self) -> Option<u64> {
         self.config()
             .finished_retention
-            .map(|d| now_rounded_up().saturating_add(d.as_secs()))
+            .map(|d| unix_secs_rounded_up(self.clock()).saturating_add(d.as_secs()))
     }
 
     /// 410 for an upload whose time is up (the reaper may not have removed it yet).
     pub(crate) fn refuse_expired(&self, info: &UploadInfo) -> Result<(), TusError> {
-        if info.is_expired(now()) {
+        if info.is_expired(unix_secs(self.clock())) {
             return Err(TusError::Expired);
         }
         Ok(())
@@ -104,7 +159,7 @@ impl Engine {
             Err(err) if err.kind() == ErrorKind::Locked => return Ok(None),
             Err(err) => return Err(err.into()),
         };
-        let now = now();
+        let now = unix_secs(self.clock());
         let due = self.store().expired(now.saturating_add(1), limit).await?;
         let mut report = ReapReport {
             examined: due.len(),

@@ -24,7 +24,7 @@ mod post;
 pub use body::{BodyEnd, BodyError, BodyStream};
 pub use engine::{Engine, EngineConfig};
 pub use error::TusError;
-pub use expiry::ReapReport;
+pub use expiry::{Clock, ManualClock, ReapReport, SystemClock};
 pub use hooks::{
     DEFAULT_FORWARD_HEADERS, FileInfoChanges, HookConfig, HookError, HookEvent, HookHttpRequest,
     HookHttpResponse, HookRequest, HookResponse, HookSender, HookType, HookUpload, Hooks,

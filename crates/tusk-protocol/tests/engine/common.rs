@@ -27,6 +27,8 @@ pub const BASE: &str = "http://tus.test/files/";
 pub struct Harness {
     pub engine: Arc<Engine>,
     pub locker: Arc<ProcessLocker>,
+    /// The engine's clock: expiration tests move it instead of waiting.
+    pub clock: tusk_protocol::ManualClock,
     backend: Backend,
 }
 
@@ -137,10 +139,14 @@ impl Harness {
                 }
             };
         let locker = Arc::new(ProcessLocker::new());
-        let engine = Arc::new(Engine::new(store, locker.clone(), config));
+        let clock = tusk_protocol::ManualClock::new();
+        let engine = Arc::new(
+            Engine::new(store, locker.clone(), config).with_clock(Arc::new(clock.clone())),
+        );
         Self {
             engine,
             locker,
+            clock,
             backend,
         }
     }

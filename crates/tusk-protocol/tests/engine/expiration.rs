@@ -1,6 +1,6 @@
 //! The expiration extension across methods: Upload-Expires, 410 after expiry, the reaper.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::common::{Harness, Req, config};
 use tusk_protocol::{EngineConfig, Target};
@@ -19,33 +19,21 @@ fn expires_of(resp: &tusk_protocol::TusResponse) -> u64 {
     date.duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Poll (bounded) until HEAD of `id` gives `status`.
-async fn wait_for_head(h: &Harness, id: &str, status: u16) {
-    for _ in 0..500 {
-        if h.send(Req::head(id)).await.status == status {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("HEAD never answered {status}");
+/// The engine's time, in Unix seconds.
+fn now(h: &Harness) -> u64 {
+    use tusk_protocol::Clock as _;
+    h.clock.now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 #[tokio::test]
 async fn post_patch_and_head_announce_the_expiry() {
     let h = Harness::with_config(expiring(3600, None)).await;
-    let before = now();
+    let before = now(&h);
     let resp = h.send(Req::post().header("Upload-Length", "10")).await;
     assert_eq!(resp.status, 201);
     let at = expires_of(&resp);
     // One period after the request, counted from the next whole second (never early).
-    assert!((before + 3600..=now() + 3601).contains(&at), "{at}");
+    assert!((before + 3600..=now(&h) + 3601).contains(&at), "{at}");
     let id = crate::common::id_of(&resp);
     let resp = h.send(Req::patch(&id, 0).body(b"abc")).await;
     assert_eq!(resp.status, 204);
@@ -78,7 +66,10 @@ async fn an_expired_upload_answers_410_and_the_reaper_removes_it() {
     let done = h.create(Some(3)).await;
     assert_eq!(h.send(Req::patch(&done, 0).body(b"abc")).await.status, 204);
 
-    wait_for_head(&h, &id, 410).await;
+    assert_eq!(h.send(Req::head(&id)).await.status, 200, "not yet");
+    // Two seconds later by the engine's clock (a period of 1 s counts from the next second).
+    h.clock.advance(Duration::from_secs(2));
+    assert_eq!(h.send(Req::head(&id)).await.status, 410);
     let resp = h.send(Req::patch(&id, 3).body(b"d")).await;
     assert_eq!(resp.status, 410, "{resp:?}");
     let get = Req::new("GET", Target::Upload(id.clone())).bare();
@@ -99,7 +90,9 @@ async fn finished_uploads_go_after_their_retention() {
     let done = h.create(Some(3)).await;
     assert_eq!(h.send(Req::patch(&done, 0).body(b"abc")).await.status, 204);
     let open = h.create(Some(3)).await;
-    wait_for_head(&h, &done, 410).await;
+    assert_eq!(h.send(Req::head(&done)).await.status, 200, "not yet");
+    h.clock.advance(Duration::from_secs(2));
+    assert_eq!(h.send(Req::head(&done)).await.status, 410);
     let report = h.engine.reap(100).await.unwrap().expect("a pass");
     assert_eq!(report.removed, 1);
     assert_eq!(h.send(Req::head(&done)).await.status, 404);
