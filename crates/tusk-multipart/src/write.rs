@@ -113,7 +113,8 @@ impl MultipartStore {
         writer.commit_confirmed(true).await?;
         let gave_up = writer.gave_up;
         let state = writer.commit_tail().await?;
-        if gave_up == Some(NoRoom::TimedOut) {
+        // A body whose last chunk completed the upload has nothing left to resume.
+        if gave_up == Some(NoRoom::TimedOut) && !state.finished {
             return Err(Error::new(
                 ErrorKind::Unavailable,
                 format!(

@@ -46,6 +46,16 @@ fn owned_by(name: &str) -> String {
     )
 }
 
+/// A new 5-byte upload owned by alice on `server`; its URL.
+async fn alices_upload(server: &Server) -> String {
+    server
+        .post(&[
+            ("Upload-Length", "5".into()),
+            ("Upload-Metadata", owned_by("alice")),
+        ])
+        .await
+}
+
 fn pre_access_calls(receiver: &Receiver) -> usize {
     receiver
         .all()
@@ -177,12 +187,7 @@ async fn a_receiver_that_does_not_answer_refuses_the_request() {
         "300ms",
     ])
     .await;
-    let url = server
-        .post(&[
-            ("Upload-Length", "5".into()),
-            ("Upload-Metadata", owned_by("alice")),
-        ])
-        .await;
+    let url = alices_upload(&server).await;
     let resp = request(
         reqwest::Method::PATCH,
         &url,
@@ -208,12 +213,7 @@ async fn the_access_cache_reuses_allows_and_never_refusals() {
         "1m",
     ])
     .await;
-    let url = server
-        .post(&[
-            ("Upload-Length", "5".into()),
-            ("Upload-Metadata", owned_by("alice")),
-        ])
-        .await;
+    let url = alices_upload(&server).await;
     let head_as = |token: Option<&'static str>| {
         let url = url.clone();
         async move {

@@ -79,19 +79,6 @@ async fn wait_for_metric(files_url: &str, series: &str, cond: impl Fn(f64) -> bo
     }
 }
 
-/// POST an upload whose length is deferred; its URL.
-async fn create_deferred(files_url: &str) -> String {
-    let resp = client()
-        .post(files_url)
-        .header(TUS.0, TUS.1)
-        .header("Upload-Defer-Length", "1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    resp.headers()["location"].to_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn dripping_clients_do_not_keep_an_honest_upload_out() {
     if !services_enabled("dripping_clients_do_not_keep_an_honest_upload_out") {
@@ -114,7 +101,9 @@ async fn dripping_clients_do_not_keep_an_honest_upload_out() {
     let node = &cluster.nodes[0].url;
     let mut drippers = Vec::new();
     for _ in 0..6 {
-        let url = create_deferred(node).await;
+        let url = cluster.nodes[0]
+            .post(&[("Upload-Defer-Length", "1".into())])
+            .await;
         let mut raw = RawRequest::patch(&url, 0, 10_000_000).await;
         raw.send(b"x").await;
         drippers.push(raw);

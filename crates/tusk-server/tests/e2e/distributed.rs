@@ -333,15 +333,9 @@ async fn deferred_length_is_byte_exact() {
     }
     let cluster = Cluster::start(2, &["--max-size", "1GiB"]).await;
     let data = pattern(P + 3, 8);
-    let resp = client()
-        .post(&cluster.nodes[0].url)
-        .header(TUS.0, TUS.1)
-        .header("Upload-Defer-Length", "1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let url = resp.headers()["location"].to_str().unwrap().to_owned();
+    let url = cluster.nodes[0]
+        .post(&[("Upload-Defer-Length", "1".into())])
+        .await;
     let (status, end) = patch(&cluster.on(1, &url), 0, data[..MIB].to_vec()).await;
     assert_eq!((status, end), (204, Some(MIB as u64)));
     let resp = client()
