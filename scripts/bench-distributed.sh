@@ -229,6 +229,12 @@ stop_node() {
     NODE_PID=""
 }
 
+# Redis's host:port, from its URL (for the benchmark's command counts).
+redis_host_port() {
+    local rest="${REDIS_URL#redis://}"
+    printf '%s' "${rest%%/*}"
+}
+
 # measure STEP CMD...: run CMD (the benchmark client), then print the CPU each process used.
 measure() {
     local step="$1" t0 tusk0 moto0 redis0 etcd0 wall client
@@ -269,7 +275,8 @@ if want 2; then
     log "step 2: patches, $PATCH_TOTAL_MIB MiB as PATCHes of $PATCH_KIB KiB"
     measure "patches" "$BENCH_BIN" patches --tusk "$NODE_URL" \
         --total "$((PATCH_TOTAL_MIB * MIB))" --patch "$((PATCH_KIB * 1024))" \
-        --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
+        --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET" \
+        --etcd "${ETCD_ENDPOINTS%%,*}" --redis "$(redis_host_port)"
 fi
 if want 1 || want 2; then
     stop_node
@@ -315,10 +322,6 @@ fi
 
 # --- 6. load over three nodes, without and with dripping clients ----------------------------
 # host:port of REDIS_URL (redis://host:port/db), for INFO over plain RESP.
-redis_host_port() {
-    local rest="${REDIS_URL#redis://}"
-    printf '%s' "${rest%%/*}"
-}
 if want 6; then
     for drippers in 0 "$LOAD_DRIPPERS"; do
         # Fresh nodes for each run, so each node's VmHWM is this run's own.

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
+use crate::backends::{etcd_revision, redis_commands};
 use crate::rss::status_field;
 use crate::stats::{MIB, percentile};
 use crate::tus::{create_with, delete_with, loopback_url, offset_header};
@@ -332,49 +333,4 @@ async fn drip(client: &Client, endpoint: &Url, every: Duration, stop: &AtomicBoo
         offset = offset_header(&resp).unwrap_or(offset);
     }
     Ok(())
-}
-
-/// The etcd cluster's revision (every write raises it by one).
-async fn etcd_revision(client: &Client, endpoint: &str) -> Result<u64> {
-    let url = loopback_url(&format!("{}/v3/kv/range", endpoint.trim_end_matches('/')))?;
-    let resp = client.post(url).body(r#"{"key":"AA=="}"#).send().await?;
-    let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await?)?;
-    body["header"]["revision"]
-        .as_str()
-        .context("no revision")?
-        .parse()
-        .context("revision")
-}
-
-/// Redis's `total_commands_processed` (INFO stats), over a plain RESP exchange.
-async fn redis_commands(host_port: &str) -> Result<u64> {
-    let addr: std::net::SocketAddr = host_port.parse().context("--redis must be host:port")?;
-    ensure!(addr.ip().is_loopback(), "--redis must be on 127.0.0.1");
-    let mut conn = TcpStream::connect(addr).await?;
-    conn.write_all(b"*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n")
-        .await?;
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 8192];
-    // A bulk string: `$<len>\r\n<len bytes>\r\n`.
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
-            .await
-            .context("Redis did not answer")??;
-        ensure!(n > 0, "Redis closed the connection");
-        reply.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&reply);
-        if let Some((len, rest)) = text.strip_prefix('$').and_then(|t| t.split_once("\r\n"))
-            && let Ok(len) = len.parse::<usize>()
-            && rest.len() >= len
-        {
-            return rest
-                .lines()
-                .find_map(|l| l.strip_prefix("total_commands_processed:"))
-                .context("no total_commands_processed")?
-                .trim()
-                .parse()
-                .context("total_commands_processed");
-        }
-        ensure!(reply.len() < 1 << 20, "Redis's INFO reply is too long");
-    }
 }

@@ -10,6 +10,7 @@
 //! - `flaky`: one upload through the fault proxy, cut every so many bytes, resumed after each
 //!   cut, against the same upload without cuts (local or distributed mode).
 
+mod backends;
 mod concurrent;
 mod data;
 mod flaky;

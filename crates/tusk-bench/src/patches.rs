@@ -1,10 +1,12 @@
 //! One upload sent as many small sequential PATCHes: how many PATCHes per second, and how the
-//! latency is distributed (the PATCHes that fill a part pay for its UploadPart).
+//! latency is distributed (the PATCHes that fill a part pay for its UploadPart). Then HEADs of
+//! the finished upload. With --etcd and --redis, what a PATCH and a HEAD cost each backend.
 
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
 
+use crate::backends::Backends;
 use crate::s3::S3;
 use crate::stats::{median, mib, mib_per_s, percentile, secs};
 use crate::tus::{Tus, upload_id};
@@ -32,6 +34,15 @@ pub struct Args {
     /// Bucket of tusk's node (with --s3-endpoint)
     #[arg(long, requires = "s3_endpoint")]
     bucket: Option<String>,
+    /// HEADs of the finished upload, timed one after another
+    #[arg(long, default_value_t = 200)]
+    heads: u64,
+    /// etcd client URL: etcd writes and gRPC requests per PATCH and per HEAD
+    #[arg(long)]
+    etcd: Option<String>,
+    /// Redis host:port: Redis commands per PATCH and per HEAD
+    #[arg(long)]
+    redis: Option<String>,
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -56,7 +67,13 @@ pub async fn run(args: Args) -> Result<()> {
         mib(args.total),
         args.patch / 1024
     );
+    ensure!(args.heads <= MAX_PATCHES, "at most {MAX_PATCHES} HEADs");
+    let backends = Backends {
+        etcd: args.etcd.clone(),
+        redis: args.redis.clone(),
+    };
     let url = tus.create(args.total).await?;
+    let before_patches = backends.read(tus.client()).await?;
     let mut latencies = Vec::new();
     let mut offset = 0u64;
     let start = Instant::now();
@@ -71,6 +88,19 @@ pub async fn run(args: Args) -> Result<()> {
         "upload ended at {offset}, expected {}",
         args.total
     );
+    let after_patches = backends.read(tus.client()).await?;
+    let mut heads = Vec::new();
+    for _ in 0..args.heads {
+        let t = Instant::now();
+        let at = tus.head(&url).await?;
+        heads.push(secs(t.elapsed()) * 1000.0);
+        ensure!(
+            at == args.total,
+            "HEAD reported {at}, expected {}",
+            args.total
+        );
+    }
+    let after_heads = backends.read(tus.client()).await?;
 
     if let Some(s3) = &s3 {
         let id = upload_id(&url)?;
@@ -121,6 +151,22 @@ pub async fn run(args: Args) -> Result<()> {
     for (n, ms, end) in &slowest {
         println!("  #{n:<5} {ms:>9.2} ms  {:>8.2} MiB", mib(*end));
     }
+    if !heads.is_empty() {
+        println!("HEADs                   {:>10}", heads.len());
+        println!(
+            "HEAD latency p50        {:>10.2} ms",
+            percentile(&heads, 50.0)
+        );
+        println!(
+            "HEAD latency p99        {:>10.2} ms",
+            percentile(&heads, 99.0)
+        );
+    }
+    if backends.any() {
+        let count = latencies.len() as u64;
+        backends.report("PATCH", count, &before_patches, &after_patches);
+        backends.report("HEAD", args.heads, &after_patches, &after_heads);
+    }
     let summary = serde_json::json!({
         "bench": "patches",
         "total": args.total,
@@ -131,6 +177,7 @@ pub async fn run(args: Args) -> Result<()> {
         "p50_ms": p50,
         "p99_ms": p99,
         "max_ms": max,
+        "head_p50_ms": (!heads.is_empty()).then(|| percentile(&heads, 50.0)),
     });
     println!("summary {summary}");
     Ok(())

@@ -99,6 +99,24 @@ impl Tus {
         check_patch(response, offset + len).await
     }
 
+    /// HEAD the upload; its offset.
+    pub async fn head(&self, url: &Url) -> Result<u64> {
+        let response = self
+            .client
+            .head(url.clone())
+            .header("Tus-Resumable", "1.0.0")
+            .send()
+            .await
+            .with_context(|| format!("HEAD {url}"))?;
+        let response = expect_status(response, StatusCode::OK, "HEAD").await?;
+        offset_header(&response)
+    }
+
+    /// The HTTP client, for requests to the backends' own endpoints.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// PATCH `data` at `offset` as one request whose body streams `data` in slices of
     /// `chunk` bytes (no copies); the new offset (checked) and when the last slice went out.
     pub async fn patch_stream(

@@ -33,6 +33,12 @@ pub trait ChunkSource: Send {
     fn stopped(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
         Box::pin(std::future::pending())
     }
+
+    /// Cancelled once the request's lock is lost: a store waiting for object storage stops at
+    /// once, since nothing it would commit can be committed any more. By default, never.
+    fn lock_lost(&self) -> tokio_util::sync::CancellationToken {
+        tokio_util::sync::CancellationToken::new()
+    }
 }
 
 /// The bytes of a download, streamed from the store; an error ends it early.

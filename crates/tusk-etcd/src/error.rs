@@ -129,6 +129,20 @@ pub(crate) fn client_error_is_unavailable(e: &etcd_client::Error) -> bool {
     }
 }
 
+impl EtcdError {
+    /// Whether etcd refused a request because the lease it names no longer exists (revoked from
+    /// outside, or expired before this node's keep-alive noticed).
+    pub(crate) fn is_lease_not_found(&self) -> bool {
+        matches!(
+            self,
+            EtcdError::Request {
+                source: etcd_client::Error::GRpcStatus(status),
+                ..
+            } if status.code() == tonic::Code::NotFound && status.message().contains("lease not found")
+        )
+    }
+}
+
 impl From<EtcdError> for tusk_core::Error {
     fn from(e: EtcdError) -> Self {
         let (kind, message) = match &e {

@@ -1,5 +1,9 @@
-//! One etcd lease per lock request, kept alive in the background until dropped.
+//! The node's etcd lease, kept alive in the background: every lock and release request of this
+//! node is attached to it, so a lock costs no lease of its own and a dead node's keys vanish
+//! with its lease.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use etcd_client::{Client, LeaseClient, LeaseKeepAliveStream, LeaseKeeper};
@@ -8,14 +12,67 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{EtcdError, rpc};
 
+/// The lease this node's locks are attached to. Granted on first use and again after it is
+/// lost; shared by every lock taken meanwhile.
+pub(crate) struct NodeLease {
+    client: Client,
+    ttl_secs: i64,
+    current: tokio::sync::Mutex<Option<Arc<Lease>>>,
+}
+
+impl NodeLease {
+    pub(crate) fn new(client: Client, ttl_secs: i64) -> Self {
+        Self {
+            client,
+            ttl_secs,
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The live lease, granting a new one if there is none or the last one was lost. Concurrent
+    /// callers wait for one grant instead of each granting their own.
+    pub(crate) async fn get(&self) -> Result<Arc<Lease>, EtcdError> {
+        let mut current = self.current.lock().await;
+        if let Some(lease) = current.as_ref().filter(|l| !l.lost().is_cancelled()) {
+            return Ok(Arc::clone(lease));
+        }
+        let lease = Arc::new(Lease::grant(&self.client, self.ttl_secs).await?);
+        tracing::debug!(
+            lease = lease.id(),
+            "etcd lease granted for this node's locks"
+        );
+        *current = Some(Arc::clone(&lease));
+        Ok(lease)
+    }
+
+    /// Stop handing out `lease` (a key on it could not be deleted): later locks get a fresh
+    /// lease, and this one is revoked when its last lock is dropped, taking the key with it.
+    pub(crate) async fn retire(&self, lease: &Lease) {
+        let mut current = self.current.lock().await;
+        if current.as_ref().is_some_and(|l| l.id() == lease.id()) {
+            *current = None;
+        }
+    }
+
+    /// Revoke the current lease now (at shutdown): every key this node still has goes at once
+    /// instead of after the TTL.
+    pub(crate) async fn revoke(&self) {
+        let lease = self.current.lock().await.take();
+        if let Some(lease) = lease {
+            lease.revoke().await;
+        }
+    }
+}
+
 /// A granted lease. Its keep-alive task runs until the lease is dropped or revoked; `lost` fires
-/// when the lease is gone or may be gone. Dropping it revokes it in a spawned task.
+/// when the lease is gone or may be gone. Dropping the last reference revokes it in a spawned
+/// task.
 pub(crate) struct Lease {
     id: i64,
     client: LeaseClient,
     stop: CancellationToken,
     lost: CancellationToken,
-    revoked: bool,
+    revoked: AtomicBool,
 }
 
 impl Lease {
@@ -35,7 +92,7 @@ impl Lease {
             client: leases,
             stop: CancellationToken::new(),
             lost: CancellationToken::new(),
-            revoked: false,
+            revoked: AtomicBool::new(false),
         };
         tokio::spawn(
             KeepAlive {
@@ -61,11 +118,18 @@ impl Lease {
         &self.lost
     }
 
+    /// etcd says the lease is gone: every lock on it is lost, and [`NodeLease::get`] grants a
+    /// new one.
+    pub(crate) fn gone(&self) {
+        self.lost.cancel();
+    }
+
     /// Revoke now and wait for etcd (bounded), so keys attached to the lease are gone when this
-    /// returns. Failures are only logged: the lease expires on its own.
-    pub(crate) async fn revoke(mut self) {
-        self.revoked = true;
+    /// returns; every lock on it is lost. Failures are only logged: the lease expires on its own.
+    pub(crate) async fn revoke(&self) {
+        self.revoked.store(true, Ordering::Release);
         self.stop.cancel();
+        self.lost.cancel();
         revoke(self.client.clone(), self.id).await;
     }
 }
@@ -73,7 +137,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.stop.cancel();
-        if self.revoked {
+        if self.revoked.load(Ordering::Acquire) {
             return;
         }
         // Drop is synchronous: revoke in the background. Without a runtime (process shutting

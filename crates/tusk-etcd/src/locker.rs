@@ -1,6 +1,7 @@
 //! The [`Locker`] on etcd: lock keys with leases, release requests, fencing by revision.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use tusk_core::{LockGuard, Locker, UploadId};
 
 use crate::error::client_error_is_unavailable;
-use crate::lease::Lease;
+use crate::lease::{Lease, NodeLease};
 use crate::{EtcdConfig, EtcdError, REQUEST_TIMEOUT, fence, rpc};
 
 /// How long [`EtcdLocker::connect`] waits for etcd to answer before failing start-up.
@@ -26,6 +27,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a holder waits before it watches its lock (for release requests and for its key
+/// deleted from outside). Locks held for less cost etcd two requests: take and unlock.
+const WATCH_DELAY: Duration = Duration::from_millis(100);
+
 /// Pause before a holder re-reads its lock after its watch broke, so a down etcd is not
 /// hammered.
 const RESYNC_BACKOFF: Duration = Duration::from_millis(200);
@@ -33,16 +38,16 @@ const RESYNC_BACKOFF: Duration = Duration::from_millis(200);
 /// Per-upload locks on etcd, shared by every tusk node pointing at the same cluster and
 /// `key_prefix`. Cheap to clone.
 ///
-/// A lock is a key `<prefix>lock/<id>` on a fresh lease kept alive in the background; its
-/// fencing token is made of the key's create revision and the cluster's epoch key. A request
-/// that finds the lock held writes `<prefix>release/<id>` (the holder's
+/// A lock is a key `<prefix>lock/<id>` on the node's lease (one per node, kept alive in the
+/// background); its fencing token is made of the key's create revision and the cluster's epoch
+/// key. A request that finds the lock held writes `<prefix>release/<id>` (the holder's
 /// [`LockGuard::release_requested`] fires, on whichever node it runs) and takes the lock as soon
 /// as the key is deleted.
 ///
-/// A guard's [`LockGuard::lost`] fires when etcd says the lease is gone, when the lock key is
-/// deleted from outside, or when the lease may have expired by the local clock (a tenth of the
-/// TTL early, so a partitioned or paused holder stops before etcd lets anyone else in).
-/// Dropping the guard deletes the key and revokes the lease in a spawned task.
+/// A guard's [`LockGuard::lost`] fires when etcd says the node's lease is gone, when the lock
+/// key is deleted from outside, or when the lease may have expired by the local clock (a tenth
+/// of the TTL early, so a partitioned or paused holder stops before etcd lets anyone else in).
+/// Dropping the guard deletes the key in a spawned task.
 #[derive(Clone)]
 pub struct EtcdLocker {
     inner: Arc<Inner>,
@@ -53,6 +58,9 @@ struct Inner {
     prefix: String,
     ttl_secs: i64,
     endpoints: String,
+    lease: NodeLease,
+    /// Numbers this node's lock requests, so each has its own token on the shared lease.
+    requests: AtomicU64,
     /// Unlocks of dropped guards still talking to etcd; `flush` waits for them.
     unlocks: TaskTracker,
     /// The runtime `connect` ran on, which owns the client's connections. Unlocks run there:
@@ -153,6 +161,8 @@ impl EtcdLocker {
             })??;
         Ok(Self {
             inner: Arc::new(Inner {
+                lease: NodeLease::new(client.clone(), config.ttl_secs()),
+                requests: AtomicU64::new(0),
                 client,
                 prefix,
                 ttl_secs: config.ttl_secs(),
@@ -171,16 +181,30 @@ impl EtcdLocker {
         let deadline = Instant::now() + wait;
         let lock_key = self.key("lock", id);
         let release_key = self.key("release", id);
-        let lease = Lease::grant(&self.inner.client, self.inner.ttl_secs).await?;
-        // Lease ids are unique in the cluster, so this tells waiters (and holders) apart.
-        let token = format!("{:x}", lease.id());
+        let mut lease = self.inner.lease.get().await?;
+        // Lease ids are unique in the cluster and the number is unique on this node, so this
+        // tells waiters (and holders) apart.
+        let request = self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let token_on = |lease: &Lease| format!("{:x}.{request:x}", lease.id());
+        let mut token = token_on(&lease);
         let mut changes: Option<WatchStream> = None;
         let mut asked = false;
+        let mut regranted = false;
         loop {
-            let seen = match self
-                .attempt(&lock_key, &release_key, &lease, &token)
-                .await?
-            {
+            let attempt = match self.attempt(&lock_key, &release_key, &lease, &token).await {
+                // The node's lease is gone before its keep-alive noticed: every lock on it is
+                // lost already; this request goes on with a new lease (once).
+                Err(e) if e.is_lease_not_found() && !regranted => {
+                    regranted = true;
+                    lease.gone();
+                    lease = self.inner.lease.get().await?;
+                    token = token_on(&lease);
+                    changes = None;
+                    continue;
+                }
+                attempt => attempt?,
+            };
+            let seen = match attempt {
                 Attempt::Acquired {
                     revision,
                     waiter,
@@ -194,8 +218,8 @@ impl EtcdLocker {
                     let epoch = match epoch {
                         Ok(epoch) => epoch,
                         Err(err) => {
-                            // Revoking our lease removes the lock key we just created.
-                            lease.revoke().await;
+                            // Awaited: the lock must be free again when the caller answers.
+                            unlock(&self.inner.client, &lock_key, revision).await;
                             return Err(err);
                         }
                     };
@@ -218,7 +242,7 @@ impl EtcdLocker {
             };
             if Instant::now() >= deadline {
                 // A zero wait (or a change seen just at the deadline): no watch worth opening.
-                return Err(self.give_up(id, wait, lease).await);
+                return Err(self.give_up(id, wait, &release_key, &token).await);
             }
             // Watch from the revision of our read: a delete between the read and the watch's
             // creation is replayed, not missed.
@@ -250,16 +274,35 @@ impl EtcdLocker {
                     tokio::time::sleep_until(deadline.min(Instant::now() + RESYNC_BACKOFF)).await;
                 }
                 Woken::LeaseLost => return Err(EtcdError::LeaseLost),
-                Woken::Deadline => return Err(self.give_up(id, wait, lease).await),
+                Woken::Deadline => {
+                    return Err(self.give_up(id, wait, &release_key, &token).await);
+                }
             }
         }
     }
 
     /// The wait is over and the lock still held.
-    async fn give_up(&self, id: &UploadId, wait: Duration, lease: Lease) -> EtcdError {
-        // Awaited, not left to Drop: our release request must be gone before the caller
-        // answers 423, or the next holder would be asked to let go for nobody.
-        lease.revoke().await;
+    async fn give_up(
+        &self,
+        id: &UploadId,
+        wait: Duration,
+        release_key: &str,
+        token: &str,
+    ) -> EtcdError {
+        // Awaited: our release request must be gone before the caller answers 423, or the next
+        // holder would be asked to let go for nobody. Only ours: a newer waiter may have
+        // replaced it.
+        let withdraw = Txn::new()
+            .when([Compare::value(release_key, CompareOp::Equal, token)])
+            .and_then([TxnOp::delete(release_key, None)]);
+        if let Err(error) = rpc(
+            "withdraw a release request",
+            self.inner.client.kv_client().txn(withdraw),
+        )
+        .await
+        {
+            tracing::debug!(upload_id = %id, %error, "cannot withdraw a release request");
+        }
         tracing::debug!(upload_id = %id, ?wait, "etcd lock still held after the wait");
         EtcdError::Locked
     }
@@ -343,7 +386,7 @@ impl EtcdLocker {
         &self,
         id: &UploadId,
         keys: Keys,
-        lease: Lease,
+        lease: Arc<Lease>,
         revision: i64,
         epoch: u64,
         waiter: bool,
@@ -360,7 +403,9 @@ impl EtcdLocker {
             // Someone was already waiting for the previous holder: make way for them at once.
             release.cancel();
         }
-        let lost = lease.lost().clone();
+        // A child: losing this lock (its key deleted from outside) must not cancel the node's
+        // lease for every other lock.
+        let lost = lease.lost().child_token();
         let stop = CancellationToken::new();
         tokio::spawn(
             Holder {
@@ -377,9 +422,7 @@ impl EtcdLocker {
         );
         tracing::debug!(upload_id = %id, fence, "etcd lock taken");
         let held = Held {
-            unlocks: self.inner.unlocks.clone(),
-            runtime: self.inner.runtime.clone(),
-            client: self.inner.client.clone(),
+            locker: self.clone(),
             lock_key,
             revision,
             lease: Some(lease),
@@ -410,10 +453,13 @@ impl Locker for EtcdLocker {
         {
             tracing::warn!(
                 pending = self.inner.unlocks.len(),
-                "some etcd locks were not released in time; their leases will expire"
+                "some etcd locks were not released in time; the node's lease is revoked instead"
             );
         }
         self.inner.unlocks.reopen();
+        // Whatever this node still has in etcd (a lock whose unlock failed, a waiter's release
+        // request) goes with the lease now, not a TTL later.
+        self.inner.lease.revoke().await;
     }
 
     async fn lock(&self, id: &UploadId, wait: Duration) -> tusk_core::Result<LockGuard> {
@@ -496,14 +542,30 @@ async fn next_change(stream: &mut WatchStream, after: i64) -> Woken {
     }
 }
 
+/// Delete the lock key created at `revision`, if it is still that one: once the lease was lost,
+/// the key may be someone else's. Returns whether etcd answered.
+async fn unlock(client: &Client, key: &str, revision: i64) -> bool {
+    let unlock = Txn::new()
+        .when([Compare::create_revision(key, CompareOp::Equal, revision)])
+        .and_then([TxnOp::delete(key, None)]);
+    match rpc("release a lock", client.kv_client().txn(unlock)).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::debug!(key, %error, "cannot delete etcd lock key");
+            false
+        }
+    }
+}
+
+/// Attempts to delete a lock key before its lease is retired instead.
+const UNLOCK_ATTEMPTS: u32 = 3;
+
 /// What the guard owns: dropping it unlocks.
 struct Held {
-    unlocks: TaskTracker,
-    runtime: tokio::runtime::Handle,
-    client: Client,
+    locker: EtcdLocker,
     lock_key: String,
     revision: i64,
-    lease: Option<Lease>,
+    lease: Option<Arc<Lease>>,
     stop: CancellationToken,
 }
 
@@ -513,25 +575,33 @@ impl Drop for Held {
         let Some(lease) = self.lease.take() else {
             return;
         };
-        let mut kv = self.client.kv_client();
+        let locker = self.locker.clone();
         let key = std::mem::take(&mut self.lock_key);
         let revision = self.revision;
-        self.unlocks.spawn_on(
+        let inner = &self.locker.inner;
+        inner.unlocks.spawn_on(
             async move {
-                // Delete only our own key: if the lease was lost, the key may be someone else's now.
-                let unlock = Txn::new()
-                    .when([Compare::create_revision(
-                        key.as_str(),
-                        CompareOp::Equal,
-                        revision,
-                    )])
-                    .and_then([TxnOp::delete(key.as_str(), None)]);
-                if let Err(error) = rpc("release a lock", kv.txn(unlock)).await {
-                    tracing::debug!(key, %error, "cannot delete etcd lock key; its lease will go");
+                for attempt in 1..=UNLOCK_ATTEMPTS {
+                    // A lost lease took the key with it.
+                    if lease.lost().is_cancelled()
+                        || unlock(&locker.inner.client, &key, revision).await
+                    {
+                        return;
+                    }
+                    if attempt < UNLOCK_ATTEMPTS {
+                        sleep(RESYNC_BACKOFF * attempt).await;
+                    }
                 }
-                lease.revoke().await;
+                // The node's lease would keep the key alive for as long as the node runs: stop
+                // using that lease, so the key goes with it once its last lock is dropped.
+                tracing::warn!(
+                    key,
+                    lease = lease.id(),
+                    "cannot delete an etcd lock key; retiring the node's lease so it goes with it"
+                );
+                locker.inner.lease.retire(&lease).await;
             },
-            &self.runtime,
+            &inner.runtime,
         );
     }
 }
@@ -562,7 +632,13 @@ impl Holder {
             () = stop.cancelled() => {}
             // The keep-alive gave up: nothing left to watch for.
             () = lost.cancelled() => {}
-            () = self.watch() => {}
+            () = async {
+                // Most locks (a HEAD, a small PATCH) are gone before this: they cost etcd no
+                // watch at all. The watch starts from the lock's revision, so a release request
+                // written meanwhile is replayed, not missed; it only reaches us this much later.
+                sleep(WATCH_DELAY).await;
+                self.watch().await;
+            } => {}
         }
     }
 

@@ -388,6 +388,77 @@ async fn a_lock_key_deleted_from_outside_fires_lost() {
     assert!(!other.lost().is_cancelled());
 }
 
+#[tokio::test]
+async fn locks_of_one_node_share_its_lease_and_lose_only_their_own_key() {
+    if !services_enabled("locks_of_one_node_share_its_lease_and_lose_only_their_own_key") {
+        return;
+    }
+    let prefix = unique_prefix("shared");
+    let node = locker(&prefix, Duration::from_secs(10)).await;
+    let (one, two) = (UploadId::generate(), UploadId::generate());
+    let first = node.lock(&one, PATIENCE).await.expect("lock one");
+    let second = node.lock(&two, PATIENCE).await.expect("lock two");
+    let mut raw = raw_client().await;
+    let lease_of = |reply: etcd_client::GetResponse| reply.kvs()[0].lease();
+    let lease = lease_of(raw.get(lock_key(&prefix, &one), None).await.unwrap());
+    assert_eq!(
+        lease,
+        lease_of(raw.get(lock_key(&prefix, &two), None).await.unwrap()),
+        "two locks of one node on different leases"
+    );
+
+    // One lock's key deleted from outside: that holder stops, the other keeps its lock.
+    raw.delete(lock_key(&prefix, &one), None).await.unwrap();
+    within("holder one sees its key gone", first.lost().cancelled()).await;
+    let kept = tokio::time::timeout(Duration::from_millis(500), second.lost().cancelled()).await;
+    assert!(kept.is_err(), "losing one lock cost the node's other lock");
+
+    // The node's lease revoked: every lock on it is lost, and the next lock gets a new lease.
+    raw.lease_revoke(lease).await.expect("revoke from outside");
+    within("holder two sees the lease lost", second.lost().cancelled()).await;
+    drop((first, second));
+    let third = node
+        .lock(&one, PATIENCE)
+        .await
+        .expect("lock on a fresh lease");
+    let fresh = lease_of(raw.get(lock_key(&prefix, &one), None).await.unwrap());
+    assert_ne!(fresh, lease, "a lock was attached to the revoked lease");
+    assert!(!third.lost().is_cancelled());
+    drop(third);
+    let epoch_key = format!("{prefix}epoch");
+    eventually_keys(&prefix, "every lock key removed", |keys| {
+        keys == [epoch_key.as_str()]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn flush_revokes_the_node_lease_so_nothing_of_the_node_stays_in_etcd() {
+    if !services_enabled("flush_revokes_the_node_lease_so_nothing_of_the_node_stays_in_etcd") {
+        return;
+    }
+    let prefix = unique_prefix("flush");
+    let node = locker(&prefix, Duration::from_secs(30)).await;
+    let id = UploadId::generate();
+    let guard = node.lock(&id, PATIENCE).await.expect("lock");
+    let mut raw = raw_client().await;
+    let lease = raw.get(lock_key(&prefix, &id), None).await.unwrap().kvs()[0].lease();
+    // A guard still held at shutdown (flush's wait ran out): its key goes with the lease.
+    node.flush(Duration::from_millis(100)).await;
+    within(
+        "the held guard is told its lock is gone",
+        guard.lost().cancelled(),
+    )
+    .await;
+    let epoch_key = format!("{prefix}epoch");
+    eventually_keys(&prefix, "the node's keys gone with its lease", |keys| {
+        keys == [epoch_key.as_str()]
+    })
+    .await;
+    let left = raw.lease_time_to_live(lease, None).await.unwrap().ttl();
+    assert_eq!(left, -1, "the node's lease was not revoked");
+}
+
 /// A TCP proxy in front of etcd that can cut every connection and refuse new ones (a node
 /// partitioned from etcd), or freeze them, forwarding nothing (etcd hung, packets dropped).
 struct Proxy {

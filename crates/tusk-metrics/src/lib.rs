@@ -7,8 +7,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 /// Buckets for request-scale durations: 1 ms to about 2 minutes.
@@ -76,6 +76,14 @@ pub struct Metrics {
     pub part_buffer_waiting: IntGauge,
     /// `tusk_part_buffer_wait_timeouts_total`.
     pub part_buffer_wait_timeouts: IntCounter,
+    /// `tusk_part_wait_timeouts_total`.
+    pub part_wait_timeouts: IntCounter,
+    /// `tusk_uploads_indexed`.
+    pub uploads_indexed: IntGauge,
+    /// `tusk_redis_memory_used_ratio`.
+    pub redis_memory_used_ratio: Gauge,
+    /// `tusk_uploads_refused_total{reason}`.
+    pub uploads_refused: IntCounterVec,
 }
 
 /// Register `metric` (just built as `name`) in `registry`. Names are constants below,
@@ -101,6 +109,10 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     add(r, name, IntGauge::new(name, help))
+}
+
+fn float_gauge(r: &Registry, name: &str, help: &str) -> Gauge {
+    add(r, name, Gauge::new(name, help))
 }
 
 /// A histogram of durations in seconds ([`SECONDS`] buckets).
@@ -265,6 +277,27 @@ impl Metrics {
                 "tusk_part_buffer_wait_timeouts_total",
                 "PATCHes that gave up waiting for part buffer budget: they kept what arrived and answered 503.",
             ),
+            part_wait_timeouts: counter(
+                r,
+                "tusk_part_wait_timeouts_total",
+                "PATCHes that gave up waiting for object storage to store a part: they kept the parts stored before it and answered 503.",
+            ),
+            uploads_indexed: gauge(
+                r,
+                "tusk_uploads_indexed",
+                "Uploads in the expiry index (unfinished ones, and finished ones kept for a retention time) at this node's last upload creation; max_uploads bounds it.",
+            ),
+            redis_memory_used_ratio: float_gauge(
+                r,
+                "tusk_redis_memory_used_ratio",
+                "Redis used_memory over maxmemory, read at most once a second when uploads are created; redis_memory_high_water bounds it for new uploads.",
+            ),
+            uploads_refused: counter_vec(
+                r,
+                "tusk_uploads_refused_total",
+                "New uploads refused with 503 because a limit was reached: max_uploads or redis_memory.",
+                &["reason"],
+            ),
             registry,
         }
     }
@@ -309,6 +342,9 @@ mod tests {
             "tusk_part_buffer_wait_seconds_count",
             "tusk_part_buffer_waiting",
             "tusk_part_buffer_wait_timeouts_total",
+            "tusk_part_wait_timeouts_total",
+            "tusk_uploads_indexed",
+            "tusk_redis_memory_used_ratio",
         ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }

@@ -37,6 +37,17 @@ impl Default for MultipartConfig {
     }
 }
 
+/// Slowest object storage is assumed to take a part at: the wait for a part's confirmation
+/// allows its size at this rate on top of the budget wait.
+const SLOWEST_PART_RATE: u64 = 4 * MIB;
+
+/// Longest a PATCH waits for object storage to confirm one part of `part_size`: the budget wait
+/// (the read timeout), plus the part's size at 4 MiB/s, so a 512 MiB part on a slow store is not
+/// cut off while an 8 MiB part on a hung one is given up within seconds of the read timeout.
+pub fn part_wait(part_size: u64, config: &MultipartConfig) -> Duration {
+    config.budget_wait + Duration::from_secs(part_size.div_ceil(SLOWEST_PART_RATE))
+}
+
 /// The part size P of an upload of `length`: at least 5 MiB and the preferred size, large
 /// enough that `max_parts` parts hold the whole upload, rounded up to a whole MiB.
 ///

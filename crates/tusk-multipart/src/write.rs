@@ -2,6 +2,7 @@ use std::collections::VecDeque;
 
 use crate::budget::{NoRoom, Reservation};
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, UploadState};
 
@@ -45,6 +46,8 @@ struct Writer<'a> {
     /// ETags of parts confirmed but held back (all-or-nothing bodies commit at the end).
     held: Vec<String>,
     all_or_nothing: bool,
+    /// The request's lock is lost: waiting for object storage is pointless.
+    lock_lost: CancellationToken,
 }
 
 impl MultipartStore {
@@ -70,6 +73,7 @@ impl MultipartStore {
             inflight: VecDeque::new(),
             held: Vec::new(),
             all_or_nothing: body.all_or_nothing(),
+            lock_lost: body.lock_lost(),
             state,
             fence,
         };
@@ -308,8 +312,27 @@ impl Writer<'_> {
         let Some(mut part) = self.inflight.pop_front() else {
             return Ok(());
         };
-        let etag = (&mut part)
-            .await
+        let bound = crate::part_wait(self.state.part_size, &self.store.config);
+        let done = tokio::select! {
+            biased;
+            done = tokio::time::timeout(bound, &mut part) => done,
+            // The part's upload is aborted with its handle; a new holder sends these bytes again.
+            () = self.lock_lost.cancelled() => {
+                return Err(Error::new(ErrorKind::LockLost, "the upload's lock was lost"));
+            }
+        };
+        let Ok(done) = done else {
+            tusk_metrics::metrics().part_wait_timeouts.inc();
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "object storage did not store a part within {}s; the upload keeps the {} bytes stored before it (HEAD tells the offset): resume later",
+                    bound.as_secs(),
+                    self.state.offset()
+                ),
+            ));
+        };
+        let etag = done
             .map_err(|err| {
                 Error::new(ErrorKind::Backend, "part upload task failed").with_source(err)
             })?

@@ -488,6 +488,8 @@ struct GatedPuts {
     arrived: Semaphore,
     gate: Semaphore,
     parts_sent: AtomicUsize,
+    /// UploadPart never answers (a hung S3).
+    hang_parts: AtomicBool,
 }
 
 impl GatedPuts {
@@ -497,6 +499,7 @@ impl GatedPuts {
             arrived: Semaphore::new(0),
             gate: Semaphore::new(0),
             parts_sent: AtomicUsize::new(0),
+            hang_parts: AtomicBool::new(false),
         })
     }
 }
@@ -508,6 +511,9 @@ impl ObjectStore for GatedPuts {
     }
     async fn upload_part(&self, key: &str, id: &str, number: u32, body: Bytes) -> Result<String> {
         self.parts_sent.fetch_add(1, Ordering::SeqCst);
+        if self.hang_parts.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.inner.upload_part(key, id, number, body).await
     }
     async fn complete_multipart(&self, key: &str, id: &str, etags: &[String]) -> Result<()> {
@@ -762,4 +768,109 @@ async fn patches_out_of_budget_store_their_bytes_and_never_wait_for_each_other()
         assert_eq!(objects.object(id.as_str()), Some(data));
     }
     assert_eq!(budget.available(), P);
+}
+
+/// A body whose lock is lost when the test says so.
+struct LosesLock {
+    chunks: ChunkList,
+    lost: tokio_util::sync::CancellationToken,
+}
+
+#[async_trait]
+impl ChunkSource for LosesLock {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        self.chunks.next_chunk().await
+    }
+    fn may_commit(&self) -> bool {
+        !self.lost.is_cancelled()
+    }
+    fn lock_lost(&self) -> tokio_util::sync::CancellationToken {
+        self.lost.clone()
+    }
+}
+
+fn hung_store(budget_wait: Duration) -> (Arc<GatedPuts>, MemoryState, MultipartStore) {
+    let objects = GatedPuts::new();
+    objects.hang_parts.store(true, Ordering::SeqCst);
+    let state = MemoryState::new();
+    let store = MultipartStore::new(
+        objects.clone(),
+        Arc::new(state.clone()),
+        store_config(budget_wait),
+        BufferBudget::new(4 * P),
+    )
+    .unwrap();
+    (objects, state, store)
+}
+
+/// A hung object store cannot hold a PATCH (and its lock) for longer than the read timeout
+/// plus the part's size at 4 MiB/s: it answers 503 and keeps the offset it had.
+#[tokio::test]
+async fn a_part_object_storage_never_stores_ends_the_patch_within_its_bound() {
+    let (objects, state, store) = hung_store(Duration::from_millis(200));
+    let bound = tusk_multipart::part_wait(P, &store_config(Duration::from_millis(200)));
+    assert_eq!(
+        bound,
+        Duration::from_millis(2200),
+        "200 ms + 5 MiB at 4 MiB/s"
+    );
+    let data = pattern(2 * P, 11);
+    let id = create(&store, Some(2 * P)).await;
+    let started = std::time::Instant::now();
+    let mut src = ChunkList::split(&data[..(P + MIB) as usize], 64 * 1024);
+    let err = tokio::time::timeout(Duration::from_secs(20), store.write(&id, 0, &mut src, 1))
+        .await
+        .expect("the PATCH ends by itself")
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("resume later"), "{err}");
+    assert!(
+        took >= bound && took < bound + Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(objects.parts_sent.load(Ordering::SeqCst), 1);
+    // Nothing that follows the part that was never stored counts.
+    let stored = state.get(&id).await.unwrap();
+    assert_eq!((stored.part_count, stored.tail_len), (0, 0));
+}
+
+fn store_config(budget_wait: Duration) -> MultipartConfig {
+    MultipartConfig {
+        budget_wait,
+        ..config()
+    }
+}
+
+/// A PATCH waiting for object storage stops at once when its lock is lost.
+#[tokio::test]
+async fn a_patch_waiting_for_object_storage_stops_when_its_lock_is_lost() {
+    let (objects, state, store) = hung_store(Duration::from_secs(600));
+    let data = pattern(2 * P, 12);
+    let id = create(&store, Some(2 * P)).await;
+    let lost = tokio_util::sync::CancellationToken::new();
+    let mut src = LosesLock {
+        chunks: ChunkList::split(&data[..(P + MIB) as usize], 64 * 1024),
+        lost: lost.clone(),
+    };
+    let writer = tokio::spawn({
+        let (store, id) = (store.clone(), id.clone());
+        async move { store.write(&id, 0, &mut src, 1).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while objects.parts_sent.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("part 1 reaches object storage");
+    lost.cancel();
+    let err = tokio::time::timeout(Duration::from_secs(5), writer)
+        .await
+        .expect("the PATCH stops once its lock is lost")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockLost, "{err}");
+    let stored = state.get(&id).await.unwrap();
+    assert_eq!((stored.part_count, stored.tail_len), (0, 0));
 }

@@ -219,6 +219,10 @@ impl ChunkSource for PatchBody {
         self.checksum.is_some()
     }
 
+    fn lock_lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
     fn stopped(&self) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
         let tokens = [
             self.release.clone(),

@@ -50,6 +50,17 @@ pub enum RedisError {
     /// The stored state does not follow the schema (or a script replied nonsense).
     #[error("corrupt upload state in Redis: {0}")]
     Corrupt(String),
+    /// A limit on what new uploads may add to Redis is reached (see `RedisLimits`).
+    #[error("{0}")]
+    Full(String),
+    /// A limit is set to a value it cannot have.
+    #[error("{key}: {message}")]
+    Limit {
+        /// The setting's key.
+        key: &'static str,
+        /// What is wrong with it.
+        message: &'static str,
+    },
 }
 
 impl From<redis::RedisError> for RedisError {
@@ -93,9 +104,11 @@ impl RedisError {
             RedisError::NotFound => ErrorKind::NotFound,
             RedisError::Fenced => ErrorKind::LockLost,
             RedisError::Mismatch => ErrorKind::OffsetMismatch,
-            RedisError::Exists | RedisError::AlreadySet(_) | RedisError::Invalid(_) => {
-                ErrorKind::Invalid
-            }
+            RedisError::Exists
+            | RedisError::AlreadySet(_)
+            | RedisError::Invalid(_)
+            | RedisError::Limit { .. } => ErrorKind::Invalid,
+            RedisError::Full(_) => ErrorKind::Unavailable,
             RedisError::InvalidUrl { .. }
             | RedisError::InvalidPrefix(_)
             | RedisError::Connect { .. }
@@ -109,9 +122,12 @@ impl From<RedisError> for tusk_core::Error {
     fn from(e: RedisError) -> Self {
         let kind = e.kind();
         // Clients see a short message; details (never secrets) stay in the source for logs.
-        let message = match kind {
-            ErrorKind::Unavailable => "state store (Redis) is unavailable; retry later".to_owned(),
-            ErrorKind::Backend => "state store (Redis) failed".to_owned(),
+        let message = match (&e, kind) {
+            (RedisError::Full(message), _) => message.clone(),
+            (_, ErrorKind::Unavailable) => {
+                "state store (Redis) is unavailable; retry later".to_owned()
+            }
+            (_, ErrorKind::Backend) => "state store (Redis) failed".to_owned(),
             _ => e.to_string(),
         };
         tusk_core::Error::new(kind, message).with_source(e)

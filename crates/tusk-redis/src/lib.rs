@@ -17,10 +17,12 @@
 //! stores the newest, so a paused or partitioned old lock holder can never overwrite newer state.
 
 mod error;
+mod limits;
 mod scripts;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,6 +33,9 @@ use tracing::Instrument as _;
 use tusk_core::{Commit, Metadata, StateStore, TailChange, UploadId, UploadState};
 
 pub use error::RedisError;
+pub use limits::RedisLimits;
+
+use limits::{Admission, MemoryUse};
 
 /// The schema version written to every state hash; a reader refuses any other.
 const SCHEMA_VERSION: &[u8] = b"1";
@@ -54,6 +59,8 @@ pub struct RedisState {
     url: String,
     /// The server takes scripts flagged to run while it is out of memory (Redis 7 and later).
     oom_flags: bool,
+    /// Limits on new uploads.
+    admission: Arc<Admission>,
 }
 
 impl fmt::Debug for RedisState {
@@ -112,7 +119,47 @@ impl RedisState {
             prefix: key_prefix.to_owned(),
             url: redacted,
             oom_flags,
+            admission: Arc::new(Admission::new(RedisLimits::default())),
         })
+    }
+
+    /// Apply `limits` to new uploads (instead of [`RedisLimits::default`]).
+    pub fn with_limits(mut self, limits: RedisLimits) -> Result<RedisState, RedisError> {
+        limits.validate()?;
+        self.admission = Arc::new(Admission::new(limits));
+        Ok(self)
+    }
+
+    /// Refuse a new upload while a limit of [`RedisLimits`] is reached: counting the expiry
+    /// index costs one `ZCARD`, and Redis's memory use is read at most once a second.
+    async fn admit_new_upload(&self) -> Result<(), RedisError> {
+        let admission = &self.admission;
+        let indexed = if admission.limits.max_uploads > 0 {
+            let mut cmd = redis::cmd("ZCARD");
+            cmd.arg(self.expiry_key());
+            Some(self.query::<u64>("count_uploads", None, &cmd).await?)
+        } else {
+            None
+        };
+        let reading = if admission.needs_memory_reading() {
+            let mut conn = self.conn.clone();
+            let info = redis::cmd("INFO").arg("memory").to_owned();
+            match self
+                .timed("memory", None, info.query_async::<String>(&mut conn))
+                .await
+            {
+                Ok(info) => MemoryUse::parse(&info),
+                // A managed Redis may refuse INFO: the memory limit cannot apply there, and
+                // Redis's own maxmemory is the last bound.
+                Err(error) => {
+                    tracing::debug!(%error, "cannot read Redis's memory use");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        admission.admit(indexed, reading)
     }
 
     /// The server's `maxmemory-policy`, or `None` when the server refuses `CONFIG GET` (as
@@ -506,6 +553,7 @@ impl StateStore for RedisState {
         let metadata = serde_json::to_string(&state.metadata)
             .map_err(|e| RedisError::Corrupt(format!("metadata does not serialise: {e}")))?;
         let length = state.length.map(|l| l.to_string()).unwrap_or_default();
+        self.admit_new_upload().await?;
         // Indexed first: an entry whose upload was never created is dropped by the reaper,
         // while an upload missing from the index would never expire.
         if let Some(at) = state.expires_at {

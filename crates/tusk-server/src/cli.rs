@@ -422,6 +422,26 @@ pub struct Settings {
         help_heading = "Distributed mode"
     )]
     pub max_buffered_bytes: Option<ByteSize>,
+
+    /// New uploads get 503 while this many uploads can still expire (unfinished ones, and
+    /// finished ones kept for --finished-retention); 0: no limit [default: 100000].
+    #[arg(
+        long,
+        env = "TUSK_MAX_UPLOADS",
+        value_name = "N",
+        help_heading = "Distributed mode"
+    )]
+    pub max_uploads: Option<u64>,
+
+    /// New uploads get 503 while Redis uses more than this percentage of its maxmemory, so
+    /// uploads under way keep room to finish; 0: off [default: 90].
+    #[arg(
+        long,
+        env = "TUSK_REDIS_MEMORY_HIGH_WATER",
+        value_name = "PERCENT",
+        help_heading = "Distributed mode"
+    )]
+    pub redis_memory_high_water: Option<u8>,
 }
 
 impl Settings {
@@ -497,6 +517,8 @@ impl Settings {
             max_parts,
             max_inflight_parts,
             max_buffered_bytes,
+            max_uploads,
+            redis_memory_high_water,
         )
     }
 }

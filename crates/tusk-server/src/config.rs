@@ -9,6 +9,7 @@ use tusk_http::{CorsOrigins, HttpConfig};
 use tusk_protocol::EngineConfig;
 
 use tusk_multipart::{MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, largest_part_size};
+use tusk_redis::RedisLimits;
 
 use crate::cli::Settings;
 use crate::units::{LogFormat, OtlpProtocol, Secret};
@@ -65,6 +66,7 @@ pub struct Distributed {
     pub etcd: Option<Etcd>,
     pub multipart: MultipartConfig,
     pub max_buffered_bytes: u64,
+    pub redis_limits: RedisLimits,
 }
 
 /// etcd lock settings, validated.
@@ -558,6 +560,17 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         ));
     }
 
+    let defaults = RedisLimits::default();
+    let redis_limits = RedisLimits {
+        max_uploads: s.max_uploads.unwrap_or(defaults.max_uploads),
+        memory_high_water_percent: s
+            .redis_memory_high_water
+            .unwrap_or(defaults.memory_high_water_percent),
+    };
+    if let Err(tusk_redis::RedisError::Limit { key, message }) = redis_limits.validate() {
+        return Err(invalid(key, message));
+    }
+
     let lease = s.lock_lease.map_or(Duration::from_secs(10), |v| v.0);
     if lease < Duration::from_secs(2) {
         return Err(invalid("lock_lease", "must be at least 2s"));
@@ -623,6 +636,7 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         etcd,
         multipart,
         max_buffered_bytes,
+        redis_limits,
     })))
 }
 
@@ -714,15 +728,21 @@ mod tests {
             d.multipart.preferred_part_size,
             readme_bytes("--preferred-part-size")
         );
-        assert_eq!(
-            d.multipart.max_parts.to_string(),
-            readme_default("--max-parts")
-        );
-        assert_eq!(
-            d.multipart.max_inflight_parts.to_string(),
-            readme_default("--max-inflight-parts")
-        );
         assert_eq!(d.max_buffered_bytes, readme_bytes("--max-buffered-bytes"));
+        for (value, flag) in [
+            (d.multipart.max_parts.to_string(), "--max-parts"),
+            (
+                d.multipart.max_inflight_parts.to_string(),
+                "--max-inflight-parts",
+            ),
+            (d.redis_limits.max_uploads.to_string(), "--max-uploads"),
+            (
+                d.redis_limits.memory_high_water_percent.to_string(),
+                "--redis-memory-high-water",
+            ),
+        ] {
+            assert_eq!(value, readme_default(flag), "{flag}");
+        }
         let etcd = d.etcd.as_ref().unwrap();
         assert_eq!(etcd.lease, readme_duration("--lock-lease"));
     }

@@ -216,6 +216,8 @@ async fn distributed(
 
     let state = tusk_redis::RedisState::connect(&d.redis_url.0, &d.redis_prefix)
         .await
+        .context("cannot use Redis")?
+        .with_limits(d.redis_limits)
         .context("cannot use Redis")?;
     match state.maxmemory_policy().await {
         Ok(Some(policy)) if tusk_redis::RedisState::policy_can_evict(&policy) => tracing::warn!(
