@@ -1,3 +1,6 @@
+use std::any::Any;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Metadata, UploadId};
@@ -46,7 +49,48 @@ pub struct UploadInfo {
     /// Its part in a concatenation, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concat: Option<Concat>,
+    /// What the store read to report this, kept for the store itself: the engine hands an
+    /// upload read under its lock back to the store's write, so a PATCH reads its state once.
+    #[serde(skip)]
+    pub loaded: Loaded,
 }
+
+/// A store's own view of an upload, carried along with the [`UploadInfo`] it reported. Opaque
+/// to everyone but the store that put it there; never serialised, never compared.
+#[derive(Clone, Default)]
+pub struct Loaded(Option<Arc<dyn Any + Send + Sync>>);
+
+impl Loaded {
+    /// Keep `state` with the info a store reports.
+    pub fn new<T: Any + Send + Sync>(state: T) -> Self {
+        Self(Some(Arc::new(state)))
+    }
+
+    /// The state a store kept, if it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.as_deref()?.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Loaded(..)"
+        } else {
+            "Loaded(none)"
+        })
+    }
+}
+
+/// Not part of an upload's identity: two infos that say the same are equal whatever their
+/// stores kept.
+impl PartialEq for Loaded {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Loaded {}
 
 impl UploadInfo {
     /// Whether every byte of a known length has arrived.

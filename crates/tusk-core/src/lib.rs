@@ -13,9 +13,12 @@ mod store;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::{InvalidUploadId, UploadId};
-pub use info::{Concat, NewUpload, UploadInfo};
+pub use info::{Concat, Loaded, NewUpload, UploadInfo};
 pub use lock::{LockGuard, Locker};
 pub use metadata::{Metadata, MetadataError};
 pub use objects::ObjectStore;
 pub use state::{Commit, StateStore, TailChange, UploadState};
-pub use store::{ByteStream, Capabilities, ChunkSource, UploadStore};
+pub use store::{
+    ByteStream, ChunkSource, Concatenation, Expiration, LengthDeclaration, Storage, Termination,
+    UploadStore,
+};

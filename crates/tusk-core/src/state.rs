@@ -54,7 +54,16 @@ impl UploadState {
             metadata: self.metadata.clone(),
             expires_at: self.expires_at,
             concat: self.concat.clone(),
+            loaded: crate::Loaded::default(),
         }
+    }
+
+    /// The protocol's view of this state, carrying the state itself for the store's next call
+    /// under the same lock (see [`crate::UploadInfo::loaded`]).
+    pub fn into_info(self) -> UploadInfo {
+        let mut info = self.info();
+        info.loaded = crate::Loaded::new(self);
+        info
     }
 }
 

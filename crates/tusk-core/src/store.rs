@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -44,34 +45,15 @@ pub trait ChunkSource: Send {
 /// The bytes of a download, streamed from the store; an error ends it early.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
-/// Optional abilities of a store; `Tus-Extension` and the allowed methods derive from these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Capabilities {
-    /// DELETE (termination).
-    pub termination: bool,
-    /// Uploads created without a length (creation-defer-length).
-    pub defer_length: bool,
-    /// Final uploads assembled from partial ones (concatenation).
-    pub concatenation: bool,
-}
-
-impl Capabilities {
-    /// Every optional ability.
-    pub const ALL: Capabilities = Capabilities {
-        termination: true,
-        defer_length: true,
-        concatenation: true,
-    };
-}
-
-/// Where upload bytes and state live. The engine holds the upload's lock around every call
-/// except `create`, and passes the lock's fencing token to every call that changes state.
+/// Where upload bytes and state live: the part every store has. What only some stores can do
+/// (termination, length declaration, expiry, concatenation) are traits of their own, which the
+/// engine holds as options in [`Storage`]; `Tus-Extension`, `Allow` and routing follow from
+/// which are there.
+///
+/// The engine holds the upload's lock around every call except `create` and `info`, and
+/// passes the lock's fencing token to every call that changes state.
 #[async_trait]
 pub trait UploadStore: Send + Sync + 'static {
-    /// Optional abilities.
-    fn capabilities(&self) -> Capabilities;
-
     /// Where an upload's bytes live, for hooks (tusd's `Storage`: `Type` and store-specific
     /// keys). By default: nothing said.
     fn location(&self, _id: &UploadId) -> Vec<(&'static str, String)> {
@@ -86,43 +68,75 @@ pub trait UploadStore: Send + Sync + 'static {
     /// Create an empty upload.
     async fn create(&self, upload: NewUpload) -> Result<UploadInfo>;
 
-    /// Current state. `ErrorKind::NotFound` for an unknown id.
+    /// Current state, unlocked. `ErrorKind::NotFound` for an unknown id.
     async fn info(&self, id: &UploadId) -> Result<UploadInfo>;
 
     /// Current state, read by the lock holder with `fence` before it acts on the upload. A store
-    /// may record the token (so older holders can no longer write) and finish work a crashed
-    /// holder left undone. By default the same as [`UploadStore::info`].
+    /// may record the token (so older holders can no longer write), finish work a crashed
+    /// holder left undone, and keep what it read in [`UploadInfo::loaded`] for its `write`. By
+    /// default the same as [`UploadStore::info`].
     async fn info_locked(&self, id: &UploadId, fence: u64) -> Result<UploadInfo> {
         let _ = fence;
         self.info(id).await
     }
 
-    /// Append `body` at `offset` (which must equal the stored offset). Before returning, every
-    /// byte counted in the returned offset is durable. When the body ends early, whatever
-    /// arrived is committed if `body.may_commit()`; otherwise the offset stays unchanged. An
-    /// upload whose offset reaches its length is finished here.
+    /// Append `body` to `upload`, as [`UploadStore::info_locked`] (or a call since, under the
+    /// same lock) reported it: the engine has checked the client's offset against
+    /// `upload.offset` and bounds the body by the length. Before returning, every byte counted
+    /// in the returned offset is durable. When the body ends early, whatever arrived is
+    /// committed if `body.may_commit()`; otherwise the offset stays unchanged. An upload whose
+    /// offset reaches its length is finished here.
     async fn write(
         &self,
-        id: &UploadId,
-        offset: u64,
+        upload: &UploadInfo,
         body: &mut dyn ChunkSource,
         fence: u64,
     ) -> Result<UploadInfo>;
 
-    /// Set the length of a deferred-length upload (once).
-    async fn declare_length(&self, id: &UploadId, length: u64, fence: u64) -> Result<UploadInfo>;
+    /// Stream bytes `start..end` of a finished upload (the caller checked the range against
+    /// the length). An unfinished upload is `ErrorKind::Invalid`.
+    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream>;
+}
 
+/// termination: DELETE.
+#[async_trait]
+pub trait Termination: Send + Sync + 'static {
     /// Delete the upload and everything stored for it.
     async fn terminate(&self, id: &UploadId, fence: u64) -> Result<()>;
+}
 
+/// creation-defer-length: uploads created without a length get one later.
+#[async_trait]
+pub trait LengthDeclaration: Send + Sync + 'static {
+    /// Set the length of `upload` (read under the same lock; its length is still deferred and
+    /// `length` is at least its offset, both checked by the engine).
+    async fn declare_length(
+        &self,
+        upload: &UploadInfo,
+        length: u64,
+        fence: u64,
+    ) -> Result<UploadInfo>;
+}
+
+/// expiration: uploads carry an expiry time, and an index finds the due ones.
+#[async_trait]
+pub trait Expiration: Send + Sync + 'static {
     /// Set (or clear) when the upload expires (Unix seconds).
     async fn set_expiry(&self, id: &UploadId, fence: u64, expires_at: Option<u64>) -> Result<()>;
 
+    /// Up to `limit` uploads whose expiry is before `before` (Unix seconds). An index, not the
+    /// truth: the caller re-checks each under its lock before removing it.
+    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>>;
+}
+
+/// concatenation (and concatenation-unfinished): final uploads assembled from partial ones.
+#[async_trait]
+pub trait Concatenation: Send + Sync + 'static {
     /// Record that final upload `final_id` is made from partial upload `partial`, so that
     /// whoever completes the partial can complete the final upload too.
     async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()>;
 
-    /// The final uploads recorded for `partial` (see [`UploadStore::link_final`]).
+    /// The final uploads recorded for `partial` (see [`Concatenation::link_final`]).
     async fn finals_of(&self, partial: &UploadId) -> Result<Vec<UploadId>>;
 
     /// Assemble the final upload `id` from `partials` (complete, in order, their lengths
@@ -134,12 +148,57 @@ pub trait UploadStore: Send + Sync + 'static {
         partials: &[UploadInfo],
         fence: u64,
     ) -> Result<UploadInfo>;
+}
 
-    /// Up to `limit` uploads whose expiry is before `before` (Unix seconds). An index, not the
-    /// truth: the caller re-checks each under its lock before removing it.
-    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>>;
+/// A store and the optional abilities it has, as the engine holds them.
+#[derive(Clone)]
+pub struct Storage {
+    /// What every store does.
+    pub store: Arc<dyn UploadStore>,
+    /// DELETE, if offered.
+    pub termination: Option<Arc<dyn Termination>>,
+    /// `Upload-Defer-Length`, if offered.
+    pub length_declaration: Option<Arc<dyn LengthDeclaration>>,
+    /// Expiry, if offered.
+    pub expiration: Option<Arc<dyn Expiration>>,
+    /// `Upload-Concat`, if offered.
+    pub concatenation: Option<Arc<dyn Concatenation>>,
+}
 
-    /// Stream bytes `start..end` of a finished upload (the caller checked the range against
-    /// the length). An unfinished upload is `ErrorKind::Invalid`.
-    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream>;
+impl Storage {
+    /// A store with none of the optional abilities.
+    pub fn basic(store: Arc<dyn UploadStore>) -> Self {
+        Self {
+            store,
+            termination: None,
+            length_declaration: None,
+            expiration: None,
+            concatenation: None,
+        }
+    }
+
+    /// A store with every optional ability.
+    pub fn complete<S>(store: Arc<S>) -> Self
+    where
+        S: UploadStore + Termination + LengthDeclaration + Expiration + Concatenation,
+    {
+        Self {
+            termination: Some(store.clone()),
+            length_declaration: Some(store.clone()),
+            expiration: Some(store.clone()),
+            concatenation: Some(store.clone()),
+            store,
+        }
+    }
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("termination", &self.termination.is_some())
+            .field("length_declaration", &self.length_declaration.is_some())
+            .field("expiration", &self.expiration.is_some())
+            .field("concatenation", &self.concatenation.is_some())
+            .finish_non_exhaustive()
+    }
 }

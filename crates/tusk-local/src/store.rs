@@ -7,8 +7,8 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tusk_core::{
-    ByteStream, Capabilities, ChunkSource, Error, ErrorKind, NewUpload, Result, UploadId,
-    UploadInfo, UploadStore,
+    ByteStream, ChunkSource, Concatenation, Error, ErrorKind, Expiration, LengthDeclaration,
+    NewUpload, Result, Termination, UploadId, UploadInfo, UploadStore,
 };
 
 use crate::LocalError;
@@ -145,10 +145,6 @@ impl UploadStore for LocalStore {
         ]
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL
-    }
-
     async fn create(&self, upload: NewUpload) -> Result<UploadInfo> {
         let path = self.data_path(&upload.id);
         Self::blocking(move || {
@@ -167,6 +163,7 @@ impl UploadStore for LocalStore {
             metadata: upload.metadata,
             expires_at: upload.expires_at,
             concat: upload.concat,
+            loaded: Default::default(),
         };
         self.write_info(&info).await?;
         Ok(info)
@@ -178,21 +175,13 @@ impl UploadStore for LocalStore {
 
     async fn write(
         &self,
-        id: &UploadId,
-        offset: u64,
+        upload: &UploadInfo,
         body: &mut dyn ChunkSource,
         _fence: u64,
     ) -> Result<UploadInfo> {
-        let mut info = self.read_info(id).await?;
-        if info.offset != offset {
-            return Err(Error::new(
-                ErrorKind::OffsetMismatch,
-                format!(
-                    "offset {offset} does not match the upload's offset {}",
-                    info.offset
-                ),
-            ));
-        }
+        // The info file as read under the lock: nothing else writes it while the lock is held.
+        let mut info = upload.clone();
+        let (id, offset) = (&upload.id, upload.offset);
         // Defence in depth: the engine limits the body, but a store never stores past the length.
         let room = info.length.map_or(u64::MAX, |l| l.saturating_sub(offset));
         let mut file = self.open_at(id, offset).await?;
@@ -222,8 +211,39 @@ impl UploadStore for LocalStore {
         Ok(info)
     }
 
-    async fn declare_length(&self, id: &UploadId, length: u64, _fence: u64) -> Result<UploadInfo> {
-        let mut info = self.read_info(id).await?;
+    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream> {
+        let info = self.read_info(id).await?;
+        if !info.is_complete() {
+            return Err(Error::new(ErrorKind::Invalid, "upload is not finished"));
+        }
+        let path = self.data_path(id);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(LocalError::io("open", &path))?;
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(LocalError::io("seek", &path))?;
+        // Streamed in 64 KiB reads; bytes past the length (never counted) are not served.
+        let reader = file.take(end.saturating_sub(start));
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024).map(|read| {
+            read.map_err(|e| {
+                Error::new(ErrorKind::Unavailable, "cannot read the upload from disk")
+                    .with_source(e)
+            })
+        });
+        Ok(Box::pin(stream))
+    }
+}
+
+#[async_trait]
+impl LengthDeclaration for LocalStore {
+    async fn declare_length(
+        &self,
+        upload: &UploadInfo,
+        length: u64,
+        _fence: u64,
+    ) -> Result<UploadInfo> {
+        let mut info = upload.clone();
         if info.length.is_some() {
             return Err(Error::new(
                 ErrorKind::Invalid,
@@ -234,7 +254,34 @@ impl UploadStore for LocalStore {
         self.write_info(&info).await?;
         Ok(info)
     }
+}
 
+#[async_trait]
+impl Termination for LocalStore {
+    async fn terminate(&self, id: &UploadId, _fence: u64) -> Result<()> {
+        // The info file goes first: without it the upload no longer exists for any request.
+        let info = self.info_path(id);
+        let data = self.data_path(id);
+        let finals = self.dir.join(format!("{id}.finals"));
+        let dir = self.dir.clone();
+        Self::blocking(move || {
+            std::fs::remove_file(&info).map_err(LocalError::io("remove", &info))?;
+            for path in [data, finals] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(LocalError::io("remove", &path)(e)),
+                }
+            }
+            sync_dir(&dir)
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Expiration for LocalStore {
     async fn set_expiry(&self, id: &UploadId, _fence: u64, expires_at: Option<u64>) -> Result<()> {
         let mut info = self.read_info(id).await?;
         if info.expires_at != expires_at {
@@ -244,6 +291,38 @@ impl UploadStore for LocalStore {
         Ok(())
     }
 
+    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
+        let dir = self.dir.clone();
+        // Local mode keeps no index: a pass reads every info file (one small file per upload).
+        let due = Self::blocking(move || {
+            let mut due = Vec::new();
+            let entries = std::fs::read_dir(&dir).map_err(LocalError::io("list", &dir))?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "info") {
+                    continue;
+                }
+                // Unreadable or half-written files are skipped; the next pass sees them again.
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                let Ok(file) = serde_json::from_slice::<InfoFile>(&bytes) else {
+                    continue;
+                };
+                if let Some(at) = file.info.expires_at.filter(|at| *at < before) {
+                    due.push((at, file.info.id));
+                }
+            }
+            due.sort();
+            Ok(due)
+        })
+        .await?;
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+}
+
+#[async_trait]
+impl Concatenation for LocalStore {
     async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()> {
         let path = self.dir.join(format!("{partial}.finals"));
         let line = format!("{final_id}\n");
@@ -324,79 +403,6 @@ impl UploadStore for LocalStore {
         self.write_info(&info).await?;
         Ok(info)
     }
-
-    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
-        let dir = self.dir.clone();
-        // Local mode keeps no index: a pass reads every info file (one small file per upload).
-        let due = Self::blocking(move || {
-            let mut due = Vec::new();
-            let entries = std::fs::read_dir(&dir).map_err(LocalError::io("list", &dir))?;
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_none_or(|e| e != "info") {
-                    continue;
-                }
-                // Unreadable or half-written files are skipped; the next pass sees them again.
-                let Ok(bytes) = std::fs::read(&path) else {
-                    continue;
-                };
-                let Ok(file) = serde_json::from_slice::<InfoFile>(&bytes) else {
-                    continue;
-                };
-                if let Some(at) = file.info.expires_at.filter(|at| *at < before) {
-                    due.push((at, file.info.id));
-                }
-            }
-            due.sort();
-            Ok(due)
-        })
-        .await?;
-        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
-    }
-
-    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream> {
-        let info = self.read_info(id).await?;
-        if !info.is_complete() {
-            return Err(Error::new(ErrorKind::Invalid, "upload is not finished"));
-        }
-        let path = self.data_path(id);
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(LocalError::io("open", &path))?;
-        file.seek(SeekFrom::Start(start))
-            .await
-            .map_err(LocalError::io("seek", &path))?;
-        // Streamed in 64 KiB reads; bytes past the length (never counted) are not served.
-        let reader = file.take(end.saturating_sub(start));
-        let stream = tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024).map(|read| {
-            read.map_err(|e| {
-                Error::new(ErrorKind::Unavailable, "cannot read the upload from disk")
-                    .with_source(e)
-            })
-        });
-        Ok(Box::pin(stream))
-    }
-
-    async fn terminate(&self, id: &UploadId, _fence: u64) -> Result<()> {
-        // The info file goes first: without it the upload no longer exists for any request.
-        let info = self.info_path(id);
-        let data = self.data_path(id);
-        let finals = self.dir.join(format!("{id}.finals"));
-        let dir = self.dir.clone();
-        Self::blocking(move || {
-            std::fs::remove_file(&info).map_err(LocalError::io("remove", &info))?;
-            for path in [data, finals] {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(LocalError::io("remove", &path)(e)),
-                }
-            }
-            sync_dir(&dir)
-        })
-        .await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -438,7 +444,8 @@ mod tests {
             .await
             .unwrap();
         let mut src = tusk_testkit::ChunkList::split(b"abc", 2);
-        store.write(&id, 0, &mut src, 1).await.unwrap();
+        let info = store.info_locked(&id, 1).await.unwrap();
+        store.write(&info, &mut src, 1).await.unwrap();
         // A crash after write(2) but before the info update leaves garbage past the offset.
         std::fs::OpenOptions::new()
             .append(true)
@@ -448,7 +455,8 @@ mod tests {
             .unwrap();
         assert_eq!(store.info(&id).await.unwrap().offset, 3);
         let mut src = tusk_testkit::ChunkList::split(b"def", 2);
-        store.write(&id, 3, &mut src, 1).await.unwrap();
+        let info = store.info_locked(&id, 1).await.unwrap();
+        store.write(&info, &mut src, 1).await.unwrap();
         assert_eq!(std::fs::read(store.data_path(&id)).unwrap(), b"abcdef");
     }
 

@@ -4,8 +4,9 @@ use crate::budget::Reservation;
 use async_trait::async_trait;
 use bytes::Bytes;
 use tusk_core::{
-    ByteStream, Capabilities, ChunkSource, Error, ErrorKind, NewUpload, ObjectStore, Result,
-    StateStore, UploadId, UploadInfo, UploadState, UploadStore,
+    ByteStream, ChunkSource, Concatenation, Error, ErrorKind, Expiration, LengthDeclaration,
+    NewUpload, ObjectStore, Result, StateStore, Termination, UploadId, UploadInfo, UploadState,
+    UploadStore,
 };
 
 use crate::{BufferBudget, MultipartConfig, deferred_capacity, largest_part_size, part_size_for};
@@ -42,6 +43,28 @@ pub struct BudgetTooSmall {
 }
 
 impl MultipartStore {
+    /// The state `upload` was reported from, read under the caller's lock with `fence` (see
+    /// [`UploadInfo::loaded`]): a PATCH reads its state once. An info without it (from an
+    /// unlocked read) is read again, fenced.
+    pub(crate) async fn locked_state(
+        &self,
+        upload: &UploadInfo,
+        fence: u64,
+    ) -> Result<UploadState> {
+        match upload.loaded.get::<UploadState>() {
+            Some(state) => {
+                let mut state = state.clone();
+                // The engine may have moved the expiry since, in a fenced write of its own.
+                state.expires_at = upload.expires_at;
+                Ok(state)
+            }
+            None => {
+                let state = self.state.load(&upload.id, fence).await?;
+                self.settle(state, fence).await
+            }
+        }
+    }
+
     /// A store over `objects` and `state`, buffering at most `budget` bytes of parts on this
     /// node. Fails if the budget cannot hold one part of the largest allowed upload.
     pub fn new(
@@ -287,10 +310,6 @@ impl UploadStore for MultipartStore {
         self.objects.location(id.as_str())
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL
-    }
-
     async fn check(&self) -> Result<()> {
         self.state.check().await?;
         self.objects.check().await
@@ -326,32 +345,38 @@ impl UploadStore for MultipartStore {
 
     async fn info_locked(&self, id: &UploadId, fence: u64) -> Result<UploadInfo> {
         let state = self.state.load(id, fence).await?;
-        Ok(self.settle(state, fence).await?.info())
+        Ok(self.settle(state, fence).await?.into_info())
     }
 
     async fn write(
         &self,
-        id: &UploadId,
-        offset: u64,
+        upload: &UploadInfo,
         body: &mut dyn ChunkSource,
         fence: u64,
     ) -> Result<UploadInfo> {
-        let state = self.state.load(id, fence).await?;
-        let state = self.settle(state, fence).await?;
-        if state.offset() != offset {
-            return Err(Error::new(
-                ErrorKind::OffsetMismatch,
-                format!(
-                    "offset {offset} does not match the upload's offset {}",
-                    state.offset()
-                ),
-            ));
-        }
-        Ok(self.write_body(state, body, fence).await?.info())
+        let state = self.locked_state(upload, fence).await?;
+        Ok(self.write_body(state, body, fence).await?.into_info())
     }
 
-    async fn declare_length(&self, id: &UploadId, length: u64, fence: u64) -> Result<UploadInfo> {
-        let mut state = self.state.load(id, fence).await?;
+    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream> {
+        let state = self.state.get(id).await?;
+        if !state.finished {
+            return Err(Error::new(ErrorKind::Invalid, "upload is not finished"));
+        }
+        self.objects.get_object(id.as_str(), start, end).await
+    }
+}
+
+#[async_trait]
+impl LengthDeclaration for MultipartStore {
+    async fn declare_length(
+        &self,
+        upload: &UploadInfo,
+        length: u64,
+        fence: u64,
+    ) -> Result<UploadInfo> {
+        let mut state = self.locked_state(upload, fence).await?;
+        let id = &upload.id;
         if let Some(current) = state.length {
             if current != length {
                 return Err(Error::new(
@@ -359,7 +384,7 @@ impl UploadStore for MultipartStore {
                     format!("upload length is already set to {current}"),
                 ));
             }
-            return Ok(state.info());
+            return Ok(state.into_info());
         }
         if length < state.offset() {
             return Err(Error::new(
@@ -380,9 +405,31 @@ impl UploadStore for MultipartStore {
         }
         self.state.set_length(id, fence, length).await?;
         state.length = Some(length);
-        Ok(self.settle(state, fence).await?.info())
+        Ok(self.settle(state, fence).await?.into_info())
     }
+}
 
+#[async_trait]
+impl Termination for MultipartStore {
+    async fn terminate(&self, id: &UploadId, fence: u64) -> Result<()> {
+        let state = self.state.load(id, fence).await?;
+        // Object storage first: if it fails, the state still points at everything and the
+        // client can retry; an abort of an already aborted upload succeeds.
+        if let Some(multipart_id) = &state.multipart_id {
+            self.objects
+                .abort_multipart(id.as_str(), multipart_id)
+                .await?;
+        }
+        self.objects.delete_object(id.as_str()).await?;
+        self.objects.delete_object(&Self::info_key(id)).await?;
+        self.state.delete(id, fence).await?;
+        tracing::info!(upload_id = %id, "upload terminated");
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Expiration for MultipartStore {
     async fn set_expiry(&self, id: &UploadId, fence: u64, expires_at: Option<u64>) -> Result<()> {
         self.state.set_expiry(id, fence, expires_at).await
     }
@@ -390,7 +437,10 @@ impl UploadStore for MultipartStore {
     async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
         self.state.expired(before, limit).await
     }
+}
 
+#[async_trait]
+impl Concatenation for MultipartStore {
     async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()> {
         self.state.link_final(partial, final_id).await
     }
@@ -406,29 +456,5 @@ impl UploadStore for MultipartStore {
         fence: u64,
     ) -> Result<UploadInfo> {
         self.assemble_final(id, partials, fence).await
-    }
-
-    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream> {
-        let state = self.state.get(id).await?;
-        if !state.finished {
-            return Err(Error::new(ErrorKind::Invalid, "upload is not finished"));
-        }
-        self.objects.get_object(id.as_str(), start, end).await
-    }
-
-    async fn terminate(&self, id: &UploadId, fence: u64) -> Result<()> {
-        let state = self.state.load(id, fence).await?;
-        // Object storage first: if it fails, the state still points at everything and the
-        // client can retry; an abort of an already aborted upload succeeds.
-        if let Some(multipart_id) = &state.multipart_id {
-            self.objects
-                .abort_multipart(id.as_str(), multipart_id)
-                .await?;
-        }
-        self.objects.delete_object(id.as_str()).await?;
-        self.objects.delete_object(&Self::info_key(id)).await?;
-        self.state.delete(id, fence).await?;
-        tracing::info!(upload_id = %id, "upload terminated");
-        Ok(())
     }
 }

@@ -12,14 +12,44 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tusk_core::{
-    ByteStream, ChunkSource, Commit, ErrorKind, Metadata, NewUpload, ObjectStore, Result,
-    StateStore, UploadId, UploadState, UploadStore,
+    ByteStream, ChunkSource, Commit, Error, ErrorKind, LengthDeclaration, Metadata, NewUpload,
+    ObjectStore, Result, StateStore, Termination, UploadId, UploadInfo, UploadState, UploadStore,
 };
 use tusk_multipart::{BufferBudget, MultipartConfig, MultipartStore};
 use tusk_testkit::store_suite::{self, ReadBack};
 use tusk_testkit::{ChunkList, MemoryObjects, MemoryState};
 
 const MIB: u64 = 1024 * 1024;
+
+/// Writes as the engine does (a fenced read, the offset checked against it, then the write),
+/// for tests that name an offset.
+#[async_trait]
+trait WriteAt {
+    async fn write_at(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: &mut dyn ChunkSource,
+        fence: u64,
+    ) -> Result<UploadInfo>;
+}
+
+#[async_trait]
+impl WriteAt for MultipartStore {
+    async fn write_at(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: &mut dyn ChunkSource,
+        fence: u64,
+    ) -> Result<UploadInfo> {
+        let info = self.info_locked(id, fence).await?;
+        if info.offset != offset {
+            return Err(Error::new(ErrorKind::OffsetMismatch, "offset mismatch"));
+        }
+        self.write(&info, body, fence).await
+    }
+}
 const P: u64 = 5 * MIB;
 
 fn config() -> MultipartConfig {
@@ -100,7 +130,7 @@ async fn create(store: &MultipartStore, length: Option<u64>) -> UploadId {
 async fn write(store: &MultipartStore, id: &UploadId, offset: u64, data: &[u8]) -> u64 {
     let mut src = ChunkList::split(data, 64 * 1024);
     store
-        .write(id, offset, &mut src, 1)
+        .write_at(id, offset, &mut src, 1)
         .await
         .expect("write")
         .offset
@@ -175,7 +205,8 @@ async fn deferred_length_and_a_length_that_forces_bigger_parts() {
     let id = create(&store, None).await;
     let offset = write(&store, &id, 0, &data).await;
     assert_eq!(offset, P + 10);
-    store.declare_length(&id, P + 10, 1).await.unwrap();
+    let info = store.info_locked(&id, 1).await.unwrap();
+    store.declare_length(&info, P + 10, 1).await.unwrap();
     assert_eq!(cluster.objects.object(id.as_str()), Some(data));
 
     // Three parts at most: 24 MiB needs 8 MiB parts, above the 5 MiB preferred size.
@@ -202,9 +233,9 @@ async fn an_older_fence_changes_nothing() {
     let store = cluster.node();
     let id = create(&store, Some(10)).await;
     let mut src = ChunkList::new([Bytes::from_static(b"abc")]);
-    store.write(&id, 0, &mut src, 7).await.unwrap();
+    store.write_at(&id, 0, &mut src, 7).await.unwrap();
     let mut stale = ChunkList::new([Bytes::from_static(b"XYZ")]);
-    let err = store.write(&id, 3, &mut stale, 6).await.unwrap_err();
+    let err = store.write_at(&id, 3, &mut stale, 6).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LockLost);
     assert_eq!(store.info(&id).await.unwrap().offset, 3);
     let err = store.terminate(&id, 6).await.unwrap_err();
@@ -223,7 +254,7 @@ async fn object_storage_outage_keeps_every_committed_byte() {
 
     cluster.objects.set_unavailable(true);
     let mut src = ChunkList::split(&data[offset as usize..], 64 * 1024);
-    let err = store.write(&id, offset, &mut src, 1).await.unwrap_err();
+    let err = store.write_at(&id, offset, &mut src, 1).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     // Nothing was lost, nothing claimed that is not stored.
     assert_eq!(store.info(&id).await.unwrap().offset, offset);
@@ -248,7 +279,7 @@ async fn an_outage_while_finishing_is_repaired_by_the_next_request() {
     // The last 5 bytes are committed to the tail, then assembling the object fails.
     cluster.objects.set_unavailable(true);
     let mut src = ChunkList::new([Bytes::copy_from_slice(&data[P as usize..])]);
-    let err = store.write(&id, P, &mut src, 1).await.unwrap_err();
+    let err = store.write_at(&id, P, &mut src, 1).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert_eq!(store.info(&id).await.unwrap().offset, len);
     assert_eq!(cluster.objects.object(id.as_str()), None);
@@ -354,7 +385,7 @@ async fn finishing_is_exactly_once_after_a_crash_between_complete_and_record() {
     let data = pattern(len, 4);
     let id = create(&store, Some(len)).await;
     let mut src = ChunkList::split(&data, 64 * 1024);
-    let err = store.write(&id, 0, &mut src, 1).await.unwrap_err();
+    let err = store.write_at(&id, 0, &mut src, 1).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     // The object is assembled, the state not yet finished.
     assert_eq!(objects.object(id.as_str()), Some(data.clone()));
@@ -379,14 +410,14 @@ async fn a_lost_reply_to_recording_the_multipart_upload_does_not_break_the_uploa
     let data = pattern(len, 6);
     let id = create(&store, Some(len)).await;
     let mut src = ChunkList::split(&data, 64 * 1024);
-    let err = store.write(&id, 0, &mut src, 1).await.unwrap_err();
+    let err = store.write_at(&id, 0, &mut src, 1).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     // Redis did record it: it must still exist in S3.
     assert_eq!(objects.pending_multiparts(), 1);
 
     let offset = store.info_locked(&id, 2).await.unwrap().offset;
     let mut rest = ChunkList::split(&data[offset as usize..], 64 * 1024);
-    let info = store.write(&id, offset, &mut rest, 2).await.unwrap();
+    let info = store.write_at(&id, offset, &mut rest, 2).await.unwrap();
     assert!(info.is_complete());
     assert_eq!(objects.object(id.as_str()), Some(data));
 }
@@ -432,7 +463,7 @@ async fn all_or_nothing_bodies_commit_no_part_when_refused() {
     let id = create(&store, Some(len)).await;
     write(&store, &id, 0, &data[..100]).await;
     let mut refused = Refused(ChunkList::split(&data[100..(2 * P) as usize], 64 * 1024));
-    let info = store.write(&id, 100, &mut refused, 1).await.unwrap();
+    let info = store.write_at(&id, 100, &mut refused, 1).await.unwrap();
     assert_eq!(info.offset, 100);
     assert_eq!(write(&store, &id, 100, &data[100..]).await, len);
     assert_eq!(cluster.objects.object(id.as_str()), Some(data));
@@ -634,7 +665,7 @@ async fn a_holder_that_lost_its_lock_sends_no_part_built_from_the_tail() {
     let id = create(&store, Some(len)).await;
     // Part 1 in object storage (so the multipart upload exists), 1 MiB of part 2 in the tail.
     let mut src = ChunkList::split(&data[..(P + MIB) as usize], 64 * 1024);
-    store.write(&id, 0, &mut src, 7).await.unwrap();
+    store.write_at(&id, 0, &mut src, 7).await.unwrap();
     assert_eq!(objects.parts_sent.load(Ordering::SeqCst), 1);
 
     // The stale holder (token 8) starts a body that will fill part 2 from the tail...
@@ -651,7 +682,7 @@ async fn a_holder_that_lost_its_lock_sends_no_part_built_from_the_tail() {
     };
     let writer = tokio::spawn({
         let (store, id) = (store.clone(), id.clone());
-        async move { store.write(&id, P + MIB, &mut stale, 8).await }
+        async move { store.write_at(&id, P + MIB, &mut stale, 8).await }
     });
     tokio::time::timeout(Duration::from_secs(10), reached_rx)
         .await
@@ -697,7 +728,7 @@ async fn a_body_that_sends_little_holds_little_budget() {
     };
     let writer = tokio::spawn({
         let (store, id) = (store.clone(), id.clone());
-        async move { store.write(&id, 0, &mut drip, 1).await }
+        async move { store.write_at(&id, 0, &mut drip, 1).await }
     });
     tokio::time::timeout(Duration::from_secs(10), reached_rx)
         .await
@@ -743,7 +774,7 @@ async fn patches_out_of_budget_store_their_bytes_and_never_wait_for_each_other()
     for (id, data, mut body, reached, resume) in bodies {
         let writer = tokio::spawn({
             let (store, id) = (store.clone(), id.clone());
-            async move { store.write(&id, 0, &mut body, 1).await }
+            async move { store.write_at(&id, 0, &mut body, 1).await }
         });
         tokio::time::timeout(Duration::from_secs(10), reached)
             .await
@@ -818,7 +849,7 @@ async fn a_part_object_storage_never_stores_ends_the_patch_within_its_bound() {
     let id = create(&store, Some(2 * P)).await;
     let started = std::time::Instant::now();
     let mut src = ChunkList::split(&data[..(P + MIB) as usize], 64 * 1024);
-    let err = tokio::time::timeout(Duration::from_secs(20), store.write(&id, 0, &mut src, 1))
+    let err = tokio::time::timeout(Duration::from_secs(20), store.write_at(&id, 0, &mut src, 1))
         .await
         .expect("the PATCH ends by itself")
         .unwrap_err();
@@ -855,7 +886,7 @@ async fn a_patch_waiting_for_object_storage_stops_when_its_lock_is_lost() {
     };
     let writer = tokio::spawn({
         let (store, id) = (store.clone(), id.clone());
-        async move { store.write(&id, 0, &mut src, 1).await }
+        async move { store.write_at(&id, 0, &mut src, 1).await }
     });
     tokio::time::timeout(Duration::from_secs(10), async {
         while objects.parts_sent.load(Ordering::SeqCst) == 0 {

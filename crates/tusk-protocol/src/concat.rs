@@ -92,7 +92,11 @@ impl Engine {
                     "partial upload {id} has no length yet; declare it before the final upload"
                 )));
             };
-            if self.store().finals_of(id).await?.len() >= MAX_FINALS_PER_PARTIAL {
+            let finals = match self.concatenation() {
+                Some(concatenation) => concatenation.finals_of(id).await?.len(),
+                None => 0,
+            };
+            if finals >= MAX_FINALS_PER_PARTIAL {
                 return Err(TusError::InvalidConcat(format!(
                     "partial upload {id} is already part of {MAX_FINALS_PER_PARTIAL} final uploads"
                 )));
@@ -112,7 +116,10 @@ impl Engine {
         if info.concat != Some(Concat::Partial) || !info.is_complete() {
             return;
         }
-        let finals = match self.store().finals_of(&info.id).await {
+        let Some(concatenation) = self.concatenation() else {
+            return;
+        };
+        let finals = match concatenation.finals_of(&info.id).await {
             Ok(finals) => finals,
             Err(err) => {
                 tracing::warn!(upload_id = %info.id, error = %err, "cannot list final uploads of a partial");
@@ -147,6 +154,10 @@ impl Engine {
         let Some(Concat::Final(ids)) = &info.concat else {
             return Ok(info);
         };
+        // Final uploads exist only where the store concatenates.
+        let Some(concatenation) = self.concatenation() else {
+            return Ok(info);
+        };
         if info.is_complete() {
             return Ok(info);
         }
@@ -164,7 +175,9 @@ impl Engine {
             }
             partials.push(partial);
         }
-        let info = self.store().concatenate(&info.id, &partials, fence).await?;
+        let info = concatenation
+            .concatenate(&info.id, &partials, fence)
+            .await?;
         tracing::info!(upload_id = %info.id, partials = partials.len(), "final upload complete");
         let info = self.refresh_expiry(info, fence).await;
         // Assembled and stored: a failing pre-finish hook cannot undo that, nor fail (or change

@@ -37,7 +37,13 @@ impl Engine {
             }
             None => None,
         };
-        self.store().terminate(id, guard.fence()).await?;
+        // Routed here only when the store offers termination.
+        let Some(termination) = self.termination() else {
+            return Err(TusError::MethodNotAllowed {
+                allow: self.upload_methods(),
+            });
+        };
+        termination.terminate(id, guard.fence()).await?;
         tusk_metrics::metrics().uploads_terminated.inc();
         if let Some(hooks) = hooks {
             // Whatever events are on: the post-receive throttle keeps an entry per upload.

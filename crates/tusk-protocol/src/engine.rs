@@ -3,7 +3,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tusk_core::{LockGuard, Locker, UploadId, UploadInfo, UploadStore};
+use tusk_core::{
+    Concatenation, Expiration, LengthDeclaration, LockGuard, Locker, Storage, Termination,
+    UploadId, UploadInfo, UploadStore,
+};
 
 use crate::expiry::{Clock, SystemClock};
 
@@ -44,9 +47,9 @@ impl Default for EngineConfig {
     }
 }
 
-/// The tus protocol engine over one store and one locker.
+/// The tus protocol engine over one store (and the optional abilities it has) and one locker.
 pub struct Engine {
-    store: Arc<dyn UploadStore>,
+    storage: Storage,
     locker: Arc<dyn Locker>,
     config: EngineConfig,
     shutdown: CancellationToken,
@@ -55,10 +58,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine over `store` and `locker`.
-    pub fn new(store: Arc<dyn UploadStore>, locker: Arc<dyn Locker>, config: EngineConfig) -> Self {
+    /// An engine over `storage` and `locker`. The tus extensions it offers, the methods it
+    /// allows and its routes follow from the abilities `storage` has.
+    pub fn new(storage: Storage, locker: Arc<dyn Locker>, config: EngineConfig) -> Self {
         Self {
-            store,
+            storage,
             locker,
             config,
             shutdown: CancellationToken::new(),
@@ -103,26 +107,45 @@ impl Engine {
     }
 
     pub(crate) fn store(&self) -> &dyn UploadStore {
-        self.store.as_ref()
+        self.storage.store.as_ref()
+    }
+
+    /// DELETE, if the store offers it.
+    pub(crate) fn termination(&self) -> Option<&dyn Termination> {
+        self.storage.termination.as_deref()
+    }
+
+    /// `Upload-Defer-Length`, if the store offers it.
+    pub(crate) fn length_declaration(&self) -> Option<&dyn LengthDeclaration> {
+        self.storage.length_declaration.as_deref()
+    }
+
+    /// Expiry, if the store offers it and uploads expire at all.
+    pub(crate) fn expiration(&self) -> Option<&dyn Expiration> {
+        self.storage.expiration.as_deref()
+    }
+
+    /// `Upload-Concat`, if the store offers it.
+    pub(crate) fn concatenation(&self) -> Option<&dyn Concatenation> {
+        self.storage.concatenation.as_deref()
     }
 
     /// The tus extensions this engine and its store support, for `Tus-Extension`.
     pub fn extensions(&self) -> Vec<&'static str> {
-        let caps = self.store.capabilities();
         let mut ext = vec!["creation", "creation-with-upload"];
-        if caps.defer_length {
+        if self.length_declaration().is_some() {
             ext.push("creation-defer-length");
         }
-        if caps.termination {
+        if self.termination().is_some() {
             ext.push("termination");
         }
         // Verified by the engine as bodies stream, so every store supports it. Not
         // checksum-trailer: actix-web drops request trailers (docs/architecture.md).
         ext.push("checksum");
-        if self.config.expire_after.is_some() {
+        if self.expiration().is_some() && self.config.expire_after.is_some() {
             ext.push("expiration");
         }
-        if caps.concatenation {
+        if self.concatenation().is_some() {
             ext.push("concatenation");
             ext.push("concatenation-unfinished");
         }
@@ -131,7 +154,7 @@ impl Engine {
 
     /// The methods an upload URL accepts.
     pub(crate) fn upload_methods(&self) -> &'static str {
-        if self.store.capabilities().termination {
+        if self.termination().is_some() {
             "OPTIONS, HEAD, GET, PATCH, DELETE"
         } else {
             "OPTIONS, HEAD, GET, PATCH"
@@ -162,7 +185,7 @@ impl Engine {
 
     /// The hook event view of `info`.
     pub(crate) fn hook_upload(&self, info: &UploadInfo) -> HookUpload {
-        let location = self.store.location(&info.id);
+        let location = self.store().location(&info.id);
         HookUpload::from_info(
             info,
             location
@@ -223,13 +246,13 @@ impl Engine {
         if let Some(Ok(id)) = &id {
             tracing::Span::current().record("upload_id", tracing::field::display(id));
         }
-        let caps = self.store.capabilities();
+        let terminates = self.termination().is_some();
         match (&req.method, id) {
             (Method::Post, None) => self.post(req).await,
             (Method::Head, Some(id)) => self.head(&id?, &req.location_base).await,
             (Method::Get, Some(id)) => self.get(&id?, &req.headers).await,
             (Method::Patch, Some(id)) => self.patch(&id?, req).await,
-            (Method::Delete, Some(id)) if caps.termination => self.delete(&id?).await,
+            (Method::Delete, Some(id)) if terminates => self.delete(&id?).await,
             (_, None) => Err(TusError::MethodNotAllowed {
                 allow: "OPTIONS, POST",
             }),
@@ -292,7 +315,7 @@ impl Engine {
         if self.shutdown.is_cancelled() {
             return Err("shutting down".to_owned());
         }
-        self.store.check().await.map_err(|e| e.to_string())?;
+        self.store().check().await.map_err(|e| e.to_string())?;
         self.locker.check().await.map_err(|e| e.to_string())
     }
 

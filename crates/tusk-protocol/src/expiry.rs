@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tusk_core::{ErrorKind, UploadId, UploadInfo};
+use tusk_core::{ErrorKind, Expiration, UploadId, UploadInfo};
 
 use crate::message::TusResponse;
 use crate::{Engine, TusError};
@@ -95,15 +95,19 @@ pub struct ReapReport {
 }
 
 impl Engine {
-    /// When an unfinished upload touched now expires, if uploads expire at all.
+    /// When an unfinished upload touched now expires, if uploads expire at all (and the store
+    /// keeps expiry times).
     pub(crate) fn unfinished_expiry(&self) -> Option<u64> {
+        self.expiration()?;
         self.config()
             .expire_after
             .map(|d| unix_secs_rounded_up(self.clock()).saturating_add(d.as_secs()))
     }
 
-    /// When a finished upload is removed, if finished uploads are removed at all.
+    /// When a finished upload is removed, if finished uploads are removed at all (and the
+    /// store keeps expiry times).
     pub(crate) fn finished_expiry(&self) -> Option<u64> {
+        self.expiration()?;
         self.config()
             .finished_retention
             .map(|d| unix_secs_rounded_up(self.clock()).saturating_add(d.as_secs()))
@@ -122,6 +126,9 @@ impl Engine {
     /// move by more than a tenth of the period (at most a minute), so a burst of small PATCHes
     /// does not rewrite it every time.
     pub(crate) async fn refresh_expiry(&self, mut info: UploadInfo, fence: u64) -> UploadInfo {
+        let Some(expiration) = self.expiration() else {
+            return info;
+        };
         let wanted = if info.is_complete() {
             self.finished_expiry()
         } else {
@@ -140,7 +147,7 @@ impl Engine {
         if !close_enough {
             // The bytes are committed whatever happens here: a failure only leaves the old
             // expiry in place (and in the Upload-Expires header), it never fails the request.
-            match self.store().set_expiry(&info.id, fence, wanted).await {
+            match expiration.set_expiry(&info.id, fence, wanted).await {
                 Ok(()) => info.expires_at = wanted,
                 Err(err) => {
                     tracing::warn!(upload_id = %info.id, error = %err, "could not move the upload's expiry");
@@ -159,8 +166,11 @@ impl Engine {
             Err(err) if err.kind() == ErrorKind::Locked => return Ok(None),
             Err(err) => return Err(err.into()),
         };
+        let Some(expiration) = self.expiration() else {
+            return Ok(Some(ReapReport::default()));
+        };
         let now = unix_secs(self.clock());
-        let due = self.store().expired(now.saturating_add(1), limit).await?;
+        let due = expiration.expired(now.saturating_add(1), limit).await?;
         let mut report = ReapReport {
             examined: due.len(),
             ..ReapReport::default()
@@ -170,7 +180,7 @@ impl Engine {
                 // The rest waits for the next pass, on this node or another.
                 break;
             }
-            match self.reap_one(&id, now).await {
+            match self.reap_one(expiration, &id, now).await {
                 Ok(true) => report.removed += 1,
                 Ok(false) => {}
                 Err(err) => {
@@ -190,13 +200,18 @@ impl Engine {
         Ok(Some(report))
     }
 
-    async fn reap_one(&self, id: &UploadId, now: u64) -> Result<bool, TusError> {
+    async fn reap_one(
+        &self,
+        expiration: &dyn Expiration,
+        id: &UploadId,
+        now: u64,
+    ) -> Result<bool, TusError> {
         let guard = self.lock(id).await?;
         let info = match self.store().info_locked(id, guard.fence()).await {
             Ok(info) => info,
             Err(err) if err.kind() == ErrorKind::NotFound => {
                 // An index entry without an upload: drop it, or it would come up every pass.
-                let _ = self.store().set_expiry(id, guard.fence(), None).await;
+                let _ = expiration.set_expiry(id, guard.fence(), None).await;
                 return Ok(false);
             }
             Err(err) => return Err(err.into()),
@@ -204,7 +219,7 @@ impl Engine {
         if !info.is_expired(now) {
             // The index was early (a time stored since, or an update cut short): index the
             // upload's own time, so the entry stops coming up before it is due.
-            self.store()
+            expiration
                 .set_expiry(id, guard.fence(), info.expires_at)
                 .await?;
             return Ok(false);
@@ -212,10 +227,16 @@ impl Engine {
         if info.is_complete() && self.config().finished_retention.is_none() {
             // Finished (perhaps by a recovery after its last PATCH) and finished uploads are
             // kept: drop the stale expiry instead.
-            self.store().set_expiry(id, guard.fence(), None).await?;
+            expiration.set_expiry(id, guard.fence(), None).await?;
             return Ok(false);
         }
-        self.store().terminate(id, guard.fence()).await?;
+        let Some(termination) = self.termination() else {
+            return Err(TusError::Store(tusk_core::Error::new(
+                tusk_core::ErrorKind::Backend,
+                "the store keeps expiry times but cannot remove uploads",
+            )));
+        };
+        termination.terminate(id, guard.fence()).await?;
         tusk_metrics::metrics().uploads_expired.inc();
         tracing::info!(upload_id = %id, "expired upload removed");
         Ok(true)

@@ -91,7 +91,12 @@ impl Engine {
                 length,
                 max: self.config().max_size,
             }),
-            None => Ok(self.store().declare_length(&info.id, length, fence).await?),
+            None => match self.length_declaration() {
+                Some(declaration) => Ok(declaration.declare_length(&info, length, fence).await?),
+                // Only an upload created with Upload-Defer-Length has no length, and only a
+                // store that declares lengths takes those.
+                None => Err(TusError::DeferUnsupported),
+            },
         }
     }
 
@@ -123,9 +128,7 @@ impl Engine {
             .patch_body(stream, room, guard, stop.token.clone())
             .with_checksum(checksum);
         let progress = body.progress();
-        let write = self
-            .store()
-            .write(&info.id, info.offset, &mut body, guard.fence());
+        let write = self.store().write(&info, &mut body, guard.fence());
         let written = self
             .reporting_progress(&info, &progress, &stop, write)
             .await;
@@ -214,8 +217,8 @@ impl Engine {
         guard: &tusk_core::LockGuard,
     ) -> Result<UploadInfo, TusError> {
         tracing::info!(upload_id = %info.id, "upload stopped by the post-receive hook");
-        if self.store().capabilities().termination {
-            self.store().terminate(&info.id, guard.fence()).await?;
+        if let Some(termination) = self.termination() {
+            termination.terminate(&info.id, guard.fence()).await?;
             tusk_metrics::metrics().uploads_terminated.inc();
         }
         if let Some(hooks) = self.hooks() {

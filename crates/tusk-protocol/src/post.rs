@@ -15,7 +15,7 @@ impl Engine {
             .get("Upload-Concat")
             .map(crate::concat::parse_concat)
             .transpose()?;
-        if concat.is_some() && !self.store().capabilities().concatenation {
+        if concat.is_some() && self.concatenation().is_none() {
             return Err(TusError::InvalidConcat(
                 "this server does not support concatenation".into(),
             ));
@@ -41,7 +41,7 @@ impl Engine {
                         reason: "must be 1".into(),
                     });
                 }
-                if !self.store().capabilities().defer_length {
+                if self.length_declaration().is_none() {
                     return Err(TusError::DeferUnsupported);
                 }
                 None
@@ -88,8 +88,10 @@ impl Engine {
             // Linked before the final exists, so a failure here leaves no upload behind for the
             // client to lose; a link to an upload never created is ignored. Whoever completes
             // the last partial completes the final (concatenation-unfinished).
-            for partial in ids {
-                self.store().link_final(partial, &id).await?;
+            if let Some(concatenation) = self.concatenation() {
+                for partial in ids {
+                    concatenation.link_final(partial, &id).await?;
+                }
             }
         }
         let info = self

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use tusk_core::{Locker, UploadStore};
+use tusk_core::{Locker, Storage as EngineStorage};
 use tusk_local::{LocalStore, ProcessLocker};
 use tusk_multipart::{BufferBudget, MultipartStore};
 use tusk_protocol::{Engine, Hooks};
@@ -185,23 +185,20 @@ pub async fn cleanup(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 /// The store and locker the configuration asks for, each checked to work before serving.
-async fn backends(
-    storage: &Storage,
-) -> anyhow::Result<(Arc<dyn UploadStore>, Arc<dyn Locker>, String)> {
+async fn backends(storage: &Storage) -> anyhow::Result<(EngineStorage, Arc<dyn Locker>, String)> {
     match storage {
         Storage::Local { data_dir } => {
             let store = LocalStore::open(data_dir)
                 .with_context(|| format!("cannot use data directory {}", data_dir.display()))?;
             let mode = format!("local disk at {}", data_dir.display());
-            Ok((Arc::new(store), Arc::new(ProcessLocker::new()), mode))
+            let storage = EngineStorage::complete(Arc::new(store));
+            Ok((storage, Arc::new(ProcessLocker::new()), mode))
         }
         Storage::Distributed(d) => distributed(d).await,
     }
 }
 
-async fn distributed(
-    d: &Distributed,
-) -> anyhow::Result<(Arc<dyn UploadStore>, Arc<dyn Locker>, String)> {
+async fn distributed(d: &Distributed) -> anyhow::Result<(EngineStorage, Arc<dyn Locker>, String)> {
     let objects = tusk_s3::S3Objects::connect(tusk_s3::S3Config {
         bucket: d.s3_bucket.clone(),
         endpoint: d.s3_endpoint.clone(),
@@ -261,7 +258,7 @@ async fn distributed(
         "distributed: S3 bucket {}, Redis state, {locks}",
         d.s3_bucket
     );
-    Ok((Arc::new(store), locker, mode))
+    Ok((EngineStorage::complete(Arc::new(store)), locker, mode))
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {

@@ -3,8 +3,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use tusk_core::{
-    Capabilities, ChunkSource, Error, ErrorKind, NewUpload, Result, UploadId, UploadInfo,
-    UploadStore,
+    ChunkSource, Concatenation, Error, ErrorKind, Expiration, LengthDeclaration, NewUpload, Result,
+    Termination, UploadId, UploadInfo, UploadStore,
 };
 
 /// An in-memory [`UploadStore`] for engine tests. Not for production: nothing survives a restart.
@@ -33,10 +33,6 @@ impl MemoryStore {
 
 #[async_trait]
 impl UploadStore for MemoryStore {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL
-    }
-
     async fn create(&self, upload: NewUpload) -> Result<UploadInfo> {
         let info = UploadInfo {
             id: upload.id.clone(),
@@ -45,6 +41,7 @@ impl UploadStore for MemoryStore {
             metadata: upload.metadata,
             expires_at: upload.expires_at,
             concat: upload.concat,
+            loaded: Default::default(),
         };
         self.map().insert(upload.id, (info.clone(), Vec::new()));
         Ok(info)
@@ -59,12 +56,13 @@ impl UploadStore for MemoryStore {
 
     async fn write(
         &self,
-        id: &UploadId,
-        offset: u64,
+        upload: &UploadInfo,
         body: &mut dyn ChunkSource,
         _fence: u64,
     ) -> Result<UploadInfo> {
-        if self.info(id).await?.offset != offset {
+        let id = &upload.id;
+        // A fake checks what a real store may take on trust from the engine.
+        if self.info(id).await?.offset != upload.offset {
             return Err(Error::new(ErrorKind::OffsetMismatch, "offset mismatch"));
         }
         let mut staged = Vec::new();
@@ -80,9 +78,32 @@ impl UploadStore for MemoryStore {
         Ok(info.clone())
     }
 
-    async fn declare_length(&self, id: &UploadId, length: u64, _fence: u64) -> Result<UploadInfo> {
+    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<tusk_core::ByteStream> {
+        let map = self.map();
+        let (info, data) = map.get(id).ok_or_else(Error::not_found)?;
+        if !info.is_complete() {
+            return Err(Error::new(
+                tusk_core::ErrorKind::Invalid,
+                "upload is not finished",
+            ));
+        }
+        let end = (end as usize).min(data.len());
+        let bytes = bytes::Bytes::copy_from_slice(&data[(start as usize).min(end)..end]);
+        let items: Vec<Result<bytes::Bytes>> = vec![Ok(bytes)];
+        Ok(Box::pin(futures_util::stream::iter(items)))
+    }
+}
+
+#[async_trait]
+impl LengthDeclaration for MemoryStore {
+    async fn declare_length(
+        &self,
+        upload: &UploadInfo,
+        length: u64,
+        _fence: u64,
+    ) -> Result<UploadInfo> {
         let mut map = self.map();
-        let (info, _) = map.get_mut(id).ok_or_else(Error::not_found)?;
+        let (info, _) = map.get_mut(&upload.id).ok_or_else(Error::not_found)?;
         if info.length.is_some() {
             return Err(Error::new(
                 ErrorKind::Invalid,
@@ -92,7 +113,10 @@ impl UploadStore for MemoryStore {
         info.length = Some(length);
         Ok(info.clone())
     }
+}
 
+#[async_trait]
+impl Termination for MemoryStore {
     async fn terminate(&self, id: &UploadId, _fence: u64) -> Result<()> {
         self.finals.forget(id);
         self.map()
@@ -100,7 +124,10 @@ impl UploadStore for MemoryStore {
             .map(|_| ())
             .ok_or_else(Error::not_found)
     }
+}
 
+#[async_trait]
+impl Expiration for MemoryStore {
     async fn set_expiry(&self, id: &UploadId, _fence: u64, expires_at: Option<u64>) -> Result<()> {
         let mut map = self.map();
         let (info, _) = map.get_mut(id).ok_or_else(Error::not_found)?;
@@ -108,6 +135,20 @@ impl UploadStore for MemoryStore {
         Ok(())
     }
 
+    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
+        let map = self.map();
+        let mut due: Vec<(u64, UploadId)> = map
+            .values()
+            .filter_map(|(i, _)| i.expires_at.map(|at| (at, i.id.clone())))
+            .filter(|(at, _)| *at < before)
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+}
+
+#[async_trait]
+impl Concatenation for MemoryStore {
     async fn link_final(&self, partial: &UploadId, final_id: &UploadId) -> Result<()> {
         self.finals.link(partial, final_id);
         Ok(())
@@ -133,31 +174,5 @@ impl UploadStore for MemoryStore {
         info.offset = joined.len() as u64;
         *data = joined;
         Ok(info.clone())
-    }
-
-    async fn expired(&self, before: u64, limit: usize) -> Result<Vec<UploadId>> {
-        let map = self.map();
-        let mut due: Vec<(u64, UploadId)> = map
-            .values()
-            .filter_map(|(i, _)| i.expires_at.map(|at| (at, i.id.clone())))
-            .filter(|(at, _)| *at < before)
-            .collect();
-        due.sort();
-        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
-    }
-
-    async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<tusk_core::ByteStream> {
-        let map = self.map();
-        let (info, data) = map.get(id).ok_or_else(Error::not_found)?;
-        if !info.is_complete() {
-            return Err(Error::new(
-                tusk_core::ErrorKind::Invalid,
-                "upload is not finished",
-            ));
-        }
-        let end = (end as usize).min(data.len());
-        let bytes = bytes::Bytes::copy_from_slice(&data[(start as usize).min(end)..end]);
-        let items: Vec<Result<bytes::Bytes>> = vec![Ok(bytes)];
-        Ok(Box::pin(futures_util::stream::iter(items)))
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tusk_core::UploadId;
-use tusk_core::{ObjectStore, StateStore, UploadStore};
+use tusk_core::{ObjectStore, StateStore, Storage};
 use tusk_local::ProcessLocker;
 use tusk_multipart::{BufferBudget, MultipartConfig, MultipartStore};
 use tusk_protocol::{
@@ -45,7 +45,7 @@ fn multipart(
     objects: Arc<dyn ObjectStore>,
     state: Arc<dyn StateStore>,
     config: &EngineConfig,
-) -> (Arc<dyn UploadStore>, Backend) {
+) -> (Storage, Backend) {
     let store = MultipartStore::new(
         objects.clone(),
         state.clone(),
@@ -56,7 +56,10 @@ fn multipart(
         BufferBudget::new(64 << 20),
     )
     .unwrap();
-    (Arc::new(store), Backend::Multipart { objects, state })
+    (
+        Storage::complete(Arc::new(store)),
+        Backend::Multipart { objects, state },
+    )
 }
 
 fn required(name: &str) -> String {
@@ -119,7 +122,7 @@ impl Harness {
     }
 
     pub async fn with_config(config: EngineConfig) -> Self {
-        let (store, backend): (Arc<dyn UploadStore>, Backend) =
+        let (storage, backend): (Storage, Backend) =
             match std::env::var("TUSK_TEST_STORE").as_deref() {
                 Ok("multipart") => multipart(
                     Arc::new(MemoryObjects::new()),
@@ -132,16 +135,31 @@ impl Harness {
                 }
                 Ok("memory") | Err(_) => {
                     let store = Arc::new(MemoryStore::new());
-                    (store.clone(), Backend::Memory(store))
+                    (Storage::complete(store.clone()), Backend::Memory(store))
                 }
                 Ok(other) => {
                     panic!("TUSK_TEST_STORE={other:?}: use memory, multipart or distributed")
                 }
             };
+        Self::over(storage, backend, config)
+    }
+
+    /// An engine over an in-memory store offering none of the optional abilities
+    /// (termination, length declaration, expiry, concatenation).
+    pub fn basic() -> Self {
+        let store = Arc::new(MemoryStore::new());
+        Self::over(
+            Storage::basic(store.clone()),
+            Backend::Memory(store),
+            config(),
+        )
+    }
+
+    fn over(storage: Storage, backend: Backend, config: EngineConfig) -> Self {
         let locker = Arc::new(ProcessLocker::new());
         let clock = tusk_protocol::ManualClock::new();
         let engine = Arc::new(
-            Engine::new(store, locker.clone(), config).with_clock(Arc::new(clock.clone())),
+            Engine::new(storage, locker.clone(), config).with_clock(Arc::new(clock.clone())),
         );
         Self {
             engine,

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod abilities;
 mod concat;
 mod delete;
 mod expiration;
