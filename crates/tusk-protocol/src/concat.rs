@@ -182,7 +182,8 @@ impl Engine {
         let info = self.refresh_expiry(info, fence).await;
         // Assembled and stored: a failing pre-finish hook cannot undo that, nor fail (or change
         // the response of) the request that happened to assemble it.
-        crate::hooks::isolated(self.finished_logged(&info)).await;
+        // Its pre-finish's response changes belong to the final upload, not this request.
+        let _ = self.finished_logged(&info).await;
         Ok(info)
     }
 }

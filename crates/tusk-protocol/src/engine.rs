@@ -163,23 +163,18 @@ impl Engine {
 
     /// Answer one request. Never panics on client input; every failure is a [`TusResponse`].
     pub async fn handle(&self, req: TusRequest) -> TusResponse {
-        let (result, changes) = match self.hooks() {
+        let result = match self.hooks() {
             // Without hooks there is no request context to keep.
-            None => (self.dispatch(req).await, None),
+            None => self.dispatch(req).await,
             Some(hooks) => {
                 let http = hook_http_request(&req, &hooks.config().forward_headers);
                 crate::hooks::scoped(http, self.dispatch(req)).await
             }
         };
-        let mut resp = match result {
+        let resp = match result {
             Ok(resp) => resp,
             Err(err) => err.into_response(),
         };
-        if let Some(changes) = changes
-            && (200..300).contains(&resp.status)
-        {
-            resp = apply_hook_response(resp, changes);
-        }
         resp.header("Tus-Resumable", TUS_VERSION)
     }
 
@@ -197,35 +192,38 @@ impl Engine {
 
     /// [`Engine::finished`] where failing the request would not help the client: a POST (a
     /// retry would create a duplicate) or the request that happened to assemble a final upload.
-    /// The failure is logged (and counted in the hook metrics).
-    pub(crate) async fn finished_logged(&self, info: &UploadInfo) {
-        if let Err(err) = self.finished(info).await {
+    /// The failure is logged (and counted in the hook metrics); the response changes of a
+    /// pre-finish that answered are returned.
+    pub(crate) async fn finished_logged(&self, info: &UploadInfo) -> HookHttpResponse {
+        self.finished(info).await.unwrap_or_else(|err| {
             tracing::warn!(upload_id = %info.id, error = %err, "upload complete, but its finish hooks failed");
-        }
+            HookHttpResponse::default()
+        })
     }
 
-    /// `info` just received its last byte (or was assembled): pre-finish, whose answer may
-    /// change the response and whose failure fails the request (the bytes stay stored), then
-    /// post-finish in the background.
-    pub(crate) async fn finished(&self, info: &UploadInfo) -> Result<(), TusError> {
+    /// `info` just received its last byte (or was assembled): pre-finish, whose answer's
+    /// response changes are returned (for the caller to apply to a successful response) and
+    /// whose failure fails the request (the bytes stay stored), then post-finish in the
+    /// background.
+    pub(crate) async fn finished(&self, info: &UploadInfo) -> Result<HookHttpResponse, TusError> {
         tusk_metrics::metrics().uploads_finished.inc();
         let Some(hooks) = self.hooks() else {
-            return Ok(());
+            return Ok(HookHttpResponse::default());
         };
         hooks.forget(&info.id);
         let upload = self.hook_upload(info);
-        match hooks.call(HookType::PreFinish, upload.clone()).await {
+        let changes = match hooks.call(HookType::PreFinish, upload.clone()).await {
             Err(err) => {
                 return Err(TusError::HookFailed {
                     hook: HookType::PreFinish,
                     reason: err.to_string(),
                 });
             }
-            Ok(Some(answer)) => crate::hooks::change_response(answer.http_response),
-            Ok(None) => {}
-        }
+            Ok(Some(answer)) => answer.http_response,
+            Ok(None) => HookHttpResponse::default(),
+        };
         hooks.notify(HookType::PostFinish, upload);
-        Ok(())
+        Ok(changes)
     }
 
     async fn dispatch(&self, req: TusRequest) -> Result<TusResponse, TusError> {
@@ -360,22 +358,6 @@ fn hook_http_request(req: &TusRequest, forward: &[String]) -> HookHttpRequest {
         header,
         traceparent: req.headers.get("traceparent").map(str::to_owned),
     }
-}
-
-/// Apply a hook's response changes to a successful response. A body turns a 204 into a 200
-/// (204 has no body); a status outside 2xx is ignored (success stays success).
-fn apply_hook_response(mut resp: TusResponse, changes: HookHttpResponse) -> TusResponse {
-    if (200..300).contains(&changes.status_code) {
-        resp.status = changes.status_code;
-    }
-    if !changes.body.is_empty() {
-        if resp.status == 204 {
-            resp.status = 200;
-        }
-        resp.body = changes.body;
-    }
-    resp.extra_headers.extend(changes.header);
-    resp
 }
 
 /// The upload a path names. Ids starting with `_` are tusk's own lock names (the reaper's):

@@ -5,7 +5,6 @@
 //! pre-* hooks block the request and refuse it when they fail. post-* hooks run in the
 //! background, are retried with backoff and never fail an upload.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -213,6 +212,35 @@ pub struct HookHttpResponse {
     /// Headers to set.
     #[serde(deserialize_with = "null_as_default")]
     pub header: BTreeMap<String, String>,
+}
+
+impl HookHttpResponse {
+    /// Add the changes a later hook asked for: its fields win.
+    pub(crate) fn merge(&mut self, later: HookHttpResponse) {
+        if later.status_code != 0 {
+            self.status_code = later.status_code;
+        }
+        if !later.body.is_empty() {
+            self.body = later.body;
+        }
+        self.header.extend(later.header);
+    }
+
+    /// Apply these changes to a successful response. A body turns a 204 into a 200 (204 has no
+    /// body); a status outside 2xx is ignored (success stays success).
+    pub(crate) fn apply(self, mut resp: crate::TusResponse) -> crate::TusResponse {
+        if (200..300).contains(&self.status_code) {
+            resp.status = self.status_code;
+        }
+        if !self.body.is_empty() {
+            if resp.status == 204 {
+                resp.status = 200;
+            }
+            resp.body = self.body;
+        }
+        resp.extra_headers.extend(self.header);
+        resp
+    }
 }
 
 /// tusd's `FileInfoChanges` (pre-create).
@@ -635,60 +663,21 @@ async fn send_once(
     result
 }
 
-/// The state of one request that hooks read and write.
-pub(crate) struct RequestScope {
-    /// The client request, as hooks are told about it.
-    pub http: HookHttpRequest,
-    /// Response changes asked for by a pre-finish hook, applied to a successful response.
-    pub response: RefCell<Option<HookHttpResponse>>,
-}
-
 tokio::task_local! {
-    static REQUEST: RequestScope;
+    /// The client request every hook of the current request describes. Read-only context
+    /// (like a tracing span), so the request need not be passed through every handler to the
+    /// few places a hook is sent; what hooks answer comes back as values.
+    static REQUEST: HookHttpRequest;
 }
 
-/// Run `f` as the request `http`; returns its output and the response changes hooks asked for.
-pub(crate) async fn scoped<F: std::future::Future>(
-    http: HookHttpRequest,
-    f: F,
-) -> (F::Output, Option<HookHttpResponse>) {
-    let scope = RequestScope {
-        http,
-        response: RefCell::new(None),
-    };
-    REQUEST
-        .scope(scope, async {
-            let out = f.await;
-            let changes = REQUEST.with(|s| s.response.borrow_mut().take());
-            (out, changes)
-        })
-        .await
+/// Run `f` as the request `http`: its hooks describe it.
+pub(crate) async fn scoped<F: std::future::Future>(http: HookHttpRequest, f: F) -> F::Output {
+    REQUEST.scope(http, f).await
 }
 
 /// The current request as hooks see it (empty outside a request: the reaper).
 fn current_request() -> HookHttpRequest {
-    REQUEST.try_with(|s| s.http.clone()).unwrap_or_default()
-}
-
-/// Run `f` as part of the current request, but keep the response changes its hooks ask for
-/// out of this request's response (they belong to another upload).
-pub(crate) async fn isolated<F: std::future::Future>(f: F) -> F::Output {
-    scoped(current_request(), f).await.0
-}
-
-/// Remember response changes for the current request; a later hook's fields win.
-pub(crate) fn change_response(changes: HookHttpResponse) {
-    let _ = REQUEST.try_with(|s| {
-        let mut current = s.response.borrow_mut();
-        let merged = current.get_or_insert_with(HookHttpResponse::default);
-        if changes.status_code != 0 {
-            merged.status_code = changes.status_code;
-        }
-        if !changes.body.is_empty() {
-            merged.body = changes.body;
-        }
-        merged.header.extend(changes.header);
-    });
+    REQUEST.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// `name` in Go's canonical header form (`x-request-id` → `X-Request-Id`), as tusd's
@@ -824,6 +813,34 @@ mod tests {
             0,
             "all turns are taken by calls that never end"
         );
+    }
+
+    #[test]
+    fn response_changes_merge_later_over_earlier_and_apply_to_success_only_as_2xx() {
+        let mut changes = HookHttpResponse {
+            status_code: 202,
+            body: "first".into(),
+            header: [("X-A".to_owned(), "1".to_owned())].into(),
+        };
+        changes.merge(HookHttpResponse {
+            status_code: 0,
+            body: "second".into(),
+            header: [("X-B".to_owned(), "2".to_owned())].into(),
+        });
+        assert_eq!(changes.status_code, 202, "0 leaves the status alone");
+        assert_eq!(changes.body, "second");
+        let resp = changes.apply(crate::TusResponse::status(204));
+        assert_eq!(resp.status, 202);
+        assert_eq!(resp.body, "second");
+        assert_eq!(resp.extra_headers.len(), 2);
+        // A body on a 204 makes it a 200; a status outside 2xx is ignored.
+        let resp = HookHttpResponse {
+            status_code: 500,
+            body: "kept".into(),
+            ..Default::default()
+        }
+        .apply(crate::TusResponse::status(204));
+        assert_eq!(resp.status, 200);
     }
 
     #[test]

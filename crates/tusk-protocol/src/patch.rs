@@ -61,16 +61,16 @@ impl Engine {
         let finish_hooks = if !was_complete && info.is_complete() {
             self.finished(&info).await
         } else {
-            Ok(())
+            Ok(Default::default())
         };
         let info = self.refresh_expiry(info, guard.fence()).await;
         tracing::Span::current().record("new_offset", info.offset);
         // The partial's lock is released before any final upload's is taken.
         drop(guard);
         self.complete_finals_of(&info).await;
-        finish_hooks?;
+        let changes = finish_hooks?;
         let resp = TusResponse::status(204).header("Upload-Offset", info.offset.to_string());
-        Ok(crate::expiry::with_expires(resp, &info))
+        Ok(changes.apply(crate::expiry::with_expires(resp, &info)))
     }
 
     /// creation-defer-length: set the length once; repeating the same value is harmless.

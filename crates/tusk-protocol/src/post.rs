@@ -1,7 +1,7 @@
 use tusk_core::{Concat, Metadata, NewUpload, UploadId};
 
 use crate::headers::{is_offset_octet_stream, optional_u64};
-use crate::hooks::{HookType, HookUpload};
+use crate::hooks::{HookHttpResponse, HookType, HookUpload};
 use crate::message::{TusRequest, TusResponse};
 use crate::{Engine, TusError};
 
@@ -81,7 +81,8 @@ impl Engine {
             return Err(TusError::BodyTooLarge);
         }
 
-        let (id, metadata) = self
+        // What the hooks of this request ask to change in its response, later ones winning.
+        let (id, metadata, mut changes) = self
             .pre_create(UploadId::generate(), metadata, length, concat.as_ref())
             .await?;
         if let Some(Concat::Final(ids)) = &concat {
@@ -116,7 +117,7 @@ impl Engine {
         }
         if info.is_complete() {
             // Empty: stored complete at creation (an empty final upload too).
-            self.finished_logged(&info).await;
+            changes.merge(self.finished_logged(&info).await);
         }
         let mut resp =
             TusResponse::status(201).header("Location", format!("{}{id}", req.location_base));
@@ -145,7 +146,7 @@ impl Engine {
             {
                 Ok(info) => {
                     if !was_complete && info.is_complete() {
-                        self.finished_logged(&info).await;
+                        changes.merge(self.finished_logged(&info).await);
                     }
                     self.refresh_expiry(info, guard.fence()).await
                 }
@@ -162,7 +163,7 @@ impl Engine {
             tracing::Span::current().record("new_offset", info.offset);
             resp = resp.header("Upload-Offset", info.offset.to_string());
         }
-        Ok(crate::expiry::with_expires(resp, &info))
+        Ok(changes.apply(crate::expiry::with_expires(resp, &info)))
     }
 
     /// An upload id a pre-create hook chose: valid, not reserved ("_" starts tusk's own lock
@@ -195,15 +196,15 @@ impl Engine {
         metadata: Metadata,
         length: Option<u64>,
         concat: Option<&Concat>,
-    ) -> Result<(UploadId, Metadata), TusError> {
+    ) -> Result<(UploadId, Metadata, HookHttpResponse), TusError> {
         let Some(hooks) = self.hooks() else {
-            return Ok((id, metadata));
+            return Ok((id, metadata, HookHttpResponse::default()));
         };
         let hook = HookType::PreCreate;
         let upload = HookUpload::new(length, &metadata, concat);
         let answer = match hooks.call(hook, upload).await {
             Ok(Some(answer)) => answer,
-            Ok(None) => return Ok((id, metadata)),
+            Ok(None) => return Ok((id, metadata, HookHttpResponse::default())),
             Err(err) => {
                 return Err(TusError::HookFailed {
                     hook,
@@ -233,7 +234,6 @@ impl Engine {
                 reason: format!("it chose invalid metadata: {e}"),
             })?,
         };
-        crate::hooks::change_response(answer.http_response);
-        Ok((id, metadata))
+        Ok((id, metadata, answer.http_response))
     }
 }
