@@ -113,15 +113,72 @@ impl Drop for TaskGuard {
     }
 }
 
-/// A TCP connection as the HTTP dispatcher sees it: reads that fail end the stream in order,
+/// A client connection: plain TCP, or TLS over TCP (the watch then sits on the decrypted side,
+/// so what it keeps are whole TLS records' plaintext; a record cut in half cannot be decrypted,
+/// let alone trusted).
+pub(crate) enum Socket {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+macro_rules! on_socket {
+    ($socket:expr, $io:ident => $body:expr) => {
+        match $socket {
+            Socket::Plain($io) => $body,
+            Socket::Tls($io) => $body,
+        }
+    };
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        on_socket!(self.get_mut(), io => Pin::new(io).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        on_socket!(self.get_mut(), io => Pin::new(io).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        on_socket!(self.get_mut(), io => Pin::new(io).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        on_socket!(self, io => io.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        on_socket!(self.get_mut(), io => Pin::new(io).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        on_socket!(self.get_mut(), io => Pin::new(io).poll_shutdown(cx))
+    }
+}
+
+/// A client connection as the HTTP dispatcher sees it: reads that fail end the stream in order,
 /// and the end waits until a body reader has what arrived (see the module docs).
 pub(crate) struct WatchedIo {
-    io: TcpStream,
+    io: Socket,
     watch: ConnWatch,
 }
 
 impl WatchedIo {
-    pub(crate) fn new(io: TcpStream) -> Self {
+    pub(crate) fn new(io: Socket) -> Self {
         Self {
             io,
             watch: ConnWatch::default(),

@@ -6,6 +6,7 @@ mod conn;
 mod cors;
 mod location;
 mod routes;
+mod tls;
 mod trace;
 
 use std::sync::Arc;
@@ -16,9 +17,20 @@ use actix_web::{App, HttpServer, web};
 use tokio::net::TcpStream;
 use tusk_protocol::Engine;
 
-use conn::WatchedIo;
+use conn::{Socket, WatchedIo};
 
 pub use cors::CorsOrigins;
+pub use tls::{TlsConfig, TlsError, TlsSettings, TlsVersion};
+
+/// A TLS handshake that takes longer is dropped: a client that opens connections and never
+/// finishes its handshake must not hold them.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 flow-control windows: how much one upload stream, and one connection, may send before
+/// the server has read it. Large enough that a stream is not throttled on a long fat link
+/// (docs/benchmarks.md, "HTTPS"); small enough that what sits in them stays a few MiB per
+/// connection.
+const H2_STREAM_WINDOW: u32 = 4 << 20;
+const H2_CONNECTION_WINDOW: u32 = 8 << 20;
 
 /// How the HTTP layer presents the engine.
 #[derive(Debug, Clone)]
@@ -61,8 +73,9 @@ pub(crate) struct AppState {
     config: HttpConfig,
 }
 
-/// Build the HTTP server on an already bound listener. It does not install signal handlers:
-/// the caller stops it through [`Server::handle`] after cancelling the engine's shutdown token.
+/// Build the HTTP server on an already bound listener; with `tls`, it speaks HTTPS (HTTP/2 and
+/// HTTP/1.1 by ALPN). It does not install signal handlers: the caller stops it through
+/// [`Server::handle`] after cancelling the engine's shutdown token.
 ///
 /// Built from actix-server and actix-http rather than `HttpServer`, for the socket wrapper that
 /// keeps a broken connection's last bytes and for connections that stay open until their
@@ -72,6 +85,7 @@ pub fn serve(
     config: HttpConfig,
     listener: std::net::TcpListener,
     shutdown_timeout: Duration,
+    tls: Option<Arc<TlsSettings>>,
 ) -> std::io::Result<Server> {
     let addr = listener.local_addr()?;
     let state = web::Data::new(AppState { engine, config });
@@ -84,30 +98,69 @@ pub fn serve(
             let app = App::new()
                 .app_data(state.clone())
                 .default_service(web::to(routes::handle));
-            let http = actix_http::HttpService::<WatchedIo, _, actix_web::body::BoxBody>::build()
+            let secure = tls.is_some();
+            let mut builder =
+                actix_http::HttpService::<WatchedIo, _, actix_web::body::BoxBody>::build();
+            if secure {
+                builder = builder.secure();
+            }
+            let http = builder
                 // Slow mobile links may take a while to deliver request headers.
                 .client_request_timeout(Duration::from_secs(30))
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .local_addr(addr)
+                .h2_initial_window_size(H2_STREAM_WINDOW)
+                .h2_initial_connection_window_size(H2_CONNECTION_WINDOW)
                 .on_connect_ext(|io: &WatchedIo, ext: &mut actix_http::Extensions| {
                     ext.insert(io.watch());
                 })
-                .h1(actix_service::map_config(app, move |()| {
+                .finish(actix_service::map_config(app, move |()| {
                     // The host is only a fallback for requests without `Host`; URLs are built
-                    // from the request (see `location`).
-                    actix_web::dev::AppConfig::__priv_test_new(false, addr.to_string(), addr)
+                    // from the request (see `location`), with https on a TLS listener.
+                    actix_web::dev::AppConfig::__priv_test_new(secure, addr.to_string(), addr)
                 }));
+            let acceptor = tls
+                .as_ref()
+                .map(|tls| tokio_rustls::TlsAcceptor::from(tls.server_config()));
             actix_service::fn_factory(move || {
                 let handler = actix_service::ServiceFactory::new_service(&http, ());
+                let acceptor = acceptor.clone();
                 async move {
                     let handler = std::rc::Rc::new(handler.await?);
                     Ok::<_, ()>(actix_service::fn_service(move |io: TcpStream| {
                         let handler = handler.clone();
+                        let acceptor = acceptor.clone();
                         async move {
                             let peer = io.peer_addr().ok();
+                            let (io, protocol) = match acceptor {
+                                None => (Socket::Plain(io), actix_http::Protocol::Http1),
+                                Some(acceptor) => {
+                                    let handshake = tokio::time::timeout(
+                                        TLS_HANDSHAKE_TIMEOUT,
+                                        acceptor.accept(io),
+                                    );
+                                    let stream = match handshake.await {
+                                        Ok(Ok(stream)) => stream,
+                                        Ok(Err(error)) => {
+                                            tracing::debug!(?peer, %error, "TLS handshake failed");
+                                            return Ok(());
+                                        }
+                                        Err(_) => {
+                                            tracing::debug!(?peer, "TLS handshake timed out");
+                                            return Ok(());
+                                        }
+                                    };
+                                    let protocol = match stream.get_ref().1.alpn_protocol() {
+                                        Some(b"h2") => actix_http::Protocol::Http2,
+                                        _ => actix_http::Protocol::Http1,
+                                    };
+                                    (Socket::Tls(Box::new(stream)), protocol)
+                                }
+                            };
                             let io = WatchedIo::new(io);
                             let watch = io.watch();
-                            let served = actix_service::Service::call(&*handler, (io, peer)).await;
+                            let served =
+                                actix_service::Service::call(&*handler, (io, protocol, peer)).await;
                             // The connection counts as open (graceful stop waits for it)
                             // until the commits of its requests have ended.
                             watch.tasks_finished().await;

@@ -8,7 +8,7 @@ use crate::HttpConfig;
 /// The public URL of the collection, ending in `/`.
 ///
 /// `base_url` wins; behind a trusted proxy the forwarded host and scheme are used; otherwise the
-/// request's own `Host`. Without any host the URL is path-only, which clients resolve against
+/// request's own `Host`, with `https` on a TLS listener. Without any host the URL is path-only, which clients resolve against
 /// the URL they used.
 pub(crate) fn collection_url(req: &HttpRequest, config: &HttpConfig) -> String {
     if let Some(base) = &config.base_url {
@@ -27,7 +27,13 @@ pub(crate) fn collection_url(req: &HttpRequest, config: &HttpConfig) -> String {
         .filter(|h| valid_host(h));
     match forwarded.1.as_deref().or(own_host) {
         Some(host) => {
-            let scheme = forwarded.0.as_deref().unwrap_or("http");
+            // The connection's own scheme unless a trusted proxy says what the client used.
+            let own = if req.app_config().secure() {
+                "https"
+            } else {
+                "http"
+            };
+            let scheme = forwarded.0.as_deref().unwrap_or(own);
             format!("{scheme}://{host}{}", config.base_path)
         }
         None => config.base_path.clone(),

@@ -84,6 +84,10 @@ pub struct Metrics {
     pub redis_memory_used_ratio: Gauge,
     /// `tusk_uploads_refused_total{reason}`.
     pub uploads_refused: IntCounterVec,
+    /// `tusk_tls_cert_expiry_timestamp_seconds`.
+    pub tls_cert_expiry: IntGauge,
+    /// `tusk_tls_reloads_total{result}`.
+    pub tls_reloads: IntCounterVec,
 }
 
 /// Register `metric` (just built as `name`) in `registry`. Names are constants below,
@@ -297,6 +301,17 @@ impl Metrics {
                 "tusk_uploads_refused_total",
                 "New uploads refused with 503 because a limit was reached: max_uploads or redis_memory.",
                 &["reason"],
+            ),
+            tls_cert_expiry: gauge(
+                r,
+                "tusk_tls_cert_expiry_timestamp_seconds",
+                "When the listener's TLS certificate in use expires (Unix seconds); 0 when the listener has no TLS.",
+            ),
+            tls_reloads: counter_vec(
+                r,
+                "tusk_tls_reloads_total",
+                "Reloads of the listener's TLS certificate and key (files changed, or SIGHUP), by result (ok, failed: the previous pair stays in use).",
+                &["result"],
             ),
             registry,
         }

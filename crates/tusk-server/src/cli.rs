@@ -110,6 +110,43 @@ pub struct Settings {
     #[arg(long, env = "TUSK_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// HTTPS on --listen: the certificate (PEM, with its chain), reloaded when the file changes
+    /// and on SIGHUP [default: none, plain HTTP].
+    #[arg(
+        long,
+        env = "TUSK_TLS_CERT_FILE",
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The certificate's private key (PEM), with --tls-cert-file.
+    #[arg(
+        long,
+        env = "TUSK_TLS_KEY_FILE",
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Lowest TLS version accepted: 1.2 or 1.3 [default: 1.2].
+    #[arg(
+        long,
+        env = "TUSK_TLS_MIN_VERSION",
+        value_name = "VERSION",
+        help_heading = "TLS"
+    )]
+    pub tls_min_version: Option<String>,
+
+    /// Mutual TLS: clients must present a certificate from these CAs (PEM) [default: none].
+    #[arg(
+        long,
+        env = "TUSK_TLS_CLIENT_CA_FILE",
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub tls_client_ca_file: Option<PathBuf>,
+
     /// Log format on stderr: text or json [default: text]. Verbosity via RUST_LOG.
     #[arg(long, env = "TUSK_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -496,6 +533,10 @@ impl Settings {
             finished_retention,
             reap_interval,
             metrics_listen,
+            tls_cert_file,
+            tls_key_file,
+            tls_min_version,
+            tls_client_ca_file,
             s3_bucket,
             s3_endpoint,
             s3_region,

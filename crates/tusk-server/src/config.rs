@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tusk_http::{CorsOrigins, HttpConfig};
+use tusk_http::{CorsOrigins, HttpConfig, TlsConfig, TlsVersion};
 use tusk_protocol::EngineConfig;
 
 use tusk_multipart::{MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, largest_part_size};
@@ -28,6 +28,7 @@ pub struct ServeConfig {
     pub metrics_listen: Option<SocketAddr>,
     pub otlp: Option<Otlp>,
     pub hooks: Option<HookSettings>,
+    pub tls: Option<TlsConfig>,
 }
 
 /// Where traces go.
@@ -162,6 +163,7 @@ fn parse_error(path: &std::path::Path, text: &str, err: &toml::de::Error) -> Con
 
 fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
     let hooks = hooks(&mut s)?;
+    let tls = tls(&mut s)?;
     let defaults = EngineConfig::default();
     let max_size = s.max_size.map_or(defaults.max_size, |v| v.0);
     if max_size == 0 {
@@ -307,6 +309,7 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
     };
 
     Ok(ServeConfig {
+        tls,
         listen: s
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1080))),
@@ -333,6 +336,46 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
         otlp,
         hooks,
     })
+}
+
+/// The listener's TLS settings, if any. Whether the files can be used is checked when they are
+/// loaded, at start (`tusk_http::TlsSettings::load`).
+fn tls(s: &mut Settings) -> Result<Option<TlsConfig>, ConfigError> {
+    let min_version = match s.tls_min_version.as_deref().map(str::trim) {
+        None | Some("1.2") => TlsVersion::V1_2,
+        Some("1.3") => TlsVersion::V1_3,
+        Some(other) => {
+            return Err(invalid(
+                "tls_min_version",
+                format!("{other:?} is not 1.2 or 1.3"),
+            ));
+        }
+    };
+    match (s.tls_cert_file.take(), s.tls_key_file.take()) {
+        (Some(cert_file), Some(key_file)) => Ok(Some(TlsConfig {
+            cert_file,
+            key_file,
+            client_ca_file: s.tls_client_ca_file.take(),
+            min_version,
+        })),
+        (None, None) => {
+            if s.tls_client_ca_file.is_some() || s.tls_min_version.is_some() {
+                return Err(invalid(
+                    "tls_cert_file",
+                    "TLS settings are given but no certificate: set tls_cert_file and tls_key_file",
+                ));
+            }
+            Ok(None)
+        }
+        (Some(_), None) => Err(invalid(
+            "tls_key_file",
+            "tls_cert_file needs its private key in tls_key_file",
+        )),
+        (None, Some(_)) => Err(invalid(
+            "tls_cert_file",
+            "tls_key_file needs its certificate in tls_cert_file",
+        )),
+    }
 }
 
 /// A duration setting that must not be zero.

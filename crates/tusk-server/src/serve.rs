@@ -31,6 +31,16 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!(events = %events.join(","), "hooks on");
     }
     let engine = Arc::new(engine);
+    let tls = match &config.tls {
+        Some(tls) => {
+            let settings = tusk_http::TlsSettings::load(tls.clone())
+                .context("cannot set up TLS on the listener")?;
+            watch_tls(settings.clone(), engine.shutdown_token());
+            Some(settings)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -39,6 +49,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         config.http.clone(),
         listener,
         config.shutdown_timeout,
+        tls,
     )?;
     let metrics_server = match config.metrics_listen {
         Some(addr) => {
@@ -52,7 +63,10 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let metrics_handle = metrics_server.as_ref().map(|m| m.handle());
     let metrics_task = metrics_server.map(actix_web::rt::spawn);
     // The one line on stdout: scripts and tests read the address from it (useful with port 0).
-    println!("tusk listening on http://{addr}{}", config.http.base_path);
+    println!(
+        "tusk listening on {scheme}://{addr}{}",
+        config.http.base_path
+    );
     tracing::info!(%addr, base_path = %config.http.base_path, mode, "tusk started");
 
     let reaper = (config.engine.expire_after.is_some()
@@ -259,6 +273,40 @@ async fn distributed(d: &Distributed) -> anyhow::Result<(EngineStorage, Arc<dyn 
         d.s3_bucket
     );
     Ok((EngineStorage::complete(Arc::new(store)), locker, mode))
+}
+
+/// How often the certificate and key files are checked for a change.
+const TLS_FILE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reload the listener's certificate when its files change (cert-manager and certbot replace
+/// them in place) and on SIGHUP, until shutdown. A failed reload keeps the pair in use.
+fn watch_tls(settings: Arc<tusk_http::TlsSettings>, shutdown: tokio_util::sync::CancellationToken) {
+    actix_web::rt::spawn(
+        settings
+            .clone()
+            .watch_files(TLS_FILE_CHECK, shutdown.clone()),
+    );
+    actix_web::rt::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(err) => {
+                tracing::warn!(
+                    "cannot listen for SIGHUP; certificates reload on file changes only: {err}"
+                );
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = hangup.recv() => {}
+            }
+            tracing::info!("SIGHUP: reloading the TLS certificate");
+            let settings = settings.clone();
+            let _ = tokio::task::spawn_blocking(move || settings.reload()).await;
+        }
+    });
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {

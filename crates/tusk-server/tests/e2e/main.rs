@@ -14,4 +14,5 @@ mod receiver;
 mod redis_full;
 mod services;
 mod support;
+mod tls;
 mod traces;
