@@ -101,7 +101,7 @@ log "the README's first command: cargo run --release -- serve"
 readme_serve
 
 # --- tus-js-client against the real binary --------------------------------------------------
-log "tus-js-client tests (kill-and-resume; parallelUploads over three nodes)"
+log "tus-js-client tests (kill-and-resume; parallelUploads over three nodes; 64 MiB over HTTPS)"
 # `cargo test` above already built target/debug/tusk for the end-to-end tests.
 (
     cd tests/js
