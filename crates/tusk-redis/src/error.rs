@@ -1,7 +1,7 @@
 use tusk_core::ErrorKind;
 
 /// What the Redis state store can fail with. Messages never contain the password of the URL:
-/// URLs are redacted with [`crate::redact_url`] before they are stored in an error.
+/// URLs are redacted with [`crate::connection::redact_url`] before they are stored in an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisError {
@@ -131,5 +131,51 @@ impl From<RedisError> for tusk_core::Error {
             _ => e.to_string(),
         };
         tusk_core::Error::new(kind, message).with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_core_kinds() {
+        use tusk_core::ErrorKind as K;
+        let io =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let cases = [
+            (RedisError::Command(io), K::Unavailable),
+            (
+                RedisError::Command(redis::RedisError::from((
+                    redis::ErrorKind::ClusterDown,
+                    "down",
+                ))),
+                K::Unavailable,
+            ),
+            (
+                RedisError::Command(redis::RedisError::from((
+                    redis::ErrorKind::ResponseError,
+                    "bad",
+                ))),
+                K::Backend,
+            ),
+            (RedisError::NotFound, K::NotFound),
+            (RedisError::Fenced, K::LockLost),
+            (RedisError::Mismatch, K::OffsetMismatch),
+            (RedisError::AlreadySet("length"), K::Invalid),
+            (RedisError::Exists, K::Invalid),
+            (RedisError::Corrupt("x".into()), K::Backend),
+        ];
+        for (e, kind) in cases {
+            let core = tusk_core::Error::from(e);
+            assert_eq!(core.kind(), kind, "{core}");
+        }
+        let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        let core = tusk_core::Error::from(RedisError::Command(io));
+        assert_eq!(
+            core.message(),
+            "state store (Redis) is unavailable; retry later"
+        );
+        assert!(std::error::Error::source(&core).is_some());
     }
 }

@@ -1,0 +1,282 @@
+//! Holding a lock: the guard's [`Held`] (dropping it unlocks), the [`Holder`] task that watches
+//! for release requests and for the lock key lost, and `unlock`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, Txn, TxnOp, TxnOpResponse, WatchFilterType, WatchOptions,
+};
+use tokio::time::sleep;
+use tokio_util::sync::CancellationToken;
+use tusk_core::{LockGuard, UploadId};
+
+use super::{EtcdLocker, Keys};
+use crate::lease::Lease;
+use crate::{EtcdError, fence, rpc};
+
+/// How long a holder waits before it watches its lock (for release requests and for its key
+/// deleted from outside). Locks held for less cost etcd two requests: take and unlock.
+const WATCH_DELAY: Duration = Duration::from_millis(100);
+
+/// Pause before a holder re-reads its lock after its watch broke, so a down etcd is not
+/// hammered.
+pub(super) const RESYNC_BACKOFF: Duration = Duration::from_millis(200);
+
+impl EtcdLocker {
+    pub(super) fn hold(
+        &self,
+        id: &UploadId,
+        keys: Keys,
+        lease: Arc<Lease>,
+        revision: i64,
+        epoch: u64,
+        waiter: bool,
+    ) -> Result<LockGuard, EtcdError> {
+        let Keys {
+            lock_key,
+            release_key,
+            token,
+        } = keys;
+        let fence = fence(epoch, revision)
+            .ok_or(EtcdError::Unexpected("the lock transaction (revision)"))?;
+        let release = CancellationToken::new();
+        if waiter {
+            // Someone was already waiting for the previous holder: make way for them at once.
+            release.cancel();
+        }
+        // A child: losing this lock (its key deleted from outside) must not cancel the node's
+        // lease for every other lock.
+        let lost = lease.lost().child_token();
+        let stop = CancellationToken::new();
+        tokio::spawn(
+            Holder {
+                client: self.inner.client.clone(),
+                lock_key: lock_key.clone(),
+                release_key,
+                token,
+                revision,
+                release: release.clone(),
+                lost: lost.clone(),
+                stop: stop.clone(),
+            }
+            .run(),
+        );
+        tracing::debug!(upload_id = %id, fence, "etcd lock taken");
+        let held = Held {
+            locker: self.clone(),
+            lock_key,
+            revision,
+            lease: Some(lease),
+            stop,
+        };
+        Ok(LockGuard::new(fence, release, lost, Box::new(held)))
+    }
+}
+
+/// Delete the lock key created at `revision`, if it is still that one: once the lease was lost,
+/// the key may be someone else's. Returns whether etcd answered.
+pub(super) async fn unlock(client: &Client, key: &str, revision: i64) -> bool {
+    let unlock = Txn::new()
+        .when([Compare::create_revision(key, CompareOp::Equal, revision)])
+        .and_then([TxnOp::delete(key, None)]);
+    match rpc("release a lock", client.kv_client().txn(unlock)).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::debug!(key, %error, "cannot delete etcd lock key");
+            false
+        }
+    }
+}
+
+/// Attempts to delete a lock key before its lease is retired instead.
+const UNLOCK_ATTEMPTS: u32 = 3;
+
+/// What the guard owns: dropping it unlocks.
+struct Held {
+    locker: EtcdLocker,
+    lock_key: String,
+    revision: i64,
+    lease: Option<Arc<Lease>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        let locker = self.locker.clone();
+        let key = std::mem::take(&mut self.lock_key);
+        let revision = self.revision;
+        let inner = &self.locker.inner;
+        inner.unlocks.spawn_on(
+            async move {
+                for attempt in 1..=UNLOCK_ATTEMPTS {
+                    // A lost lease took the key with it.
+                    if lease.lost().is_cancelled()
+                        || unlock(&locker.inner.client, &key, revision).await
+                    {
+                        return;
+                    }
+                    if attempt < UNLOCK_ATTEMPTS {
+                        sleep(RESYNC_BACKOFF * attempt).await;
+                    }
+                }
+                // The node's lease would keep the key alive for as long as the node runs: stop
+                // using that lease, so the key goes with it once its last lock is dropped.
+                tracing::warn!(
+                    key,
+                    lease = lease.id(),
+                    "cannot delete an etcd lock key; retiring the node's lease so it goes with it"
+                );
+                locker.inner.lease.retire(&lease).await;
+            },
+            &inner.runtime,
+        );
+    }
+}
+
+/// The holder's watch: release requests fire `release`, losing the key fires `lost`.
+struct Holder {
+    client: Client,
+    lock_key: String,
+    release_key: String,
+    token: String,
+    revision: i64,
+    release: CancellationToken,
+    lost: CancellationToken,
+    stop: CancellationToken,
+}
+
+enum Watched {
+    Lost,
+    Broken,
+}
+
+impl Holder {
+    async fn run(self) {
+        let stop = self.stop.clone();
+        let lost = self.lost.clone();
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => {}
+            // The keep-alive gave up: nothing left to watch for.
+            () = lost.cancelled() => {}
+            () = async {
+                // Most locks (a HEAD, a small PATCH) are gone before this: they cost etcd no
+                // watch at all. The watch starts from the lock's revision, so a release request
+                // written meanwhile is replayed, not missed; it only reaches us this much later.
+                sleep(WATCH_DELAY).await;
+                self.watch().await;
+            } => {}
+        }
+    }
+
+    async fn watch(&self) {
+        // The lock transaction read the release key at `revision`: start right after it.
+        let mut from = self.revision + 1;
+        loop {
+            match self.watch_from(from).await {
+                Watched::Lost => {
+                    tracing::warn!(
+                        key = self.lock_key,
+                        "etcd lock key deleted: the holder must stop"
+                    );
+                    self.lost.cancel();
+                    return;
+                }
+                Watched::Broken => {}
+            }
+            // Events may have been missed while the watch was down: read the state again.
+            from = loop {
+                sleep(RESYNC_BACKOFF).await;
+                match self.resync().await {
+                    Ok(Some(revision)) => break revision + 1,
+                    Ok(None) => {
+                        tracing::warn!(
+                            key = self.lock_key,
+                            "etcd lock key gone: the holder must stop"
+                        );
+                        self.lost.cancel();
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::debug!(key = self.lock_key, %error, "cannot re-read etcd lock");
+                    }
+                }
+            };
+        }
+    }
+
+    async fn watch_from(&self, from: i64) -> Watched {
+        let options = WatchOptions::new().with_start_revision(from);
+        let Ok(mut stream) = self
+            .client
+            .watch_client()
+            .watch(self.lock_key.as_str(), Some(options.clone()))
+            .await
+        else {
+            return Watched::Broken;
+        };
+        let release_options = options.with_filters([WatchFilterType::NoDelete]);
+        if stream
+            .watch(self.release_key.as_str(), Some(release_options))
+            .await
+            .is_err()
+        {
+            return Watched::Broken;
+        }
+        loop {
+            let reply = match stream.message().await {
+                Ok(Some(reply)) if !reply.canceled() => reply,
+                _ => return Watched::Broken,
+            };
+            for event in reply.events() {
+                let Some(kv) = event.kv() else { continue };
+                if kv.key() == self.lock_key.as_bytes() {
+                    // Our key is only ever written once; any change means it is not ours.
+                    if event.event_type() == EventType::Delete
+                        || kv.create_revision() != self.revision
+                    {
+                        return Watched::Lost;
+                    }
+                } else if kv.key() == self.release_key.as_bytes()
+                    && event.event_type() == EventType::Put
+                    && kv.value() != self.token.as_bytes()
+                {
+                    self.release.cancel();
+                }
+            }
+        }
+    }
+
+    /// Read both keys at one revision: `None` if the lock is no longer ours, else the revision
+    /// read (and `release` fired if a request waits).
+    async fn resync(&self) -> Result<Option<i64>, EtcdError> {
+        let read = Txn::new().and_then([
+            TxnOp::get(self.lock_key.as_str(), None),
+            TxnOp::get(self.release_key.as_str(), None),
+        ]);
+        let reply = rpc("re-read a lock", self.client.kv_client().txn(read)).await?;
+        let revision = reply
+            .header()
+            .map(|h| h.revision())
+            .ok_or(EtcdError::Unexpected("the lock re-read"))?;
+        let mut ours = false;
+        for op in reply.op_responses() {
+            let TxnOpResponse::Get(get) = op else {
+                continue;
+            };
+            for kv in get.kvs() {
+                if kv.key() == self.lock_key.as_bytes() {
+                    ours = kv.create_revision() == self.revision;
+                } else if kv.value() != self.token.as_bytes() {
+                    self.release.cancel();
+                }
+            }
+        }
+        Ok(ours.then_some(revision))
+    }
+}

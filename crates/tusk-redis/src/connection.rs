@@ -1,0 +1,338 @@
+//! The connection to Redis: [`RedisState`] itself, connecting to the server (TLS, timeouts, its
+//! version), and sending commands and scripts inside a span, timed into a metric.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value};
+use tracing::Instrument as _;
+use tusk_core::UploadId;
+
+use crate::limits::Admission;
+use crate::reply::split_marker;
+use crate::{RedisError, RedisLimits, error, scripts};
+
+/// Bound on one connection attempt, so an unreachable Redis fails requests quickly instead of
+/// holding them until the lock lease expires.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on one command. Generous: a commit can carry a tail of up to one part (tens of MiB).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Extra connection attempts (about 1-2 s apart) before waiting commands fail with
+/// `Unavailable`: enough to ride out a Redis restart, short enough for a quick 503. The next
+/// command starts a new round, so the store heals by itself once Redis is back.
+const RECONNECT_RETRIES: usize = 1;
+
+/// The Redis [`StateStore`](tusk_core::StateStore). Cheap to clone: clones share one
+/// multiplexed connection that reconnects by itself.
+#[derive(Clone)]
+pub struct RedisState {
+    pub(crate) conn: ConnectionManager,
+    pub(crate) prefix: String,
+    /// The URL with its password redacted, for messages.
+    url: String,
+    /// The server takes scripts flagged to run while it is out of memory (Redis 7 and later).
+    oom_flags: bool,
+    /// Limits on new uploads.
+    pub(crate) admission: Arc<Admission>,
+}
+
+impl fmt::Debug for RedisState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisState")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisState {
+    /// Connect to `url` (`redis://[user][:password@]host[:port][/db]`, or `rediss://` for TLS)
+    /// and PING, so a wrong address or password fails at start-up rather than on the first
+    /// upload. Keys are named `<key_prefix>{<id>}:...`.
+    pub async fn connect(url: &str, key_prefix: &str) -> Result<RedisState, RedisError> {
+        // A brace in the prefix would become the hash tag and put all uploads in one slot.
+        if key_prefix.contains(['{', '}']) {
+            return Err(RedisError::InvalidPrefix(key_prefix.to_owned()));
+        }
+        let redacted = redact_url(url);
+        if is_tls(url) {
+            ensure_crypto_provider();
+        }
+        let client = redis::Client::open(url).map_err(|source| RedisError::InvalidUrl {
+            url: redacted.clone(),
+            source,
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT)
+            .set_number_of_retries(RECONNECT_RETRIES);
+        let connect = async {
+            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            Ok::<_, redis::RedisError>((conn, info))
+        };
+        let (conn, info) = connect.await.map_err(|source| RedisError::Connect {
+            url: redacted.clone(),
+            source,
+        })?;
+        let oom_flags = server_major_version(&info).is_some_and(|major| major >= 7);
+        if !oom_flags {
+            tracing::warn!(
+                "Redis older than 7 (or its version unknown): when it is full (maxmemory), uploads cannot be deleted or finished to free memory; raise maxmemory then"
+            );
+        }
+        tracing::debug!(url = %redacted, prefix = key_prefix, "connected to Redis");
+        Ok(RedisState {
+            conn,
+            prefix: key_prefix.to_owned(),
+            url: redacted,
+            oom_flags,
+            admission: Arc::new(Admission::new(RedisLimits::default())),
+        })
+    }
+
+    /// Apply `limits` to new uploads (instead of [`RedisLimits::default`]).
+    pub fn with_limits(mut self, limits: RedisLimits) -> Result<RedisState, RedisError> {
+        limits.validate()?;
+        self.admission = Arc::new(Admission::new(limits));
+        Ok(self)
+    }
+
+    /// The server's `maxmemory-policy`, or `None` when the server refuses `CONFIG GET` (as
+    /// managed Redis services often do). Anything but `noeviction` can silently drop upload
+    /// state under memory pressure: see [`RedisState::policy_can_evict`].
+    pub async fn maxmemory_policy(&self) -> Result<Option<String>, RedisError> {
+        let mut conn = self.conn.clone();
+        let reply = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async::<HashMap<String, String>>(&mut conn)
+            .await;
+        match reply {
+            Ok(mut config) => Ok(config.remove("maxmemory-policy")),
+            Err(e) if error::is_unavailable(&e) => Err(RedisError::Command(e)),
+            Err(e) => {
+                tracing::debug!(error = %e, "Redis refused CONFIG GET maxmemory-policy");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether Redis may evict keys under `policy`: anything but `noeviction` can.
+    pub fn policy_can_evict(policy: &str) -> bool {
+        !policy.trim().eq_ignore_ascii_case("noeviction")
+    }
+
+    /// Send one plain command, with the same span and duration metric as a script.
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        id: Option<&UploadId>,
+        cmd: &redis::Cmd,
+    ) -> Result<T, RedisError> {
+        let mut conn = self.conn.clone();
+        Ok(self.timed(op, id, cmd.query_async(&mut conn)).await?)
+    }
+
+    /// `request`, inside a client span `redis <op>` and timed into
+    /// `tusk_redis_request_duration_seconds{operation=op}`.
+    pub(crate) async fn timed<T>(
+        &self,
+        op: &'static str,
+        id: Option<&UploadId>,
+        request: impl Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        let span = tracing::info_span!(
+            "redis",
+            otel.name = format!("redis {op}"),
+            otel.kind = "client",
+            db.system = "redis",
+            op,
+            upload_id = tracing::field::Empty,
+        );
+        if let Some(id) = id {
+            span.record("upload_id", tracing::field::display(id));
+        }
+        let started = std::time::Instant::now();
+        let reply = request.instrument(span).await;
+        tusk_metrics::metrics()
+            .redis_duration
+            .with_label_values(&[op])
+            .observe(started.elapsed().as_secs_f64());
+        reply
+    }
+
+    /// Run `script` on the keys of `id` with `args`, and split its marker off the reply.
+    /// `script` in the form this server runs while it is out of memory, if it can.
+    pub(crate) fn oom_safe<'a>(&self, script: &'a scripts::OomSafe) -> &'a Script {
+        if self.oom_flags {
+            &script.flagged
+        } else {
+            &script.plain
+        }
+    }
+
+    pub(crate) async fn run(
+        &self,
+        op: &'static str,
+        script: &Script,
+        id: &UploadId,
+        args: impl FnOnce(&mut redis::Cmd),
+    ) -> Result<Vec<Value>, RedisError> {
+        // EVALSHA built here rather than through `ScriptInvocation`, which copies every
+        // argument once more (a tail append's bytes are up to a part).
+        let keys = self.keys(id);
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(script.get_hash()).arg(keys.len());
+        for key in keys {
+            call.arg(key);
+        }
+        args(&mut call);
+        let mut conn = self.conn.clone();
+        let invoke = async {
+            match call.query_async::<Value>(&mut conn).await {
+                // A Redis that restarted, or has not seen this script yet.
+                Err(err) if err.kind() == redis::ErrorKind::NoScriptError => {
+                    script.load_async(&mut conn).await?;
+                    call.query_async::<Value>(&mut conn).await
+                }
+                other => other,
+            }
+        };
+        let reply = self.timed(op, Some(id), invoke).await;
+        split_marker(reply?)
+    }
+}
+
+/// Whether `url` asks for TLS.
+fn is_tls(url: &str) -> bool {
+    let scheme = url.split("://").next().unwrap_or_default();
+    scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
+}
+
+/// rustls needs a process-wide crypto provider. It picks one by itself only when exactly one is
+/// compiled in; in tusk two are (aws-lc-rs for S3, ring) or, in this crate alone, none, and the
+/// first TLS connection would panic. So install ring's, unless the binary already chose one.
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // An error only means another thread installed a provider first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// `url` with any password replaced by `***`, fit for messages and logs.
+///
+/// Redacts the user-info password (`redis://user:secret@host` becomes `redis://user:***@host`),
+/// a user-info with no colon as a whole (some write the password there), and `pass` /
+/// `password` query parameters (`redis+unix:///path?pass=secret`).
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        // Not a URL we understand: show nothing of it rather than risk a secret.
+        return "<unparsable Redis URL>".to_owned();
+    };
+    let (scheme, rest) = url.split_at(scheme_end + 3);
+    // The user-info ends at the last '@' before the path; a password may hold '/', '?' or '#'
+    // if it was not percent-encoded, so look for '@' in the whole rest.
+    let (userinfo, rest) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let mut out = String::with_capacity(url.len());
+    out.push_str(scheme);
+    if let Some(info) = userinfo {
+        match info.split_once(':') {
+            Some((user, _)) => {
+                out.push_str(user);
+                out.push_str(":***@");
+            }
+            None => out.push_str("***@"),
+        }
+    }
+    match rest.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((k, _))
+                        if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
+                    {
+                        format!("{k}=***")
+                    }
+                    _ => param.to_owned(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+        }
+        None => out.push_str(rest),
+    }
+    out
+}
+
+/// The major version in an `INFO server` reply (`redis_version:7.0.15`).
+fn server_major_version(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .and_then(|version| version.trim().split('.').next()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_versions_are_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n";
+        assert_eq!(server_major_version(info), Some(7));
+        assert_eq!(server_major_version("redis_version:6.2.14\n"), Some(6));
+        assert_eq!(server_major_version("nothing here"), None);
+    }
+
+    #[test]
+    fn redacts_passwords_in_every_place() {
+        let cases = [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://:s3cret@host:6379/2", "redis://:***@host:6379/2"),
+            (
+                "rediss://user:s3cret@host:6380",
+                "rediss://user:***@host:6380",
+            ),
+            ("redis://s3cret@host", "redis://***@host"),
+            ("redis://:p@ss/w?rd#x@host/0", "redis://:***@host/0"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=s3cret",
+                "redis+unix:///run/redis.sock?db=1&pass=***",
+            ),
+            ("not a url s3cret", "<unparsable Redis URL>"),
+        ];
+        for (url, want) in cases {
+            let got = redact_url(url);
+            assert_eq!(got, want, "{url}");
+            assert!(!got.contains("s3cret"), "{got}");
+        }
+    }
+
+    #[test]
+    fn only_noeviction_is_safe() {
+        assert!(!RedisState::policy_can_evict("noeviction"));
+        assert!(!RedisState::policy_can_evict("NoEviction "));
+        for policy in [
+            "allkeys-lru",
+            "volatile-lru",
+            "allkeys-random",
+            "volatile-ttl",
+            "",
+        ] {
+            assert!(RedisState::policy_can_evict(policy), "{policy}");
+        }
+    }
+}
