@@ -9,6 +9,11 @@
 #   RUNS=N                  timed rounds (default 3), after one untimed warm-up of each mode;
 #                           the modes alternate within a round
 #   RATE=BYTES_PER_S        curl's --limit-rate (default none: loopback speed)
+#   CLIENT=curl|node        who sends the PATCH (default curl). curl 7.88's HTTP/2 uploads cost
+#                           the client several times the CPU of HTTP/1.1; node (Node's https
+#                           and http2 modules, scripts/lib/patch-upload.mjs) does not
+#   DATA_DIR=DIR            where the nodes store uploads (default under target/bench-tmp; a
+#                           tmpfs such as /dev/shm takes the disk out of the comparison)
 #
 # The certificate is made for the run with `openssl`. Uploads land in target/bench-tmp (the
 # repo's filesystem), removed on exit together with the nodes. 127.0.0.1 only.
@@ -20,6 +25,8 @@ source "$ROOT/scripts/lib/process.sh"
 SIZE_MIB="${1:-1024}"
 RUNS="${RUNS:-3}"
 RATE="${RATE:-}"
+CLIENT="${CLIENT:-curl}"
+DATA_DIR="${DATA_DIR:-}"
 TUSK_BIN="${TUSK_BIN:-$ROOT/target/release/tusk}"
 READY_TIMEOUT=30
 STOP_TIMEOUT=15
@@ -30,19 +37,26 @@ log() { printf '== %s\n' "$*" >&2; }
 [[ "$SIZE_MIB" =~ ^[1-9][0-9]*$ ]] || die "SIZE_MIB must be a positive integer, got '$SIZE_MIB'"
 [[ "$RUNS" =~ ^[1-9][0-9]?$ ]] || die "RUNS must be 1 to 99, got '$RUNS'"
 [[ -x "$TUSK_BIN" ]] || die "$TUSK_BIN not found: cargo build --release -p tusk-server first"
-for tool in curl openssl awk sort cmp; do
+[[ "$CLIENT" == curl || "$CLIENT" == node ]] || die "CLIENT must be curl or node"
+for tool in curl openssl awk sort cmp "$CLIENT"; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' is required"
 done
 curl -V | grep -q HTTP2 || die "this curl has no HTTP/2"
 
 mkdir -p "$ROOT/target/bench-tmp"
 WORK="$(mktemp -d "$ROOT/target/bench-tmp/tls.XXXXXX")"
+STORE="$WORK"
+if [[ -n "$DATA_DIR" ]]; then
+    mkdir -p "$DATA_DIR"
+    STORE="$(mktemp -d "$DATA_DIR/tusk-bench-tls.XXXXXX")"
+fi
 PLAIN_PID="" TLS_PID=""
 cleanup() {
     for pid in "$PLAIN_PID" "$TLS_PID"; do
         [[ -z "$pid" ]] || stop_pid "tusk node" "$pid" || true
     done
     rm -rf "$WORK"
+    [[ "$STORE" == "$WORK" ]] || rm -rf "$STORE"
     rmdir "$ROOT/target/bench-tmp" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -59,7 +73,7 @@ openssl x509 -req -in "$WORK/tls.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -
 start() {
     local name="$1" limit line
     shift
-    "$TUSK_BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name-data" "$@" \
+    "$TUSK_BIN" serve --listen 127.0.0.1:0 --data-dir "$STORE/$name-data" "$@" \
         </dev/null >"$WORK/$name.out" 2>"$WORK/$name.log" &
     NODE_PID=$!
     limit="$(deadline "$READY_TIMEOUT")"
@@ -101,14 +115,24 @@ upload() {
         -H "Upload-Length: $SIZE" -o /dev/null -w '%header{location}' "$url")"
     [[ -n "$location" ]] || die "$mode: POST gave no Location"
     cpu0="$(cpu_of "$pid")" t0="$(now)"
-    out="$(curl "${curl_opts[@]}" -X PATCH -H 'Tus-Resumable: 1.0.0' \
-        -H 'Content-Type: application/offset+octet-stream' -H 'Upload-Offset: 0' \
-        -T "$WORK/source" -o /dev/null -w '%{http_version} %{http_code}' "$location")"
+    local client_seconds=""
+    if [[ "$CLIENT" == node && "$mode" != plain ]]; then
+        local proto=h1 reply
+        [[ "$mode" == https1 ]] || proto=h2
+        reply="$(node "$ROOT/scripts/lib/patch-upload.mjs" "$proto" "$location" "$WORK/source" \
+            "$WORK/ca.pem")"
+        # Node's own start-up is not the upload's: time the PATCH as the client saw it.
+        out="$version ${reply%% *}" client_seconds="${reply##* }"
+    else
+        out="$(curl "${curl_opts[@]}" -X PATCH -H 'Tus-Resumable: 1.0.0' \
+            -H 'Content-Type: application/offset+octet-stream' -H 'Upload-Offset: 0' \
+            -T "$WORK/source" -o /dev/null -w '%{http_version} %{http_code}' "$location")"
+    fi
     local seconds cpu
-    seconds="$(elapsed "$t0")" cpu="$(awk -v a="$cpu0" -v b="$(cpu_of "$pid")" 'BEGIN { printf "%.2f", b - a }')"
+    seconds="${client_seconds:-$(elapsed "$t0")}" cpu="$(awk -v a="$cpu0" -v b="$(cpu_of "$pid")" 'BEGIN { printf "%.2f", b - a }')"
     [[ "$out" == "$version 204" ]] || die "$mode: PATCH answered '$out', expected '$version 204'"
     # The stored file is the source, byte for byte (then removed, untimed).
-    local stored="$WORK/${mode/https*/tls}-data/${location##*/}"
+    local stored="$STORE/${mode/https*/tls}-data/${location##*/}"
     cmp -s "$WORK/source" "$stored" || die "$mode: stored bytes differ"
     curl "${curl_opts[@]}" -X DELETE -H 'Tus-Resumable: 1.0.0' -o /dev/null "$location"
     printf '%s %s\n' "$seconds" "$cpu"

@@ -170,7 +170,6 @@ impl RedisState {
         reply
     }
 
-    /// Run `script` on the keys of `id` with `args`, and split its marker off the reply.
     /// `script` in the form this server runs while it is out of memory, if it can.
     pub(crate) fn oom_safe<'a>(&self, script: &'a scripts::OomSafe) -> &'a Script {
         if self.oom_flags {
@@ -180,6 +179,7 @@ impl RedisState {
         }
     }
 
+    /// Run `script` on the keys of `id` with `args`, and split its marker off the reply.
     pub(crate) async fn run(
         &self,
         op: &'static str,
