@@ -10,7 +10,7 @@ use etcd_client::{Client, LeaseClient, LeaseKeepAliveStream, LeaseKeeper};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::{EtcdError, rpc};
+use crate::{EtcdError, REQUEST_TIMEOUT, rpc};
 
 /// The lease this node's locks are attached to. Granted on first use and again after it is
 /// lost; shared by every lock taken meanwhile.
@@ -30,19 +30,28 @@ impl NodeLease {
     }
 
     /// The live lease, granting a new one if there is none or the last one was lost. Concurrent
-    /// callers wait for one grant instead of each granting their own.
+    /// callers wait for one grant instead of each granting their own; each waits at most one
+    /// request's time in all, so a down etcd cannot queue callers behind each other's grants.
     pub(crate) async fn get(&self) -> Result<Arc<Lease>, EtcdError> {
-        let mut current = self.current.lock().await;
-        if let Some(lease) = current.as_ref().filter(|l| !l.lost().is_cancelled()) {
-            return Ok(Arc::clone(lease));
-        }
-        let lease = Arc::new(Lease::grant(&self.client, self.ttl_secs).await?);
-        tracing::debug!(
-            lease = lease.id(),
-            "etcd lease granted for this node's locks"
-        );
-        *current = Some(Arc::clone(&lease));
-        Ok(lease)
+        let get = async {
+            let mut current = self.current.lock().await;
+            if let Some(lease) = current.as_ref().filter(|l| !l.lost().is_cancelled()) {
+                return Ok(Arc::clone(lease));
+            }
+            let lease = Arc::new(Lease::grant(&self.client, self.ttl_secs).await?);
+            tracing::debug!(
+                lease = lease.id(),
+                "etcd lease granted for this node's locks"
+            );
+            *current = Some(Arc::clone(&lease));
+            Ok(lease)
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, get)
+            .await
+            .unwrap_or(Err(EtcdError::Timeout {
+                op: "grant a lease",
+                timeout: REQUEST_TIMEOUT,
+            }))
     }
 
     /// Stop handing out `lease` (a key on it could not be deleted): later locks get a fresh

@@ -621,6 +621,43 @@ async fn a_paused_holder_loses_the_lock_within_the_ttl_and_knows_it_on_resume() 
     assert!(!second.lost().is_cancelled());
 }
 
+/// With etcd hung, requests that need the node's lease do not queue behind each other's
+/// grants: each fails within one request's time, however many wait at once.
+#[tokio::test]
+async fn with_etcd_hung_concurrent_locks_fail_in_one_request_time_not_in_turn() {
+    if !services_enabled("with_etcd_hung_concurrent_locks_fail_in_one_request_time_not_in_turn") {
+        return;
+    }
+    let prefix = unique_prefix("hung-grant");
+    let proxy = Proxy::start().await;
+    let node = EtcdLocker::connect(config(
+        vec![proxy.endpoint()],
+        &prefix,
+        Duration::from_secs(5),
+    ))
+    .await
+    .expect("connect through the proxy");
+    proxy.freeze();
+    let started = std::time::Instant::now();
+    let attempts: Vec<_> = (0..4)
+        .map(|_| {
+            let node = node.clone();
+            tokio::spawn(async move { node.lock(&UploadId::generate(), PATIENCE).await })
+        })
+        .collect();
+    for attempt in attempts {
+        let err = within("lock answers", attempt)
+            .await
+            .unwrap()
+            .expect_err("lock with etcd hung");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
+    }
+    let took = started.elapsed();
+    println!("4 concurrent locks failed after {took:?}");
+    // One request's bound (5 s) and some slack; in turn they would take 20 s.
+    assert!(took < Duration::from_secs(9), "{took:?}");
+}
+
 #[tokio::test]
 async fn lock_fails_with_unavailable_when_etcd_is_unreachable() {
     if !services_enabled("lock_fails_with_unavailable_when_etcd_is_unreachable") {
