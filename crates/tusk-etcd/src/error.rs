@@ -8,9 +8,15 @@ use tusk_core::ErrorKind;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EtcdError {
-    /// The configuration cannot work; the message names the setting and the fix.
-    #[error("invalid etcd configuration: {0}")]
-    Config(String),
+    /// A setting cannot work: `key` is its TOML key (`etcd_user`, `lock_lease`, ...), the
+    /// message says why and how to fix it.
+    #[error("{key}: {message}")]
+    Config {
+        /// The setting's TOML key.
+        key: &'static str,
+        /// What is wrong and the fix.
+        message: String,
+    },
     /// A TLS file named in the configuration cannot be read.
     #[error("cannot read etcd TLS file {path}: {source}")]
     ReadFile {
@@ -154,7 +160,7 @@ impl From<EtcdError> for tusk_core::Error {
                 ErrorKind::Unavailable,
                 "lock service (etcd) is unavailable; retry later",
             ),
-            EtcdError::Config(_) | EtcdError::ReadFile { .. } | EtcdError::Client { .. } => {
+            EtcdError::Config { .. } | EtcdError::ReadFile { .. } | EtcdError::Client { .. } => {
                 (ErrorKind::Backend, "lock service (etcd) is misconfigured")
             }
             _ => (ErrorKind::Backend, "lock service (etcd) failed"),

@@ -93,9 +93,9 @@ pub struct EtcdConfig {
     pub cert_file: Option<PathBuf>,
     /// PEM private key of `cert_file`.
     pub key_file: Option<PathBuf>,
-    /// Lifetime of a lock's lease without keep-alive: how long a crashed or partitioned holder
-    /// can block an upload. Whole seconds (rounded up), at least 1 s; etcd may raise it to its
-    /// minimum TTL.
+    /// Lifetime of a node's lease without keep-alive: how long a crashed or partitioned holder
+    /// can block an upload. Whole seconds (rounded up), [`MIN_LEASE_TTL`] to [`MAX_LEASE_TTL`];
+    /// etcd may raise it to its minimum TTL.
     pub lease_ttl: Duration,
     /// Prepended verbatim to every key, e.g. `tusk/`.
     pub key_prefix: String,
@@ -116,34 +116,79 @@ impl fmt::Debug for EtcdConfig {
     }
 }
 
+/// The shortest lease: a keep-alive goes out every third of it, and a holder gives up a tenth of
+/// it early, so shorter leases would be lost to ordinary network jitter.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
+/// The longest lease: how long a crashed node may keep its uploads locked.
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+impl Default for EtcdConfig {
+    /// No endpoints (they must be given), a 10 s lease, keys under `tusk/`.
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            user: None,
+            password: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            lease_ttl: Duration::from_secs(10),
+            key_prefix: "tusk/".to_owned(),
+        }
+    }
+}
+
 impl EtcdConfig {
-    /// Refuse settings that cannot work, naming the setting and the fix.
-    fn validate(&self) -> Result<(), EtcdError> {
-        let invalid = |m: &str| Err(EtcdError::Config(m.to_owned()));
+    /// Refuse settings that cannot work; each error names the setting's TOML key (the binary
+    /// adds its flag and environment variable) and the fix.
+    pub fn validate(&self) -> Result<(), EtcdError> {
+        let invalid = |key: &'static str, message: String| Err(EtcdError::Config { key, message });
         if self.endpoints.is_empty() {
-            return invalid("endpoints must name at least one etcd client URL");
+            return invalid(
+                "etcd_endpoints",
+                "must name at least one etcd client URL".into(),
+            );
         }
         if self.user.is_some() != self.password.is_some() {
-            return invalid("user and password go together: set both or neither");
+            return invalid(
+                "etcd_user",
+                "etcd_user and etcd_password go together".into(),
+            );
         }
         if self.cert_file.is_some() != self.key_file.is_some() {
-            return invalid("cert_file and key_file go together: set both or neither");
+            return invalid(
+                "etcd_cert_file",
+                "etcd_cert_file and etcd_key_file go together".into(),
+            );
         }
-        if self.lease_ttl < Duration::from_secs(1) {
-            return invalid("lease_ttl must be at least 1 s (etcd leases count whole seconds)");
+        if self.lease_ttl < MIN_LEASE_TTL {
+            return invalid("lock_lease", "must be at least 2s".into());
+        }
+        if self.lease_ttl > MAX_LEASE_TTL {
+            return invalid("lock_lease", "must be at most 24h".into());
         }
         let tls = self.ca_file.is_some() || self.cert_file.is_some();
         for endpoint in &self.endpoints {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return invalid(
+                    "etcd_endpoints",
+                    format!("{endpoint:?} must be an http:// or https:// URL"),
+                );
+            }
             if endpoint.starts_with("http://") && tls {
-                return Err(EtcdError::Config(format!(
-                    "endpoint {endpoint} is plain http but TLS files are set: use https://"
-                )));
+                return invalid(
+                    "etcd_endpoints",
+                    format!("{endpoint} is plain http but TLS files are set: use https://"),
+                );
             }
             if endpoint.starts_with("https://") && self.ca_file.is_none() {
-                return Err(EtcdError::Config(format!(
-                    "endpoint {endpoint} uses TLS: set ca_file to the CA that signs etcd's \
-                     certificate"
-                )));
+                return invalid(
+                    "etcd_ca_file",
+                    format!(
+                        "endpoint {endpoint} uses TLS: set etcd_ca_file to the CA that signs \
+                         etcd's certificate"
+                    ),
+                );
             }
         }
         Ok(())
@@ -200,19 +245,36 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_with_the_fix() {
         type Change = fn(&mut EtcdConfig);
-        let cases: [(Change, &str); 6] = [
-            (|c| c.endpoints.clear(), "at least one"),
-            (|c| c.password = None, "user and password"),
+        let cases: [(Change, &str); 8] = [
+            (
+                |c| c.endpoints.clear(),
+                "etcd_endpoints: must name at least one",
+            ),
+            (
+                |c| c.password = None,
+                "etcd_user: etcd_user and etcd_password",
+            ),
             (
                 |c| c.cert_file = Some("c.pem".into()),
-                "cert_file and key_file",
+                "etcd_cert_file: etcd_cert_file and etcd_key_file",
             ),
-            (|c| c.lease_ttl = Duration::from_millis(500), "lease_ttl"),
+            (
+                |c| c.lease_ttl = Duration::from_millis(1500),
+                "lock_lease: must be at least 2s",
+            ),
+            (
+                |c| c.lease_ttl = Duration::from_secs(90_000),
+                "lock_lease: must be at most 24h",
+            ),
             (
                 |c| c.endpoints = vec!["https://e:2379".to_owned()],
-                "set ca_file",
+                "etcd_ca_file: endpoint https://e:2379 uses TLS",
             ),
             (|c| c.ca_file = Some("ca.pem".into()), "use https://"),
+            (
+                |c| c.endpoints = vec!["e:2379".to_owned()],
+                "http:// or https://",
+            ),
         ];
         for (change, expected) in cases {
             let mut c = config();

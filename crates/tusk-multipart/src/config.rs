@@ -73,6 +73,67 @@ pub fn deferred_capacity(part_size: u64, config: &MultipartConfig) -> u64 {
         .min(config.max_size)
 }
 
+/// A node's part buffer budget unless configured (`max_buffered_bytes`).
+pub const DEFAULT_BUFFER_BUDGET: u64 = 512 * MIB;
+
+/// A setting of the distributed store that cannot work: its TOML key (the binary adds the flag
+/// and environment variable) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct MultipartConfigError {
+    /// The setting's TOML key.
+    pub key: &'static str,
+    /// What is wrong and the fix.
+    pub message: String,
+}
+
+impl MultipartConfig {
+    /// Refuse settings that cannot work: part sizes S3 and Redis refuse, part counts S3
+    /// refuses, a maximum upload that would need parts larger than a Redis string.
+    pub fn validate(&self) -> Result<(), MultipartConfigError> {
+        let invalid = |key, message: String| Err(MultipartConfigError { key, message });
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.preferred_part_size) {
+            return invalid(
+                "preferred_part_size",
+                "must be between 5MiB (the S3 minimum) and 512MiB (the largest tail Redis holds)"
+                    .into(),
+            );
+        }
+        if !(1..=10_000).contains(&self.max_parts) {
+            return invalid("max_parts", "must be between 1 and 10000".into());
+        }
+        if !(1..=64).contains(&self.max_inflight_parts) {
+            return invalid("max_inflight_parts", "must be between 1 and 64".into());
+        }
+        if largest_part_size(self) > MAX_PART_SIZE {
+            return invalid(
+                "max_size",
+                format!(
+                    "{} bytes do not fit {} parts of at most 512MiB (the largest tail Redis holds); lower max_size or raise max_parts",
+                    self.max_size, self.max_parts
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Refuse a part buffer budget (`max_buffered_bytes`) that cannot hold one part of the
+    /// largest upload.
+    pub fn check_budget(&self, budget: u64) -> Result<(), MultipartConfigError> {
+        let part = largest_part_size(self);
+        if budget < part {
+            return Err(MultipartConfigError {
+                key: "max_buffered_bytes",
+                message: format!(
+                    "must hold at least one part of the largest upload ({part} bytes with max_size {} and max_parts {})",
+                    self.max_size, self.max_parts
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The largest part any upload may need: the one of an upload of the maximum size.
 pub fn largest_part_size(config: &MultipartConfig) -> u64 {
     part_size_for(Some(config.max_size), config).max(part_size_for(None, config))
@@ -81,6 +142,51 @@ pub fn largest_part_size(config: &MultipartConfig) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_by_their_key() {
+        let ok = MultipartConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.check_budget(DEFAULT_BUFFER_BUDGET), Ok(()));
+        let cases: [(MultipartConfig, &str); 4] = [
+            (
+                MultipartConfig {
+                    preferred_part_size: 4 * MIB,
+                    ..ok.clone()
+                },
+                "preferred_part_size",
+            ),
+            (
+                MultipartConfig {
+                    max_parts: 10_001,
+                    ..ok.clone()
+                },
+                "max_parts",
+            ),
+            (
+                MultipartConfig {
+                    max_inflight_parts: 0,
+                    ..ok.clone()
+                },
+                "max_inflight_parts",
+            ),
+            (
+                MultipartConfig {
+                    max_size: 6 << 40,
+                    ..ok.clone()
+                },
+                "max_size",
+            ),
+        ];
+        for (config, key) in cases {
+            assert_eq!(config.validate().unwrap_err().key, key);
+        }
+        // The default 1 TiB maximum needs 105 MiB parts.
+        assert_eq!(
+            ok.check_budget(64 * MIB).unwrap_err().key,
+            "max_buffered_bytes"
+        );
+    }
 
     #[test]
     fn part_sizes_follow_the_rule() {

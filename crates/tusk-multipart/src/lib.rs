@@ -13,7 +13,7 @@ mod write;
 
 pub use budget::BufferBudget;
 pub use config::{
-    MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, deferred_capacity, largest_part_size,
-    part_size_for, part_wait,
+    DEFAULT_BUFFER_BUDGET, MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, MultipartConfigError,
+    deferred_capacity, largest_part_size, part_size_for, part_wait,
 };
 pub use store::{BudgetTooSmall, MultipartStore};

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tusk_http::{CorsOrigins, HttpConfig, TlsConfig, TlsVersion};
 use tusk_protocol::EngineConfig;
 
-use tusk_multipart::{MAX_PART_SIZE, MIN_PART_SIZE, MultipartConfig, largest_part_size};
+use tusk_etcd::{EtcdConfig, EtcdError};
+use tusk_multipart::{DEFAULT_BUFFER_BUDGET, MultipartConfig};
 use tusk_redis::RedisLimits;
 
 use crate::cli::Settings;
@@ -64,23 +65,10 @@ pub struct Distributed {
     pub s3_force_path_style: bool,
     pub redis_url: Secret,
     pub redis_prefix: String,
-    pub etcd: Option<Etcd>,
+    pub etcd: Option<EtcdConfig>,
     pub multipart: MultipartConfig,
     pub max_buffered_bytes: u64,
     pub redis_limits: RedisLimits,
-}
-
-/// etcd lock settings, validated.
-#[derive(Debug, Clone)]
-pub struct Etcd {
-    pub endpoints: Vec<String>,
-    pub user: Option<String>,
-    pub password: Option<Secret>,
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    pub prefix: String,
-    pub lease: Duration,
 }
 
 /// A configuration that cannot be used.
@@ -561,47 +549,23 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         ));
     }
 
-    let preferred_part_size = s.preferred_part_size.map_or(8 << 20, |v| v.0);
-    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&preferred_part_size) {
-        return Err(invalid(
-            "preferred_part_size",
-            "must be between 5MiB (the S3 minimum) and 512MiB (the largest tail Redis holds)",
-        ));
-    }
-    let max_parts = s.max_parts.unwrap_or(10_000);
-    if !(1..=10_000).contains(&max_parts) {
-        return Err(invalid("max_parts", "must be between 1 and 10000"));
-    }
-    let max_inflight_parts = s.max_inflight_parts.unwrap_or(2);
-    if !(1..=64).contains(&max_inflight_parts) {
-        return Err(invalid("max_inflight_parts", "must be between 1 and 64"));
-    }
+    // tusk-multipart owns these settings: their defaults and their rules.
+    let defaults = MultipartConfig::default();
     let multipart = MultipartConfig {
-        preferred_part_size,
-        max_parts,
+        preferred_part_size: s
+            .preferred_part_size
+            .map_or(defaults.preferred_part_size, |v| v.0),
+        max_parts: s.max_parts.unwrap_or(defaults.max_parts),
         max_size,
-        max_inflight_parts,
+        max_inflight_parts: s.max_inflight_parts.unwrap_or(defaults.max_inflight_parts),
         // Set to the read timeout once that is known (see `load`).
-        ..MultipartConfig::default()
+        ..defaults
     };
-    let largest_part = largest_part_size(&multipart);
-    if largest_part > MAX_PART_SIZE {
-        return Err(invalid(
-            "max_size",
-            format!(
-                "{max_size} bytes do not fit {max_parts} parts of at most 512MiB (the largest tail Redis holds); lower max_size or raise max_parts"
-            ),
-        ));
-    }
-    let max_buffered_bytes = s.max_buffered_bytes.map_or(512 << 20, |v| v.0);
-    if max_buffered_bytes < largest_part {
-        return Err(invalid(
-            "max_buffered_bytes",
-            format!(
-                "must hold at least one part of the largest upload ({largest_part} bytes with max_size {max_size} and max_parts {max_parts})"
-            ),
-        ));
-    }
+    let max_buffered_bytes = s.max_buffered_bytes.map_or(DEFAULT_BUFFER_BUDGET, |v| v.0);
+    multipart
+        .validate()
+        .and_then(|()| multipart.check_budget(max_buffered_bytes))
+        .map_err(|err| invalid(err.key, err.message))?;
 
     let defaults = RedisLimits::default();
     let redis_limits = RedisLimits {
@@ -614,13 +578,6 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         return Err(invalid(key, message));
     }
 
-    let lease = s.lock_lease.map_or(Duration::from_secs(10), |v| v.0);
-    if lease < Duration::from_secs(2) {
-        return Err(invalid("lock_lease", "must be at least 2s"));
-    }
-    if lease > MAX_WAIT {
-        return Err(invalid("lock_lease", "must be at most 24h"));
-    }
     let etcd = match s.etcd_endpoints.take() {
         None => {
             if s.etcd_user.is_some() || etcd_password.is_some() {
@@ -632,39 +589,23 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
             None
         }
         Some(list) => {
-            if list.0.is_empty() {
-                return Err(invalid("etcd_endpoints", "must name at least one URL"));
-            }
-            for url in &list.0 {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(invalid(
-                        "etcd_endpoints",
-                        format!("{url:?} must be an http:// or https:// URL"),
-                    ));
-                }
-            }
-            if s.etcd_user.is_some() != etcd_password.is_some() {
-                return Err(invalid(
-                    "etcd_user",
-                    "etcd_user and etcd_password go together",
-                ));
-            }
-            if s.etcd_cert_file.is_some() != s.etcd_key_file.is_some() {
-                return Err(invalid(
-                    "etcd_cert_file",
-                    "etcd_cert_file and etcd_key_file go together",
-                ));
-            }
-            Some(Etcd {
+            // tusk-etcd owns these settings: their defaults and their rules.
+            let defaults = EtcdConfig::default();
+            let etcd = EtcdConfig {
                 endpoints: list.0,
                 user: s.etcd_user.take(),
-                password: etcd_password,
+                password: etcd_password.map(|p| p.0),
                 ca_file: s.etcd_ca_file.take(),
                 cert_file: s.etcd_cert_file.take(),
                 key_file: s.etcd_key_file.take(),
-                prefix: s.etcd_prefix.take().unwrap_or_else(|| "tusk/".to_owned()),
-                lease,
-            })
+                lease_ttl: s.lock_lease.map_or(defaults.lease_ttl, |v| v.0),
+                key_prefix: s.etcd_prefix.take().unwrap_or(defaults.key_prefix),
+            };
+            etcd.validate().map_err(|err| match err {
+                EtcdError::Config { key, message } => invalid(key, message),
+                other => invalid("etcd_endpoints", other.to_string()),
+            })?;
+            Some(etcd)
         }
     };
 
@@ -787,7 +728,7 @@ mod tests {
             assert_eq!(value, readme_default(flag), "{flag}");
         }
         let etcd = d.etcd.as_ref().unwrap();
-        assert_eq!(etcd.lease, readme_duration("--lock-lease"));
+        assert_eq!(etcd.lease_ttl, readme_duration("--lock-lease"));
     }
 
     #[test]
@@ -866,7 +807,7 @@ mod tests {
         assert_eq!(d.max_buffered_bytes, 512 << 20);
         let etcd = d.etcd.as_ref().unwrap();
         assert_eq!(etcd.endpoints.len(), 2);
-        assert_eq!(etcd.lease, Duration::from_secs(10));
+        assert_eq!(etcd.lease_ttl, Duration::from_secs(10));
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
@@ -1055,12 +996,12 @@ mod tests {
                 "etcd_endpoints",
             ),
             (
-                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nlock_lease = \"1s\"",
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\netcd_endpoints = \"http://e:2379\"\nlock_lease = \"1s\"",
                 "lock_lease",
             ),
             // Bounded, so no deadline computed from a setting can overflow the clock.
             (
-                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nlock_lease = \"25h\"",
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\netcd_endpoints = \"http://e:2379\"\nlock_lease = \"25h\"",
                 "lock_lease",
             ),
             ("expire_after = \"36501d\"", "expire_after"),

@@ -242,18 +242,9 @@ async fn distributed(d: &Distributed) -> anyhow::Result<(EngineStorage, Arc<dyn 
 
     let (locker, locks): (Arc<dyn Locker>, &str) = match &d.etcd {
         Some(etcd) => {
-            let locker = tusk_etcd::EtcdLocker::connect(tusk_etcd::EtcdConfig {
-                endpoints: etcd.endpoints.clone(),
-                user: etcd.user.clone(),
-                password: etcd.password.as_ref().map(|p| p.0.clone()),
-                ca_file: etcd.ca_file.clone(),
-                cert_file: etcd.cert_file.clone(),
-                key_file: etcd.key_file.clone(),
-                lease_ttl: etcd.lease,
-                key_prefix: etcd.prefix.clone(),
-            })
-            .await
-            .context("cannot use etcd")?;
+            let locker = tusk_etcd::EtcdLocker::connect(etcd.clone())
+                .await
+                .context("cannot use etcd")?;
             (Arc::new(locker), "etcd locks")
         }
         None => (
