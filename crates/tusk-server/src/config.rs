@@ -731,6 +731,182 @@ mod tests {
         assert_eq!(etcd.lease_ttl, readme_duration("--lock-lease"));
     }
 
+    /// A default as a value, so "8MiB" and "8388608", or "1m" and "60s", compare equal.
+    #[derive(Debug, PartialEq)]
+    enum Value {
+        Bytes(u64),
+        Duration(Duration),
+        Text(String),
+    }
+
+    /// The code's default of each setting checked against the documents: its TOML key, its
+    /// Helm `config`/section key (None: not in the chart), and the value.
+    fn code_defaults() -> Vec<(&'static str, Option<&'static str>, Value)> {
+        use Value::*;
+        let c = validate(Settings::default()).unwrap();
+        let d = from_toml(
+            "s3_bucket = \"b\"\nredis_url = \"redis://r\"\netcd_endpoints = \"http://e:2379\"",
+        )
+        .unwrap();
+        let Storage::Distributed(d) = d.storage else {
+            panic!("distributed mode expected")
+        };
+        let etcd = d.etcd.unwrap();
+        vec![
+            ("listen", None, Text(c.listen.to_string())),
+            ("base_path", Some("basePath"), Text(c.http.base_path)),
+            ("max_size", Some("maxSize"), Bytes(c.engine.max_size)),
+            (
+                "max_metadata_size",
+                Some("maxMetadataSize"),
+                Bytes(c.engine.max_metadata_bytes as u64),
+            ),
+            ("lock_wait", Some("lockWait"), Duration(c.engine.lock_wait)),
+            (
+                "read_timeout",
+                Some("readTimeout"),
+                Duration(c.engine.read_timeout),
+            ),
+            ("shutdown_timeout", None, Duration(c.shutdown_timeout)),
+            (
+                "expire_after",
+                Some("expireAfter"),
+                Duration(c.engine.expire_after.unwrap_or_default()),
+            ),
+            (
+                "reap_interval",
+                Some("reapInterval"),
+                Duration(c.reap_interval),
+            ),
+            ("redis_prefix", None, Text(d.redis_prefix)),
+            ("etcd_prefix", None, Text(etcd.key_prefix)),
+            ("lock_lease", Some("lockLease"), Duration(etcd.lease_ttl)),
+            (
+                "preferred_part_size",
+                Some("preferredPartSize"),
+                Bytes(d.multipart.preferred_part_size),
+            ),
+            (
+                "max_parts",
+                Some("maxParts"),
+                Text(d.multipart.max_parts.to_string()),
+            ),
+            (
+                "max_inflight_parts",
+                Some("maxInflightParts"),
+                Text(d.multipart.max_inflight_parts.to_string()),
+            ),
+            (
+                "max_buffered_bytes",
+                Some("maxBufferedBytes"),
+                Bytes(d.max_buffered_bytes),
+            ),
+            (
+                "max_uploads",
+                Some("maxUploads"),
+                Text(d.redis_limits.max_uploads.to_string()),
+            ),
+            (
+                "redis_memory_high_water",
+                Some("redisMemoryHighWater"),
+                Text(d.redis_limits.memory_high_water_percent.to_string()),
+            ),
+        ]
+    }
+
+    /// `text` read as the kind of value `like` is.
+    fn value_like(like: &Value, text: &str) -> Value {
+        let text = text.trim().trim_matches(|c| c == '"' || c == '`');
+        match like {
+            Value::Bytes(_) => Value::Bytes(
+                text.parse::<crate::units::ByteSize>()
+                    .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+                    .0,
+            ),
+            Value::Duration(_) => Value::Duration(
+                text.parse::<crate::units::HumanDuration>()
+                    .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+                    .0,
+            ),
+            Value::Text(_) => Value::Text(text.to_owned()),
+        }
+    }
+
+    /// Settings whose chart value is a deliberate deployment choice, not the binary's default.
+    const CHART_CHOICES: &[&str] = &[
+        // A pod's part buffers and memory limit are sized for 100 GiB uploads (values.yaml).
+        "max_size",
+    ];
+
+    #[test]
+    fn defaults_agree_in_help_docs_example_and_chart() {
+        use clap::CommandFactory;
+        let root = env!("CARGO_MANIFEST_DIR");
+        let read = |path: &str| std::fs::read_to_string(format!("{root}/../../{path}")).unwrap();
+        let docs = read("docs/configuration.md");
+        let example = read("deploy/tusk.example.toml");
+        let chart = read("helm/tusk/values.yaml");
+        let mut cli = crate::cli::Cli::command();
+        let serve = cli.find_subcommand_mut("serve").unwrap();
+        let help: Vec<(String, String)> = serve
+            .get_arguments()
+            .filter_map(|arg| {
+                let long = arg.get_long()?.to_owned();
+                let text = arg.get_long_help().or(arg.get_help())?.to_string();
+                Some((long, text))
+            })
+            .collect();
+        for (key, chart_key, value) in code_defaults() {
+            let flag = key.replace('_', "-");
+            // docs/configuration.md: `| \`key\` | \`--flag\` | \`ENV\` | default | ... |`
+            let row = docs
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{key}` |")))
+                .unwrap_or_else(|| panic!("{key}: no row in docs/configuration.md"));
+            let cell = row.split(" | ").nth(3).unwrap_or_default();
+            let shown = cell.split('`').nth(1).unwrap_or(cell);
+            assert_eq!(
+                value_like(&value, shown),
+                value,
+                "{key} in docs/configuration.md"
+            );
+            // deploy/tusk.example.toml: `key = value` or `# key = value`.
+            let line = example
+                .lines()
+                .map(|l| l.trim_start_matches("# "))
+                .find(|l| l.starts_with(&format!("{key} = ")))
+                .unwrap_or_else(|| panic!("{key}: missing from deploy/tusk.example.toml"));
+            let shown = line.split_once(" = ").unwrap().1;
+            assert_eq!(
+                value_like(&value, shown),
+                value,
+                "{key} in the example TOML"
+            );
+            // --help: `[default: X]`, where the help gives one.
+            if let Some((_, text)) = help.iter().find(|(long, _)| *long == flag)
+                && let Some(rest) = text.split("[default: ").nth(1)
+            {
+                let shown = rest.split([']', ';', ',']).next().unwrap();
+                assert_eq!(value_like(&value, shown), value, "{key} in --{flag} --help");
+            }
+            // The Helm chart's values.yaml.
+            if let Some(chart_key) = chart_key
+                && !CHART_CHOICES.contains(&key)
+            {
+                let line = chart
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(&format!("{chart_key}: ")))
+                    .unwrap_or_else(|| panic!("{key}: {chart_key} missing from values.yaml"));
+                let shown = line.split_once(": ").unwrap().1;
+                assert_eq!(
+                    value_like(&value, shown),
+                    value,
+                    "{key} ({chart_key}) in values.yaml"
+                );
+            }
+        }
+    }
+
     #[test]
     fn toml_values_are_read() {
         let c = from_toml(
