@@ -48,6 +48,16 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Licences, banned crates, duplicate versions and sources of the dependency tree (deny.toml).
+# The advisory database is fetched from GitHub, which this machine cannot reach: operators run
+# `cargo deny check advisories` where they can (docs/development.md, "Dependencies").
+log "cargo deny (licenses, bans, sources)"
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+    cargo install cargo-deny --locked --version "$CARGO_DENY_VERSION"
+fi
+cargo deny --offline check licenses bans sources
+
 log "cargo test"
 cargo test --workspace --locked
 
