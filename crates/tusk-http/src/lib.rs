@@ -48,6 +48,109 @@ pub struct HttpConfig {
     pub metrics_on_main: bool,
 }
 
+/// The upload collection's path unless configured.
+pub const DEFAULT_BASE_PATH: &str = "/files/";
+
+/// A setting of the HTTP layer that cannot work: its TOML key (the binary adds the flag and
+/// environment variable) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct HttpConfigError {
+    /// The setting's TOML key.
+    pub key: &'static str,
+    /// What is wrong and the fix.
+    pub message: String,
+}
+
+impl HttpConfig {
+    /// The HTTP layer's settings as an operator wrote them, checked and normalised: the base
+    /// path gets exactly one trailing `/`, the base URL none; `None` takes the defaults
+    /// ([`DEFAULT_BASE_PATH`], any CORS origin).
+    pub fn from_settings(
+        base_path: Option<String>,
+        behind_proxy: bool,
+        base_url: Option<String>,
+        cors_origins: Option<Vec<String>>,
+        metrics_on_main: bool,
+    ) -> Result<Self, HttpConfigError> {
+        let invalid = |key, message: String| HttpConfigError { key, message };
+        let base_path = base_path.unwrap_or_else(|| DEFAULT_BASE_PATH.to_owned());
+        if !base_path.starts_with('/')
+            || base_path.contains(['?', '#', ' ', '%'])
+            || base_path.contains("//")
+        {
+            return Err(invalid(
+                "base_path",
+                format!("{base_path:?} must be a plain absolute URL path such as /files/"),
+            ));
+        }
+        let base_path = format!("{}/", base_path.trim_end_matches('/'));
+        let base_url = match base_url {
+            None => None,
+            Some(url) => {
+                let lower = url.to_ascii_lowercase();
+                let rest = lower
+                    .strip_prefix("https://")
+                    .or_else(|| lower.strip_prefix("http://"));
+                match rest {
+                    Some(rest)
+                        if !rest.is_empty()
+                            && !rest.starts_with('/')
+                            && !url.contains(['?', '#', ' ']) =>
+                    {
+                        Some(url.trim_end_matches('/').to_owned())
+                    }
+                    _ => {
+                        return Err(invalid(
+                            "base_url",
+                            format!(
+                                "{url:?} must be an http:// or https:// URL without query or fragment, such as https://uploads.example.com"
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        let cors = match cors_origins {
+            None => CorsOrigins::Any,
+            Some(list) if list.iter().any(|o| o == "*") => {
+                if list.len() > 1 {
+                    return Err(invalid(
+                        "cors_origins",
+                        "\"*\" cannot be combined with other origins".to_owned(),
+                    ));
+                }
+                CorsOrigins::Any
+            }
+            Some(list) => {
+                for origin in &list {
+                    let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                        && !origin
+                            .trim_end_matches('/')
+                            .split_once("://")
+                            .is_some_and(|(_, h)| h.is_empty() || h.contains('/'));
+                    if !ok || origin.ends_with('/') {
+                        return Err(invalid(
+                            "cors_origins",
+                            format!(
+                                "{origin:?} is not an origin; use scheme://host[:port] such as https://app.example.com, or *"
+                            ),
+                        ));
+                    }
+                }
+                CorsOrigins::List(list)
+            }
+        };
+        Ok(Self {
+            base_path,
+            behind_proxy,
+            base_url,
+            cors,
+            metrics_on_main,
+        })
+    }
+}
+
 /// A listener that serves only `/metrics` (for `--metrics-listen`).
 pub fn serve_metrics(listener: std::net::TcpListener) -> std::io::Result<Server> {
     let server = HttpServer::new(|| {
@@ -172,4 +275,64 @@ pub fn serve(
         })?
         .run();
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(
+        base_path: Option<&str>,
+        base_url: Option<&str>,
+        cors: Option<&[&str]>,
+    ) -> Result<HttpConfig, HttpConfigError> {
+        HttpConfig::from_settings(
+            base_path.map(str::to_owned),
+            false,
+            base_url.map(str::to_owned),
+            cors.map(|list| list.iter().map(|o| (*o).to_owned()).collect()),
+            true,
+        )
+    }
+
+    #[test]
+    fn settings_are_normalised_and_bad_ones_name_their_key() {
+        let c = from(None, None, None).unwrap();
+        assert_eq!(
+            (c.base_path.as_str(), c.cors),
+            (DEFAULT_BASE_PATH, CorsOrigins::Any)
+        );
+        let c = from(
+            Some("/up//"),
+            Some("https://u.example/api/"),
+            Some(&["https://a.example"]),
+        );
+        assert!(c.is_err(), "a path with // is refused");
+        let c = from(
+            Some("/up"),
+            Some("https://u.example/api/"),
+            Some(&["https://a.example"]),
+        )
+        .unwrap();
+        assert_eq!(c.base_path, "/up/");
+        assert_eq!(c.base_url.as_deref(), Some("https://u.example/api"));
+        assert_eq!(
+            c.cors,
+            CorsOrigins::List(vec!["https://a.example".to_owned()])
+        );
+        for (result, key) in [
+            (from(Some("files"), None, None), "base_path"),
+            (from(None, Some("ftp://x"), None), "base_url"),
+            (
+                from(None, None, Some(&["*", "https://a.example"])),
+                "cors_origins",
+            ),
+            (
+                from(None, None, Some(&["https://a.example/"])),
+                "cors_origins",
+            ),
+        ] {
+            assert_eq!(result.unwrap_err().key, key);
+        }
+    }
 }

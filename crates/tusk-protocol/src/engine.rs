@@ -34,6 +34,74 @@ pub struct EngineConfig {
     pub finished_retention: Option<Duration>,
 }
 
+/// The largest `Upload-Metadata` the engine may be configured to accept.
+pub const MAX_METADATA_LIMIT: usize = 64 << 10;
+/// The longest wait any setting may ask for (lock wait, read timeout): no deadline computed from
+/// a setting can overflow the clock.
+pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// The longest expiry or retention: a century.
+pub const MAX_PERIOD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A setting of the engine that cannot work: its TOML key (the binary adds the flag and
+/// environment variable) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct EngineConfigError {
+    /// The setting's TOML key.
+    pub key: &'static str,
+    /// What is wrong and the fix.
+    pub message: String,
+}
+
+impl EngineConfig {
+    /// Refuse settings that cannot work; each error names the setting's TOML key.
+    pub fn validate(&self) -> Result<(), EngineConfigError> {
+        let invalid = |key, message: &str| {
+            Err(EngineConfigError {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.max_size == 0 {
+            return invalid("max_size", "must be at least 1 byte");
+        }
+        if self.max_metadata_bytes == 0 || self.max_metadata_bytes > MAX_METADATA_LIMIT {
+            return Err(EngineConfigError {
+                key: "max_metadata_size",
+                message: format!("must be between 1 byte and {MAX_METADATA_LIMIT} bytes"),
+            });
+        }
+        for (key, wait) in [
+            ("lock_wait", self.lock_wait),
+            ("read_timeout", self.read_timeout),
+        ] {
+            if wait.is_zero() {
+                return invalid(key, "must be greater than zero");
+            }
+            if wait > MAX_WAIT {
+                return invalid(key, "must be at most 24h");
+            }
+        }
+        for (key, period) in [
+            ("expire_after", self.expire_after),
+            ("finished_retention", self.finished_retention),
+        ] {
+            match period {
+                // `None` is off; a zero in a file or flag means off and arrives as `None`.
+                None => {}
+                Some(d) if d < Duration::from_secs(1) => {
+                    return invalid(key, "must be 0 (off) or at least 1s");
+                }
+                Some(d) if d > MAX_PERIOD => {
+                    return invalid(key, "must be at most 36500d (a century)");
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
@@ -377,6 +445,66 @@ pub(crate) fn is_reserved(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_settings_that_cannot_work_name_their_key() {
+        let ok = EngineConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let cases: [(EngineConfig, &str); 6] = [
+            (
+                EngineConfig {
+                    max_size: 0,
+                    ..ok.clone()
+                },
+                "max_size",
+            ),
+            (
+                EngineConfig {
+                    max_metadata_bytes: 65 << 10,
+                    ..ok.clone()
+                },
+                "max_metadata_size",
+            ),
+            (
+                EngineConfig {
+                    lock_wait: Duration::ZERO,
+                    ..ok.clone()
+                },
+                "lock_wait",
+            ),
+            (
+                EngineConfig {
+                    read_timeout: Duration::from_secs(25 * 3600),
+                    ..ok.clone()
+                },
+                "read_timeout",
+            ),
+            (
+                EngineConfig {
+                    expire_after: Some(Duration::from_millis(500)),
+                    ..ok.clone()
+                },
+                "expire_after",
+            ),
+            (
+                EngineConfig {
+                    finished_retention: Some(MAX_PERIOD * 2),
+                    ..ok.clone()
+                },
+                "finished_retention",
+            ),
+        ];
+        for (config, key) in cases {
+            assert_eq!(config.validate().unwrap_err().key, key);
+        }
+        // Off is allowed for both periods.
+        let off = EngineConfig {
+            expire_after: None,
+            finished_retention: None,
+            ..ok
+        };
+        assert_eq!(off.validate(), Ok(()));
+    }
 
     #[test]
     fn paths_cannot_name_tusks_own_locks() {

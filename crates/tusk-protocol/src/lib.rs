@@ -22,7 +22,9 @@ mod patch;
 mod post;
 
 pub use body::{BodyEnd, BodyError, BodyStream};
-pub use engine::{Engine, EngineConfig};
+pub use engine::{
+    Engine, EngineConfig, EngineConfigError, MAX_METADATA_LIMIT, MAX_PERIOD, MAX_WAIT,
+};
 pub use error::TusError;
 pub use expiry::{Clock, ManualClock, ReapReport, SystemClock};
 pub use hooks::{

@@ -53,10 +53,10 @@ pub enum RedisError {
     /// A limit on what new uploads may add to Redis is reached (see `RedisLimits`).
     #[error("{0}")]
     Full(String),
-    /// A limit is set to a value it cannot have.
+    /// A setting has a value it cannot have: its TOML key and why.
     #[error("{key}: {message}")]
-    Limit {
-        /// The setting's key.
+    Setting {
+        /// The setting's TOML key.
         key: &'static str,
         /// What is wrong with it.
         message: &'static str,
@@ -107,7 +107,7 @@ impl RedisError {
             RedisError::Exists
             | RedisError::AlreadySet(_)
             | RedisError::Invalid(_)
-            | RedisError::Limit { .. } => ErrorKind::Invalid,
+            | RedisError::Setting { .. } => ErrorKind::Invalid,
             RedisError::Full(_) => ErrorKind::Unavailable,
             RedisError::InvalidUrl { .. }
             | RedisError::InvalidPrefix(_)

@@ -26,3 +26,26 @@ mod store;
 pub use connection::RedisState;
 pub use error::RedisError;
 pub use limits::RedisLimits;
+
+/// The prefix of tusk's Redis keys unless configured (`redis_prefix`).
+pub const DEFAULT_KEY_PREFIX: &str = "tusk:";
+
+/// Refuse a Redis URL or key prefix that cannot work, naming the setting's TOML key: checked at
+/// start-up, before any connection is tried.
+pub fn check_settings(url: &str, key_prefix: &str) -> Result<(), RedisError> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+    {
+        return Err(RedisError::Setting {
+            key: "redis_url",
+            message: "must start with redis://, rediss:// (TLS) or unix://",
+        });
+    }
+    // A brace in the prefix would become the hash tag and put all uploads in one slot.
+    if key_prefix.contains(['{', '}']) {
+        return Err(RedisError::Setting {
+            key: "redis_prefix",
+            message: "must not contain '{' or '}' (they would become the Redis Cluster hash tag)",
+        });
+    }
+    Ok(())
+}

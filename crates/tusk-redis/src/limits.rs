@@ -36,7 +36,7 @@ impl RedisLimits {
     /// Check the values; errors name the setting's key.
     pub fn validate(&self) -> Result<(), RedisError> {
         if self.memory_high_water_percent > 100 {
-            return Err(RedisError::Limit {
+            return Err(RedisError::Setting {
                 key: "redis_memory_high_water",
                 message: "must be a percentage from 0 (off) to 100",
             });

@@ -22,6 +22,27 @@ pub struct S3Config {
     pub credentials: Option<StaticCredentials>,
 }
 
+impl S3Config {
+    /// Refuse settings that cannot work; each error names the setting's TOML key.
+    pub fn validate(&self) -> Result<(), S3Error> {
+        if self.bucket.is_empty() {
+            return Err(S3Error::Setting {
+                key: "s3_bucket",
+                message: "must not be empty".to_owned(),
+            });
+        }
+        if let Some(endpoint) = &self.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(S3Error::Setting {
+                key: "s3_endpoint",
+                message: format!("{endpoint:?} must be an http:// or https:// URL"),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A fixed access key. Its `Debug` output shows nothing of the key.
 #[derive(Clone)]
 pub struct StaticCredentials {

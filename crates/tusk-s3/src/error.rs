@@ -49,6 +49,15 @@ pub enum S3Error {
     #[error("invalid S3 configuration: {0}")]
     Config(String),
 
+    /// A setting cannot work: its TOML key (`s3_bucket`, `s3_endpoint`) and why.
+    #[error("{key}: {message}")]
+    Setting {
+        /// The setting's TOML key.
+        key: &'static str,
+        /// What is wrong and the fix.
+        message: String,
+    },
+
     /// A `*_FILE` credential variable names a file that cannot be read.
     #[error("cannot read the file named by {variable}: {source}")]
     CredentialsFile {

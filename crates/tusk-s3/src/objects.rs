@@ -74,9 +74,7 @@ impl S3Objects {
     /// missing bucket, refused credentials or an unreachable endpoint fail start-up with a clear
     /// message instead of the first upload.
     pub async fn connect(config: S3Config) -> std::result::Result<Self, S3Error> {
-        if config.bucket.is_empty() {
-            return Err(S3Error::Config("the bucket name is empty".to_owned()));
-        }
+        config.validate()?;
         let credentials = match config.credentials {
             Some(credentials) => Some(credentials),
             None => crate::StaticCredentials::from_env_files()?,

@@ -5,12 +5,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tusk_http::{CorsOrigins, HttpConfig, TlsConfig, TlsVersion};
-use tusk_protocol::EngineConfig;
+use tusk_http::{HttpConfig, TlsConfig, TlsVersion};
+// MAX_WAIT: the engine's bound on any wait, also for the server's own shutdown timeout and reap
+// interval.
+use tusk_protocol::{EngineConfig, MAX_WAIT};
 
 use tusk_etcd::{EtcdConfig, EtcdError};
 use tusk_multipart::{DEFAULT_BUFFER_BUDGET, MultipartConfig};
 use tusk_redis::RedisLimits;
+use tusk_s3::S3Config;
 
 use crate::cli::Settings;
 use crate::units::{LogFormat, OtlpProtocol, Secret};
@@ -58,11 +61,7 @@ pub enum Storage {
 /// Distributed-mode settings, validated.
 #[derive(Debug, Clone)]
 pub struct Distributed {
-    pub s3_bucket: String,
-    pub s3_endpoint: Option<String>,
-    pub s3_region: Option<String>,
-    pub s3_prefix: String,
-    pub s3_force_path_style: bool,
+    pub s3: S3Config,
     pub redis_url: Secret,
     pub redis_prefix: String,
     pub etcd: Option<EtcdConfig>,
@@ -107,9 +106,6 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Longest metadata header we accept configuring: proxies and actix cap header sizes anyway.
-const MAX_METADATA_LIMIT: u64 = 64 << 10;
-
 /// Layer `cli` (flags and environment) over the file it names over the defaults, and validate.
 pub fn load(cli: Settings) -> Result<ServeConfig, ConfigError> {
     let file = match &cli.config {
@@ -152,98 +148,45 @@ fn parse_error(path: &std::path::Path, text: &str, err: &toml::de::Error) -> Con
 fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
     let hooks = hooks(&mut s)?;
     let tls = tls(&mut s)?;
+    // tusk-protocol owns the engine's settings: their defaults and their rules. A zero expiry or
+    // retention in a file or flag means off.
     let defaults = EngineConfig::default();
-    let max_size = s.max_size.map_or(defaults.max_size, |v| v.0);
-    if max_size == 0 {
-        return Err(invalid("max_size", "must be at least 1 byte"));
-    }
-    let storage = storage(&mut s, max_size)?;
-    let base_path = s.base_path.unwrap_or_else(|| "/files/".to_owned());
-    if !base_path.starts_with('/')
-        || base_path.contains(['?', '#', ' ', '%'])
-        || base_path.contains("//")
-    {
-        return Err(invalid(
-            "base_path",
-            format!("{base_path:?} must be a plain absolute URL path such as /files/"),
-        ));
-    }
-    let base_path = format!("{}/", base_path.trim_end_matches('/'));
-
-    let max_metadata = s
-        .max_metadata_size
-        .map_or(defaults.max_metadata_bytes as u64, |v| v.0);
-    if max_metadata == 0 || max_metadata > MAX_METADATA_LIMIT {
-        return Err(invalid(
-            "max_metadata_size",
-            format!("must be between 1 byte and {MAX_METADATA_LIMIT} bytes"),
-        ));
-    }
-
-    let base_url = match s.base_url {
-        None => None,
-        Some(url) => {
-            let lower = url.to_ascii_lowercase();
-            let rest = lower
-                .strip_prefix("https://")
-                .or_else(|| lower.strip_prefix("http://"));
-            match rest {
-                Some(rest)
-                    if !rest.is_empty()
-                        && !rest.starts_with('/')
-                        && !url.contains(['?', '#', ' ']) =>
-                {
-                    Some(url.trim_end_matches('/').to_owned())
-                }
-                _ => {
-                    return Err(invalid(
-                        "base_url",
-                        format!(
-                            "{url:?} must be an http:// or https:// URL without query or fragment, such as https://uploads.example.com"
-                        ),
-                    ));
-                }
-            }
-        }
+    let off_if_zero =
+        |value: Option<crate::units::HumanDuration>, default: Option<Duration>| match value {
+            None => default,
+            Some(v) if v.0.is_zero() => None,
+            Some(v) => Some(v.0),
+        };
+    let engine = EngineConfig {
+        max_size: s.max_size.map_or(defaults.max_size, |v| v.0),
+        max_metadata_bytes: s
+            .max_metadata_size
+            .map_or(defaults.max_metadata_bytes, |v| {
+                usize::try_from(v.0).unwrap_or(usize::MAX)
+            }),
+        lock_wait: s.lock_wait.map_or(defaults.lock_wait, |v| v.0),
+        read_timeout: s.read_timeout.map_or(defaults.read_timeout, |v| v.0),
+        expire_after: off_if_zero(s.expire_after, defaults.expire_after),
+        finished_retention: off_if_zero(s.finished_retention, defaults.finished_retention),
     };
+    engine
+        .validate()
+        .map_err(|err| invalid(err.key, err.message))?;
+    let storage = storage(&mut s, engine.max_size)?;
+    // tusk-http owns the HTTP layer's settings.
+    let http = HttpConfig::from_settings(
+        s.base_path.take(),
+        s.behind_proxy.unwrap_or(false),
+        s.base_url.take(),
+        s.cors_origins.take().map(|list| list.0),
+        s.metrics_listen.is_none(),
+    )
+    .map_err(|err| invalid(err.key, err.message))?;
 
-    let cors = match s.cors_origins {
-        None => CorsOrigins::Any,
-        Some(list) if list.0.iter().any(|o| o == "*") => {
-            if list.0.len() > 1 {
-                return Err(invalid(
-                    "cors_origins",
-                    "\"*\" cannot be combined with other origins",
-                ));
-            }
-            CorsOrigins::Any
-        }
-        Some(list) => {
-            for origin in &list.0 {
-                let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
-                    && !origin
-                        .trim_end_matches('/')
-                        .split_once("://")
-                        .is_some_and(|(_, h)| h.is_empty() || h.contains('/'));
-                if !ok || origin.ends_with('/') {
-                    return Err(invalid(
-                        "cors_origins",
-                        format!(
-                            "{origin:?} is not an origin; use scheme://host[:port] such as https://app.example.com, or *"
-                        ),
-                    ));
-                }
-            }
-            CorsOrigins::List(list.0)
-        }
-    };
-
-    let lock_wait = positive("lock_wait", s.lock_wait, defaults.lock_wait)?;
-    let read_timeout = positive("read_timeout", s.read_timeout, defaults.read_timeout)?;
     // A PATCH waits for part buffer budget about as long as it waits for the client's bytes.
     let mut storage = storage;
     if let Storage::Distributed(d) = &mut storage {
-        d.multipart.budget_wait = read_timeout;
+        d.multipart.budget_wait = engine.read_timeout;
     }
     let shutdown_timeout = positive(
         "shutdown_timeout",
@@ -253,26 +196,6 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
     if shutdown_timeout < Duration::from_secs(1) {
         return Err(invalid("shutdown_timeout", "must be at least 1s"));
     }
-    // Zero turns either off; anything else is kept to whole seconds (Upload-Expires is).
-    let whole_seconds = |key: &'static str, value: Option<crate::units::HumanDuration>, default| {
-        let d: Duration = value.map_or(default, |v| v.0);
-        match d {
-            d if d.is_zero() => Ok(None),
-            d if d < Duration::from_secs(1) => Err(invalid(key, "must be 0 (off) or at least 1s")),
-            d if d > MAX_PERIOD => Err(invalid(key, "must be at most 36500d (a century)")),
-            d => Ok(Some(d)),
-        }
-    };
-    let expire_after = whole_seconds(
-        "expire_after",
-        s.expire_after,
-        defaults.expire_after.unwrap_or_default(),
-    )?;
-    let finished_retention = whole_seconds(
-        "finished_retention",
-        s.finished_retention,
-        defaults.finished_retention.unwrap_or_default(),
-    )?;
     let reap_interval = positive("reap_interval", s.reap_interval, Duration::from_secs(60))?;
     let otlp = match s.otlp_endpoint.take() {
         None if s.otlp_protocol.is_some() => {
@@ -302,21 +225,8 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1080))),
         storage,
-        engine: EngineConfig {
-            max_size,
-            max_metadata_bytes: max_metadata as usize,
-            lock_wait,
-            read_timeout,
-            expire_after,
-            finished_retention,
-        },
-        http: HttpConfig {
-            base_path,
-            behind_proxy: s.behind_proxy.unwrap_or(false),
-            base_url,
-            cors,
-            metrics_on_main: s.metrics_listen.is_none(),
-        },
+        engine,
+        http,
         shutdown_timeout,
         log_format: s.log_format.unwrap_or_default(),
         reap_interval,
@@ -382,12 +292,6 @@ fn positive(
     }
 }
 
-/// The longest wait, timeout or interval a setting may give: far beyond any sensible value, and
-/// far enough below the clock's range that no deadline computed from it can overflow.
-const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
-/// The longest expiry period: a century.
-const MAX_PERIOD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// The hook settings, if a hooks URL is set; hook options without one are an error.
 fn hooks(s: &mut Settings) -> Result<Option<HookSettings>, ConfigError> {
     let url = secret_from("hooks_url", s.hooks_url.take(), s.hooks_url_file.take())?;
@@ -446,32 +350,23 @@ fn hooks(s: &mut Settings) -> Result<Option<HookSettings>, ConfigError> {
             list.0
         }
     };
-    Ok(Some(HookSettings {
-        url,
-        config: HookConfig {
-            events,
-            forward_headers,
-            timeout: positive("hooks_timeout", s.hooks_timeout, defaults.timeout)?,
-            post_retries: match s.hooks_retries {
-                Some(n) if n > 100 => return Err(invalid("hooks_retries", "at most 100")),
-                Some(n) => n,
-                None => defaults.post_retries,
-            },
-            post_backoff: positive("hooks_backoff", s.hooks_backoff, defaults.post_backoff)?,
-            post_receive_interval: positive(
-                "hooks_post_receive_interval",
-                s.hooks_post_receive_interval,
-                defaults.post_receive_interval,
-            )?,
-            access_cache: match s.hooks_access_cache.map(|v| v.0) {
-                None => defaults.access_cache,
-                Some(d) if d > Duration::from_secs(3600) => {
-                    return Err(invalid("hooks_access_cache", "must be at most 1h"));
-                }
-                Some(d) => d,
-            },
-        },
-    }))
+    // tusk-protocol owns the hooks' defaults and rules; the names of events and headers are
+    // read above.
+    let config = HookConfig {
+        events,
+        forward_headers,
+        timeout: s.hooks_timeout.map_or(defaults.timeout, |v| v.0),
+        post_retries: s.hooks_retries.unwrap_or(defaults.post_retries),
+        post_backoff: s.hooks_backoff.map_or(defaults.post_backoff, |v| v.0),
+        post_receive_interval: s
+            .hooks_post_receive_interval
+            .map_or(defaults.post_receive_interval, |v| v.0),
+        access_cache: s.hooks_access_cache.map_or(defaults.access_cache, |v| v.0),
+    };
+    config
+        .validate()
+        .map_err(|err| invalid(err.key, err.message))?;
+    Ok(Some(HookSettings { url, config }))
 }
 
 /// Read a secret from `file` if given (trailing newline dropped), else take `value`.
@@ -522,31 +417,34 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
                 .unwrap_or_else(|| PathBuf::from("tusk-data")),
         });
     };
-    if s3_bucket.is_empty() {
-        return Err(invalid("s3_bucket", "must not be empty"));
-    }
+    // tusk-s3 owns the S3 settings' rules. Credentials: the AWS chain, with the *_FILE variants.
+    let s3 = S3Config {
+        bucket: s3_bucket,
+        endpoint: s.s3_endpoint.take(),
+        region: s.s3_region.take(),
+        prefix: s.s3_prefix.take().unwrap_or_default(),
+        force_path_style: s.s3_force_path_style.unwrap_or(false),
+        credentials: None,
+    };
+    s3.validate().map_err(|err| match err {
+        tusk_s3::S3Error::Setting { key, message } => invalid(key, message),
+        other => invalid("s3_bucket", other.to_string()),
+    })?;
     let Some(redis_url) = redis_url else {
         return Err(invalid(
             "redis_url",
             "distributed mode (s3_bucket is set) needs Redis for upload state",
         ));
     };
-    if !(redis_url.0.starts_with("redis://")
-        || redis_url.0.starts_with("rediss://")
-        || redis_url.0.starts_with("unix://"))
+    // tusk-redis owns the Redis settings' defaults and rules.
+    let redis_prefix = s
+        .redis_prefix
+        .take()
+        .unwrap_or_else(|| tusk_redis::DEFAULT_KEY_PREFIX.to_owned());
+    if let Err(tusk_redis::RedisError::Setting { key, message }) =
+        tusk_redis::check_settings(&redis_url.0, &redis_prefix)
     {
-        return Err(invalid(
-            "redis_url",
-            "must start with redis://, rediss:// (TLS) or unix://",
-        ));
-    }
-    if let Some(endpoint) = &s.s3_endpoint
-        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-    {
-        return Err(invalid(
-            "s3_endpoint",
-            format!("{endpoint:?} must be an http:// or https:// URL"),
-        ));
+        return Err(invalid(key, message));
     }
 
     // tusk-multipart owns these settings: their defaults and their rules.
@@ -574,7 +472,7 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
             .redis_memory_high_water
             .unwrap_or(defaults.memory_high_water_percent),
     };
-    if let Err(tusk_redis::RedisError::Limit { key, message }) = redis_limits.validate() {
+    if let Err(tusk_redis::RedisError::Setting { key, message }) = redis_limits.validate() {
         return Err(invalid(key, message));
     }
 
@@ -610,13 +508,9 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
     };
 
     Ok(Storage::Distributed(Box::new(Distributed {
-        s3_bucket,
-        s3_endpoint: s.s3_endpoint.take(),
-        s3_region: s.s3_region.take(),
-        s3_prefix: s.s3_prefix.take().unwrap_or_default(),
-        s3_force_path_style: s.s3_force_path_style.unwrap_or(false),
+        s3,
         redis_url,
-        redis_prefix: s.redis_prefix.take().unwrap_or_else(|| "tusk:".to_owned()),
+        redis_prefix,
         etcd,
         multipart,
         max_buffered_bytes,
@@ -627,6 +521,7 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tusk_http::CorsOrigins;
 
     fn from_toml(text: &str) -> Result<ServeConfig, String> {
         let settings: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -975,8 +870,8 @@ mod tests {
         let Storage::Distributed(d) = &c.storage else {
             panic!("expected distributed mode");
         };
-        assert_eq!(d.s3_bucket, "uploads");
-        assert!(d.s3_force_path_style);
+        assert_eq!(d.s3.bucket, "uploads");
+        assert!(d.s3.force_path_style);
         assert_eq!(d.redis_prefix, "tusk:");
         assert_eq!(d.multipart.preferred_part_size, 16 << 20);
         assert_eq!(d.multipart.max_parts, 100);
@@ -1179,6 +1074,14 @@ mod tests {
             (
                 "s3_bucket = \"b\"\nredis_url = \"redis://r\"\netcd_endpoints = \"http://e:2379\"\nlock_lease = \"25h\"",
                 "lock_lease",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nredis_prefix = \"a{b}\"",
+                "redis_prefix",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\ns3_endpoint = \"s3.example\"",
+                "s3_endpoint",
             ),
             ("expire_after = \"36501d\"", "expire_after"),
             ("finished_retention = \"500000000y\"", "finished_retention"),

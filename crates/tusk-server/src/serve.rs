@@ -213,17 +213,9 @@ async fn backends(storage: &Storage) -> anyhow::Result<(EngineStorage, Arc<dyn L
 }
 
 async fn distributed(d: &Distributed) -> anyhow::Result<(EngineStorage, Arc<dyn Locker>, String)> {
-    let objects = tusk_s3::S3Objects::connect(tusk_s3::S3Config {
-        bucket: d.s3_bucket.clone(),
-        endpoint: d.s3_endpoint.clone(),
-        region: d.s3_region.clone(),
-        prefix: d.s3_prefix.clone(),
-        force_path_style: d.s3_force_path_style,
-        // None: the standard AWS chain, with the *_FILE variants.
-        credentials: None,
-    })
-    .await
-    .context("cannot use S3")?;
+    let objects = tusk_s3::S3Objects::connect(d.s3.clone())
+        .await
+        .context("cannot use S3")?;
 
     let state = tusk_redis::RedisState::connect(&d.redis_url.0, &d.redis_prefix)
         .await
@@ -261,7 +253,7 @@ async fn distributed(d: &Distributed) -> anyhow::Result<(EngineStorage, Arc<dyn 
     )?;
     let mode = format!(
         "distributed: S3 bucket {}, Redis state, {locks}",
-        d.s3_bucket
+        d.s3.bucket
     );
     Ok((EngineStorage::complete(Arc::new(store)), locker, mode))
 }

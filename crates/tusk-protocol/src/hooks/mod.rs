@@ -49,6 +49,37 @@ pub struct HookConfig {
     pub access_cache: Duration,
 }
 
+impl HookConfig {
+    /// Refuse settings that cannot work; each error names the setting's TOML key.
+    pub fn validate(&self) -> Result<(), crate::EngineConfigError> {
+        let invalid = |key, message: &str| {
+            Err(crate::EngineConfigError {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        for (key, wait) in [
+            ("hooks_timeout", self.timeout),
+            ("hooks_backoff", self.post_backoff),
+            ("hooks_post_receive_interval", self.post_receive_interval),
+        ] {
+            if wait.is_zero() {
+                return invalid(key, "must be greater than zero");
+            }
+            if wait > crate::MAX_WAIT {
+                return invalid(key, "must be at most 24h");
+            }
+        }
+        if self.post_retries > 100 {
+            return invalid("hooks_retries", "at most 100");
+        }
+        if self.access_cache > Duration::from_secs(3600) {
+            return invalid("hooks_access_cache", "must be at most 1h");
+        }
+        Ok(())
+    }
+}
+
 impl Default for HookConfig {
     fn default() -> Self {
         Self {
