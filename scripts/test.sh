@@ -58,6 +58,13 @@ if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION
 fi
 cargo deny --offline check licenses bans sources
 
+log "cargo machete (unused dependencies)"
+CARGO_MACHETE_VERSION=0.9.2
+if ! cargo machete --version 2>/dev/null | grep -q "$CARGO_MACHETE_VERSION"; then
+    cargo install cargo-machete --locked --version "$CARGO_MACHETE_VERSION"
+fi
+cargo machete
+
 log "cargo test"
 cargo test --workspace --locked
 
