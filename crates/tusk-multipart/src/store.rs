@@ -151,18 +151,34 @@ impl MultipartStore {
             return Err(corrupt_tail(&state.id, state.tail_len, tail.len()));
         }
         let key = state.id.as_str();
-        match state.multipart_id.as_deref() {
-            // Smaller than one part: a single PUT, no multipart upload needed.
-            None => self.objects.put_object(key, tail).await?,
-            Some(multipart_id) if state.part_count == 0 && tail.is_empty() => {
-                self.objects.put_object(key, Bytes::new()).await?;
-                self.objects.abort_multipart(key, multipart_id).await?;
+        let store = async {
+            match state.multipart_id.as_deref() {
+                // Smaller than one part: a single PUT, no multipart upload needed.
+                None => self.objects.put_object(key, tail).await,
+                Some(multipart_id) if state.part_count == 0 && tail.is_empty() => {
+                    self.objects.put_object(key, Bytes::new()).await?;
+                    self.objects.abort_multipart(key, multipart_id).await
+                }
+                Some(multipart_id) => {
+                    let assembled = self.assemble(&state, multipart_id, tail).await;
+                    self.completed(key, state.length, assembled).await
+                }
             }
-            Some(multipart_id) => {
-                let assembled = self.assemble(&state, multipart_id, tail).await;
-                self.completed(key, state.length, assembled).await?;
-            }
-        }
+        };
+        // Bounded like the wait for any part: every byte is already stored (parts and tail), so
+        // giving up loses nothing; the next request on the upload finishes it (`settle`).
+        let bound = crate::part_wait(state.part_size, &self.config);
+        let Ok(stored) = tokio::time::timeout(bound, store).await else {
+            tusk_metrics::metrics().part_wait_timeouts.inc();
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "object storage did not finish the upload within {}s; every byte is stored and the next request finishes it: retry later",
+                    bound.as_secs()
+                ),
+            ));
+        };
+        stored?;
         self.mark_finished(&mut state, fence).await?;
         tracing::info!(upload_id = %state.id, length = ?state.length, parts = state.part_count, "upload finished");
         Ok(state)

@@ -905,3 +905,41 @@ async fn a_patch_waiting_for_object_storage_stops_when_its_lock_is_lost() {
     let stored = state.get(&id).await.unwrap();
     assert_eq!((stored.part_count, stored.tail_len), (0, 0));
 }
+
+/// Finishing waits for object storage no longer than a part does: an upload whose last PUT
+/// hangs answers 503 within the bound with every byte kept, and the next request finishes it.
+#[tokio::test]
+async fn a_finish_object_storage_never_confirms_is_given_up_and_repaired_later() {
+    let objects = GatedPuts::new();
+    let state = MemoryState::new();
+    let store = MultipartStore::new(
+        objects.clone(),
+        Arc::new(state.clone()),
+        store_config(Duration::from_millis(200)),
+        BufferBudget::new(4 * P),
+    )
+    .unwrap();
+    let len = MIB;
+    let data = pattern(len, 13);
+    let id = create(&store, Some(len)).await;
+    let mut src = ChunkList::split(&data, 64 * 1024);
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(20), store.write_at(&id, 0, &mut src, 1))
+        .await
+        .expect("the PATCH ends by itself")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // The bytes are stored (in the tail) and counted, not yet finished.
+    let stored = state.get(&id).await.unwrap();
+    assert_eq!((stored.tail_len, stored.finished), (len, false));
+    // Object storage answers again: the next locked read finishes the upload.
+    objects.gate.add_permits(1);
+    let info = store.info_locked(&id, 2).await.unwrap();
+    assert!(info.is_complete());
+    assert_eq!(objects.inner.object(id.as_str()), Some(data));
+}
