@@ -621,6 +621,19 @@ async fn a_paused_holder_loses_the_lock_within_the_ttl_and_knows_it_on_resume() 
     assert!(!second.lost().is_cancelled());
 }
 
+/// A locker (5 s lease) that reaches etcd through a [`Proxy`] the test can cut or freeze.
+async fn locker_behind_a_proxy(prefix: &str) -> (Proxy, EtcdLocker) {
+    let proxy = Proxy::start().await;
+    let node = EtcdLocker::connect(config(
+        vec![proxy.endpoint()],
+        prefix,
+        Duration::from_secs(5),
+    ))
+    .await
+    .expect("connect through the proxy");
+    (proxy, node)
+}
+
 /// With etcd hung, requests that need the node's lease do not queue behind each other's
 /// grants: each fails within one request's time, however many wait at once.
 #[tokio::test]
@@ -629,14 +642,7 @@ async fn with_etcd_hung_concurrent_locks_fail_in_one_request_time_not_in_turn() 
         return;
     }
     let prefix = unique_prefix("hung-grant");
-    let proxy = Proxy::start().await;
-    let node = EtcdLocker::connect(config(
-        vec![proxy.endpoint()],
-        &prefix,
-        Duration::from_secs(5),
-    ))
-    .await
-    .expect("connect through the proxy");
+    let (proxy, node) = locker_behind_a_proxy(&prefix).await;
     proxy.freeze();
     let started = std::time::Instant::now();
     let attempts: Vec<_> = (0..4)
@@ -664,14 +670,7 @@ async fn lock_fails_with_unavailable_when_etcd_is_unreachable() {
         return;
     }
     let prefix = unique_prefix("unreachable");
-    let proxy = Proxy::start().await;
-    let node = EtcdLocker::connect(config(
-        vec![proxy.endpoint()],
-        &prefix,
-        Duration::from_secs(5),
-    ))
-    .await
-    .expect("connect through the proxy");
+    let (proxy, node) = locker_behind_a_proxy(&prefix).await;
     proxy.cut().await;
     // The first request finds its connection closed, the next ones a refused reconnect.
     for attempt in 0..3 {

@@ -599,3 +599,48 @@ async fn mutual_tls_lets_in_only_clients_with_a_certificate_from_the_ca() {
         "a certificate from elsewhere got {out}"
     );
 }
+
+/// Clients that open connections and never finish their TLS handshake (one byte of a
+/// ClientHello, then nothing), hundreds at once, neither keep others out nor hold their
+/// connections past the handshake bound (10 s).
+#[tokio::test]
+async fn stalled_handshakes_by_the_hundred_are_dropped_and_do_not_keep_others_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let authority = Ca::new(dir.path(), "ca");
+    let (cert, key) = authority.issue("server", 9);
+    let server = tls_server(&cert, &key, &[]).await;
+    let addr = format!("127.0.0.1:{}", port_of(&server.url));
+    let started = Instant::now();
+    let mut stalled = Vec::new();
+    for _ in 0..200 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        // The first byte of a TLS record (a handshake), and nothing more.
+        conn.write_all(&[0x16]).await.unwrap();
+        stalled.push(conn);
+    }
+    // An honest client is served meanwhile.
+    let resp = tls_client(&authority.cert)
+        .request(reqwest::Method::OPTIONS, &server.url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    // Every stalled connection is closed by the server within the bound (and some slack).
+    for mut conn in stalled {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(30), conn.read(&mut buf))
+            .await
+            .expect("a stalled handshake was held past the bound");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "the server answered a half ClientHello: {read:?}"
+        );
+    }
+    let took = started.elapsed();
+    eprintln!("200 stalled handshakes all closed after {took:?}");
+    assert!(
+        took >= Duration::from_secs(9),
+        "closed before the bound: {took:?}"
+    );
+}
