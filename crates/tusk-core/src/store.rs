@@ -96,6 +96,20 @@ pub trait UploadStore: Send + Sync + 'static {
     /// Stream bytes `start..end` of a finished upload (the caller checked the range against
     /// the length). An unfinished upload is `ErrorKind::Invalid`.
     async fn read(&self, id: &UploadId, start: u64, end: u64) -> Result<ByteStream>;
+
+    /// Called under the lock before the engine treats `upload` (reported unfinished) as
+    /// unfinished for good: before the reaper removes it, and before a download refuses it. A
+    /// store whose state can fall behind its bytes (distributed state restored from an older
+    /// copy, as after a Redis failover) checks whether the upload was in fact finished and, if
+    /// so, records that and returns the finished upload. By default: never.
+    async fn recover_finished(
+        &self,
+        upload: &UploadInfo,
+        fence: u64,
+    ) -> Result<Option<UploadInfo>> {
+        let _ = (upload, fence);
+        Ok(None)
+    }
 }
 
 /// termination: DELETE.

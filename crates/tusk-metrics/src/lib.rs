@@ -78,6 +78,10 @@ pub struct Metrics {
     pub part_buffer_wait_timeouts: IntCounter,
     /// `tusk_part_wait_timeouts_total`.
     pub part_wait_timeouts: IntCounter,
+    /// `tusk_uploads_recovered_total`.
+    pub uploads_recovered: IntCounter,
+    /// `tusk_objects_missing_total`.
+    pub objects_missing: IntCounter,
     /// `tusk_uploads_indexed`.
     pub uploads_indexed: IntGauge,
     /// `tusk_redis_memory_used_ratio`.
@@ -286,6 +290,16 @@ impl Metrics {
                 "tusk_part_wait_timeouts_total",
                 "PATCHes that gave up waiting for object storage to store a part: they kept the parts stored before it and answered 503.",
             ),
+            uploads_recovered: counter(
+                r,
+                "tusk_uploads_recovered_total",
+                "Uploads the state store reported unfinished (state lost, as in a Redis failover) whose assembled object was found in object storage: recorded finished instead of resumed or reaped.",
+            ),
+            objects_missing: counter(
+                r,
+                "tusk_objects_missing_total",
+                "Finished uploads whose object was missing from object storage when read: data lost outside tusk (deleted by hand or by a bucket rule).",
+            ),
             uploads_indexed: gauge(
                 r,
                 "tusk_uploads_indexed",
@@ -358,6 +372,8 @@ mod tests {
             "tusk_part_buffer_waiting",
             "tusk_part_buffer_wait_timeouts_total",
             "tusk_part_wait_timeouts_total",
+            "tusk_uploads_recovered_total",
+            "tusk_objects_missing_total",
             "tusk_uploads_indexed",
             "tusk_redis_memory_used_ratio",
         ] {

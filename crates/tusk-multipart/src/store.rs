@@ -276,6 +276,72 @@ impl MultipartStore {
             .await
     }
 
+    /// An upload its state calls unfinished whose object is assembled in object storage: its
+    /// state was lost and restored from an older copy (a Redis failover to a replica that missed
+    /// the last writes). tusk writes an upload's object only when the upload finishes, whole,
+    /// so the object is the truth: the upload is recorded finished (fenced) and returned. `None`
+    /// if there is no object; an object whose size contradicts the state is an error, and
+    /// nothing is changed or removed.
+    pub(crate) async fn recover_from_object(
+        &self,
+        mut state: UploadState,
+        fence: u64,
+    ) -> Result<Option<UploadState>> {
+        if state.finished {
+            return Ok(Some(state));
+        }
+        let Some(size) = self.objects.object_size(state.id.as_str()).await? else {
+            return Ok(None);
+        };
+        match state.length {
+            Some(length) if length == size => {}
+            None if size >= state.offset() => {
+                self.state.set_length(&state.id, fence, size).await?;
+                state.length = Some(size);
+            }
+            length => {
+                return Err(Error::new(
+                    ErrorKind::Backend,
+                    format!(
+                        "upload {}: object storage holds its object with {size} bytes, but its state says length {length:?} and offset {}; left as it is for an operator",
+                        state.id,
+                        state.offset()
+                    ),
+                ));
+            }
+        }
+        self.mark_finished(&mut state, fence).await?;
+        tusk_metrics::metrics().uploads_recovered.inc();
+        tracing::warn!(
+            upload_id = %state.id,
+            length = size,
+            "the state store reported this upload unfinished but its object is assembled (state lost, as in a Redis failover): recorded finished"
+        );
+        Ok(Some(state))
+    }
+
+    /// The error for a PATCH that found its multipart upload gone (`err`): if the upload's
+    /// object is assembled, the upload is recorded finished and the client is told its offset
+    /// is behind (409; HEAD then reports the whole length); otherwise the upload is gone.
+    pub(crate) async fn multipart_gone(
+        &self,
+        state: &UploadState,
+        fence: u64,
+        err: Error,
+    ) -> Error {
+        if err.kind() != ErrorKind::NotFound {
+            return err;
+        }
+        match self.recover_from_object(state.clone(), fence).await {
+            Ok(Some(_)) => Error::new(
+                ErrorKind::OffsetMismatch,
+                "the upload is already finished (its state had fallen behind object storage); HEAD reports its offset",
+            ),
+            Ok(None) => vanished(err),
+            Err(recovery) => recovery,
+        }
+    }
+
     /// Finish an upload whose bytes are all stored but which a crashed holder left unfinished.
     async fn settle(&self, state: UploadState, fence: u64) -> Result<UploadState> {
         if !state.finished && state.length == Some(state.offset()) {
@@ -379,7 +445,30 @@ impl UploadStore for MultipartStore {
         if !state.finished {
             return Err(Error::new(ErrorKind::Invalid, "upload is not finished"));
         }
-        self.objects.get_object(id.as_str(), start, end).await
+        match self.objects.get_object(id.as_str(), start, end).await {
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                tusk_metrics::metrics().objects_missing.inc();
+                tracing::error!(upload_id = %id, length = ?state.length, "the upload is finished but its object is missing from object storage (deleted outside tusk?)");
+                Err(Error::new(
+                    ErrorKind::Gone,
+                    "the upload was finished, but its object is missing from object storage",
+                )
+                .with_source(err))
+            }
+            other => other,
+        }
+    }
+
+    async fn recover_finished(
+        &self,
+        upload: &UploadInfo,
+        fence: u64,
+    ) -> Result<Option<UploadInfo>> {
+        let state = self.locked_state(upload, fence).await?;
+        Ok(self
+            .recover_from_object(state, fence)
+            .await?
+            .map(UploadState::into_info))
     }
 }
 

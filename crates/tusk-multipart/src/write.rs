@@ -8,7 +8,7 @@ use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, Uploa
 
 use crate::MultipartStore;
 use crate::buffer::PartBuffer;
-use crate::store::{corrupt_tail, part_number, vanished};
+use crate::store::{corrupt_tail, part_number};
 
 /// A part on its way to object storage: its ETag. The task is aborted if the PATCH is dropped.
 type InflightPart = AbortOnDropHandle<Result<String>>;
@@ -332,11 +332,20 @@ impl Writer<'_> {
                 ),
             ));
         };
-        let etag = done
-            .map_err(|err| {
-                Error::new(ErrorKind::Backend, "part upload task failed").with_source(err)
-            })?
-            .map_err(vanished)?;
+        let etag = match done {
+            Ok(Ok(etag)) => etag,
+            Ok(Err(err)) => {
+                return Err(self
+                    .store
+                    .multipart_gone(&self.state, self.fence, err)
+                    .await);
+            }
+            Err(err) => {
+                return Err(
+                    Error::new(ErrorKind::Backend, "part upload task failed").with_source(err)
+                );
+            }
+        };
         self.held.push(etag);
         if !self.all_or_nothing {
             let parts = std::mem::take(&mut self.held);

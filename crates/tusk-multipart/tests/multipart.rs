@@ -943,3 +943,75 @@ async fn a_finish_object_storage_never_confirms_is_given_up_and_repaired_later()
     assert!(info.is_complete());
     assert_eq!(objects.inner.object(id.as_str()), Some(data));
 }
+
+/// Every byte of a finished upload, read through the store as a download does.
+async fn download(store: &MultipartStore, id: &UploadId) -> Result<Vec<u8>> {
+    use futures_util::StreamExt as _;
+    let length = store.info(id).await?.length.unwrap_or_default();
+    let mut stream = store.read(id, 0, length).await?;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out)
+}
+
+/// A failover of the state store to a replica that missed the last PATCH: the upload's state
+/// says unfinished, its multipart upload is completed and gone, its object is whole.
+#[tokio::test]
+async fn a_state_that_fell_behind_a_finished_upload_is_recovered_from_the_object() {
+    let objects = MemoryObjects::new();
+    let primary = MemoryState::new();
+    let store = node(&objects, Arc::new(primary.clone()), config());
+    let data = pattern(2 * P + 1000, 3);
+    let id = create(&store, Some(data.len() as u64)).await;
+    let first = (P + 10) as usize;
+    write(&store, &id, 0, &data[..first]).await;
+    // The replica's link drops here: it never sees the rest.
+    let replica = primary.snapshot();
+    let length = write(&store, &id, first as u64, &data[first..]).await;
+    assert_eq!(length, data.len() as u64);
+    assert_eq!(objects.object(id.as_str()).unwrap(), data);
+
+    let promoted = node(&objects, Arc::new(replica), config());
+    assert_eq!(
+        promoted.info_locked(&id, 2).await.unwrap().offset,
+        first as u64,
+        "the promoted replica's state is behind"
+    );
+    // The client resumes where that state says: the part it sends finds the multipart upload
+    // gone and the object whole.
+    let mut body = ChunkList::split(&data[first..], 64 * 1024);
+    let err = promoted
+        .write_at(&id, first as u64, &mut body, 3)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OffsetMismatch, "{err}");
+    let info = promoted.info_locked(&id, 4).await.unwrap();
+    assert_eq!(info.offset, data.len() as u64, "recorded finished");
+    assert_eq!(download(&promoted, &id).await.unwrap(), data);
+    assert_eq!(
+        objects.object(id.as_str()).unwrap(),
+        data,
+        "never rewritten"
+    );
+}
+
+/// The opposite loss: the state says finished, but the object is gone (deleted outside tusk).
+/// A download answers that clearly (410), never with an empty or partial body.
+#[tokio::test]
+async fn a_finished_upload_whose_object_is_gone_says_so() {
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    let data = pattern(P + 7, 5);
+    let id = create(&store, Some(data.len() as u64)).await;
+    write(&store, &id, 0, &data).await;
+    assert_eq!(download(&store, &id).await.unwrap(), data);
+    cluster.objects.delete_object(id.as_str()).await.unwrap();
+    let err = download(&store, &id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Gone, "{err}");
+    assert!(
+        err.to_string().contains("missing from object storage"),
+        "{err}"
+    );
+}

@@ -224,6 +224,19 @@ impl Engine {
                 .await?;
             return Ok(false);
         }
+        if !info.is_complete()
+            && self
+                .store()
+                .recover_finished(&info, guard.fence())
+                .await?
+                .is_some()
+        {
+            // Finished after all (its state had fallen behind its bytes): never removed as an
+            // unfinished upload; it expires as a finished one, if at all.
+            let keep_until = self.finished_expiry();
+            expiration.set_expiry(id, guard.fence(), keep_until).await?;
+            return Ok(false);
+        }
         if info.is_complete() && self.config().finished_retention.is_none() {
             // Finished (perhaps by a recovery after its last PATCH) and finished uploads are
             // kept: drop the stale expiry instead.

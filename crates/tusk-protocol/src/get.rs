@@ -164,7 +164,12 @@ impl Engine {
         let guard = self.lock_existing(id).await?;
         let info = self.store().info_locked(id, guard.fence()).await?;
         self.refuse_expired(&info)?;
-        let info = self.assemble_if_ready(info, guard.fence()).await?;
+        let mut info = self.assemble_if_ready(info, guard.fence()).await?;
+        if !info.is_complete()
+            && let Some(finished) = self.store().recover_finished(&info, guard.fence()).await?
+        {
+            info = finished;
+        }
         let length = match info.length {
             Some(length) if length == info.offset => length,
             length => {

@@ -18,7 +18,7 @@ pub struct MemoryState {
 
 /// One upload: its state (with `tail_len` kept equal to `tail.len()` and `part_count` to
 /// `etags.len()`), the parts' ETags, the tail's bytes and the newest fencing token seen.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     state: UploadState,
     etags: Vec<String>,
@@ -30,6 +30,15 @@ impl MemoryState {
     /// An empty state store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A separate copy of every upload as it is now, as a replica holds it: later writes to
+    /// either store do not reach the other (a failover to the copy loses them).
+    pub fn snapshot(&self) -> Self {
+        Self {
+            uploads: Arc::new(Mutex::new(self.map().clone())),
+            finals: self.finals.clone(),
+        }
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<UploadId, Entry>> {

@@ -221,6 +221,61 @@ impl Harness {
     }
 }
 
+/// What the state store held for one upload at one moment, as a replica holds it.
+pub struct StateCopy {
+    state: tusk_core::UploadState,
+    tail: Bytes,
+    etags: Vec<String>,
+}
+
+impl Harness {
+    /// A copy of upload `id`'s state now, or `None` for a store without a separate state store
+    /// (the in-memory one, which cannot lose its state apart from its bytes).
+    pub async fn copy_state(&self, id: &str) -> Option<StateCopy> {
+        let Backend::Multipart { state, .. } = &self.backend else {
+            return None;
+        };
+        let id = UploadId::parse(id).unwrap();
+        Some(StateCopy {
+            state: state.get(&id).await.unwrap(),
+            tail: state.read_tail(&id).await.unwrap(),
+            etags: state.etags(&id).await.unwrap(),
+        })
+    }
+
+    /// Put `copy` in place of its upload's current state, as a failover to a replica that
+    /// missed every write since the copy does.
+    pub async fn restore_state(&self, copy: StateCopy) {
+        let Backend::Multipart { state, .. } = &self.backend else {
+            panic!("only a store with a separate state store has state to restore");
+        };
+        let StateCopy {
+            state: mut upload,
+            tail,
+            etags,
+        } = copy;
+        let id = upload.id.clone();
+        state.delete(&id, u64::MAX).await.unwrap();
+        let multipart = upload.multipart_id.take();
+        let (parts, tail_len) = (upload.part_count, upload.tail_len);
+        upload.part_count = 0;
+        upload.tail_len = 0;
+        state.create(&upload).await.unwrap();
+        // Fence 0, as a new upload's: every lock taken later is newer.
+        if let Some(multipart) = multipart {
+            state.set_multipart(&id, 0, &multipart).await.unwrap();
+        }
+        let commit = tusk_core::Commit {
+            expect_parts: 0,
+            expect_tail_len: 0,
+            new_parts: etags,
+            tail: tusk_core::TailChange::Replace(tail),
+        };
+        let restored = state.commit(&id, 0, commit).await.unwrap();
+        assert_eq!((restored.part_count, restored.tail_len), (parts, tail_len));
+    }
+}
+
 pub fn id_of(resp: &TusResponse) -> String {
     let loc = resp.get("Location").expect("Location");
     loc.strip_prefix(BASE)

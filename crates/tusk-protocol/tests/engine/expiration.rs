@@ -110,3 +110,44 @@ async fn one_reaper_pass_at_a_time() {
     drop(held);
     assert!(h.engine.reap(10).await.unwrap().is_some());
 }
+
+/// A failover of the state store to a replica that missed an upload's last PATCH: the state says
+/// unfinished while its object is whole. The reaper must not remove it, and a download finds it.
+#[tokio::test]
+async fn a_finished_upload_whose_state_fell_behind_is_served_and_never_reaped() {
+    let h = Harness::with_config(expiring(1, None)).await;
+    let served = h.create(Some(10)).await;
+    let reaped = h.create(Some(10)).await;
+    let mut copies = Vec::new();
+    for id in [&served, &reaped] {
+        assert_eq!(h.send(Req::patch(id, 0).body(b"abcd")).await.status, 204);
+        let Some(copy) = h.copy_state(id).await else {
+            eprintln!("skipped: the in-memory store keeps state and bytes together");
+            return;
+        };
+        copies.push(copy);
+        assert_eq!(h.send(Req::patch(id, 4).body(b"efghij")).await.status, 204);
+    }
+    for copy in copies {
+        h.restore_state(copy).await;
+    }
+    assert_eq!(h.offset(&served).await, 4, "the state fell behind");
+    assert_eq!(h.offset(&reaped).await, 4, "the state fell behind");
+
+    let get = h
+        .send(Req::new("GET", Target::Upload(served.clone())).bare())
+        .await;
+    assert_eq!(get.status, 200, "{get:?}");
+    assert_eq!(h.offset(&served).await, 10, "recorded finished");
+
+    // Past the unfinished upload's expiry: the reaper finds the object and keeps the upload.
+    h.clock.advance(Duration::from_secs(2));
+    let report = h.engine.reap(100).await.unwrap().expect("a pass");
+    assert_eq!(report.removed, 0, "{report:?}");
+    let head = h.send(Req::head(&reaped)).await;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.get("Upload-Offset"), Some("10"));
+    for id in [&served, &reaped] {
+        assert_eq!(h.data(id).await, b"abcdefghij");
+    }
+}
