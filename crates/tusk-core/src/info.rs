@@ -16,6 +16,9 @@ pub struct NewUpload {
     pub metadata: Metadata,
     /// When the upload expires (Unix seconds), if it does (expiration extension).
     pub expires_at: Option<u64>,
+    /// When the upload was created (Unix seconds): its age bounds how long it may stay
+    /// unfinished.
+    pub created_at: Option<u64>,
     /// Its part in a concatenation, if any.
     pub concat: Option<Concat>,
 }
@@ -46,6 +49,10 @@ pub struct UploadInfo {
     /// their last PATCH, finished ones after the configured retention.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// When the upload was created (Unix seconds); `None` for uploads recorded before tusk
+    /// kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<u64>,
     /// Its part in a concatenation, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concat: Option<Concat>,

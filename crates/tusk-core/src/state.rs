@@ -31,6 +31,8 @@ pub struct UploadState {
     pub finished: bool,
     /// When the upload expires (Unix seconds), if it does.
     pub expires_at: Option<u64>,
+    /// When the upload was created (Unix seconds), if recorded.
+    pub created_at: Option<u64>,
     /// Its part in a concatenation, if any.
     pub concat: Option<Concat>,
 }
@@ -53,6 +55,7 @@ impl UploadState {
             length: self.length,
             metadata: self.metadata.clone(),
             expires_at: self.expires_at,
+            created_at: self.created_at,
             concat: self.concat.clone(),
             loaded: crate::Loaded::default(),
         }

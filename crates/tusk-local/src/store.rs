@@ -162,6 +162,7 @@ impl UploadStore for LocalStore {
             length: upload.length,
             metadata: upload.metadata,
             expires_at: upload.expires_at,
+            created_at: upload.created_at,
             concat: upload.concat,
             loaded: Default::default(),
         };
@@ -439,6 +440,7 @@ mod tests {
                 length: Some(6),
                 metadata: Default::default(),
                 expires_at: None,
+                created_at: None,
                 concat: None,
             })
             .await

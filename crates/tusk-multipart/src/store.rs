@@ -408,6 +408,7 @@ impl UploadStore for MultipartStore {
             tail_len: 0,
             finished: false,
             expires_at: upload.expires_at,
+            created_at: upload.created_at,
             concat: upload.concat,
         };
         self.state.create(&state).await?;

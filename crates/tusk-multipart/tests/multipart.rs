@@ -119,6 +119,7 @@ async fn create(store: &MultipartStore, length: Option<u64>) -> UploadId {
             length,
             metadata: Metadata::default(),
             expires_at: None,
+            created_at: None,
             concat: None,
         })
         .await

@@ -32,6 +32,9 @@ pub struct EngineConfig {
     pub expire_after: Option<Duration>,
     /// Finished uploads are removed this long after they finished (`None`: kept).
     pub finished_retention: Option<Duration>,
+    /// An unfinished upload expires at this age whatever its last PATCH (`None`: no limit), so
+    /// no upload outlives the bucket rule that aborts abandoned multipart uploads.
+    pub max_upload_age: Option<Duration>,
 }
 
 /// The largest `Upload-Metadata` the engine may be configured to accept.
@@ -39,6 +42,8 @@ pub const MAX_METADATA_LIMIT: usize = 64 << 10;
 /// The longest wait any setting may ask for (lock wait, read timeout): no deadline computed from
 /// a setting can overflow the clock.
 pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// How old an unfinished upload may get unless configured: 30 days.
+pub const DEFAULT_MAX_UPLOAD_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The longest expiry or retention: a century.
 pub const MAX_PERIOD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -85,6 +90,7 @@ impl EngineConfig {
         for (key, period) in [
             ("expire_after", self.expire_after),
             ("finished_retention", self.finished_retention),
+            ("max_upload_age", self.max_upload_age),
         ] {
             match period {
                 // `None` is off; a zero in a file or flag means off and arrives as `None`.
@@ -111,6 +117,7 @@ impl Default for EngineConfig {
             read_timeout: Duration::from_secs(30),
             expire_after: Some(Duration::from_secs(7 * 24 * 3600)),
             finished_retention: None,
+            max_upload_age: Some(DEFAULT_MAX_UPLOAD_AGE),
         }
     }
 }
@@ -210,7 +217,9 @@ impl Engine {
         // Verified by the engine as bodies stream, so every store supports it. Not
         // checksum-trailer: actix-web drops request trailers (docs/architecture.md).
         ext.push("checksum");
-        if self.expiration().is_some() && self.config.expire_after.is_some() {
+        if self.expiration().is_some()
+            && (self.config.expire_after.is_some() || self.config.max_upload_age.is_some())
+        {
             ext.push("expiration");
         }
         if self.concatenation().is_some() {
@@ -450,7 +459,7 @@ mod tests {
     fn engine_settings_that_cannot_work_name_their_key() {
         let ok = EngineConfig::default();
         assert_eq!(ok.validate(), Ok(()));
-        let cases: [(EngineConfig, &str); 6] = [
+        let cases: [(EngineConfig, &str); 7] = [
             (
                 EngineConfig {
                     max_size: 0,
@@ -492,6 +501,13 @@ mod tests {
                     ..ok.clone()
                 },
                 "finished_retention",
+            ),
+            (
+                EngineConfig {
+                    max_upload_age: Some(Duration::from_millis(10)),
+                    ..ok.clone()
+                },
+                "max_upload_age",
             ),
         ];
         for (config, key) in cases {

@@ -95,13 +95,40 @@ pub struct ReapReport {
 }
 
 impl Engine {
-    /// When an unfinished upload touched now expires, if uploads expire at all (and the store
-    /// keeps expiry times).
-    pub(crate) fn unfinished_expiry(&self) -> Option<u64> {
+    /// The engine's time now, in Unix seconds.
+    pub(crate) fn now_secs(&self) -> u64 {
+        unix_secs(self.clock())
+    }
+
+    /// When an unfinished upload created at `created_at` and touched now expires, if uploads
+    /// expire at all (and the store keeps expiry times): a period after this touch, but never
+    /// past its maximum age.
+    pub(crate) fn unfinished_expiry(&self, created_at: Option<u64>) -> Option<u64> {
         self.expiration()?;
-        self.config()
+        let sliding = self
+            .config()
             .expire_after
-            .map(|d| unix_secs_rounded_up(self.clock()).saturating_add(d.as_secs()))
+            .map(|d| unix_secs_rounded_up(self.clock()).saturating_add(d.as_secs()));
+        match (sliding, self.age_limit(created_at)) {
+            (Some(sliding), Some(limit)) => Some(sliding.min(limit)),
+            (sliding, limit) => sliding.or(limit),
+        }
+    }
+
+    /// When an upload created at `created_at` reaches the maximum age of an unfinished upload
+    /// (`max_upload_age`): past it, it expires whatever its sliding expiry says. Uploads
+    /// recorded before tusk kept creation times have none.
+    fn age_limit(&self, created_at: Option<u64>) -> Option<u64> {
+        self.expiration()?;
+        let age = self.config().max_upload_age?;
+        Some(created_at?.saturating_add(age.as_secs()))
+    }
+
+    /// Whether `info`'s time is up at `now`: its expiry has passed, or it is unfinished and
+    /// older than the maximum age.
+    fn is_due(&self, info: &UploadInfo, now: u64) -> bool {
+        info.is_expired(now)
+            || (!info.is_complete() && self.age_limit(info.created_at).is_some_and(|at| at <= now))
     }
 
     /// When a finished upload is removed, if finished uploads are removed at all (and the
@@ -115,7 +142,7 @@ impl Engine {
 
     /// 410 for an upload whose time is up (the reaper may not have removed it yet).
     pub(crate) fn refuse_expired(&self, info: &UploadInfo) -> Result<(), TusError> {
-        if info.is_expired(unix_secs(self.clock())) {
+        if self.is_due(info, unix_secs(self.clock())) {
             return Err(TusError::Expired);
         }
         Ok(())
@@ -132,7 +159,7 @@ impl Engine {
         let wanted = if info.is_complete() {
             self.finished_expiry()
         } else {
-            self.unfinished_expiry()
+            self.unfinished_expiry(info.created_at)
         };
         let slack = self
             .config()
@@ -216,7 +243,7 @@ impl Engine {
             }
             Err(err) => return Err(err.into()),
         };
-        if !info.is_expired(now) {
+        if !self.is_due(&info, now) {
             // The index was early (a time stored since, or an update cut short): index the
             // upload's own time, so the entry stops coming up before it is due.
             expiration

@@ -23,7 +23,8 @@ mod post;
 
 pub use body::{BodyEnd, BodyError, BodyStream};
 pub use engine::{
-    Engine, EngineConfig, EngineConfigError, MAX_METADATA_LIMIT, MAX_PERIOD, MAX_WAIT,
+    DEFAULT_MAX_UPLOAD_AGE, Engine, EngineConfig, EngineConfigError, MAX_METADATA_LIMIT,
+    MAX_PERIOD, MAX_WAIT,
 };
 pub use error::TusError;
 pub use expiry::{Clock, ManualClock, ReapReport, SystemClock};

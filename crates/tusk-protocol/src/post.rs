@@ -95,6 +95,7 @@ impl Engine {
                 }
             }
         }
+        let created_at = self.now_secs();
         let info = self
             .store()
             .create(NewUpload {
@@ -104,8 +105,9 @@ impl Engine {
                 expires_at: if length == Some(0) {
                     self.finished_expiry()
                 } else {
-                    self.unfinished_expiry()
+                    self.unfinished_expiry(Some(created_at))
                 },
+                created_at: Some(created_at),
                 concat: concat.clone(),
             })
             .await?;

@@ -110,12 +110,14 @@ pub(crate) fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadStat
             )));
         }
     };
-    // Optional: absent in hashes written before expiration existed.
-    let expires_at = match fields.remove(b"expires".as_slice()) {
-        None => None,
-        Some(e) if e.is_empty() => None,
-        Some(e) => Some(number_of(&e, "expires")?),
+    // Optional: absent in hashes written before expiration (or creation times) existed.
+    let mut optional_number = |field: &'static str| match fields.remove(field.as_bytes()) {
+        None => Ok(None),
+        Some(e) if e.is_empty() => Ok(None),
+        Some(e) => number_of(&e, field).map(Some),
     };
+    let expires_at = optional_number("expires")?;
+    let created_at = optional_number("created")?;
     let concat = match fields.remove(b"concat".as_slice()) {
         None => None,
         Some(c) if c.is_empty() => None,
@@ -144,6 +146,7 @@ pub(crate) fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadStat
         tail_len,
         finished,
         expires_at,
+        created_at,
         concat,
     })
 }

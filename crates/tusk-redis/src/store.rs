@@ -133,7 +133,13 @@ impl StateStore for RedisState {
                         .map(|at| at.to_string())
                         .unwrap_or_default(),
                 )
-                .arg(concat.as_str());
+                .arg(concat.as_str())
+                .arg(
+                    state
+                        .created_at
+                        .map(|at| at.to_string())
+                        .unwrap_or_default(),
+                );
         })
         .await?;
         Ok(())

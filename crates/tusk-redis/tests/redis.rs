@@ -105,6 +105,7 @@ fn new_state() -> UploadState {
         tail_len: 0,
         finished: false,
         expires_at: None,
+        created_at: None,
         concat: None,
     }
 }

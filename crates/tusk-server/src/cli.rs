@@ -101,6 +101,12 @@ pub struct Settings {
     #[arg(long, env = "TUSK_FINISHED_RETENTION", value_name = "DURATION")]
     pub finished_retention: Option<HumanDuration>,
 
+    /// An unfinished upload expires at this age, however recently it was resumed (keep the
+    /// bucket's rule that aborts incomplete multipart uploads a day longer). 0: no limit
+    /// [default: 30d].
+    #[arg(long, env = "TUSK_MAX_UPLOAD_AGE", value_name = "DURATION")]
+    pub max_upload_age: Option<HumanDuration>,
+
     /// How often the reaper looks for expired uploads (one node at a time) [default: 1m].
     #[arg(long, env = "TUSK_REAP_INTERVAL", value_name = "DURATION")]
     pub reap_interval: Option<HumanDuration>,
@@ -531,6 +537,7 @@ impl Settings {
             hooks_access_cache,
             expire_after,
             finished_retention,
+            max_upload_age,
             reap_interval,
             metrics_listen,
             tls_cert_file,

@@ -168,6 +168,7 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
         read_timeout: s.read_timeout.map_or(defaults.read_timeout, |v| v.0),
         expire_after: off_if_zero(s.expire_after, defaults.expire_after),
         finished_retention: off_if_zero(s.finished_retention, defaults.finished_retention),
+        max_upload_age: off_if_zero(s.max_upload_age, defaults.max_upload_age),
     };
     engine
         .validate()
@@ -583,6 +584,10 @@ mod tests {
             c.engine.finished_retention.unwrap_or_default(),
             readme_duration("--finished-retention")
         );
+        assert_eq!(
+            c.engine.max_upload_age.unwrap_or_default(),
+            readme_duration("--max-upload-age")
+        );
         assert_eq!(c.reap_interval, readme_duration("--reap-interval"));
         assert_eq!(readme_default("--cors-origins"), "*");
         assert_eq!(c.http.cors, CorsOrigins::Any);
@@ -667,6 +672,11 @@ mod tests {
                 "expire_after",
                 Some("expireAfter"),
                 Duration(c.engine.expire_after.unwrap_or_default()),
+            ),
+            (
+                "max_upload_age",
+                Some("maxUploadAge"),
+                Duration(c.engine.max_upload_age.unwrap_or_default()),
             ),
             (
                 "reap_interval",
@@ -1085,6 +1095,7 @@ mod tests {
             ),
             ("expire_after = \"36501d\"", "expire_after"),
             ("finished_retention = \"500000000y\"", "finished_retention"),
+            ("max_upload_age = \"36501d\"", "max_upload_age"),
             ("read_timeout = \"25h\"", "read_timeout"),
             ("lock_wait = \"500000000y\"", "lock_wait"),
             ("reap_interval = \"25h\"", "reap_interval"),

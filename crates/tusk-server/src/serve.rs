@@ -70,7 +70,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(%addr, base_path = %config.http.base_path, mode, "tusk started");
 
     let reaper = (config.engine.expire_after.is_some()
-        || config.engine.finished_retention.is_some())
+        || config.engine.finished_retention.is_some()
+        || config.engine.max_upload_age.is_some())
     .then(|| {
         actix_web::rt::spawn(reap_periodically(
             engine.clone(),

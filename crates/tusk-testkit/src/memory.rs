@@ -40,6 +40,7 @@ impl UploadStore for MemoryStore {
             length: upload.length,
             metadata: upload.metadata,
             expires_at: upload.expires_at,
+            created_at: upload.created_at,
             concat: upload.concat,
             loaded: Default::default(),
         };

@@ -42,6 +42,7 @@ async fn create(store: &dyn UploadStore, length: Option<u64>) -> UploadId {
             length,
             metadata: meta.clone(),
             expires_at: None,
+            created_at: None,
             concat: None,
         })
         .await

@@ -33,7 +33,9 @@ module "bucket" {
   bucket_name                            = var.bucket_name
   object_prefix                          = local.s3_prefix
   versioning_enabled                     = true
-  abort_incomplete_multipart_upload_days = var.expire_after_days + 1
+  # tusk ends every unfinished upload at max_upload_age; S3 aborts what it never reached a day
+  # later, so no upload that tusk still accepts loses its parts.
+  abort_incomplete_multipart_upload_days = var.max_upload_age_days + 1
   finished_object_expiration_days        = 0
 }
 
@@ -69,6 +71,9 @@ module "tusk" {
   extra_values = {
     # The IRSA trust policy names this service account.
     serviceAccount = { name = "tusk" }
-    config         = { expireAfter = "${var.expire_after_days}d" }
+    config = {
+      expireAfter  = "${var.expire_after_days}d"
+      maxUploadAge = "${var.max_upload_age_days}d"
+    }
   }
 }

@@ -56,5 +56,16 @@ variable "ingress_host" {
 variable "expire_after_days" {
   type        = number
   default     = 7
-  description = "tusk's expire_after in days; incomplete multipart uploads are aborted by S3 one day later."
+  description = "tusk's expire_after in days: an unfinished upload expires this long after its last PATCH."
+}
+
+variable "max_upload_age_days" {
+  type        = number
+  default     = 30
+  description = "tusk's max_upload_age in days: an unfinished upload expires at this age however recently it was resumed. S3 aborts incomplete multipart uploads one day later."
+
+  validation {
+    condition     = var.max_upload_age_days >= 1
+    error_message = "max_upload_age_days must be at least 1: S3's rule needs tusk's limit."
+  }
 }

@@ -17,8 +17,8 @@ variable "versioning_enabled" {
 
 variable "abort_incomplete_multipart_upload_days" {
   type        = number
-  default     = 8
-  description = "Abort multipart uploads left incomplete this many days after they started. Keep it longer than tusk's expire_after (default 7d), so tusk's reaper, not S3, ends uploads that are still resumable."
+  default     = 31
+  description = "Abort multipart uploads left incomplete this many days after they started. Keep it longer than tusk's max_upload_age (default 30d): tusk's expiry slides with every PATCH, but never past that age, so tusk's reaper, not S3, ends every upload that is still resumable."
 
   validation {
     condition     = var.abort_incomplete_multipart_upload_days >= 1

@@ -113,6 +113,7 @@ pub fn config() -> EngineConfig {
         read_timeout: Duration::from_secs(30),
         expire_after: Some(Duration::from_secs(3600)),
         finished_retention: None,
+        max_upload_age: None,
     }
 }
 

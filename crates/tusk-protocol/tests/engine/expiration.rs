@@ -151,3 +151,60 @@ async fn a_finished_upload_whose_state_fell_behind_is_served_and_never_reaped() 
         assert_eq!(h.data(id).await, b"abcdefghij");
     }
 }
+
+/// An upload resumed every few hours would never expire by its last PATCH alone: its age bounds
+/// it, in `Upload-Expires` and in what the server does, and the reaper removes it.
+#[tokio::test]
+async fn an_unfinished_upload_expires_at_its_maximum_age_however_often_it_is_resumed() {
+    let h = Harness::with_config(EngineConfig {
+        max_upload_age: Some(Duration::from_secs(10 * 3600)),
+        ..expiring(4 * 3600, None)
+    })
+    .await;
+    let created = now(&h);
+    let id = h.create(Some(100)).await;
+    let limit = created + 10 * 3600;
+    // Resumed at hours 3, 6 and 9: the sliding expiry alone (4 h) would move on for ever.
+    for offset in 0..3u64 {
+        h.clock.advance(Duration::from_secs(3 * 3600));
+        let resp = h.send(Req::patch(&id, offset).body(b"x")).await;
+        assert_eq!(resp.status, 204, "{resp:?}");
+        let expires = expires_of(&resp);
+        assert!(expires <= limit, "{expires} is past the age limit {limit}");
+    }
+    // At hour 9 the sliding expiry (hour 13) is past the limit: the limit is announced.
+    assert_eq!(expires_of(&h.send(Req::head(&id)).await), limit);
+    h.clock.advance(Duration::from_secs(3 * 3600));
+    assert_eq!(
+        h.send(Req::head(&id)).await.status,
+        410,
+        "older than the limit"
+    );
+    assert_eq!(
+        h.send(Req::patch(&id, 3).body(b"x")).await.status,
+        410,
+        "no resume past the limit"
+    );
+    let report = h.engine.reap(100).await.unwrap().expect("a pass");
+    assert_eq!(report.removed, 1);
+    assert_eq!(h.send(Req::head(&id)).await.status, 404);
+}
+
+/// Without a sliding expiry, the age limit alone still announces and enforces expiration.
+#[tokio::test]
+async fn the_age_limit_alone_is_the_expiration_extension() {
+    let h = Harness::with_config(EngineConfig {
+        expire_after: None,
+        max_upload_age: Some(Duration::from_secs(60)),
+        ..config()
+    })
+    .await;
+    let resp = h.send(Req::new("OPTIONS", Target::Collection).bare()).await;
+    assert!(resp.get("Tus-Extension").unwrap().contains("expiration"));
+    let created = now(&h);
+    let resp = h.send(Req::post().header("Upload-Length", "10")).await;
+    assert_eq!(expires_of(&resp), created + 60);
+    let id = crate::common::id_of(&resp);
+    h.clock.advance(Duration::from_secs(61));
+    assert_eq!(h.send(Req::head(&id)).await.status, 410);
+}

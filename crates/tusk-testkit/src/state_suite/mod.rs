@@ -81,6 +81,8 @@ fn new_state(length: Option<u64>, metadata: Metadata) -> UploadState {
         tail_len: 0,
         finished: false,
         expires_at: None,
+        // Kept and reported as it was given.
+        created_at: Some(1_790_000_000),
         concat: None,
     }
 }

@@ -22,6 +22,7 @@ async fn clones_share_uploads() {
         tail_len: 0,
         finished: false,
         expires_at: None,
+        created_at: None,
         concat: None,
     };
     a.create(&s).await.expect("create");
