@@ -17,12 +17,16 @@
 #
 # Settings (environment; etcd's peer port is its client port + 1):
 #   TUSK_SERVICES_REDIS_PORT  (default 16379)    redis-server --save '' --appendonly no
+#   TUSK_SERVICES_REDIS_CLUSTER_PORT (default 17001) a 3-master Redis Cluster on this port and
+#                                                the next two (bus ports 10000 above), created
+#                                                afresh at each start
 #   TUSK_SERVICES_ETCD_PORT   (default 12379)    etcd, data dir wiped at each start
 #   TUSK_SERVICES_S3_PORT     (default 15000)    moto_server (buckets vanish when it stops)
 #   TUSK_SERVICES_READY_TIMEOUT (default 30)     seconds each service gets to answer
 #
 # Files under .services/: run/<name>.pid, run/<name>.port, run/<name>.log, run/redis/ (Redis
-# dir), run/etcd/ (etcd data), venv/ (moto), env (exports for tests).
+# dir), run/cluster<N>/ (cluster nodes' dirs), run/etcd/ (etcd data), venv/ (moto), env
+# (exports for tests).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,10 +41,12 @@ MOTO_VERSION="5.1.22"
 REDIS_PORT="${TUSK_SERVICES_REDIS_PORT:-16379}"
 ETCD_PORT="${TUSK_SERVICES_ETCD_PORT:-12379}"
 S3_PORT="${TUSK_SERVICES_S3_PORT:-15000}"
+REDIS_CLUSTER_PORT="${TUSK_SERVICES_REDIS_CLUSTER_PORT:-17001}"
 READY_TIMEOUT="${TUSK_SERVICES_READY_TIMEOUT:-30}" # seconds each service gets to answer
 STOP_TIMEOUT=10 # seconds each service gets to exit after SIGTERM, before SIGKILL
 
-SERVICES=(redis etcd moto) # start order; `down` stops them in reverse
+# start order; `down` stops them in reverse. cluster1-3 are the masters of one Redis Cluster.
+SERVICES=(redis cluster1 cluster2 cluster3 etcd moto)
 
 log() { printf 'services: %s\n' "$*"; }
 die() {
@@ -48,12 +54,16 @@ die() {
     exit 1
 }
 
-for port_var in REDIS_PORT ETCD_PORT S3_PORT; do
+for port_var in REDIS_PORT ETCD_PORT S3_PORT REDIS_CLUSTER_PORT; do
     port="${!port_var}"
     if ! [[ "$port" =~ ^[1-9][0-9]{0,4}$ ]] || ((port >= 65535)); then
         die "TUSK_SERVICES_$port_var must be a TCP port below 65535, got '$port'"
     fi
 done
+# Each cluster node also listens on its port + 10000 (the cluster bus).
+((REDIS_CLUSTER_PORT + 2 + 10000 < 65536)) ||
+    die "TUSK_SERVICES_REDIS_CLUSTER_PORT must leave room for 3 ports and their bus ports (+10000)"
+CLUSTER_NODES=(cluster1 cluster2 cluster3)
 ETCD_PEER_PORT=$((ETCD_PORT + 1))
 [[ "$READY_TIMEOUT" =~ ^[1-9][0-9]*$ ]] ||
     die "TUSK_SERVICES_READY_TIMEOUT must be a whole number of seconds, got '$READY_TIMEOUT'"
@@ -71,7 +81,7 @@ log_file() { printf '%s/%s.log' "$RUN_DIR" "$1"; }
 # What each service's command line contains; guards against a recycled PID in a stale pid file.
 service_cmd_pattern() {
     case "$1" in
-        redis) printf 'redis-server' ;;
+        redis | cluster?) printf 'redis-server' ;;
         etcd) printf 'etcd' ;;
         moto) printf 'moto_server' ;;
         *) return 1 ;;
@@ -89,6 +99,7 @@ port_file() { printf '%s/%s.port' "$RUN_DIR" "$1"; }
 wanted_port() {
     case "$1" in
         redis) printf '%s' "$REDIS_PORT" ;;
+        cluster?) printf '%s' "$((REDIS_CLUSTER_PORT + ${1#cluster} - 1))" ;;
         etcd) printf '%s' "$ETCD_PORT" ;;
         moto) printf '%s' "$S3_PORT" ;;
     esac
@@ -181,6 +192,32 @@ launch() {
 }
 
 ready_redis() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
+ping_port() { [[ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" == PONG ]]; }
+ready_cluster1() { ping_port "$(wanted_port cluster1)"; }
+ready_cluster2() { ping_port "$(wanted_port cluster2)"; }
+ready_cluster3() { ping_port "$(wanted_port cluster3)"; }
+cluster_ok() {
+    redis-cli -h 127.0.0.1 -p "$REDIS_CLUSTER_PORT" cluster info 2>/dev/null |
+        grep -q '^cluster_state:ok'
+}
+
+# Join the three cluster nodes into one cluster (slots split over them, no replicas) unless
+# they already are one, and wait until it serves every slot.
+form_cluster() {
+    local limit name
+    if ! cluster_ok; then
+        local addrs=()
+        for name in "${CLUSTER_NODES[@]}"; do addrs+=("127.0.0.1:$(wanted_port "$name")"); done
+        redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
+            >"$RUN_DIR/cluster-create.log" 2>&1 ||
+            { cat "$RUN_DIR/cluster-create.log" >&2; die "redis-cli --cluster create failed"; }
+    fi
+    limit="$(deadline "$READY_TIMEOUT")"
+    until cluster_ok; do
+        past "$limit" && die "the Redis Cluster on port $REDIS_CLUSTER_PORT is not ok after ${READY_TIMEOUT}s"
+        sleep 0.1
+    done
+}
 ready_etcd() {
     ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$ETCD_PORT" \
         --dial-timeout 1s --command-timeout 2s endpoint health >/dev/null 2>&1
@@ -216,8 +253,13 @@ start_service() {
     local name="$1" port
     port="$(wanted_port "$name")"
     if port_busy "$port"; then
+        local setting="${name/moto/s3}"
+        [[ "$name" == cluster? ]] && setting=redis_cluster
         die "$name: port $port on 127.0.0.1 is already in use by another process" \
-            "(set TUSK_SERVICES_$(tr '[:lower:]' '[:upper:]' <<<"${name/moto/s3}")_PORT)"
+            "(set TUSK_SERVICES_$(tr '[:lower:]' '[:upper:]' <<<"$setting")_PORT)"
+    fi
+    if [[ "$name" == cluster? ]] && port_busy "$((port + 10000))"; then
+        die "$name: cluster bus port $((port + 10000)) on 127.0.0.1 is already in use"
     fi
     if [[ "$name" == etcd ]] && port_busy "$ETCD_PEER_PORT"; then
         die "etcd: peer port $ETCD_PEER_PORT on 127.0.0.1 is already in use by another process"
@@ -228,6 +270,16 @@ start_service() {
             mkdir -p "$RUN_DIR/redis"
             launch redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
                 --dir "$RUN_DIR/redis" --save '' --appendonly no --daemonize no
+            ;;
+        cluster?)
+            # A fresh node: its cluster state (nodes.conf) from an earlier run would name a
+            # cluster the other fresh nodes are not in.
+            rm -rf "${RUN_DIR:?}/$name"
+            mkdir -p "$RUN_DIR/$name"
+            launch "$name" redis-server --bind 127.0.0.1 --port "$port" \
+                --dir "$RUN_DIR/$name" --save '' --appendonly no --daemonize no \
+                --cluster-enabled yes --cluster-config-file nodes.conf \
+                --cluster-node-timeout 2000
             ;;
         etcd)
             rm -rf "$RUN_DIR/etcd"
@@ -254,6 +306,7 @@ write_env() {
     cat >"$tmp" <<EOF
 # Written by scripts/services.sh up: the services it started. Use: source .services/env
 export TUSK_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/
+export TUSK_TEST_REDIS_CLUSTER_URLS=redis://127.0.0.1:$REDIS_CLUSTER_PORT/,redis://127.0.0.1:$((REDIS_CLUSTER_PORT + 1))/,redis://127.0.0.1:$((REDIS_CLUSTER_PORT + 2))/
 export TUSK_TEST_ETCD_ENDPOINTS=http://127.0.0.1:$ETCD_PORT
 export TUSK_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 export TUSK_TEST_SERVICES=1
@@ -274,6 +327,17 @@ cmd_up() {
     install_missing
     log "install check: $(elapsed "$t") s"
 
+    # A cluster is formed from three fresh nodes: if one is gone, start all three again.
+    for name in "${CLUSTER_NODES[@]}"; do
+        [[ -n "$(service_pid "$name")" ]] && continue
+        for name in "${CLUSTER_NODES[@]}"; do
+            pid="$(service_pid "$name")"
+            [[ -n "$pid" ]] && stop_pid "$name" "$pid"
+            rm -f "$(pid_file "$name")" "$(port_file "$name")"
+        done
+        break
+    done
+
     for name in "${SERVICES[@]}"; do
         pid="$(service_pid "$name")"
         if [[ -n "$pid" ]]; then
@@ -289,6 +353,10 @@ cmd_up() {
         start_service "$name"
         log "$name: ready in $(elapsed "$t") s (pid $(<"$(pid_file "$name")")) on $(service_addr "$name")"
     done
+
+    t="$(now)"
+    form_cluster
+    log "redis cluster: ok in $(elapsed "$t") s on 127.0.0.1:$REDIS_CLUSTER_PORT-$((REDIS_CLUSTER_PORT + 2))"
 
     write_env
     log "up in $(elapsed "$t0") s; environment for tests: source $ENV_FILE"

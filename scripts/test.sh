@@ -68,13 +68,15 @@ cargo machete
 log "cargo test"
 cargo test --workspace --locked
 
-# The engine's protocol tests twice more, over the distributed store: with in-memory S3 and
-# Redis (the real ones' semantics), then with the real Redis and S3 server started above.
-# Same binaries, no rebuild.
+# The engine's protocol tests three times more, over the distributed store: with in-memory S3
+# and Redis (the real ones' semantics), then with the real Redis and S3 server started above,
+# then with the Redis Cluster instead. Same binaries, no rebuild.
 log "engine tests over the distributed store (in-memory services)"
 TUSK_TEST_STORE=multipart cargo test --locked -p tusk-protocol
 log "engine tests over the distributed store (real Redis and S3)"
 TUSK_TEST_STORE=distributed cargo test --locked -p tusk-protocol
+log "engine tests over the distributed store (Redis Cluster of 3 masters and S3)"
+TUSK_TEST_STORE=cluster cargo test --locked -p tusk-protocol
 
 # --- the README's first command, exactly as a newcomer types it ------------------------------
 # `cargo run --release -- serve` on a fresh clone: it must build, start on 127.0.0.1:1080 and

@@ -78,6 +78,8 @@ pub struct Metrics {
     pub part_buffer_wait_timeouts: IntCounter,
     /// `tusk_part_wait_timeouts_total`.
     pub part_wait_timeouts: IntCounter,
+    /// `tusk_redis_replication_timeouts_total`.
+    pub redis_replication_timeouts: IntCounter,
     /// `tusk_uploads_recovered_total`.
     pub uploads_recovered: IntCounter,
     /// `tusk_objects_missing_total`.
@@ -290,6 +292,11 @@ impl Metrics {
                 "tusk_part_wait_timeouts_total",
                 "PATCHes that gave up waiting for object storage to store a part: they kept the parts stored before it and answered 503.",
             ),
+            redis_replication_timeouts: counter(
+                r,
+                "tusk_redis_replication_timeouts_total",
+                "State changes Redis's replicas did not confirm within redis_wait_timeout (with redis_wait_replicas): the request answered 503 and the change is not acknowledged.",
+            ),
             uploads_recovered: counter(
                 r,
                 "tusk_uploads_recovered_total",
@@ -374,6 +381,7 @@ mod tests {
             "tusk_part_wait_timeouts_total",
             "tusk_uploads_recovered_total",
             "tusk_objects_missing_total",
+            "tusk_redis_replication_timeouts_total",
             "tusk_uploads_indexed",
             "tusk_redis_memory_used_ratio",
         ] {

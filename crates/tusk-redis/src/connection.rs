@@ -4,45 +4,41 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use tracing::Instrument as _;
 use tusk_core::UploadId;
 
 use crate::limits::Admission;
+use crate::link::{Conn, Opener};
+use crate::replication::{Replication, ReplicationWait};
 use crate::reply::split_marker;
 use crate::{RedisError, RedisLimits, error, scripts};
 
-/// Bound on one connection attempt, so an unreachable Redis fails requests quickly instead of
-/// holding them until the lock lease expires.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bound on one command. Generous: a commit can carry a tail of up to one part (tens of MiB).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Extra connection attempts (about 1-2 s apart) before waiting commands fail with
-/// `Unavailable`: enough to ride out a Redis restart, short enough for a quick 503. The next
-/// command starts a new round, so the store heals by itself once Redis is back.
-const RECONNECT_RETRIES: usize = 1;
-
 /// The Redis [`StateStore`](tusk_core::StateStore). Cheap to clone: clones share one
-/// multiplexed connection that reconnects by itself.
+/// multiplexed connection (to a single Redis, or to each master of a Redis Cluster) that
+/// reconnects by itself.
 #[derive(Clone)]
 pub struct RedisState {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
     pub(crate) prefix: String,
-    /// The URL with its password redacted, for messages.
+    /// The URL (the first seed of a cluster) with its password redacted, for messages.
     url: String,
+    /// Opens more connections like `conn`.
+    opener: Opener,
     /// The server takes scripts flagged to run while it is out of memory (Redis 7 and later).
     oom_flags: bool,
     /// Limits on new uploads.
     pub(crate) admission: Arc<Admission>,
+    /// Waits for replicas before a change is acknowledged, if configured.
+    replication: Option<Arc<Replication>>,
 }
 
 impl fmt::Debug for RedisState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisState")
             .field("url", &self.url)
+            .field("cluster", &self.opener.is_cluster())
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
@@ -53,29 +49,62 @@ impl RedisState {
     /// and PING, so a wrong address or password fails at start-up rather than on the first
     /// upload. Keys are named `<key_prefix>{<id>}:...`.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<RedisState, RedisError> {
+        let redacted = redact_url(url);
+        let opener = Self::opener(url, Opener::single)?;
+        Self::connect_with(opener, redacted, key_prefix).await
+    }
+
+    /// Connect to the Redis Cluster that `seeds` (URLs of any of its nodes; the password and
+    /// TLS of the first apply to all) belong to, as [`RedisState::connect`] does. Every key of
+    /// an upload shares its hash slot; the expiry index is spread over slots.
+    pub async fn connect_cluster(
+        seeds: &[&str],
+        key_prefix: &str,
+    ) -> Result<RedisState, RedisError> {
+        let first = seeds.first().ok_or(RedisError::Setting {
+            key: "redis_url",
+            message: "a Redis Cluster needs at least one seed URL",
+        })?;
+        let redacted = seeds
+            .iter()
+            .map(|url| redact_url(url))
+            .collect::<Vec<_>>()
+            .join(",");
+        let opener = Self::opener(first, |_| Opener::cluster(seeds))?;
+        Self::connect_with(opener, redacted, key_prefix).await
+    }
+
+    fn opener(
+        url: &str,
+        open: impl FnOnce(&str) -> redis::RedisResult<Opener>,
+    ) -> Result<Opener, RedisError> {
+        if is_tls(url) {
+            ensure_crypto_provider();
+        }
+        open(url).map_err(|source| RedisError::InvalidUrl {
+            url: redact_url(url),
+            source,
+        })
+    }
+
+    async fn connect_with(
+        opener: Opener,
+        redacted: String,
+        key_prefix: &str,
+    ) -> Result<RedisState, RedisError> {
         // A brace in the prefix would become the hash tag and put all uploads in one slot.
         if key_prefix.contains(['{', '}']) {
             return Err(RedisError::InvalidPrefix(key_prefix.to_owned()));
         }
-        let redacted = redact_url(url);
-        if is_tls(url) {
-            ensure_crypto_provider();
-        }
-        let client = redis::Client::open(url).map_err(|source| RedisError::InvalidUrl {
-            url: redacted.clone(),
-            source,
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(RESPONSE_TIMEOUT)
-            .set_number_of_retries(RECONNECT_RETRIES);
         let connect = async {
-            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            let mut conn = opener.open().await?;
             redis::cmd("PING").query_async::<()>(&mut conn).await?;
-            let info: String = redis::cmd("INFO")
+            // A cluster answers with every master's: all must take flagged scripts.
+            let info = redis::cmd("INFO")
                 .arg("server")
-                .query_async(&mut conn)
+                .query_async::<Value>(&mut conn)
                 .await
+                .map(crate::link::texts)
                 .unwrap_or_default();
             Ok::<_, redis::RedisError>((conn, info))
         };
@@ -83,20 +112,39 @@ impl RedisState {
             url: redacted.clone(),
             source,
         })?;
-        let oom_flags = server_major_version(&info).is_some_and(|major| major >= 7);
+        let oom_flags = !info.is_empty()
+            && info
+                .iter()
+                .all(|info| server_major_version(info).is_some_and(|major| major >= 7));
         if !oom_flags {
             tracing::warn!(
                 "Redis older than 7 (or its version unknown): when it is full (maxmemory), uploads cannot be deleted or finished to free memory; raise maxmemory then"
             );
         }
-        tracing::debug!(url = %redacted, prefix = key_prefix, "connected to Redis");
+        tracing::debug!(url = %redacted, cluster = opener.is_cluster(), prefix = key_prefix, "connected to Redis");
         Ok(RedisState {
             conn,
             prefix: key_prefix.to_owned(),
             url: redacted,
+            opener,
             oom_flags,
             admission: Arc::new(Admission::new(RedisLimits::default())),
+            replication: None,
         })
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.opener.is_cluster()
+    }
+
+    /// Acknowledge a change only once `wait.replicas` replicas have it (none: as Redis's own
+    /// asynchronous replication does).
+    pub fn with_replication(mut self, wait: ReplicationWait) -> Result<RedisState, RedisError> {
+        wait.validate()?;
+        self.replication =
+            (wait.replicas > 0).then(|| Arc::new(Replication::new(wait, self.opener.clone())));
+        Ok(self)
     }
 
     /// Apply `limits` to new uploads (instead of [`RedisLimits::default`]).
@@ -144,12 +192,12 @@ impl RedisState {
 
     /// `request`, inside a client span `redis <op>` and timed into
     /// `tusk_redis_request_duration_seconds{operation=op}`.
-    pub(crate) async fn timed<T>(
+    pub(crate) async fn timed<R>(
         &self,
         op: &'static str,
         id: Option<&UploadId>,
-        request: impl Future<Output = redis::RedisResult<T>>,
-    ) -> redis::RedisResult<T> {
+        request: impl Future<Output = R>,
+    ) -> R {
         let span = tracing::info_span!(
             "redis",
             otel.name = format!("redis {op}"),
@@ -179,6 +227,25 @@ impl RedisState {
         }
     }
 
+    /// The call of `script` on the keys of `id` with `args`. EVALSHA built here rather than
+    /// through `ScriptInvocation`, which copies every argument once more (a tail append's bytes
+    /// are up to a part).
+    fn invocation(
+        &self,
+        script: &Script,
+        id: &UploadId,
+        args: impl FnOnce(&mut redis::Cmd),
+    ) -> redis::Cmd {
+        let keys = self.keys(id);
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(script.get_hash()).arg(keys.len());
+        for key in keys {
+            call.arg(key);
+        }
+        args(&mut call);
+        call
+    }
+
     /// Run `script` on the keys of `id` with `args`, and split its marker off the reply.
     pub(crate) async fn run(
         &self,
@@ -187,15 +254,7 @@ impl RedisState {
         id: &UploadId,
         args: impl FnOnce(&mut redis::Cmd),
     ) -> Result<Vec<Value>, RedisError> {
-        // EVALSHA built here rather than through `ScriptInvocation`, which copies every
-        // argument once more (a tail append's bytes are up to a part).
-        let keys = self.keys(id);
-        let mut call = redis::cmd("EVALSHA");
-        call.arg(script.get_hash()).arg(keys.len());
-        for key in keys {
-            call.arg(key);
-        }
-        args(&mut call);
+        let call = self.invocation(script, id, args);
         let mut conn = self.conn.clone();
         let invoke = async {
             match call.query_async::<Value>(&mut conn).await {
@@ -208,6 +267,25 @@ impl RedisState {
             }
         };
         let reply = self.timed(op, Some(id), invoke).await;
+        split_marker(reply?)
+    }
+
+    /// [`RedisState::run`] for a change the client is told about (or a read it is told):
+    /// with `redis_wait_replicas`, it returns only once that many replicas have it.
+    pub(crate) async fn run_acknowledged(
+        &self,
+        op: &'static str,
+        script: &Script,
+        id: &UploadId,
+        args: impl FnOnce(&mut redis::Cmd),
+    ) -> Result<Vec<Value>, RedisError> {
+        let Some(replication) = &self.replication else {
+            return self.run(op, script, id, args).await;
+        };
+        let call = self.invocation(script, id, args);
+        let reply = self
+            .timed(op, Some(id), replication.run(&call, script))
+            .await;
         split_marker(reply?)
     }
 }

@@ -53,6 +53,19 @@ pub enum RedisError {
     /// A limit on what new uploads may add to Redis is reached (see `RedisLimits`).
     #[error("{0}")]
     Full(String),
+    /// Replicas did not confirm a change in time (`redis_wait_replicas`): it may be on the
+    /// master, but it is not acknowledged.
+    #[error(
+        "Redis replicas confirmed the change on {confirmed} of {wanted} replicas within {timeout_ms} ms"
+    )]
+    NotReplicated {
+        /// Replicas that confirmed it.
+        confirmed: i64,
+        /// Replicas that had to.
+        wanted: u32,
+        /// How long it waited.
+        timeout_ms: u64,
+    },
     /// A setting has a value it cannot have: its TOML key and why.
     #[error("{key}: {message}")]
     Setting {
@@ -108,7 +121,7 @@ impl RedisError {
             | RedisError::AlreadySet(_)
             | RedisError::Invalid(_)
             | RedisError::Setting { .. } => ErrorKind::Invalid,
-            RedisError::Full(_) => ErrorKind::Unavailable,
+            RedisError::Full(_) | RedisError::NotReplicated { .. } => ErrorKind::Unavailable,
             RedisError::InvalidUrl { .. }
             | RedisError::InvalidPrefix(_)
             | RedisError::Connect { .. }
@@ -124,6 +137,9 @@ impl From<RedisError> for tusk_core::Error {
         // Clients see a short message; details (never secrets) stay in the source for logs.
         let message = match (&e, kind) {
             (RedisError::Full(message), _) => message.clone(),
+            (RedisError::NotReplicated { .. }, _) => {
+                "the state store's replicas did not confirm this change in time, so it is not acknowledged; retry later (HEAD reports what is confirmed)".to_owned()
+            }
             (_, ErrorKind::Unavailable) => {
                 "state store (Redis) is unavailable; retry later".to_owned()
             }

@@ -20,6 +20,8 @@
 mod connection;
 mod error;
 mod limits;
+mod link;
+mod replication;
 mod reply;
 mod scripts;
 mod store;
@@ -27,18 +29,46 @@ mod store;
 pub use connection::RedisState;
 pub use error::RedisError;
 pub use limits::RedisLimits;
+pub use replication::{MAX_WAIT_TIMEOUT, ReplicationWait};
 
 /// The prefix of tusk's Redis keys unless configured (`redis_prefix`).
 pub const DEFAULT_KEY_PREFIX: &str = "tusk:";
 
-/// Refuse a Redis URL or key prefix that cannot work, naming the setting's TOML key: checked at
-/// start-up, before any connection is tried.
-pub fn check_settings(url: &str, key_prefix: &str) -> Result<(), RedisError> {
-    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
-    {
+/// The seed URLs of a Redis Cluster in `redis_url` (comma-separated).
+pub fn seed_urls(urls: &str) -> Vec<&str> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect()
+}
+
+/// Refuse a Redis URL (or, for a cluster, seed URLs) or key prefix that cannot work, naming the
+/// setting's TOML key: checked at start-up, before any connection is tried.
+pub fn check_settings(url: &str, cluster: bool, key_prefix: &str) -> Result<(), RedisError> {
+    let urls = if cluster { seed_urls(url) } else { vec![url] };
+    if urls.is_empty() {
         return Err(RedisError::Setting {
             key: "redis_url",
-            message: "must start with redis://, rediss:// (TLS) or unix://",
+            message: "a Redis Cluster needs at least one seed URL",
+        });
+    }
+    for url in &urls {
+        let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
+        if !(scheme_ok || (!cluster && url.starts_with("unix://"))) {
+            return Err(RedisError::Setting {
+                key: "redis_url",
+                message: if cluster {
+                    "each seed URL of a Redis Cluster must start with redis:// or rediss:// (TLS)"
+                } else {
+                    "must start with redis://, rediss:// (TLS) or unix://"
+                },
+            });
+        }
+    }
+    if !cluster && (url.contains(",redis://") || url.contains(",rediss://")) {
+        return Err(RedisError::Setting {
+            key: "redis_url",
+            message: "several URLs are the seeds of a Redis Cluster: set redis_cluster = true",
         });
     }
     // A brace in the prefix would become the hash tag and put all uploads in one slot.

@@ -65,6 +65,15 @@ impl MemoryUse {
         })
     }
 
+    /// The fullest of several readings (a cluster's masters): the first to fill up refuses
+    /// the writes of every upload in its slots.
+    pub(crate) fn fullest(readings: impl IntoIterator<Item = MemoryUse>) -> Option<MemoryUse> {
+        readings.into_iter().max_by(|a, b| {
+            let ratio = |m: &MemoryUse| m.ratio().unwrap_or(0.0);
+            ratio(a).total_cmp(&ratio(b))
+        })
+    }
+
     /// Used memory as a fraction of `maxmemory`; `None` when Redis has no limit.
     fn ratio(self) -> Option<f64> {
         (self.max > 0).then(|| self.used as f64 / self.max as f64)
@@ -158,6 +167,13 @@ mod tests {
         let unlimited = MemoryUse::parse("used_memory:900\nmaxmemory:0\n").unwrap();
         assert_eq!(unlimited.ratio(), None);
         assert!(MemoryUse::parse("used_memory:900\n").is_none());
+        let fullest = MemoryUse::fullest([
+            MemoryUse { used: 5, max: 10 },
+            MemoryUse { used: 9, max: 10 },
+            unlimited,
+        ])
+        .unwrap();
+        assert_eq!(fullest.ratio(), Some(0.9));
     }
 
     #[test]

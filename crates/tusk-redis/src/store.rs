@@ -7,8 +7,13 @@ use redis::Value;
 use tusk_core::{Commit, StateStore, TailChange, UploadId, UploadState};
 
 use crate::limits::MemoryUse;
+use crate::link::texts;
 use crate::reply::{already_set, bytes_of, parse_state, text_of, upload_ids};
 use crate::{RedisError, RedisState, scripts};
+
+/// Shards of the expiry index in a Redis Cluster: one sorted set would hold every upload's
+/// entry in one slot, on one master.
+const CLUSTER_EXPIRY_SHARDS: u32 = 16;
 
 impl RedisState {
     /// Refuse a new upload while a limit of [`RedisLimits`](crate::RedisLimits) is reached:
@@ -17,9 +22,14 @@ impl RedisState {
     async fn admit_new_upload(&self) -> Result<(), RedisError> {
         let admission = &self.admission;
         let indexed = if admission.limits.max_uploads > 0 {
-            let mut cmd = redis::cmd("ZCARD");
-            cmd.arg(self.expiry_key());
-            Some(self.query::<u64>("count_uploads", None, &cmd).await?)
+            // One count per shard of the index, all at once.
+            let counts = self.expiry_keys().into_iter().map(|key| async move {
+                let mut cmd = redis::cmd("ZCARD");
+                cmd.arg(key);
+                self.query::<u64>("count_uploads", None, &cmd).await
+            });
+            let counts = futures_util::future::try_join_all(counts).await?;
+            Some(counts.into_iter().sum())
         } else {
             None
         };
@@ -27,10 +37,13 @@ impl RedisState {
             let mut conn = self.conn.clone();
             let info = redis::cmd("INFO").arg("memory").to_owned();
             match self
-                .timed("memory", None, info.query_async::<String>(&mut conn))
+                .timed("memory", None, info.query_async::<Value>(&mut conn))
                 .await
             {
-                Ok(info) => MemoryUse::parse(&info),
+                // A cluster answers for each master.
+                Ok(info) => {
+                    MemoryUse::fullest(texts(info).iter().filter_map(|i| MemoryUse::parse(i)))
+                }
                 // A managed Redis may refuse INFO: the memory limit cannot apply there, and
                 // Redis's own maxmemory is the last bound.
                 Err(error) => {
@@ -56,11 +69,36 @@ impl RedisState {
         ]
     }
 
-    /// The sorted set indexing uploads by expiry (score: Unix seconds). It spans uploads, so it
-    /// is kept next to the per-upload scripts rather than inside them (a script touches one
-    /// upload's slot only); the reaper re-checks each upload's own state before acting.
-    fn expiry_key(&self) -> String {
-        format!("{}expiry", self.prefix)
+    /// The sorted sets indexing uploads by expiry (score: Unix seconds): one on a single
+    /// Redis, [`CLUSTER_EXPIRY_SHARDS`] in a Redis Cluster, each with a hash tag of its own so
+    /// they spread over the masters. The index spans uploads, so it is kept next to the
+    /// per-upload scripts rather than inside them (a script touches one upload's slot only); the
+    /// reaper re-checks each upload's own state before acting.
+    fn expiry_keys(&self) -> Vec<String> {
+        if !self.is_cluster() {
+            return vec![format!("{}expiry", self.prefix)];
+        }
+        (0..CLUSTER_EXPIRY_SHARDS)
+            .map(|shard| self.expiry_shard(shard))
+            .collect()
+    }
+
+    /// Shard `shard` of a cluster's expiry index.
+    fn expiry_shard(&self, shard: u32) -> String {
+        let prefix = &self.prefix;
+        format!("{prefix}expiry:{{{prefix}expiry-{shard}}}")
+    }
+
+    /// The expiry index (shard) that holds `id`.
+    fn expiry_key_of(&self, id: &UploadId) -> String {
+        if !self.is_cluster() {
+            return format!("{}expiry", self.prefix);
+        }
+        // FNV-1a: stable across nodes and versions, unlike std's hasher.
+        let hash = id.as_str().bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+            (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+        });
+        self.expiry_shard(hash % CLUSTER_EXPIRY_SHARDS)
     }
 
     /// The set of final uploads made from partial upload `id` (same hash tag as its state).
@@ -74,12 +112,12 @@ impl RedisState {
         let cmd = match at {
             Some(at) => {
                 let mut c = redis::cmd("ZADD");
-                c.arg(self.expiry_key()).arg(at).arg(id.as_str());
+                c.arg(self.expiry_key_of(id)).arg(at).arg(id.as_str());
                 c
             }
             None => {
                 let mut c = redis::cmd("ZREM");
-                c.arg(self.expiry_key()).arg(id.as_str());
+                c.arg(self.expiry_key_of(id)).arg(id.as_str());
                 c
             }
         };
@@ -121,7 +159,7 @@ impl StateStore for RedisState {
                 .map_err(|e| RedisError::Corrupt(format!("concat does not serialise: {e}")))?,
             None => String::new(),
         };
-        self.run("create", &scripts::CREATE, &state.id, |inv| {
+        self.run_acknowledged("create", &scripts::CREATE, &state.id, |inv| {
             inv.arg(length)
                 .arg(metadata)
                 .arg(state.part_size)
@@ -152,7 +190,7 @@ impl StateStore for RedisState {
 
     async fn load(&self, id: &UploadId, fence: u64) -> tusk_core::Result<UploadState> {
         let items = self
-            .run("load", self.oom_safe(&scripts::LOAD), id, |inv| {
+            .run_acknowledged("load", self.oom_safe(&scripts::LOAD), id, |inv| {
                 inv.arg(fence);
             })
             .await?;
@@ -238,7 +276,7 @@ impl StateStore for RedisState {
             _ => &scripts::COMMIT.plain,
         };
         let items = self
-            .run("commit", script, id, |inv| {
+            .run_acknowledged("commit", script, id, |inv| {
                 inv.arg(fence)
                     .arg(commit.expect_parts)
                     .arg(commit.expect_tail_len)
@@ -253,7 +291,7 @@ impl StateStore for RedisState {
     }
 
     async fn set_length(&self, id: &UploadId, fence: u64, length: u64) -> tusk_core::Result<()> {
-        self.run("set_length", &scripts::SET_LENGTH, id, |inv| {
+        self.run_acknowledged("set_length", &scripts::SET_LENGTH, id, |inv| {
             inv.arg(fence).arg(length);
         })
         .await
@@ -262,7 +300,7 @@ impl StateStore for RedisState {
     }
 
     async fn finish(&self, id: &UploadId, fence: u64) -> tusk_core::Result<()> {
-        self.run("finish", self.oom_safe(&scripts::FINISH), id, |inv| {
+        self.run_acknowledged("finish", self.oom_safe(&scripts::FINISH), id, |inv| {
             inv.arg(fence);
         })
         .await?;
@@ -322,14 +360,26 @@ impl StateStore for RedisState {
     }
 
     async fn expired(&self, before: u64, limit: usize) -> tusk_core::Result<Vec<UploadId>> {
-        let mut cmd = redis::cmd("ZRANGEBYSCORE");
-        cmd.arg(self.expiry_key())
-            .arg("-inf")
-            .arg(format!("({before}"))
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit);
-        let ids = self.query("expired", None, &cmd).await?;
-        Ok(upload_ids(ids))
+        // The oldest `limit` of each shard, all at once, merged oldest first.
+        let shards = self.expiry_keys().into_iter().map(|key| async move {
+            let mut cmd = redis::cmd("ZRANGEBYSCORE");
+            cmd.arg(key)
+                .arg("-inf")
+                .arg(format!("({before}"))
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit);
+            self.query::<Vec<(String, f64)>>("expired", None, &cmd)
+                .await
+        });
+        let mut due: Vec<(String, f64)> = futures_util::future::try_join_all(shards)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        due.sort_by(|a, b| a.1.total_cmp(&b.1));
+        due.truncate(limit);
+        Ok(upload_ids(due.into_iter().map(|(id, _)| id).collect()))
     }
 }

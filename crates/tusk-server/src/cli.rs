@@ -316,7 +316,8 @@ pub struct Settings {
     pub s3_force_path_style: Option<bool>,
 
     /// Redis holding upload state and tails: redis://[:password@]host:port/db, or rediss://
-    /// for TLS. Required with --s3-bucket [default: none].
+    /// for TLS; with --redis-cluster, comma-separated seed nodes of the cluster. Required with
+    /// --s3-bucket [default: none].
     #[arg(
         long,
         env = "TUSK_REDIS_URL",
@@ -334,6 +335,38 @@ pub struct Settings {
         help_heading = "Distributed mode"
     )]
     pub redis_url_file: Option<PathBuf>,
+
+    /// The Redis URLs are seed nodes of a Redis Cluster (3 masters or more) [default: false].
+    #[arg(
+        long,
+        env = "TUSK_REDIS_CLUSTER",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        help_heading = "Distributed mode"
+    )]
+    pub redis_cluster: Option<bool>,
+
+    /// A state change is acknowledged (204, or reported by HEAD) only once this many Redis
+    /// replicas have it, so a failover to one of them loses nothing acknowledged; 0: Redis's
+    /// asynchronous replication [default: 0].
+    #[arg(
+        long,
+        env = "TUSK_REDIS_WAIT_REPLICAS",
+        value_name = "N",
+        help_heading = "Distributed mode"
+    )]
+    pub redis_wait_replicas: Option<u32>,
+
+    /// How long a change waits for --redis-wait-replicas replicas before the request answers
+    /// 503 (the change is then not acknowledged) [default: 1s].
+    #[arg(
+        long,
+        env = "TUSK_REDIS_WAIT_TIMEOUT",
+        value_name = "DURATION",
+        help_heading = "Distributed mode"
+    )]
+    pub redis_wait_timeout: Option<HumanDuration>,
 
     /// Prefix of tusk's Redis keys [default: tusk:].
     #[arg(
@@ -551,6 +584,9 @@ impl Settings {
             s3_force_path_style,
             redis_url,
             redis_url_file,
+            redis_cluster,
+            redis_wait_replicas,
+            redis_wait_timeout,
             redis_prefix,
             etcd_endpoints,
             etcd_user,

@@ -12,7 +12,7 @@ use tusk_protocol::{EngineConfig, MAX_WAIT};
 
 use tusk_etcd::{EtcdConfig, EtcdError};
 use tusk_multipart::{DEFAULT_BUFFER_BUDGET, MultipartConfig};
-use tusk_redis::RedisLimits;
+use tusk_redis::{RedisLimits, ReplicationWait};
 use tusk_s3::S3Config;
 
 use crate::cli::Settings;
@@ -63,6 +63,9 @@ pub enum Storage {
 pub struct Distributed {
     pub s3: S3Config,
     pub redis_url: Secret,
+    /// `redis_url` lists seed nodes of a Redis Cluster.
+    pub redis_cluster: bool,
+    pub redis_replication: ReplicationWait,
     pub redis_prefix: String,
     pub etcd: Option<EtcdConfig>,
     pub multipart: MultipartConfig,
@@ -442,9 +445,18 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         .redis_prefix
         .take()
         .unwrap_or_else(|| tusk_redis::DEFAULT_KEY_PREFIX.to_owned());
+    let redis_cluster = s.redis_cluster.unwrap_or(false);
     if let Err(tusk_redis::RedisError::Setting { key, message }) =
-        tusk_redis::check_settings(&redis_url.0, &redis_prefix)
+        tusk_redis::check_settings(&redis_url.0, redis_cluster, &redis_prefix)
     {
+        return Err(invalid(key, message));
+    }
+    let defaults = ReplicationWait::default();
+    let redis_replication = ReplicationWait {
+        replicas: s.redis_wait_replicas.unwrap_or(defaults.replicas),
+        timeout: s.redis_wait_timeout.map_or(defaults.timeout, |v| v.0),
+    };
+    if let Err(tusk_redis::RedisError::Setting { key, message }) = redis_replication.validate() {
         return Err(invalid(key, message));
     }
 
@@ -511,6 +523,8 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
     Ok(Storage::Distributed(Box::new(Distributed {
         s3,
         redis_url,
+        redis_cluster,
+        redis_replication,
         redis_prefix,
         etcd,
         multipart,
@@ -684,6 +698,21 @@ mod tests {
                 Duration(c.reap_interval),
             ),
             ("redis_prefix", None, Text(d.redis_prefix)),
+            (
+                "redis_cluster",
+                Some("redisCluster"),
+                Text(d.redis_cluster.to_string()),
+            ),
+            (
+                "redis_wait_replicas",
+                Some("redisWaitReplicas"),
+                Text(d.redis_replication.replicas.to_string()),
+            ),
+            (
+                "redis_wait_timeout",
+                Some("redisWaitTimeout"),
+                Duration(d.redis_replication.timeout),
+            ),
             ("etcd_prefix", None, Text(etcd.key_prefix)),
             ("lock_lease", Some("lockLease"), Duration(etcd.lease_ttl)),
             (
@@ -893,6 +922,30 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_cluster_and_replica_waits_are_read() {
+        let c = from_toml(
+            r#"
+            s3_bucket = "uploads"
+            redis_url = "redis://:pw@10.0.0.1:7000, redis://10.0.0.2:7000"
+            redis_cluster = true
+            redis_wait_replicas = 1
+            redis_wait_timeout = "250ms"
+            "#,
+        )
+        .unwrap();
+        let Storage::Distributed(d) = &c.storage else {
+            panic!("expected distributed mode");
+        };
+        assert!(d.redis_cluster);
+        assert_eq!(
+            tusk_redis::seed_urls(&d.redis_url.0),
+            ["redis://:pw@10.0.0.1:7000", "redis://10.0.0.2:7000"]
+        );
+        assert_eq!(d.redis_replication.replicas, 1);
+        assert_eq!(d.redis_replication.timeout, Duration::from_millis(250));
+    }
+
+    #[test]
     fn secrets_are_read_from_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("redis-url");
@@ -1051,6 +1104,18 @@ mod tests {
             ("redis_url = \"redis://x\"", "redis_url"),
             ("s3_bucket = \"b\"", "redis_url"),
             ("s3_bucket = \"b\"\nredis_url = \"http://x\"", "redis_url"),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://a:7000,redis://b:7000\"",
+                "redis_url",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://a, unix:///s\"\nredis_cluster = true",
+                "redis_url",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nredis_wait_timeout = \"11s\"",
+                "redis_wait_timeout",
+            ),
             ("etcd_endpoints = \"http://e:2379\"", "etcd_endpoints"),
             (
                 "s3_bucket = \"b\"\nredis_url = \"redis://r\"\npreferred_part_size = \"1MiB\"",

@@ -218,10 +218,15 @@ async fn distributed(d: &Distributed) -> anyhow::Result<(EngineStorage, Arc<dyn 
         .await
         .context("cannot use S3")?;
 
-    let state = tusk_redis::RedisState::connect(&d.redis_url.0, &d.redis_prefix)
-        .await
-        .context("cannot use Redis")?
-        .with_limits(d.redis_limits)
+    let state = if d.redis_cluster {
+        let seeds = tusk_redis::seed_urls(&d.redis_url.0);
+        tusk_redis::RedisState::connect_cluster(&seeds, &d.redis_prefix).await
+    } else {
+        tusk_redis::RedisState::connect(&d.redis_url.0, &d.redis_prefix).await
+    };
+    let state = state
+        .and_then(|state| state.with_limits(d.redis_limits))
+        .and_then(|state| state.with_replication(d.redis_replication))
         .context("cannot use Redis")?;
     match state.maxmemory_policy().await {
         Ok(Some(policy)) if tusk_redis::RedisState::policy_can_evict(&policy) => tracing::warn!(

@@ -4,8 +4,9 @@
 //! `TUSK_TEST_STORE=multipart` runs every engine test against the distributed store with
 //! in-memory S3 and Redis (with the real ones' semantics); `TUSK_TEST_STORE=distributed` runs
 //! them against the distributed store over the real Redis and S3 server of
-//! `scripts/services.sh` (`TUSK_TEST_REDIS_URL`, `TUSK_TEST_S3_ENDPOINT`). The test script runs
-//! all three.
+//! `scripts/services.sh` (`TUSK_TEST_REDIS_URL`, `TUSK_TEST_S3_ENDPOINT`), and
+//! `TUSK_TEST_STORE=cluster` over its Redis Cluster (`TUSK_TEST_REDIS_CLUSTER_URLS`) instead.
+//! The test script runs all four.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -68,8 +69,9 @@ fn required(name: &str) -> String {
     })
 }
 
-/// The real S3 server (a fresh bucket) and Redis (a fresh key prefix) of the test services.
-async fn real_services() -> (Arc<dyn ObjectStore>, Arc<dyn StateStore>) {
+/// The real S3 server (a fresh bucket) and Redis (a fresh key prefix) of the test services:
+/// the single Redis, or with `cluster` the Redis Cluster.
+async fn real_services(cluster: bool) -> (Arc<dyn ObjectStore>, Arc<dyn StateStore>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let endpoint = required("TUSK_TEST_S3_ENDPOINT");
     let redis_url = required("TUSK_TEST_REDIS_URL");
@@ -99,9 +101,14 @@ async fn real_services() -> (Arc<dyn ObjectStore>, Arc<dyn StateStore>) {
     })
     .await
     .unwrap();
-    let state = tusk_redis::RedisState::connect(&redis_url, &format!("engine-{unique}:"))
-        .await
-        .unwrap();
+    let prefix = format!("engine-{unique}:");
+    let state = if cluster {
+        let seeds = required("TUSK_TEST_REDIS_CLUSTER_URLS");
+        tusk_redis::RedisState::connect_cluster(&tusk_redis::seed_urls(&seeds), &prefix).await
+    } else {
+        tusk_redis::RedisState::connect(&redis_url, &prefix).await
+    };
+    let state = state.unwrap();
     (Arc::new(objects), Arc::new(state))
 }
 
@@ -130,8 +137,8 @@ impl Harness {
                     Arc::new(MemoryState::new()),
                     &config,
                 ),
-                Ok("distributed") => {
-                    let (objects, state) = real_services().await;
+                Ok(store @ ("distributed" | "cluster")) => {
+                    let (objects, state) = real_services(store == "cluster").await;
                     multipart(objects, state, &config)
                 }
                 Ok("memory") | Err(_) => {
@@ -139,7 +146,9 @@ impl Harness {
                     (Storage::complete(store.clone()), Backend::Memory(store))
                 }
                 Ok(other) => {
-                    panic!("TUSK_TEST_STORE={other:?}: use memory, multipart or distributed")
+                    panic!(
+                        "TUSK_TEST_STORE={other:?}: use memory, multipart, distributed or cluster"
+                    )
                 }
             };
         Self::over(storage, backend, config)
