@@ -94,6 +94,10 @@ pub(crate) fn is_unavailable(e: &redis::RedisError) -> bool {
         || matches!(
             e.kind(),
             K::ClusterDown
+                // A redirection still unresolved after the client's retries: a slot whose
+                // master is down or moving.
+                | K::Moved
+                | K::Ask
                 | K::TryAgain
                 | K::MasterDown
                 | K::BusyLoadingError
@@ -174,6 +178,18 @@ mod tests {
                     "bad",
                 ))),
                 K::Backend,
+            ),
+            (
+                RedisError::Command(redis::RedisError::from((redis::ErrorKind::Moved, "moved"))),
+                K::Unavailable,
+            ),
+            (
+                RedisError::NotReplicated {
+                    confirmed: 0,
+                    wanted: 1,
+                    timeout_ms: 1000,
+                },
+                K::Unavailable,
             ),
             (RedisError::NotFound, K::NotFound),
             (RedisError::Fenced, K::LockLost),

@@ -130,27 +130,26 @@ impl Harness {
     }
 
     pub async fn with_config(config: EngineConfig) -> Self {
-        let (storage, backend): (Storage, Backend) =
-            match std::env::var("TUSK_TEST_STORE").as_deref() {
-                Ok("multipart") => multipart(
-                    Arc::new(MemoryObjects::new()),
-                    Arc::new(MemoryState::new()),
-                    &config,
-                ),
-                Ok(store @ ("distributed" | "cluster")) => {
-                    let (objects, state) = real_services(store == "cluster").await;
-                    multipart(objects, state, &config)
-                }
-                Ok("memory") | Err(_) => {
-                    let store = Arc::new(MemoryStore::new());
-                    (Storage::complete(store.clone()), Backend::Memory(store))
-                }
-                Ok(other) => {
-                    panic!(
-                        "TUSK_TEST_STORE={other:?}: use memory, multipart, distributed or cluster"
-                    )
-                }
-            };
+        let (storage, backend): (Storage, Backend) = match std::env::var("TUSK_TEST_STORE")
+            .as_deref()
+        {
+            Ok("multipart") => multipart(
+                Arc::new(MemoryObjects::new()),
+                Arc::new(MemoryState::new()),
+                &config,
+            ),
+            Ok(store @ ("distributed" | "cluster")) => {
+                let (objects, state) = real_services(store == "cluster").await;
+                multipart(objects, state, &config)
+            }
+            Ok("memory") | Err(_) => {
+                let store = Arc::new(MemoryStore::new());
+                (Storage::complete(store.clone()), Backend::Memory(store))
+            }
+            Ok(other) => {
+                panic!("TUSK_TEST_STORE={other:?}: use memory, multipart, distributed or cluster")
+            }
+        };
         Self::over(storage, backend, config)
     }
 

@@ -11,6 +11,7 @@ mod hooks;
 mod http_surface;
 mod memory;
 mod receiver;
+mod redis_failures;
 mod redis_full;
 mod services;
 mod support;

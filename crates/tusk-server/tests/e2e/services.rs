@@ -169,6 +169,27 @@ impl Cluster {
         stdout
     }
 
+    /// A node like the others but with its Redis at `redis_url` instead: what a node sees after a
+    /// failover moved its Redis (in production, behind a failover endpoint).
+    pub async fn node_with_redis(&self, redis_url: &str) -> Server {
+        let mut args = self.args.clone();
+        let at = args.iter().position(|a| a == "--redis-url").unwrap();
+        args[at + 1] = redis_url.to_owned();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let envs = [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ];
+        Server::spawn(&self.dir.path().join("unused-data-dir"), &args, &envs).await
+    }
+
+    /// The Redis key of upload `url`'s state.
+    pub fn state_key(&self, url: &str) -> String {
+        format!("{}{{{}}}:state", self.redis_prefix, id_of(url))
+    }
+
     /// The URL of upload `url` as served by node `i`.
     pub fn on(&self, i: usize, url: &str) -> String {
         format!("{}{}", self.nodes[i].url, id_of(url))
@@ -339,6 +360,86 @@ impl Private {
         (p, format!("redis://127.0.0.1:{port}/"))
     }
 
+    /// A Redis Cluster of three masters of a test's own, each with an fsync-always append-only
+    /// file (a master killed and started again keeps every write). Returns the masters, their
+    /// ports and the seed URLs, comma-separated.
+    pub async fn redis_cluster() -> (Vec<Private>, Vec<u16>, String) {
+        let mut masters = Vec::new();
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_cluster_port(&ports);
+            let args = [
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--dir",
+                &path(dir.path()),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ];
+            let mut master = Private {
+                program: "redis-server",
+                args: args.iter().map(|a| a.to_string()).collect(),
+                child: None,
+                ready: Ready::RedisPing(port),
+                _dir: Some(dir),
+            };
+            master.start().await;
+            masters.push(master);
+            ports.push(port);
+        }
+        let created = std::process::Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        for port in &ports {
+            wait_for_cluster_ok(*port).await;
+        }
+        let seeds = ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}/"))
+            .collect::<Vec<_>>()
+            .join(",");
+        (masters, ports, seeds)
+    }
+
+    /// SIGKILL: the process dies at once, as in a crash.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// Send `signal` (`-STOP`, `-CONT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().and_then(Child::id).expect("running");
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// A single-member etcd with its own data directory.
     pub async fn etcd() -> (Private, String) {
         let dir = tempfile::tempdir().unwrap();
@@ -421,6 +522,46 @@ impl Private {
                 .unwrap();
         }
     }
+}
+
+/// Until a Redis Cluster node on `port` reports `cluster_state:ok` (bounded).
+pub async fn wait_for_cluster_ok(port: u16) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "cluster", "info"])
+            .output()
+            .expect("redis-cli");
+        if String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok") {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Redis Cluster node on {port} is not ok"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A port for a Redis Cluster node: free, and its cluster bus port (10000 above) too.
+fn free_cluster_port(taken: &[u16]) -> u16 {
+    for _ in 0..1000 {
+        let port = 20000 + (rand_u16() % 25000);
+        let bus = port + 10000;
+        if taken.contains(&port)
+            || std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+            || std::net::TcpListener::bind(("127.0.0.1", bus)).is_err()
+        {
+            continue;
+        }
+        return port;
+    }
+    panic!("no free port pair for a Redis Cluster node");
+}
+
+fn rand_u16() -> u16 {
+    let id = tusk_core::UploadId::generate();
+    u16::from_str_radix(&id.as_str()[..4], 16).unwrap()
 }
 
 fn path(p: &Path) -> String {

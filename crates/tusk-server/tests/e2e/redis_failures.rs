@@ -1,0 +1,282 @@
+//! Upload state that survives Redis failures, with the real binary: three nodes over a Redis
+//! Cluster of a test's own (a tusk node and a Redis master killed mid-upload), acknowledged
+//! means replicated (a frozen replica), and a failover to a replica that missed the last PATCH
+//! (the finished file is kept and served, never reaped).
+
+use std::time::{Duration, Instant};
+
+use crate::services::*;
+use crate::support::*;
+
+const MIB: usize = 1024 * 1024;
+const P: usize = 5 * MIB;
+
+async fn assert_object(cluster: &Cluster, url: &str, data: &[u8]) {
+    let object = cluster.object(url).await.expect("the object is in S3");
+    assert_eq!(object.len(), data.len());
+    assert!(object == data, "object bytes differ");
+}
+
+/// GET through node `url`: (status, body).
+async fn download(url: &str) -> (u16, Vec<u8>) {
+    let resp = client().get(url).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.unwrap().to_vec())
+}
+
+/// `redis-cli -p port args...`, its stdout.
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// HEAD until it answers 200 (bounded): after a Redis master comes back, requests get 503 until
+/// the cluster serves its slots again.
+async fn head_when_back(url: &str) -> u64 {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let (200, Some(offset)) = head(url).await {
+            return offset;
+        }
+        assert!(Instant::now() < deadline, "HEAD never answered 200");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_redis_cluster_keeps_uploads_through_a_killed_node_and_a_restarted_master() {
+    if !services_enabled(
+        "a_redis_cluster_keeps_uploads_through_a_killed_node_and_a_restarted_master",
+    ) {
+        return;
+    }
+    let shared = Endpoints::shared();
+    let (mut masters, ports, seeds) = Private::redis_cluster().await;
+    let endpoints = Endpoints {
+        redis_url: seeds,
+        ..shared
+    };
+    let cluster =
+        Cluster::start_over(endpoints, 3, &["--redis-cluster", "--lock-lease", "3s"]).await;
+    let len = 3 * P + 12_345;
+    let data = pattern(len, 21);
+    let url = cluster.create(0, len as u64).await;
+
+    // A part and a tail through node 0, then node 1 dies by SIGKILL in the middle of a PATCH.
+    let first = P + 300 * 1024;
+    let (status, offset) = patch(&cluster.on(0, &url), 0, data[..first].to_vec()).await;
+    assert_eq!((status, offset), (204, Some(first as u64)));
+    let mut cut = RawRequest::patch(&cluster.on(1, &url), first as u64, (len - first) as u64).await;
+    cut.send(&data[first..first + MIB]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cluster.nodes[1].signal("KILL");
+    drop(cut);
+    // Node 2 resumes where the state says, once the dead node's lock lease runs out.
+    let offset = head_when_back(&cluster.on(2, &url)).await as usize;
+    assert!(offset >= first && offset <= first + MIB, "offset {offset}");
+    let second = 2 * P + 100;
+    let (status, end) = patch(
+        &cluster.on(2, &url),
+        offset as u64,
+        data[offset..second].to_vec(),
+    )
+    .await;
+    assert_eq!((status, end), (204, Some(second as u64)));
+
+    // The master holding the upload's state dies by SIGKILL and comes back from its AOF.
+    let key = cluster.state_key(&url);
+    let holder = ports
+        .iter()
+        .position(|port| redis_cli(*port, &["EXISTS", &key]) == "1")
+        .expect("one master holds the upload");
+    masters[holder].kill().await;
+    let (status, _) = patch(
+        &cluster.on(0, &url),
+        second as u64,
+        data[second..second + 10].to_vec(),
+    )
+    .await;
+    assert_eq!(
+        status, 503,
+        "no acknowledgement while the upload's master is down"
+    );
+    masters[holder].start().await;
+    for port in &ports {
+        wait_for_cluster_ok(*port).await;
+    }
+    let offset = head_when_back(&cluster.on(0, &url)).await as usize;
+    assert_eq!(
+        offset, second,
+        "every acknowledged byte survived the master's restart"
+    );
+    let (status, end) = patch(&cluster.on(0, &url), offset as u64, data[offset..].to_vec()).await;
+    assert_eq!((status, end), (204, Some(len as u64)));
+    assert_object(&cluster, &url, &data).await;
+    let (status, body) = download(&cluster.on(2, &url)).await;
+    assert_eq!(status, 200);
+    assert!(body == data, "download bytes differ");
+}
+
+#[tokio::test]
+async fn with_wait_replicas_a_frozen_replica_holds_back_every_acknowledgement() {
+    if !services_enabled("with_wait_replicas_a_frozen_replica_holds_back_every_acknowledgement") {
+        return;
+    }
+    let pair = Replicated::start().await;
+    let replica = &pair.replica;
+    let endpoints = Endpoints {
+        redis_url: pair.primary_url.clone(),
+        ..Endpoints::shared()
+    };
+    let cluster = Cluster::start_over(
+        endpoints,
+        1,
+        &[
+            "--redis-wait-replicas",
+            "1",
+            "--redis-wait-timeout",
+            "500ms",
+        ],
+    )
+    .await;
+    let len = P + 4000;
+    let data = pattern(len, 5);
+    let url = cluster.create(0, len as u64).await;
+    let (status, offset) = patch(&url, 0, data[..1000].to_vec()).await;
+    assert_eq!((status, offset), (204, Some(1000)));
+
+    replica.signal("-STOP");
+    let (status, _) = patch(&url, 1000, data[1000..3000].to_vec()).await;
+    assert_eq!(status, 503, "not on the replica: not acknowledged");
+    let (status, _) = head(&url).await;
+    assert_eq!(status, 503, "HEAD reports nothing it cannot confirm");
+    replica.signal("-CONT");
+
+    // The replica catches up; what the master had is confirmed now and reported.
+    let offset = head_when_back(&url).await as usize;
+    assert!(offset == 1000 || offset == 3000, "offset {offset}");
+    let (status, end) = patch(&url, offset as u64, data[offset..].to_vec()).await;
+    assert_eq!((status, end), (204, Some(len as u64)));
+    assert_object(&cluster, &url, &data).await;
+    let scrape = scrape(&cluster.nodes[0].url).await;
+    assert!(
+        sample(&scrape, "tusk_redis_replication_timeouts_total").unwrap_or_default() >= 2.0,
+        "{scrape}"
+    );
+}
+
+/// The failure of the issue: a primary with one replica; the replica's link drops, the last
+/// PATCH finishes the upload on the primary (204, object complete, GET 200); the primary dies
+/// and the replica is promoted. The promoted state says the upload is unfinished: the file must
+/// still be served and never reaped.
+#[tokio::test]
+async fn a_failover_to_a_replica_that_missed_the_last_patch_keeps_the_finished_file() {
+    if !services_enabled(
+        "a_failover_to_a_replica_that_missed_the_last_patch_keeps_the_finished_file",
+    ) {
+        return;
+    }
+    let mut pair = Replicated::start().await;
+    let (primary_port, replica_port) = (pair.primary_port, pair.replica_port);
+    let replica_url = pair.replica_url.clone();
+    let endpoints = Endpoints {
+        redis_url: pair.primary_url.clone(),
+        ..Endpoints::shared()
+    };
+    let mut cluster = Cluster::start_over(
+        endpoints,
+        1,
+        &["--expire-after", "2s", "--reap-interval", "1s"],
+    )
+    .await;
+    let len = 2 * P + 5000;
+    let data = pattern(len, 9);
+    let url = cluster.create(0, len as u64).await;
+    let first = P + 1000;
+    let (status, offset) = patch(&url, 0, data[..first].to_vec()).await;
+    assert_eq!((status, offset), (204, Some(first as u64)));
+    // Everything so far is on the replica; then its link drops.
+    assert_eq!(redis_cli(primary_port, &["WAIT", "1", "5000"]), "1");
+    redis_cli(replica_port, &["REPLICAOF", "127.0.0.1", "1"]);
+
+    let (status, offset) = patch(&url, first as u64, data[first..].to_vec()).await;
+    assert_eq!(
+        (status, offset),
+        (204, Some(len as u64)),
+        "told it is stored"
+    );
+    assert_eq!(download(&url).await.0, 200);
+
+    // The primary dies; the replica is promoted and the node talks to it.
+    pair.primary.kill().await;
+    assert_eq!(redis_cli(replica_port, &["REPLICAOF", "NO", "ONE"]), "OK");
+    cluster.nodes.clear();
+    let node = cluster.node_with_redis(&replica_url).await;
+    let on_node = format!("{}{}", node.url, id_of(&url));
+    assert_eq!(
+        head(&on_node).await,
+        (200, Some(first as u64)),
+        "the promoted replica's state is behind"
+    );
+    // Past the stale state's expiry the reaper (every second) comes to the upload: it must
+    // find the object and keep the file.
+    let deadline = Instant::now() + PATIENCE;
+    while sample(&scrape(&node.url).await, "tusk_uploads_recovered_total").unwrap_or_default() < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the reaper never came to the upload"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = download(&on_node).await;
+    assert_eq!(status, 200);
+    assert!(body == data, "download bytes differ");
+    assert_eq!(head(&on_node).await, (200, Some(len as u64)));
+    assert_object(&cluster, &url, &data).await;
+}
+
+/// A Redis primary with one replica, in sync, both of the test's own.
+struct Replicated {
+    primary: Private,
+    primary_url: String,
+    primary_port: u16,
+    replica: Private,
+    replica_url: String,
+    replica_port: u16,
+}
+
+impl Replicated {
+    async fn start() -> Replicated {
+        // A replica's first sync would otherwise wait 5 s for more replicas to share it.
+        let (primary, primary_url) =
+            Private::redis_with(&["--repl-diskless-sync-delay", "0"]).await;
+        let primary_port = port_of(&primary_url);
+        let (replica, replica_url) =
+            Private::redis_with(&["--replicaof", "127.0.0.1", &primary_port.to_string()]).await;
+        let replica_port = port_of(&replica_url);
+        wait_until("the replica to sync", || {
+            redis_cli(replica_port, &["INFO", "replication"]).contains("master_link_status:up")
+        })
+        .await;
+        Replicated {
+            primary,
+            primary_url,
+            primary_port,
+            replica,
+            replica_url,
+            replica_port,
+        }
+    }
+}
+
+fn port_of(url: &str) -> u16 {
+    url.trim_start_matches("redis://127.0.0.1:")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
