@@ -40,6 +40,11 @@
 #      created on one node and sent to the next; first alone, then on fresh nodes with
 #      LOAD_DRIPPERS clients dripping a byte every 10 s. Uploads/s, p50/p99 upload time, errors,
 #      peak RSS per node, etcd writes and Redis commands per upload.
+#   7. redis (not in the default STEPS; run with STEPS=7): step 2's small PATCHes against
+#      nodes whose state is (a) a Redis primary with one replica started here, acknowledging
+#      with --redis-wait-replicas 0, (b) the same with --redis-wait-replicas 1, and (c) the
+#      services' 3-master Redis Cluster (--redis-cluster): what waiting for a replica and a
+#      cluster cost a small PATCH and a HEAD.
 # For each step it also prints the CPU seconds used by tusk, moto, Redis, etcd and the benchmark
 # client (the machine's capacity is cores x wall time), to show who is the bottleneck.
 #
@@ -110,6 +115,7 @@ WORK="$(mktemp -d "$ROOT/target/bench-tmp/dist.XXXXXX")"
 NODE_PID=""
 NODE_URL=""
 LOAD_PIDS=() # step 6's nodes, stopped by cleanup too
+REDIS_PIDS=() # step 7's Redis primary and replica, stopped by cleanup too
 BUCKET=""
 S3_ENDPOINT="" REDIS_URL="" ETCD_ENDPOINTS="" # from .services/env
 STOP_SERVICES=""
@@ -123,6 +129,11 @@ cleanup() {
     for pid in "${LOAD_PIDS[@]}"; do
         if pid_alive "$pid"; then
             stop_pid "tusk node" "$pid" || true
+        fi
+    done
+    for pid in "${REDIS_PIDS[@]}"; do
+        if pid_alive "$pid"; then
+            stop_pid "redis-server" "$pid" || true
         fi
     done
     if [[ -n "$BUCKET" && -n "$S3_ENDPOINT" && -z "$STOP_SERVICES" ]]; then
@@ -345,6 +356,44 @@ if want 6; then
         done
         LOAD_PIDS=()
     done
+fi
+
+# --- 7. what replica waits and a Redis Cluster cost a small PATCH ----------------------------
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+if want 7; then
+    primary_port="$(free_port)"
+    replica_port="$(free_port)"
+    mkdir -p "$WORK/primary" "$WORK/replica"
+    redis-server --bind 127.0.0.1 --port "$primary_port" --dir "$WORK/primary" --save '' \
+        --appendonly yes --appendfsync everysec --repl-diskless-sync-delay 0 \
+        >"$WORK/primary.redis" 2>&1 &
+    REDIS_PIDS+=("$!")
+    redis-server --bind 127.0.0.1 --port "$replica_port" --dir "$WORK/replica" --save '' \
+        --replicaof 127.0.0.1 "$primary_port" >"$WORK/replica.redis" 2>&1 &
+    REDIS_PIDS+=("$!")
+    limit="$(deadline "$READY_TIMEOUT")"
+    until redis-cli -p "$replica_port" info replication 2>/dev/null | grep -q 'master_link_status:up'; do
+        past "$limit" && die "the replica on $replica_port did not sync"
+        sleep 0.1
+    done
+    primary_url="redis://127.0.0.1:$primary_port/"
+    for replicas in 0 1; do
+        REDIS_URL="$primary_url" start_node "wait$replicas" --redis-wait-replicas "$replicas"
+        log "step 7: patches, primary + replica, --redis-wait-replicas $replicas"
+        measure "patches (wait $replicas)" "$BENCH_BIN" patches --tusk "$NODE_URL" \
+            --total "$((PATCH_TOTAL_MIB * MIB))" --patch "$((PATCH_KIB * 1024))" \
+            --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET" \
+            --redis "127.0.0.1:$primary_port"
+        stop_node
+    done
+    REDIS_URL="${TUSK_TEST_REDIS_CLUSTER_URLS:?not set by .services/env}" \
+        start_node cluster --redis-cluster
+    log "step 7: patches, Redis Cluster of 3 masters"
+    measure "patches (cluster)" "$BENCH_BIN" patches --tusk "$NODE_URL" \
+        --total "$((PATCH_TOTAL_MIB * MIB))" --patch "$((PATCH_KIB * 1024))" \
+        --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
+    stop_node
 fi
 
 warnings="$(cat "$WORK"/*.log | grep -E 'WARN|ERROR' || true)"
