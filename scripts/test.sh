@@ -77,6 +77,9 @@ log "engine tests over the distributed store (real Redis and S3)"
 TUSK_TEST_STORE=distributed cargo test --locked -p tusk-protocol
 log "engine tests over the distributed store (Redis Cluster of 3 masters and S3)"
 TUSK_TEST_STORE=cluster cargo test --locked -p tusk-protocol
+# And the binary's distributed end-to-end tests once more, three nodes over that cluster.
+log "end-to-end distributed tests over the Redis Cluster"
+TUSK_TEST_E2E_REDIS_CLUSTER=1 cargo test --locked -p tusk-server --test e2e distributed::
 
 # --- the README's first command, exactly as a newcomer types it ------------------------------
 # `cargo run --release -- serve` on a fresh clone: it must build, start on 127.0.0.1:1080 and

@@ -148,6 +148,26 @@ impl Engine {
         Ok(())
     }
 
+    /// `info` (read under the lock with `fence`), or 410 if its time is up. An unfinished upload
+    /// that is due is first checked for having finished after all (its state fell behind its
+    /// bytes, as after a Redis failover): a finished file is never answered as gone.
+    pub(crate) async fn unexpired(
+        &self,
+        info: UploadInfo,
+        fence: u64,
+    ) -> Result<UploadInfo, TusError> {
+        if self.refuse_expired(&info).is_ok() {
+            return Ok(info);
+        }
+        if !info.is_complete()
+            && let Some(finished) = self.store().recover_finished(&info, fence).await?
+        {
+            // Its expiry becomes a finished upload's (best effort, as after any PATCH).
+            return Ok(self.refresh_expiry(finished, fence).await);
+        }
+        Err(TusError::Expired)
+    }
+
     /// After a request moved an upload forward: push its expiry to a full period from now (or
     /// to the retention, once finished). An unfinished upload's expiry only moves when it would
     /// move by more than a tenth of the period (at most a minute), so a burst of small PATCHes

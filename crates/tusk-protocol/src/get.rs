@@ -163,7 +163,7 @@ impl Engine {
         // is given back and a download never blocks a resume or another download.
         let guard = self.lock_existing(id).await?;
         let info = self.store().info_locked(id, guard.fence()).await?;
-        self.refuse_expired(&info)?;
+        let info = self.unexpired(info, guard.fence()).await?;
         let mut info = self.assemble_if_ready(info, guard.fence()).await?;
         if !info.is_complete()
             && let Some(finished) = self.store().recover_finished(&info, guard.fence()).await?

@@ -9,7 +9,7 @@ impl Engine {
     pub(crate) async fn head(&self, id: &UploadId, base: &str) -> Result<TusResponse, TusError> {
         let guard = self.lock_existing(id).await?;
         let info = self.store().info_locked(id, guard.fence()).await?;
-        self.refuse_expired(&info)?;
+        let info = self.unexpired(info, guard.fence()).await?;
         let info = self.assemble_if_ready(info, guard.fence()).await?;
         let mut resp =
             describe(TusResponse::status(200), &info).header("Cache-Control", "no-store");

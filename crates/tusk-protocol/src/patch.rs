@@ -30,7 +30,7 @@ impl Engine {
 
         let guard = self.lock_existing(id).await?;
         let info = self.store().info_locked(id, guard.fence()).await?;
-        self.refuse_expired(&info)?;
+        let info = self.unexpired(info, guard.fence()).await?;
         if matches!(info.concat, Some(tusk_core::Concat::Final(_))) {
             return Err(TusError::FinalUpload);
         }

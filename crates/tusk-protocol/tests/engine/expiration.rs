@@ -118,8 +118,9 @@ async fn a_finished_upload_whose_state_fell_behind_is_served_and_never_reaped() 
     let h = Harness::with_config(expiring(1, None)).await;
     let served = h.create(Some(10)).await;
     let reaped = h.create(Some(10)).await;
+    let headed = h.create(Some(10)).await;
     let mut copies = Vec::new();
-    for id in [&served, &reaped] {
+    for id in [&served, &reaped, &headed] {
         assert_eq!(h.send(Req::patch(id, 0).body(b"abcd")).await.status, 204);
         let Some(copy) = h.copy_state(id).await else {
             eprintln!("skipped: the in-memory store keeps state and bytes together");
@@ -140,14 +141,18 @@ async fn a_finished_upload_whose_state_fell_behind_is_served_and_never_reaped() 
     assert_eq!(get.status, 200, "{get:?}");
     assert_eq!(h.offset(&served).await, 10, "recorded finished");
 
-    // Past the unfinished upload's expiry: the reaper finds the object and keeps the upload.
+    // Past the unfinished upload's expiry: a HEAD finds the object rather than answering 410,
+    // and the reaper finds it and keeps the upload.
     h.clock.advance(Duration::from_secs(2));
+    let head = h.send(Req::head(&headed)).await;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.get("Upload-Offset"), Some("10"));
     let report = h.engine.reap(100).await.unwrap().expect("a pass");
     assert_eq!(report.removed, 0, "{report:?}");
     let head = h.send(Req::head(&reaped)).await;
     assert_eq!(head.status, 200, "{head:?}");
     assert_eq!(head.get("Upload-Offset"), Some("10"));
-    for id in [&served, &reaped] {
+    for id in [&served, &reaped, &headed] {
         assert_eq!(h.data(id).await, b"abcdefghij");
     }
 }

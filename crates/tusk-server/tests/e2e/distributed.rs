@@ -561,6 +561,8 @@ async fn start_up_fails_fast_naming_the_service_that_does_not_answer() {
         .unwrap();
     assert!(resp.status().is_success());
     let s3 = ["--s3-endpoint", &shared.s3, "--s3-force-path-style"];
+    // The single Redis whatever the nodes of other tests use: this test is about start-up.
+    let redis = std::env::var("TUSK_TEST_REDIS_URL").unwrap();
     let closed = "http://127.0.0.1:1";
 
     // S3 unreachable.
@@ -570,16 +572,11 @@ async fn start_up_fails_fast_naming_the_service_that_does_not_answer() {
         "--s3-endpoint",
         closed,
         "--redis-url",
-        &shared.redis_url,
+        &redis,
     ];
     assert_refuses_to_start(&args, &["S3", "unreachable"]).await;
     // A bucket that does not exist is named.
-    let mut args = vec![
-        "--s3-bucket",
-        "no-such-bucket-tusk",
-        "--redis-url",
-        &shared.redis_url,
-    ];
+    let mut args = vec!["--s3-bucket", "no-such-bucket-tusk", "--redis-url", &redis];
     args.extend(s3);
     assert_refuses_to_start(&args, &["no-such-bucket-tusk"]).await;
     // Redis unreachable; its password is never printed.
@@ -591,12 +588,22 @@ async fn start_up_fails_fast_naming_the_service_that_does_not_answer() {
     ];
     args.extend(s3);
     assert_refuses_to_start(&args, &["Redis"]).await;
+    // A Redis Cluster none of whose seeds answers.
+    let mut args = vec![
+        "--s3-bucket",
+        &bucket,
+        "--redis-cluster",
+        "--redis-url",
+        "redis://:hunter2@127.0.0.1:1/,redis://127.0.0.1:2/",
+    ];
+    args.extend(s3);
+    assert_refuses_to_start(&args, &["Redis"]).await;
     // etcd unreachable.
     let mut args = vec![
         "--s3-bucket",
         &bucket,
         "--redis-url",
-        &shared.redis_url,
+        &redis,
         "--etcd-endpoints",
         closed,
     ];

@@ -55,7 +55,7 @@ async fn a_redis_cluster_keeps_uploads_through_a_killed_node_and_a_restarted_mas
         return;
     }
     let shared = Endpoints::shared();
-    let (mut masters, ports, seeds) = Private::redis_cluster().await;
+    let (mut masters, ports, seeds) = Private::redis_cluster(0).await;
     let endpoints = Endpoints {
         redis_url: seeds,
         ..shared
@@ -200,7 +200,7 @@ async fn a_failover_to_a_replica_that_missed_the_last_patch_keeps_the_finished_f
     let (status, offset) = patch(&url, 0, data[..first].to_vec()).await;
     assert_eq!((status, offset), (204, Some(first as u64)));
     // Everything so far is on the replica; then its link drops.
-    assert_eq!(redis_cli(primary_port, &["WAIT", "1", "5000"]), "1");
+    replica_caught_up(primary_port, replica_port).await;
     redis_cli(replica_port, &["REPLICAOF", "127.0.0.1", "1"]);
 
     let (status, offset) = patch(&url, first as u64, data[first..].to_vec()).await;
@@ -217,10 +217,13 @@ async fn a_failover_to_a_replica_that_missed_the_last_patch_keeps_the_finished_f
     cluster.nodes.clear();
     let node = cluster.node_with_redis(&replica_url).await;
     let on_node = format!("{}{}", node.url, id_of(&url));
-    assert_eq!(
-        head(&on_node).await,
-        (200, Some(first as u64)),
-        "the promoted replica's state is behind"
+    // The promoted state is behind: HEAD reports its stale offset, or, once that state's
+    // expiry (2 s after the first PATCH) has passed, finds the object and reports it finished.
+    let (status, offset) = head(&on_node).await;
+    assert_eq!(status, 200, "HEAD on the promoted state: {offset:?}");
+    assert!(
+        offset == Some(first as u64) || offset == Some(len as u64),
+        "{offset:?}"
     );
     // Past the stale state's expiry the reaper (every second) comes to the upload: it must
     // find the object and keep the file.
@@ -274,9 +277,169 @@ impl Replicated {
     }
 }
 
+/// The `field:` number of `INFO replication` on `port`.
+fn replication_offset(port: u16, field: &str) -> Option<u64> {
+    redis_cli(port, &["INFO", "replication"])
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(field)?.parse().ok())
+}
+
+/// Until the replica has applied everything the primary has written so far (bounded). Not
+/// `WAIT` from another connection: it confirms only that connection's own writes (none).
+async fn replica_caught_up(primary: u16, replica: u16) {
+    let written = replication_offset(primary, "master_repl_offset:").expect("primary offset");
+    wait_until("the replica to catch up", || {
+        replication_offset(replica, "slave_repl_offset:").is_some_and(|o| o >= written)
+    })
+    .await;
+}
+
 fn port_of(url: &str) -> u16 {
     url.trim_start_matches("redis://127.0.0.1:")
         .trim_end_matches('/')
         .parse()
         .unwrap()
+}
+
+/// `cluster nodes`-style facts of the node on `port`: its id.
+fn node_id(port: u16) -> String {
+    redis_cli(port, &["CLUSTER", "MYID"])
+}
+
+/// The master (among `ports`) that serves `key`'s slot now.
+fn master_of(ports: &[u16], key: &str) -> usize {
+    ports
+        .iter()
+        .position(|port| {
+            redis_cli(*port, &["INFO", "replication"]).contains("role:master")
+                && redis_cli(*port, &["EXISTS", key]) == "1"
+        })
+        .expect("a master holds the key")
+}
+
+/// A Redis Cluster with a replica per master, the nodes acknowledging only what a replica has:
+/// the upload's slot moves to another master mid-upload (503 while its keys migrate, then
+/// MOVED), then that master dies and the cluster promotes its replica. Nothing acknowledged is
+/// lost and the file is byte-exact.
+#[tokio::test]
+async fn a_redis_cluster_slot_move_and_failover_lose_nothing_acknowledged() {
+    if !services_enabled("a_redis_cluster_slot_move_and_failover_lose_nothing_acknowledged") {
+        return;
+    }
+    let (mut nodes, ports, seeds) = Private::redis_cluster(1).await;
+    let endpoints = Endpoints {
+        redis_url: seeds,
+        ..Endpoints::shared()
+    };
+    let cluster = Cluster::start_over(
+        endpoints,
+        2,
+        &[
+            "--redis-cluster",
+            "--redis-wait-replicas",
+            "1",
+            "--lock-lease",
+            "3s",
+        ],
+    )
+    .await;
+    let len = 2 * P + 777;
+    let data = pattern(len, 33);
+    let url = cluster.create(0, len as u64).await;
+    let offset = std::cell::Cell::new(0);
+    let send = async |node: usize, upto: usize| {
+        let from = offset.get();
+        let (status, end) = patch(
+            &cluster.on(node, &url),
+            from as u64,
+            data[from..upto].to_vec(),
+        )
+        .await;
+        assert_eq!((status, end), (204, Some(upto as u64)), "PATCH to {upto}");
+        offset.set(upto);
+    };
+    send(0, 300 * 1024).await;
+
+    // Move the upload's slot to another master, step by step as redis-cli --cluster does.
+    let key = cluster.state_key(&url);
+    let from = master_of(&ports, &key);
+    let to = (0..ports.len())
+        .find(|&i| {
+            i != from && redis_cli(ports[i], &["INFO", "replication"]).contains("role:master")
+        })
+        .unwrap();
+    let slot = redis_cli(ports[from], &["CLUSTER", "KEYSLOT", &key]);
+    let (from_id, to_id) = (node_id(ports[from]), node_id(ports[to]));
+    assert_eq!(
+        redis_cli(
+            ports[to],
+            &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]
+        ),
+        "OK"
+    );
+    assert_eq!(
+        redis_cli(
+            ports[from],
+            &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]
+        ),
+        "OK"
+    );
+    let keys = redis_cli(ports[from], &["CLUSTER", "GETKEYSINSLOT", &slot, "100"]);
+    let mut migrate = vec!["MIGRATE", "127.0.0.1"];
+    let to_port = ports[to].to_string();
+    migrate.extend([to_port.as_str(), "", "0", "5000", "KEYS"]);
+    migrate.extend(keys.lines());
+    assert_eq!(redis_cli(ports[from], &migrate), "OK");
+    // The keys are on the new master, the slot still on the old one: Redis answers a script
+    // over several keys with TRYAGAIN until the move completes (a window of milliseconds in a
+    // real resharding), and the client retries. Nothing is acknowledged meanwhile.
+    let (status, _) = patch(
+        &cluster.on(1, &url),
+        offset.get() as u64,
+        data[offset.get()..600 * 1024].to_vec(),
+    )
+    .await;
+    assert_eq!(status, 503, "retry later while the slot moves");
+    for port in &ports {
+        redis_cli(*port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+    }
+    // The slot is the new master's: MOVED.
+    send(0, P + 100).await;
+    assert_eq!(
+        master_of(&ports, &key),
+        to,
+        "the upload lives on the new master"
+    );
+
+    // That master dies; the cluster promotes its replica after the node timeout (2 s).
+    let master_port = format!("master_port:{}", ports[to]);
+    let replica = *ports
+        .iter()
+        .find(|port| redis_cli(**port, &["INFO", "replication"]).contains(&master_port))
+        .expect("the master has a replica");
+    nodes[to].kill().await;
+    wait_until("the cluster to promote the replica", || {
+        redis_cli(replica, &["INFO", "replication"]).contains("role:master")
+    })
+    .await;
+    wait_for_cluster_ok(replica).await;
+    // The promoted master has no replica left to confirm anything: no acknowledgement, and
+    // HEAD reports nothing, until the dead node comes back as its replica.
+    assert_eq!(head(&cluster.on(1, &url)).await.0, 503);
+    nodes[to].start().await;
+    wait_until("the old master to rejoin as a replica", || {
+        redis_cli(ports[to], &["INFO", "replication"]).contains("master_link_status:up")
+    })
+    .await;
+    let resumed = head_when_back(&cluster.on(1, &url)).await as usize;
+    assert_eq!(
+        resumed,
+        offset.get(),
+        "the promoted replica has every acknowledged byte"
+    );
+    send(1, len).await;
+    assert_object(&cluster, &url, &data).await;
+    let (status, body) = download(&cluster.on(0, &url)).await;
+    assert_eq!(status, 200);
+    assert!(body == data, "download bytes differ");
 }

@@ -43,10 +43,17 @@ fn required(name: &str) -> String {
 }
 
 impl Endpoints {
-    /// The shared services named by the environment.
+    /// The shared services named by the environment. With `TUSK_TEST_E2E_REDIS_CLUSTER=1`, the
+    /// nodes keep their state in the services' Redis Cluster instead of the single Redis (the
+    /// test script runs the distributed tests that way too).
     pub fn shared() -> Endpoints {
+        let redis_url = if std::env::var("TUSK_TEST_E2E_REDIS_CLUSTER").as_deref() == Ok("1") {
+            required("TUSK_TEST_REDIS_CLUSTER_URLS")
+        } else {
+            required("TUSK_TEST_REDIS_URL")
+        };
         Endpoints {
-            redis_url: required("TUSK_TEST_REDIS_URL"),
+            redis_url,
             etcd: required("TUSK_TEST_ETCD_ENDPOINTS"),
             s3: required("TUSK_TEST_S3_ENDPOINT")
                 .trim_end_matches('/')
@@ -112,6 +119,10 @@ impl Cluster {
             "--preferred-part-size".into(),
             "5MiB".into(),
         ];
+        // Several URLs are the seeds of a Redis Cluster.
+        if endpoints.redis_url.contains(',') && !extra.contains(&"--redis-cluster") {
+            args.push("--redis-cluster".into());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut cluster = Cluster {
             nodes: Vec::new(),
@@ -267,19 +278,25 @@ impl Cluster {
         out.uploads().len()
     }
 
-    /// Redis keys under the cluster's prefix.
+    /// Redis keys under the cluster's prefix (on every master of a Redis Cluster).
     pub fn redis_keys(&self) -> Vec<String> {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-u", &self.endpoints.redis_url, "--scan", "--pattern"])
-            .arg(format!("{}*", self.redis_prefix))
-            .output()
-            .expect("redis-cli");
-        assert!(out.status.success());
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        let mut keys = Vec::new();
+        for url in self.endpoints.redis_url.split(',') {
+            let out = std::process::Command::new("redis-cli")
+                .args(["-u", url, "--scan", "--pattern"])
+                .arg(format!("{}*", self.redis_prefix))
+                .output()
+                .expect("redis-cli");
+            assert!(out.status.success());
+            keys.extend(
+                String::from_utf8(out.stdout)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+        keys.sort();
+        keys
     }
 }
 
@@ -360,13 +377,13 @@ impl Private {
         (p, format!("redis://127.0.0.1:{port}/"))
     }
 
-    /// A Redis Cluster of three masters of a test's own, each with an fsync-always append-only
-    /// file (a master killed and started again keeps every write). Returns the masters, their
-    /// ports and the seed URLs, comma-separated.
-    pub async fn redis_cluster() -> (Vec<Private>, Vec<u16>, String) {
+    /// A Redis Cluster of three masters of a test's own, each with `replicas` replicas and an
+    /// fsync-always append-only file (a node killed and started again keeps every write).
+    /// Returns the nodes (masters first), their ports and the seed URLs, comma-separated.
+    pub async fn redis_cluster(replicas: usize) -> (Vec<Private>, Vec<u16>, String) {
         let mut masters = Vec::new();
         let mut ports = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..3 * (1 + replicas) {
             let dir = tempfile::tempdir().unwrap();
             let port = free_cluster_port(&ports);
             let args = [
@@ -388,6 +405,9 @@ impl Private {
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
+                // A replica's first sync would otherwise wait 5 s for more replicas to share it.
+                "--repl-diskless-sync-delay",
+                "0",
             ];
             let mut master = Private {
                 program: "redis-server",
@@ -404,7 +424,7 @@ impl Private {
             .arg("--cluster")
             .arg("create")
             .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli");
         assert!(
@@ -414,6 +434,7 @@ impl Private {
         );
         for port in &ports {
             wait_for_cluster_ok(*port).await;
+            wait_for_replica_link(*port).await;
         }
         let seeds = ports
             .iter()
@@ -543,10 +564,32 @@ pub async fn wait_for_cluster_ok(port: u16) {
     }
 }
 
-/// A port for a Redis Cluster node: free, and its cluster bus port (10000 above) too.
+/// Until the Redis on `port`, if it is a replica, has its link to its master up (bounded).
+async fn wait_for_replica_link(port: u16) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "info", "replication"])
+            .output()
+            .expect("redis-cli");
+        let info = String::from_utf8_lossy(&out.stdout);
+        if info.contains("role:master") || info.contains("master_link_status:up") {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Redis replica on {port} never synced: {info}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A port for a Redis Cluster node: free, and its cluster bus port (10000 above) too, both
+/// below the kernel's ephemeral range (from 32768), so no outgoing connection can take the bus
+/// port before a node killed by a test is started again.
 fn free_cluster_port(taken: &[u16]) -> u16 {
     for _ in 0..1000 {
-        let port = 20000 + (rand_u16() % 25000);
+        let port = 10000 + (rand_u16() % 12000);
         let bus = port + 10000;
         if taken.contains(&port)
             || std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
