@@ -174,6 +174,30 @@ impl RedisState {
         }
     }
 
+    /// The fewest replicas any master has connected now (`INFO replication`; a cluster answers
+    /// for each master), or `None` when Redis refuses `INFO`. With `redis_wait_replicas` above
+    /// it, every acknowledgement waits in vain until more replicas connect.
+    pub async fn connected_replicas(&self) -> Result<Option<u64>, RedisError> {
+        let mut conn = self.conn.clone();
+        let reply = redis::cmd("INFO")
+            .arg("replication")
+            .query_async::<Value>(&mut conn)
+            .await;
+        match reply {
+            Ok(reply) => Ok(crate::link::texts(reply)
+                .iter()
+                .filter(|info| info.contains("role:master"))
+                .filter_map(|info| {
+                    info.lines()
+                        .find_map(|line| line.trim().strip_prefix("connected_slaves:"))
+                        .and_then(|n| n.parse().ok())
+                })
+                .min()),
+            Err(e) if error::is_unavailable(&e) => Err(RedisError::Command(e)),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Whether Redis may evict keys under `policy`: anything but `noeviction` can.
     pub fn policy_can_evict(policy: &str) -> bool {
         !policy.trim().eq_ignore_ascii_case("noeviction")

@@ -104,6 +104,11 @@ async fn a_redis_cluster_passes_the_state_suite() {
 async fn uploads_and_their_expiry_index_spread_over_every_master() {
     let Some(seeds) = seeds() else { return };
     let (state, prefix) = connect(&seeds).await;
+    assert_eq!(
+        state.connected_replicas().await.unwrap(),
+        Some(0),
+        "masters only"
+    );
     let state = state
         .with_limits(RedisLimits {
             max_uploads: 40,

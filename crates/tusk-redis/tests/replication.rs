@@ -159,6 +159,7 @@ async fn a_frozen_replica_stops_every_acknowledgement_and_nothing_else() {
         .unwrap()
         .with_replication(wait)
         .unwrap();
+    assert_eq!(state.connected_replicas().await.unwrap(), Some(1));
     let upload = UploadState {
         id: UploadId::generate(),
         length: Some(100),

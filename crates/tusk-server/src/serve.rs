@@ -228,6 +228,19 @@ async fn distributed(d: &Distributed) -> anyhow::Result<(EngineStorage, Arc<dyn 
         .and_then(|state| state.with_limits(d.redis_limits))
         .and_then(|state| state.with_replication(d.redis_replication))
         .context("cannot use Redis")?;
+    let wanted = d.redis_replication.replicas;
+    if wanted > 0 {
+        match state.connected_replicas().await {
+            Ok(Some(connected)) if connected < u64::from(wanted) => tracing::warn!(
+                connected,
+                wanted,
+                "Redis has fewer replicas connected than redis_wait_replicas: every upload \
+                 request answers 503 until enough replicas connect"
+            ),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot read Redis's replicas"),
+        }
+    }
     match state.maxmemory_policy().await {
         Ok(Some(policy)) if tusk_redis::RedisState::policy_can_evict(&policy) => tracing::warn!(
             policy,
