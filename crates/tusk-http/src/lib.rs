@@ -29,7 +29,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the server has read it. Large enough that a stream is not throttled on a long fat link
 /// (docs/benchmarks.md, "HTTPS"); small enough that what sits in them stays a few MiB per
 /// connection.
-const H2_STREAM_WINDOW: u32 = 4 << 20;
+const H2_STREAM_WINDOW: u32 = 8 << 20;
 const H2_CONNECTION_WINDOW: u32 = 8 << 20;
 
 /// How the HTTP layer presents the engine.
