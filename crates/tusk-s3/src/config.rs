@@ -20,6 +20,44 @@ pub struct S3Config {
     /// Explicit credentials. `None` uses `AWS_ACCESS_KEY_ID_FILE` / `AWS_SECRET_ACCESS_KEY_FILE`
     /// / `AWS_SESSION_TOKEN_FILE` when any is set, else the standard AWS credential chain.
     pub credentials: Option<StaticCredentials>,
+    /// When the client adds checksums to what it sends and checks those it receives.
+    pub checksum: ChecksumMode,
+}
+
+/// When the S3 client adds a checksum to each request and checks the checksum of each response
+/// (`s3_checksum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksumMode {
+    /// Whenever the operation supports one: the AWS SDKs' default since 2025, a CRC32 with
+    /// every part. For AWS S3 and the stores that follow it.
+    #[default]
+    WhenSupported,
+    /// Only when the operation requires one: for S3-compatible stores that reject or
+    /// mishandle the SDK's default checksums (Cloudflare R2, Backblaze B2, Wasabi, older
+    /// MinIO, garage with streamed bodies).
+    WhenRequired,
+}
+
+impl ChecksumMode {
+    /// The setting's value (`when-supported`, `when-required`).
+    pub fn parse(value: &str) -> Result<Self, S3Error> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "when-supported" | "when_supported" => Ok(Self::WhenSupported),
+            "when-required" | "when_required" => Ok(Self::WhenRequired),
+            other => Err(S3Error::Setting {
+                key: "s3_checksum",
+                message: format!("{other:?} must be when-supported or when-required"),
+            }),
+        }
+    }
+
+    /// How the setting is written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WhenSupported => "when-supported",
+            Self::WhenRequired => "when-required",
+        }
+    }
 }
 
 impl S3Config {

@@ -68,6 +68,22 @@ pub enum S3Error {
         source: std::io::Error,
     },
 
+    /// The start-up multipart upload failed: the store refuses how this client uploads parts.
+    #[error(
+        "S3 at {endpoint} refused a test multipart upload into bucket `{bucket}` ({detail}); \
+         {hint}"
+    )]
+    MultipartCheck {
+        /// The configured bucket.
+        bucket: String,
+        /// The endpoint asked.
+        endpoint: String,
+        /// What failed.
+        detail: String,
+        /// What to try.
+        hint: &'static str,
+    },
+
     /// The bucket does not exist at the endpoint (HeadBucket answered 404).
     #[error("S3 bucket `{bucket}` does not exist at {endpoint}: create it or fix the bucket name")]
     BucketNotFound {

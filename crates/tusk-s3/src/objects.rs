@@ -7,7 +7,7 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::Region;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -102,8 +102,20 @@ impl S3Objects {
             (None, Some(region)) => format!("AWS S3 ({region})"),
             (None, None) => "AWS S3".to_owned(),
         };
+        let (request_checksums, response_checksums) = match config.checksum {
+            crate::ChecksumMode::WhenSupported => (
+                RequestChecksumCalculation::WhenSupported,
+                ResponseChecksumValidation::WhenSupported,
+            ),
+            crate::ChecksumMode::WhenRequired => (
+                RequestChecksumCalculation::WhenRequired,
+                ResponseChecksumValidation::WhenRequired,
+            ),
+        };
         let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
             .force_path_style(config.force_path_style)
+            .request_checksum_calculation(request_checksums)
+            .response_checksum_validation(response_checksums)
             .build();
         let objects = Self {
             client: Client::from_conf(s3_config),
@@ -112,7 +124,60 @@ impl S3Objects {
             endpoint: endpoint.clone(),
         };
         objects.check_bucket(endpoint).await?;
+        objects.check_multipart(config.checksum).await?;
         Ok(objects)
+    }
+
+    /// Upload a small object as a multipart upload of one part, then delete it: a store that
+    /// refuses how this client uploads parts (above all the SDK's checksums) fails here, at
+    /// start-up, instead of on the first user's upload.
+    async fn check_multipart(
+        &self,
+        checksum: crate::ChecksumMode,
+    ) -> std::result::Result<(), S3Error> {
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).map_err(|e| S3Error::Config(e.to_string()))?;
+        let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let key = format!(".tusk-start-up-check-{hex}");
+        let failed = |step: &str, err: Error| S3Error::MultipartCheck {
+            bucket: self.bucket.clone(),
+            endpoint: self.endpoint.clone(),
+            detail: format!("{step}: {}", crate::error::chain(&err)),
+            hint: match checksum {
+                crate::ChecksumMode::WhenSupported => {
+                    "if the store rejects the AWS SDK's checksums (R2, B2, Wasabi, older MinIO, garage), set s3_checksum = \"when-required\""
+                }
+                crate::ChecksumMode::WhenRequired => {
+                    "check that the store supports multipart uploads and the credentials may write to the bucket"
+                }
+            },
+        };
+        let multipart_id = self
+            .create_multipart(&key)
+            .await
+            .map_err(|e| failed("CreateMultipartUpload", e))?;
+        let stored = async {
+            let etag = self
+                .upload_part(
+                    &key,
+                    &multipart_id,
+                    1,
+                    Bytes::from_static(b"tusk start-up check"),
+                )
+                .await
+                .map_err(|e| failed("UploadPart", e))?;
+            self.complete_multipart(&key, &multipart_id, &[etag])
+                .await
+                .map_err(|e| failed("CompleteMultipartUpload", e))
+        }
+        .await;
+        if stored.is_err() {
+            let _ = self.abort_multipart(&key, &multipart_id).await;
+        }
+        stored?;
+        self.delete_object(&key)
+            .await
+            .map_err(|e| failed("DeleteObject", e))
     }
 
     /// The bucket in use.

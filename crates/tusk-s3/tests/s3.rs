@@ -63,6 +63,7 @@ fn config(endpoint: &str, bucket: &str, prefix: &str) -> S3Config {
         prefix: prefix.to_owned(),
         force_path_style: true,
         credentials: Some(StaticCredentials::new(KEY_ID, SECRET, None)),
+        checksum: tusk_s3::ChecksumMode::default(),
     }
 }
 
@@ -139,6 +140,49 @@ async fn s3_objects_pass_the_object_suite() {
         .expect("list");
     let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert!(keys.is_empty(), "objects left behind: {keys:?}");
+}
+
+/// Both checksum modes pass the start-up multipart upload against moto, and the check leaves
+/// neither an object nor a multipart upload behind; a value that is neither is refused by name.
+#[tokio::test]
+async fn both_checksum_modes_pass_the_start_up_check_and_leave_nothing() {
+    if !services_enabled("both_checksum_modes_pass_the_start_up_check_and_leave_nothing") {
+        return;
+    }
+    let endpoint = endpoint();
+    let client = raw_client(&endpoint);
+    let bucket = new_bucket(&client).await;
+    for mode in ["when-supported", "when-required"] {
+        let checksum = tusk_s3::ChecksumMode::parse(mode).unwrap();
+        assert_eq!(checksum.as_str(), mode);
+        let objects = S3Objects::connect(S3Config {
+            checksum,
+            ..config(&endpoint, &bucket, "p/")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        objects
+            .put_object("x", Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        objects.delete_object("x").await.unwrap();
+    }
+    let listed = client
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.contents().is_empty(), "{:?}", listed.contents());
+    let pending = client
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(pending.uploads().is_empty(), "{:?}", pending.uploads());
+    let err = tusk_s3::ChecksumMode::parse("sometimes").unwrap_err();
+    assert!(err.to_string().starts_with("s3_checksum:"), "{err}");
 }
 
 #[tokio::test]

@@ -315,6 +315,17 @@ pub struct Settings {
     #[arg(long, env = "TUSK_S3_FORCE_PATH_STYLE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Distributed mode")]
     pub s3_force_path_style: Option<bool>,
 
+    /// When the S3 client adds checksums: when-supported (the AWS SDK's default, a CRC32 with
+    /// every part) or when-required (for stores that reject those: Cloudflare R2, Backblaze B2,
+    /// Wasabi, older MinIO, garage) [default: when-supported].
+    #[arg(
+        long,
+        env = "TUSK_S3_CHECKSUM",
+        value_name = "WHEN",
+        help_heading = "Distributed mode"
+    )]
+    pub s3_checksum: Option<String>,
+
     /// Redis holding upload state and tails: redis://[:password@]host:port/db, or rediss://
     /// for TLS; with --redis-cluster, comma-separated seed nodes of the cluster. Required with
     /// --s3-bucket [default: none].
@@ -582,6 +593,7 @@ impl Settings {
             s3_region,
             s3_prefix,
             s3_force_path_style,
+            s3_checksum,
             redis_url,
             redis_url_file,
             redis_cluster,

@@ -429,6 +429,13 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         prefix: s.s3_prefix.take().unwrap_or_default(),
         force_path_style: s.s3_force_path_style.unwrap_or(false),
         credentials: None,
+        checksum: match s.s3_checksum.take() {
+            Some(value) => tusk_s3::ChecksumMode::parse(&value).map_err(|err| match err {
+                tusk_s3::S3Error::Setting { key, message } => invalid(key, message),
+                other => invalid("s3_checksum", other.to_string()),
+            })?,
+            None => tusk_s3::ChecksumMode::default(),
+        },
     };
     s3.validate().map_err(|err| match err {
         tusk_s3::S3Error::Setting { key, message } => invalid(key, message),
@@ -697,6 +704,7 @@ mod tests {
                 Some("reapInterval"),
                 Duration(c.reap_interval),
             ),
+            ("s3_checksum", None, Text(d.s3.checksum.as_str().to_owned())),
             ("redis_prefix", None, Text(d.redis_prefix)),
             (
                 "redis_cluster",
@@ -1115,6 +1123,10 @@ mod tests {
             (
                 "s3_bucket = \"b\"\nredis_url = \"redis://r\"\nredis_wait_timeout = \"11s\"",
                 "redis_wait_timeout",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\ns3_checksum = \"sometimes\"",
+                "s3_checksum",
             ),
             ("etcd_endpoints = \"http://e:2379\"", "etcd_endpoints"),
             (

@@ -98,6 +98,7 @@ async fn real_services(cluster: bool) -> (Arc<dyn ObjectStore>, Arc<dyn StateSto
         prefix: String::new(),
         force_path_style: true,
         credentials: Some(tusk_s3::StaticCredentials::new("test", "test", None)),
+        checksum: tusk_s3::ChecksumMode::default(),
     })
     .await
     .unwrap();
