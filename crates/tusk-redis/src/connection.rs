@@ -308,7 +308,7 @@ impl RedisState {
         };
         let call = self.invocation(script, id, args);
         let reply = self
-            .timed(op, Some(id), replication.run(&call, script))
+            .timed(op, Some(id), replication.run(call, script))
             .await;
         split_marker(reply?)
     }

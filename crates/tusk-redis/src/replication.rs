@@ -76,7 +76,7 @@ impl Replication {
     /// Run `call` (an `EVALSHA` of `script`) and wait until the configured replicas have its
     /// writes. `NotReplicated` if they do not confirm within the timeout: the change may be on
     /// the master, but it is not acknowledged.
-    pub(crate) async fn run(&self, call: &Cmd, script: &Script) -> Result<Value, RedisError> {
+    pub(crate) async fn run(&self, call: Cmd, script: &Script) -> Result<Value, RedisError> {
         let not_replicated = |confirmed| RedisError::NotReplicated {
             confirmed,
             wanted: self.wait.replicas,
@@ -93,9 +93,10 @@ impl Replication {
             Some(conn) => conn,
             None => self.opener.open().await?,
         };
+        // The call moves into the pipeline: a tail append carries up to a part's bytes.
         let mut waited = redis::pipe();
         waited
-            .add_command(call.clone())
+            .add_command(call)
             .cmd("WAIT")
             .arg(self.wait.replicas)
             .arg(self.wait.timeout.as_millis() as u64);

@@ -266,6 +266,7 @@ impl Replicated {
             redis_cli(replica_port, &["INFO", "replication"]).contains("master_link_status:up")
         })
         .await;
+        wait_for_replicas_streaming(primary_port, 1).await;
         Replicated {
             primary,
             primary_url,

@@ -436,6 +436,17 @@ impl Private {
             wait_for_cluster_ok(*port).await;
             wait_for_replica_link(*port).await;
         }
+        if replicas > 0 {
+            for port in &ports {
+                let out = std::process::Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "info", "replication"])
+                    .output()
+                    .expect("redis-cli");
+                if String::from_utf8_lossy(&out.stdout).contains("role:master") {
+                    wait_for_replicas_streaming(*port, replicas).await;
+                }
+            }
+        }
         let seeds = ports
             .iter()
             .map(|p| format!("redis://127.0.0.1:{p}/"))
@@ -564,8 +575,53 @@ pub async fn wait_for_cluster_ok(port: u16) {
     }
 }
 
+/// Until a write on the master at `port` is confirmed by `replicas` replicas, with `WAIT` on
+/// the connection that wrote it (bounded). After a replica's first sync, Redis 7.0 streams
+/// writes to it only once it has sent its first acknowledgement (its cron does, once a second):
+/// until then no `WAIT` succeeds, and a test that waits for replicas would fail on a timing.
+pub async fn wait_for_replicas_streaming(port: u16, replicas: usize) {
+    let cli = |input: &str| {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("redis-cli");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A key in this master's slots (on a cluster node, other keys answer MOVED).
+    let key = (0..1000)
+        .map(|i| format!("tusk-probe-{i}"))
+        .find(|key| cli(&format!("SET {key} 1\n")).trim() == "OK")
+        .expect("a key this master serves");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let out = cli(&format!("SET {key} 1\nWAIT {replicas} 1000\n"));
+        let confirmed: usize = out
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
+        if confirmed >= replicas {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replicas of the Redis on {port} never confirmed a write"
+        );
+    }
+}
+
 /// Until the Redis on `port`, if it is a replica, has its link to its master up (bounded).
-async fn wait_for_replica_link(port: u16) {
+pub async fn wait_for_replica_link(port: u16) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let out = std::process::Command::new("redis-cli")
