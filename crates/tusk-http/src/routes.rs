@@ -323,7 +323,6 @@ fn pump(mut payload: web::Payload, watch: Option<ConnWatch>) -> BodyStream {
                     }
                     joined.freeze()
                 };
-                frames.clear();
                 let share = u32::try_from(chunk.len().min(BODY_QUEUE_BYTES)).unwrap_or(u32::MAX);
                 let Ok(permit) = room.clone().acquire_many_owned(share).await else {
                     break;
@@ -332,6 +331,8 @@ fn pump(mut payload: web::Payload, watch: Option<ConnWatch>) -> BodyStream {
                     break;
                 }
             }
+            // Empty frames (which carry nothing) do not pile up.
+            frames.clear();
             if let Some(err) = failed {
                 let _ = tx.send((Err(err), None));
                 break;
