@@ -91,13 +91,6 @@ fn through(proxy: &FaultProxy, url: &str) -> String {
     )
 }
 
-/// The whole upload, downloaded from node `i`.
-async fn download(url: &str) -> Vec<u8> {
-    let resp = client().get(url).send().await.unwrap();
-    assert_eq!(resp.status(), 200, "GET {url}");
-    resp.bytes().await.unwrap().to_vec()
-}
-
 /// Wait (bounded) until the proxy has cut its first connection; asserts the cut came after
 /// the server's kernel acknowledged every forwarded byte.
 async fn wait_for_cut(proxy: &FaultProxy) {

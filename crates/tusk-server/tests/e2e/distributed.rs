@@ -17,15 +17,6 @@ fn sha(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-async fn assert_object(cluster: &Cluster, url: &str, data: &[u8]) {
-    let object = cluster
-        .object(url)
-        .await
-        .expect("the finished object is in S3");
-    assert_eq!(object.len(), data.len());
-    assert_eq!(sha(&object), sha(data), "object bytes differ");
-}
-
 /// Every part but the last is exactly P.
 async fn assert_equal_parts(cluster: &Cluster, url: &str, len: usize) {
     let sizes = cluster.part_sizes(url).await;
@@ -63,7 +54,7 @@ async fn a_create_patch_head_on_different_nodes_then_small_pieces_round_robin() 
         turn += 1;
     }
     assert_eq!(head(&cluster.on(1, &url)).await, (200, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
     assert_equal_parts(&cluster, &url, len).await;
 
     // Node 1 filled parts from other nodes' tails; once every PATCH is answered, none of its
@@ -111,7 +102,7 @@ async fn b_a_patch_cut_off_on_one_node_resumes_on_another_without_loss_or_resend
     let (status, offset) =
         patch(&cluster.on(1, &url), cut_at as u64, data[cut_at..].to_vec()).await;
     assert_eq!((status, offset), (204, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
 }
 
 #[tokio::test]
@@ -138,7 +129,7 @@ async fn c_a_node_killed_mid_patch_does_not_block_the_resume_for_long() {
     assert_eq!(offset, 0);
     let (status, end) = patch(&cluster.on(1, &url), 0, data.clone()).await;
     assert_eq!((status, end), (204, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
     drop(raw);
 }
 
@@ -211,7 +202,7 @@ async fn d_a_stalled_patch_on_one_node_lets_go_when_another_node_asks() {
         header(&headers, "upload-offset"),
         Some(offset.to_string().as_str())
     );
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
 }
 
 #[tokio::test]
@@ -243,7 +234,7 @@ async fn e_two_concurrent_patches_at_one_offset_never_both_store_the_body() {
             patch(&cluster.on(1, &url), offset as u64, data[offset..].to_vec()).await;
         assert_eq!((status, end), (204, Some(len as u64)));
     }
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
 }
 
 #[tokio::test]
@@ -276,7 +267,7 @@ async fn f_a_paused_holder_whose_lease_expired_cannot_write_after_the_new_holder
     )
     .await;
     assert_eq!((status, end), (204, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
 }
 
 #[tokio::test]
@@ -322,7 +313,7 @@ async fn edge_sizes_are_byte_exact() {
             assert_eq!((status, end), (204, Some(len as u64)), "length {len}");
         }
         assert_eq!(head(&cluster.on(1, &url)).await, (200, Some(len as u64)));
-        assert_object(&cluster, &url, &data).await;
+        cluster.assert_object(&url, &data).await;
     }
 }
 
@@ -349,7 +340,7 @@ async fn deferred_length_is_byte_exact() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
 }
 
 #[tokio::test]
@@ -371,7 +362,7 @@ async fn a_length_needing_more_parts_than_allowed_gets_bigger_equal_parts() {
     )
     .await;
     assert_eq!((status, end), (204, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
     assert_eq!(
         cluster.part_sizes(&url).await,
         vec![7 * MIB as u64, 7 * MIB as u64, 6 * MIB as u64]
@@ -484,7 +475,7 @@ async fn h_each_service_down_mid_upload_gives_503_and_the_upload_completes_after
     }
     let (status, end) = patch(&cluster.on(0, &url), offset as u64, data[offset..].to_vec()).await;
     assert_eq!((status, end), (204, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
 }
 
 #[tokio::test]
@@ -515,7 +506,7 @@ async fn a_node_stopped_for_a_rolling_restart_hands_its_upload_over_at_once() {
     assert_eq!(head(&cluster.on(1, &url)).await, (200, Some(offset as u64)));
     let (status, end) = patch(&cluster.on(1, &url), offset as u64, data[offset..].to_vec()).await;
     assert_eq!((status, end), (204, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
 }
 
 /// Run `tusk serve` with `args`; it must exit (bounded wait) with a failure whose stderr
@@ -696,7 +687,7 @@ async fn a_checksum_mismatch_commits_none_of_the_parts_it_sent() {
     )
     .await;
     assert_eq!((status, end), (204, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
     assert_equal_parts(&cluster, &url, len).await;
 }
 
@@ -874,7 +865,7 @@ async fn a_final_upload_is_assembled_in_s3_from_partials_on_any_node() {
         (200, Some(16 * MIB as u64))
     );
     let whole: Vec<u8> = data.concat();
-    assert_object(&cluster, &fin, &whole).await;
+    cluster.assert_object(&fin, &whole).await;
     assert_eq!(
         cluster.part_sizes(&fin).await,
         vec![6 * MIB as u64, 5 * MIB as u64, 5 * MIB as u64]

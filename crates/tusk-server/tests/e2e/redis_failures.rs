@@ -11,19 +11,6 @@ use crate::support::*;
 const MIB: usize = 1024 * 1024;
 const P: usize = 5 * MIB;
 
-async fn assert_object(cluster: &Cluster, url: &str, data: &[u8]) {
-    let object = cluster.object(url).await.expect("the object is in S3");
-    assert_eq!(object.len(), data.len());
-    assert!(object == data, "object bytes differ");
-}
-
-/// GET through node `url`: (status, body).
-async fn download(url: &str) -> (u16, Vec<u8>) {
-    let resp = client().get(url).send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.bytes().await.unwrap().to_vec())
-}
-
 /// `redis-cli -p port args...`, its stdout.
 fn redis_cli(port: u16, args: &[&str]) -> String {
     let out = std::process::Command::new("redis-cli")
@@ -115,9 +102,8 @@ async fn a_redis_cluster_keeps_uploads_through_a_killed_node_and_a_restarted_mas
     );
     let (status, end) = patch(&cluster.on(0, &url), offset as u64, data[offset..].to_vec()).await;
     assert_eq!((status, end), (204, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
-    let (status, body) = download(&cluster.on(2, &url)).await;
-    assert_eq!(status, 200);
+    cluster.assert_object(&url, &data).await;
+    let body = download(&cluster.on(2, &url)).await;
     assert!(body == data, "download bytes differ");
 }
 
@@ -161,7 +147,7 @@ async fn with_wait_replicas_a_frozen_replica_holds_back_every_acknowledgement() 
     assert!(offset == 1000 || offset == 3000, "offset {offset}");
     let (status, end) = patch(&url, offset as u64, data[offset..].to_vec()).await;
     assert_eq!((status, end), (204, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
     let scrape = scrape(&cluster.nodes[0].url).await;
     assert!(
         sample(&scrape, "tusk_redis_replication_timeouts_total").unwrap_or_default() >= 2.0,
@@ -209,7 +195,7 @@ async fn a_failover_to_a_replica_that_missed_the_last_patch_keeps_the_finished_f
         (204, Some(len as u64)),
         "told it is stored"
     );
-    assert_eq!(download(&url).await.0, 200);
+    download(&url).await;
 
     // The primary dies; the replica is promoted and the node talks to it.
     pair.primary.kill().await;
@@ -236,11 +222,10 @@ async fn a_failover_to_a_replica_that_missed_the_last_patch_keeps_the_finished_f
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (status, body) = download(&on_node).await;
-    assert_eq!(status, 200);
+    let body = download(&on_node).await;
     assert!(body == data, "download bytes differ");
     assert_eq!(head(&on_node).await, (200, Some(len as u64)));
-    assert_object(&cluster, &url, &data).await;
+    cluster.assert_object(&url, &data).await;
 }
 
 /// A Redis primary with one replica, in sync, both of the test's own.
@@ -439,8 +424,7 @@ async fn a_redis_cluster_slot_move_and_failover_lose_nothing_acknowledged() {
         "the promoted replica has every acknowledged byte"
     );
     send(1, len).await;
-    assert_object(&cluster, &url, &data).await;
-    let (status, body) = download(&cluster.on(0, &url)).await;
-    assert_eq!(status, 200);
+    cluster.assert_object(&url, &data).await;
+    let body = download(&cluster.on(0, &url)).await;
     assert!(body == data, "download bytes differ");
 }

@@ -243,6 +243,16 @@ impl Cluster {
         }
     }
 
+    /// The finished object of `url` is in S3 and holds exactly `data`.
+    pub async fn assert_object(&self, url: &str, data: &[u8]) {
+        let object = self
+            .object(url)
+            .await
+            .expect("the finished object is in S3");
+        assert_eq!(object.len(), data.len());
+        assert!(object == data, "object bytes differ");
+    }
+
     /// Sizes of the parts the object of `url` was assembled from (HEAD with partNumber).
     pub async fn part_sizes(&self, url: &str) -> Vec<u64> {
         let s3 = self.s3().await;

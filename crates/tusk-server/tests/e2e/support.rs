@@ -207,6 +207,13 @@ pub fn sha256_checksum(data: &[u8]) -> (&'static str, String) {
     )
 }
 
+/// The whole upload at `url`, downloaded (GET must answer 200).
+pub async fn download(url: &str) -> Vec<u8> {
+    let resp = client().get(url).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "GET {url}");
+    resp.bytes().await.unwrap().to_vec()
+}
+
 /// Wait (bounded) until `cond` holds.
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
