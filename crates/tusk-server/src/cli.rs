@@ -32,6 +32,10 @@ pub enum Command {
     /// Takes the same settings as `serve` (flags, environment, --config), so it finds the same
     /// uploads; in distributed mode it takes the cluster's reaper lock like a node would.
     Cleanup(Box<Settings>),
+    /// Upload a file to a tus server, resuming through resets, hangs and restarts.
+    Upload(Box<crate::upload::UploadArgs>),
+    /// Check a tus 1.0 server against the protocol; exit 0 iff no check failed.
+    Conformance(Box<crate::conformance::ConformanceArgs>),
 }
 
 /// Every setting of `tusk serve`. All optional here: [`crate::config::load`] layers flags and

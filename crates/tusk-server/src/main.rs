@@ -7,9 +7,11 @@ use clap::error::{ContextKind, ContextValue};
 
 mod cli;
 mod config;
+mod conformance;
 mod serve;
 mod telemetry;
 mod units;
+mod upload;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
@@ -39,6 +41,8 @@ fn main() -> ExitCode {
     let (settings, cleanup) = match cli.command {
         cli::Command::Serve(settings) => (settings, false),
         cli::Command::Cleanup(settings) => (settings, true),
+        cli::Command::Upload(args) => return upload::run(*args),
+        cli::Command::Conformance(args) => return conformance::run(*args),
     };
     let config = match config::load(*settings) {
         Ok(config) => config,

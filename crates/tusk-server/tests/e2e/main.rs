@@ -4,6 +4,7 @@
 mod access;
 mod attacks;
 mod cli;
+mod conformance;
 mod cuts;
 mod distributed;
 mod durability;
@@ -17,3 +18,4 @@ mod services;
 mod support;
 mod tls;
 mod traces;
+mod upload_cli;

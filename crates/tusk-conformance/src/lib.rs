@@ -1,0 +1,1 @@
+//! Checks a tus 1.0 server against the protocol.
