@@ -18,11 +18,14 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+use crate::interim::Interims;
 
 /// Shared by a connection's socket wrapper, its request handlers and body pumps. All of them
 /// live on one worker thread.
@@ -42,6 +45,8 @@ struct WatchState {
     /// Request tasks of this connection still running.
     tasks: Cell<usize>,
     tasks_done: Notify,
+    /// Informational responses written between the dispatcher's (see `interim`).
+    interims: Arc<Interims>,
 }
 
 impl ConnWatch {
@@ -58,6 +63,11 @@ impl ConnWatch {
     pub(crate) fn body_idle(&self) {
         self.0.unread_since_idle.set(false);
         self.wake_reader();
+    }
+
+    /// The connection's interim responses.
+    pub(crate) fn interims(&self) -> &Arc<Interims> {
+        &self.0.interims
     }
 
     /// A request task starts; the connection counts as open until the guard drops.
@@ -178,10 +188,14 @@ pub(crate) struct WatchedIo {
 }
 
 impl WatchedIo {
-    pub(crate) fn new(io: Socket) -> Self {
+    /// `http1`: the connection speaks HTTP/1.1, which can carry interim responses.
+    pub(crate) fn new(io: Socket, http1: bool) -> Self {
         Self {
             io,
-            watch: ConnWatch::default(),
+            watch: ConnWatch(Rc::new(WatchState {
+                interims: Interims::new(http1),
+                ..WatchState::default()
+            })),
         }
     }
 
@@ -206,6 +220,7 @@ impl AsyncRead for WatchedIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        this.watch.0.interims.note_waker(cx);
         if this.watch.0.ended.get() {
             return this.poll_end(cx);
         }
@@ -239,13 +254,24 @@ impl AsyncRead for WatchedIo {
     }
 }
 
+/// Writes pass interim responses in where they are due (see `interim`).
 impl AsyncWrite for WatchedIo {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let interims = this.watch.0.interims.clone();
+        if !interims.enabled() {
+            return Pin::new(&mut this.io).poll_write(cx, buf);
+        }
+        interims.note_waker(cx);
+        std::task::ready!(interims.poll_write_due(&mut this.io, cx))?;
+        let allowed = interims.writable_len(buf);
+        let written = std::task::ready!(Pin::new(&mut this.io).poll_write(cx, &buf[..allowed]))?;
+        interims.wrote(&buf[..written]);
+        Poll::Ready(Ok(written))
     }
 
     fn poll_write_vectored(
@@ -253,6 +279,14 @@ impl AsyncWrite for WatchedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.watch.0.interims.enabled() {
+            // Followed byte by byte: one slice at a time (HTTP/1 writes plain buffers anyway).
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return self.poll_write(cx, first);
+        }
         Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
     }
 
@@ -261,7 +295,15 @@ impl AsyncWrite for WatchedIo {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let interims = this.watch.0.interims.clone();
+        if interims.enabled() {
+            // The dispatcher flushes on every turn: queued interim responses go out here
+            // while it has nothing else to write.
+            interims.note_waker(cx);
+            std::task::ready!(interims.poll_write_due(&mut this.io, cx))?;
+        }
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -4,6 +4,7 @@
 
 mod conn;
 mod cors;
+mod interim;
 mod location;
 mod routes;
 mod tls;
@@ -260,7 +261,8 @@ pub fn serve(
                                     (Socket::Tls(Box::new(stream)), protocol)
                                 }
                             };
-                            let io = WatchedIo::new(io);
+                            let http1 = protocol == actix_http::Protocol::Http1;
+                            let io = WatchedIo::new(io, http1);
                             let watch = io.watch();
                             let served =
                                 actix_service::Service::call(&*handler, (io, protocol, peer)).await;

@@ -9,6 +9,7 @@ use tracing::Instrument;
 use tusk_protocol::{BodyStream, Headers, Method, Target, TusRequest, TusResponse};
 
 use crate::conn::ConnWatch;
+use crate::interim::RequestInterims;
 use crate::{AppState, cors, location};
 
 /// Bytes buffered between the socket and the engine: bounded, so a slow store slows the socket
@@ -30,14 +31,25 @@ pub(crate) async fn handle(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let watch = req.conn_data::<ConnWatch>().cloned();
+    // Every request of the connection, in order, before anything can answer it: the socket
+    // wrapper counts responses against these (see `interim`).
+    let interim = watch.as_ref().map(|watch| {
+        let interims = watch.interims().clone();
+        let number = interims.register(req.method() == actix_web::http::Method::HEAD);
+        RequestInterims { interims, number }
+    });
     if let Some(resp) = service_endpoint(&req, &state).await {
         return resp;
     }
-    let watch = req.conn_data::<ConnWatch>().cloned();
+    // HTTP/1.0 clients must not get interim responses (RFC 9110, 15.2).
+    let interim = interim
+        .filter(|_| req.version() == actix_web::http::Version::HTTP_11)
+        .map(|interim| std::sync::Arc::new(interim) as std::sync::Arc<dyn tusk_protocol::Interim>);
     let task_running = watch.as_ref().map(ConnWatch::task_started);
     let work = actix_web::rt::spawn(async move {
         let _task_running = task_running;
-        handle_tus(req, payload, state, watch).await
+        handle_tus(req, payload, state, watch, interim).await
     });
     match work.await {
         Ok(resp) => resp,
@@ -54,6 +66,7 @@ async fn handle_tus(
     payload: web::Payload,
     state: web::Data<AppState>,
     watch: Option<ConnWatch>,
+    interim: Option<std::sync::Arc<dyn tusk_protocol::Interim>>,
 ) -> HttpResponse {
     let started = Instant::now();
     let config = &state.config;
@@ -118,6 +131,7 @@ async fn handle_tus(
                 location_base: location::collection_url(&req, config),
                 uri,
                 remote_addr,
+                interim,
             };
             state.engine.handle(tus).instrument(span.clone()).await
         }

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub received_bytes: IntCounter,
     /// `tusk_uploads_created_total`.
     pub uploads_created: IntCounter,
+    /// `tusk_ietf_draft_requests_total{interop_version}`: requests that spoke the IETF draft.
+    pub ietf_requests: IntCounterVec,
+    /// `tusk_interim_responses_total{status}`: informational responses sent.
+    pub interim_responses: IntCounterVec,
     /// `tusk_uploads_finished_total`.
     pub uploads_finished: IntCounter,
     /// `tusk_uploads_terminated_total`.
@@ -160,6 +164,18 @@ impl Metrics {
                 "Upload body bytes received from clients.",
             ),
             uploads_created: counter(r, "tusk_uploads_created_total", "Uploads created."),
+            ietf_requests: counter_vec(
+                r,
+                "tusk_ietf_draft_requests_total",
+                "Requests that spoke the IETF resumable upload draft, by interop version.",
+                &["interop_version"],
+            ),
+            interim_responses: counter_vec(
+                r,
+                "tusk_interim_responses_total",
+                "Informational responses (104 Upload Resumption Supported) written to clients.",
+                &["status"],
+            ),
             uploads_finished: counter(
                 r,
                 "tusk_uploads_finished_total",

@@ -14,6 +14,7 @@ use crate::body::{PatchBody, Stops};
 use crate::hooks::{
     HookHttpRequest, HookHttpResponse, HookType, HookUpload, Hooks, canonical_header_name,
 };
+use crate::ietf::Draft;
 use crate::message::{Method, Target, TusRequest, TusResponse};
 use crate::{BodyStream, TUS_VERSION, TusError};
 
@@ -35,6 +36,8 @@ pub struct EngineConfig {
     /// An unfinished upload expires at this age whatever its last PATCH (`None`: no limit), so
     /// no upload outlives the bucket rule that aborts abandoned multipart uploads.
     pub max_upload_age: Option<Duration>,
+    /// Speak the IETF resumable upload draft to requests that name its interop version.
+    pub ietf_draft: bool,
 }
 
 /// The largest `Upload-Metadata` the engine may be configured to accept.
@@ -118,6 +121,7 @@ impl Default for EngineConfig {
             expire_after: Some(Duration::from_secs(7 * 24 * 3600)),
             finished_retention: None,
             max_upload_age: Some(DEFAULT_MAX_UPLOAD_AGE),
+            ietf_draft: true,
         }
     }
 }
@@ -240,19 +244,45 @@ impl Engine {
 
     /// Answer one request. Never panics on client input; every failure is a [`TusResponse`].
     pub async fn handle(&self, req: TusRequest) -> TusResponse {
-        let result = match self.hooks() {
-            // Without hooks there is no request context to keep.
-            None => self.dispatch(req).await,
-            Some(hooks) => {
-                let http = hook_http_request(&req, &hooks.config().forward_headers);
-                crate::hooks::scoped(http, self.dispatch(req)).await
+        let draft = match self.draft_of(&req) {
+            Ok(draft) => draft,
+            Err(err) => return err.into_response(),
+        };
+        // Without hooks there is no request context to keep.
+        let context = self
+            .hooks()
+            .map(|hooks| hook_http_request(&req, &hooks.config().forward_headers));
+        let work = async move {
+            match draft {
+                Some(draft) => self.handle_draft(draft, req).await,
+                None => {
+                    let resp = match self.dispatch(req).await {
+                        Ok(resp) => resp,
+                        Err(err) => err.into_response(),
+                    };
+                    resp.header("Tus-Resumable", TUS_VERSION)
+                }
             }
         };
-        let resp = match result {
-            Ok(resp) => resp,
-            Err(err) => err.into_response(),
-        };
-        resp.header("Tus-Resumable", TUS_VERSION)
+        match context {
+            Some(http) => crate::hooks::scoped(http, work).await,
+            None => work.await,
+        }
+    }
+
+    /// The IETF draft version a request speaks, if it speaks the draft: it names an interop
+    /// version and no tus version, and the draft is on. A version tusk does not speak is a 400,
+    /// except on OPTIONS, which then answers as tus.
+    fn draft_of(&self, req: &TusRequest) -> Result<Option<Draft>, TusError> {
+        if !self.config.ietf_draft || req.headers.get("Tus-Resumable").is_some() {
+            return Ok(None);
+        }
+        match Draft::of(&req.headers) {
+            None => Ok(None),
+            Some(Ok(draft)) => Ok(Some(draft)),
+            Some(Err(_)) if req.method == Method::Options => Ok(None),
+            Some(Err(err)) => Err(err),
+        }
     }
 
     /// The hook event view of `info`.
@@ -439,7 +469,7 @@ fn hook_http_request(req: &TusRequest, forward: &[String]) -> HookHttpRequest {
 
 /// The upload a path names. Ids starting with `_` are tusk's own lock names (the reaper's):
 /// no client may lock them, so they name no upload.
-fn parse_id(raw: &str) -> Result<UploadId, TusError> {
+pub(crate) fn parse_id(raw: &str) -> Result<UploadId, TusError> {
     if is_reserved(raw) {
         return Err(TusError::UnknownId);
     }

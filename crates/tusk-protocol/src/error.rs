@@ -13,9 +13,20 @@ pub enum TusError {
         "Tus-Resumable header is missing or names an unsupported version (this server speaks {TUS_VERSION})"
     )]
     UnsupportedVersion,
-    /// PATCH without the tus media type.
-    #[error("Content-Type must be application/offset+octet-stream")]
-    UnsupportedMediaType,
+    /// PATCH without the media type of its protocol.
+    #[error("Content-Type must be {expected}")]
+    UnsupportedMediaType {
+        /// The media type the request needs.
+        expected: &'static str,
+    },
+    /// `Upload-Draft-Interop-Version` names a version of the IETF draft tusk does not speak.
+    #[error(
+        "Upload-Draft-Interop-Version {0:?} is not supported: this server speaks interop versions 3 to 8 of the IETF resumable upload draft, or tus 1.0.0 (Tus-Resumable)"
+    )]
+    UnsupportedDraft(String),
+    /// The length indications of a draft request disagree with each other or the upload's.
+    #[error("inconsistent upload length: {0}")]
+    InconsistentLength(String),
     /// PATCH without `Upload-Offset`.
     #[error("Upload-Offset header is required")]
     MissingOffset,
@@ -162,7 +173,8 @@ impl TusError {
     pub fn status(&self) -> u16 {
         match self {
             TusError::UnsupportedVersion => 412,
-            TusError::UnsupportedMediaType => 415,
+            TusError::UnsupportedMediaType { .. } => 415,
+            TusError::UnsupportedDraft(_) | TusError::InconsistentLength(_) => 400,
             TusError::MissingOffset
             | TusError::InvalidHeader { .. }
             | TusError::LengthRequired
@@ -207,7 +219,9 @@ impl TusError {
     pub fn code(&self) -> &'static str {
         match self {
             TusError::UnsupportedVersion => "ERR_UNSUPPORTED_VERSION",
-            TusError::UnsupportedMediaType => "ERR_INVALID_CONTENT_TYPE",
+            TusError::UnsupportedMediaType { .. } => "ERR_INVALID_CONTENT_TYPE",
+            TusError::UnsupportedDraft(_) => "ERR_UNSUPPORTED_DRAFT_VERSION",
+            TusError::InconsistentLength(_) => "ERR_INCONSISTENT_LENGTH",
             TusError::MissingOffset => "ERR_MISSING_OFFSET",
             TusError::InvalidHeader { .. } => "ERR_INVALID_HEADER",
             TusError::LengthRequired => "ERR_LENGTH_REQUIRED",

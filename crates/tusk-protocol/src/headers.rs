@@ -25,10 +25,15 @@ pub(crate) fn optional_u64(headers: &Headers, name: &'static str) -> Result<Opti
 
 /// Whether the body is tus upload data (`application/offset+octet-stream`, parameters ignored).
 pub(crate) fn is_offset_octet_stream(headers: &Headers) -> bool {
+    is_media_type(headers, OFFSET_OCTET_STREAM)
+}
+
+/// Whether `Content-Type` is `media_type` (parameters ignored).
+pub(crate) fn is_media_type(headers: &Headers, media_type: &str) -> bool {
     headers
         .get("Content-Type")
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod get;
 mod head;
 mod headers;
 mod hooks;
+mod ietf;
 mod message;
 mod options;
 mod patch;
@@ -32,7 +33,8 @@ pub use hooks::{
     DEFAULT_FORWARD_HEADERS, FileInfoChanges, HookConfig, HookError, HookEvent, HookHttpRequest,
     HookHttpResponse, HookRequest, HookResponse, HookSender, HookType, HookUpload, Hooks,
 };
-pub use message::{Headers, Method, Target, TusRequest, TusResponse};
+pub use ietf::{Draft, INTEROP_HEADER, INTEROP_VERSIONS, PARTIAL_UPLOAD};
+pub use message::{Headers, Interim, Method, Target, TusRequest, TusResponse};
 
 /// The only protocol version tusk speaks.
 pub const TUS_VERSION: &str = "1.0.0";
@@ -53,6 +55,11 @@ pub const RESPONSE_HEADERS: &[&str] = &[
     "Upload-Expires",
     "Upload-Concat",
     "Retry-After",
+    // The IETF draft's.
+    "Upload-Complete",
+    "Upload-Incomplete",
+    "Upload-Limit",
+    "Upload-Draft-Interop-Version",
 ];
 /// Every tus header a request may carry (for `Access-Control-Allow-Headers`).
 pub const REQUEST_HEADERS: &[&str] = &[
@@ -69,6 +76,10 @@ pub const REQUEST_HEADERS: &[&str] = &[
     "Upload-Metadata",
     "Upload-Concat",
     "Upload-Checksum",
+    // The IETF draft's.
+    "Upload-Complete",
+    "Upload-Incomplete",
+    "Upload-Draft-Interop-Version",
     // W3C trace context, so browser tracing can continue into tusk (docs/operations.md).
     "traceparent",
     "tracestate",

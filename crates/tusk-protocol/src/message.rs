@@ -108,6 +108,18 @@ pub struct TusRequest {
     pub uri: String,
     /// The client's address and port, for hooks.
     pub remote_addr: String,
+    /// Sends informational (1xx) responses ahead of the final one, where the connection can
+    /// carry them (see [`Interim`]).
+    pub interim: Option<std::sync::Arc<dyn Interim>>,
+}
+
+/// A way to send an informational response (such as the IETF draft's `104 Upload Resumption
+/// Supported`) before the final response of the same request.
+pub trait Interim: Send + Sync {
+    /// Queue the interim response `status` with `headers`; it goes out before the final
+    /// response. `false` when this connection cannot carry one (HTTP/2, an HTTP/1.0 client, a
+    /// response stream tusk cannot follow): the request then goes on without it.
+    fn send(&self, status: u16, headers: &[(&'static str, String)]) -> bool;
 }
 
 impl std::fmt::Debug for TusRequest {
@@ -120,6 +132,7 @@ impl std::fmt::Debug for TusRequest {
             .field("location_base", &self.location_base)
             .field("uri", &self.uri)
             .field("remote_addr", &self.remote_addr)
+            .field("interim", &self.interim.is_some())
             .finish()
     }
 }

@@ -20,7 +20,9 @@ impl Engine {
         mut req: TusRequest,
     ) -> Result<TusResponse, TusError> {
         if !is_offset_octet_stream(&req.headers) {
-            return Err(TusError::UnsupportedMediaType);
+            return Err(TusError::UnsupportedMediaType {
+                expected: crate::OFFSET_OCTET_STREAM,
+            });
         }
         let offset = optional_u64(&req.headers, "Upload-Offset")?.ok_or(TusError::MissingOffset)?;
         let declared_length = optional_u64(&req.headers, "Upload-Length")?;
@@ -74,7 +76,7 @@ impl Engine {
     }
 
     /// creation-defer-length: set the length once; repeating the same value is harmless.
-    async fn declare_length(
+    pub(crate) async fn declare_length(
         &self,
         info: UploadInfo,
         length: u64,
@@ -111,13 +113,27 @@ impl Engine {
         checksum: Option<Checksum>,
         guard: &tusk_core::LockGuard,
     ) -> Result<UploadInfo, TusError> {
+        self.receive_to_end(info, body, content_length, checksum, guard)
+            .await
+            .map(|(info, _)| info)
+    }
+
+    /// [`Engine::receive`], also telling how the body ended (`None`: there was no body).
+    pub(crate) async fn receive_to_end(
+        &self,
+        info: UploadInfo,
+        body: Option<BodyStream>,
+        content_length: Option<u64>,
+        checksum: Option<Checksum>,
+        guard: &tusk_core::LockGuard,
+    ) -> Result<(UploadInfo, Option<BodyEnd>), TusError> {
         let limit = info.length.unwrap_or(self.config().max_size);
         let room = limit.saturating_sub(info.offset);
         if content_length.is_some_and(|len| len > room) {
             return Err(TusError::BodyTooLarge);
         }
         let Some(stream) = body else {
-            return Ok(info);
+            return Ok((info, None));
         };
         let metrics = tusk_metrics::metrics();
         metrics.patches_in_flight.inc();
@@ -143,7 +159,9 @@ impl Engine {
         match end {
             Some(BodyEnd::ReleaseRequested) => metrics.lock_releases_honoured.inc(),
             Some(BodyEnd::ChecksumMismatch) => metrics.checksum_mismatches.inc(),
-            Some(BodyEnd::StoppedByHook) => return self.stop_upload(&info, &stop, guard).await,
+            Some(BodyEnd::StoppedByHook) => {
+                return Err(self.stop_upload(&info, &stop, guard).await);
+            }
             _ => {}
         }
         // Once per request, whether the body or the store noticed first.
@@ -174,7 +192,7 @@ impl Engine {
         {
             hooks.notify(HookType::PostReceive, self.hook_upload(&written));
         }
-        Ok(written)
+        Ok((written, end))
     }
 
     /// Await `write`, sending post-receive (bytes received so far) every interval while it
@@ -215,19 +233,21 @@ impl Engine {
         info: &UploadInfo,
         stop: &StopRequest,
         guard: &tusk_core::LockGuard,
-    ) -> Result<UploadInfo, TusError> {
+    ) -> TusError {
         tracing::info!(upload_id = %info.id, "upload stopped by the post-receive hook");
         if let Some(termination) = self.termination() {
-            termination.terminate(&info.id, guard.fence()).await?;
+            if let Err(err) = termination.terminate(&info.id, guard.fence()).await {
+                return err.into();
+            }
             tusk_metrics::metrics().uploads_terminated.inc();
         }
         if let Some(hooks) = self.hooks() {
             hooks.forget(&info.id);
         }
-        Err(TusError::HookRejected {
+        TusError::HookRejected {
             hook: HookType::PostReceive,
             response: stop.response(),
-        })
+        }
     }
 }
 

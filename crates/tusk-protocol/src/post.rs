@@ -192,7 +192,7 @@ impl Engine {
     }
 
     /// The pre-create hook: it may refuse the upload, or change its id or metadata.
-    async fn pre_create(
+    pub(crate) async fn pre_create(
         &self,
         id: UploadId,
         metadata: Metadata,

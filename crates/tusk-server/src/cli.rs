@@ -111,6 +111,12 @@ pub struct Settings {
     #[arg(long, env = "TUSK_MAX_UPLOAD_AGE", value_name = "DURATION")]
     pub max_upload_age: Option<HumanDuration>,
 
+    /// Also speak the IETF resumable upload draft (interop versions 3 to 8: iOS URLSession,
+    /// tus-js-client's ietf-draft protocols) to requests that carry Upload-Draft-Interop-Version
+    /// [default: true].
+    #[arg(long, env = "TUSK_IETF_DRAFT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub ietf_draft: Option<bool>,
+
     /// How often the reaper looks for expired uploads (one node at a time) [default: 1m].
     #[arg(long, env = "TUSK_REAP_INTERVAL", value_name = "DURATION")]
     pub reap_interval: Option<HumanDuration>,
@@ -586,6 +592,7 @@ impl Settings {
             expire_after,
             finished_retention,
             max_upload_age,
+            ietf_draft,
             reap_interval,
             metrics_listen,
             tls_cert_file,

@@ -172,6 +172,7 @@ fn validate(mut s: Settings) -> Result<ServeConfig, ConfigError> {
         expire_after: off_if_zero(s.expire_after, defaults.expire_after),
         finished_retention: off_if_zero(s.finished_retention, defaults.finished_retention),
         max_upload_age: off_if_zero(s.max_upload_age, defaults.max_upload_age),
+        ietf_draft: s.ietf_draft.unwrap_or(defaults.ietf_draft),
     };
     engine
         .validate()

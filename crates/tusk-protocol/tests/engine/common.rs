@@ -122,6 +122,7 @@ pub fn config() -> EngineConfig {
         expire_after: Some(Duration::from_secs(3600)),
         finished_retention: None,
         max_upload_age: None,
+        ietf_draft: true,
     }
 }
 
@@ -299,6 +300,7 @@ pub struct Req {
     target: Target,
     headers: Headers,
     body: Option<BodyStream>,
+    interim: Option<std::sync::Arc<dyn tusk_protocol::Interim>>,
 }
 
 impl Req {
@@ -308,7 +310,20 @@ impl Req {
             target,
             headers: Headers::new().with("Tus-Resumable", "1.0.0"),
             body: None,
+            interim: None,
         }
+    }
+    /// A request of the IETF draft at interop `version`: no `Tus-Resumable`.
+    pub fn draft(method: &str, target: Target, version: u8) -> Self {
+        let mut req = Self::new(method, target).bare();
+        req.headers
+            .insert("Upload-Draft-Interop-Version", version.to_string());
+        req
+    }
+    /// Interim responses go to `interim`.
+    pub fn interim(mut self, interim: std::sync::Arc<dyn tusk_protocol::Interim>) -> Self {
+        self.interim = Some(interim);
+        self
     }
     pub fn post() -> Self {
         Self::new("POST", Target::Collection)
@@ -355,6 +370,7 @@ impl Req {
             remote_addr: "127.0.0.1:40000".into(),
             body: self.body,
             location_base: BASE.into(),
+            interim: self.interim,
         }
     }
 }

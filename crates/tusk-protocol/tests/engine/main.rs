@@ -10,6 +10,7 @@ mod delete;
 mod expiration;
 mod get;
 mod head;
+mod ietf;
 mod options;
 mod patch;
 mod post;
