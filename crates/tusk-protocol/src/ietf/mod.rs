@@ -114,7 +114,7 @@ impl Engine {
         if length.is_none() && self.length_declaration().is_none() {
             return Err(TusError::DeferUnsupported);
         }
-        let metadata = representation_metadata(headers)?;
+        let metadata = self.draft_metadata(headers)?;
 
         let (id, metadata, mut changes) = self
             .pre_create(UploadId::generate(), metadata, length, None)
@@ -193,6 +193,21 @@ impl Engine {
             resp = resp.header("Upload-Limit", limits);
         }
         Ok(changes.apply(resp))
+    }
+
+    /// The metadata of a draft upload: tus's `Upload-Metadata` when the client sends it
+    /// (tus-js-client does in draft mode), else the representation's own headers.
+    fn draft_metadata(&self, headers: &crate::message::Headers) -> Result<Metadata, TusError> {
+        match headers.get("Upload-Metadata") {
+            Some(raw) if raw.len() > self.config().max_metadata_bytes => {
+                Err(TusError::MetadataTooLarge {
+                    size: raw.len(),
+                    max: self.config().max_metadata_bytes,
+                })
+            }
+            Some(raw) => Ok(Metadata::parse(raw)?),
+            None => representation_metadata(headers),
+        }
     }
 
     /// Offset retrieval (HEAD, or GET with the interop header). Holds the lock, so an in-flight

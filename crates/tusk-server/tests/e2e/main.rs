@@ -10,6 +10,7 @@ mod distributed;
 mod durability;
 mod hooks;
 mod http_surface;
+mod ietf;
 mod memory;
 mod receiver;
 mod redis_failures;

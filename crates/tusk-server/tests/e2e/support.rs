@@ -255,6 +255,11 @@ impl RawRequest {
         RawRequest { stream }
     }
 
+    /// A request already written on `stream` by other means.
+    pub fn from_stream(stream: TcpStream) -> RawRequest {
+        RawRequest { stream }
+    }
+
     /// The head [`RawRequest::patch`] sends.
     pub fn patch_head(url: &str, offset: u64, content_length: u64) -> String {
         request_head("PATCH", url, &Self::patch_headers(offset), content_length)

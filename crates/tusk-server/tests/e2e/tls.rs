@@ -27,14 +27,14 @@ fn openssl(args: &[&str]) {
 
 /// A test CA in a directory: it issues certificates for 127.0.0.1 (clients trust its
 /// certificate; a self-signed end-entity certificate is refused by webpki-based clients).
-struct Ca {
+pub(crate) struct Ca {
     dir: PathBuf,
-    cert: PathBuf,
+    pub(crate) cert: PathBuf,
     key: PathBuf,
 }
 
 impl Ca {
-    fn new(dir: &Path, name: &str) -> Ca {
+    pub(crate) fn new(dir: &Path, name: &str) -> Ca {
         let cert = dir.join(format!("{name}.pem"));
         let key = dir.join(format!("{name}.key"));
         openssl(&[
@@ -62,7 +62,7 @@ impl Ca {
     }
 
     /// A certificate for 127.0.0.1 with `serial`, and its key: `<name>.pem`, `<name>.key`.
-    fn issue(&self, name: &str, serial: u32) -> (PathBuf, PathBuf) {
+    pub(crate) fn issue(&self, name: &str, serial: u32) -> (PathBuf, PathBuf) {
         let cert = self.dir.join(format!("{name}.pem"));
         let key = self.dir.join(format!("{name}.key"));
         let csr = self.dir.join(format!("{name}.csr"));
@@ -105,7 +105,7 @@ impl Ca {
 }
 
 /// `tusk serve` over TLS with `cert` and `key`, plus `args`.
-async fn tls_server(cert: &Path, key: &Path, args: &[&str]) -> Server {
+pub(crate) async fn tls_server(cert: &Path, key: &Path, args: &[&str]) -> Server {
     let mut all = vec![
         "--tls-cert-file",
         cert.to_str().unwrap(),
