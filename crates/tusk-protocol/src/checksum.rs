@@ -85,6 +85,57 @@ impl Checksum {
         })
     }
 
+    /// The strongest digest tusk can check in a `Content-Digest` value (RFC 9530: a dictionary
+    /// of `algorithm=:base64:`), for the IETF draft's requests. `None` when it names only
+    /// algorithms tusk does not compute (receivers ignore those); a malformed value is a 400.
+    pub(crate) fn from_content_digest(value: &str) -> Result<Option<Self>, TusError> {
+        let invalid = |reason: &str| TusError::InvalidHeader {
+            header: "Content-Digest",
+            reason: reason.to_owned(),
+        };
+        let mut best: Option<(usize, Self)> = None;
+        for member in value.split(',') {
+            let (key, item) = member
+                .trim()
+                .split_once('=')
+                .ok_or_else(|| invalid("must be a dictionary of algorithm=:base64:"))?;
+            // RFC 9530's names, weakest first.
+            let strength = ["crc32", "md5", "sha", "sha-256", "sha-512"];
+            let Some(rank) = strength.iter().position(|name| *name == key.trim()) else {
+                continue;
+            };
+            let algorithm = [
+                Algorithm::Crc32,
+                Algorithm::Md5,
+                Algorithm::Sha1,
+                Algorithm::Sha256,
+                Algorithm::Sha512,
+            ][rank];
+            let bytes = item
+                .split(';')
+                .next()
+                .and_then(|v| v.trim().strip_prefix(':'))
+                .and_then(|v| v.strip_suffix(':'))
+                .ok_or_else(|| invalid("digests are byte sequences, :base64:"))?;
+            let expected = STANDARD
+                .decode(bytes)
+                .map_err(|_| invalid("a digest is not valid base64"))?;
+            if expected.len() != algorithm.digest_len() {
+                return Err(invalid("a digest has the wrong length for its algorithm"));
+            }
+            if best.as_ref().is_none_or(|(r, _)| rank > *r) {
+                best = Some((
+                    rank,
+                    Self {
+                        algorithm,
+                        expected,
+                    },
+                ));
+            }
+        }
+        Ok(best.map(|(_, checksum)| checksum))
+    }
+
     /// A hasher for the body this checksum covers.
     pub(crate) fn hasher(&self) -> Hasher {
         Hasher(match self.algorithm {
@@ -171,6 +222,28 @@ mod tests {
         for algorithm in ["sha1", "md5", "sha256", "sha512", "crc32"] {
             assert!(digest_of(algorithm, b"hello world"), "{algorithm}");
             assert!(!digest_of(algorithm, b"hello worle"), "{algorithm}");
+        }
+    }
+
+    #[test]
+    fn content_digest_picks_the_strongest_algorithm_it_knows() {
+        let sha256 = "sha-256=:uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=:";
+        let picked = Checksum::from_content_digest(&format!(
+            "md5=:XrY7u+Ae7tCTyyK7j1rNww==:, {sha256}, unixsum=:AAA=:"
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(picked.algorithm, Algorithm::Sha256);
+        let mut hasher = picked.hasher();
+        hasher.update(b"hello world");
+        assert!(picked.matches(hasher));
+        assert!(
+            Checksum::from_content_digest("unixsum=:AAA=:")
+                .unwrap()
+                .is_none()
+        );
+        for bad in ["sha-256", "sha-256=abc", "sha-256=:AAAA:"] {
+            assert!(Checksum::from_content_digest(bad).is_err(), "{bad}");
         }
     }
 

@@ -115,6 +115,7 @@ impl Engine {
             return Err(TusError::DeferUnsupported);
         }
         let metadata = self.draft_metadata(headers)?;
+        let checksum = content_digest(headers)?;
 
         let (id, metadata, mut changes) = self
             .pre_create(UploadId::generate(), metadata, length, None)
@@ -161,7 +162,7 @@ impl Engine {
         } else if content_length != Some(0) {
             let guard = self.lock(&id).await?;
             let received = self
-                .receive_to_end(info, req.body.take(), content_length, None, &guard)
+                .receive_to_end(info, req.body.take(), content_length, checksum, &guard)
                 .await;
             info = match received {
                 Ok((received, end)) => {
@@ -173,7 +174,9 @@ impl Engine {
                     }
                     self.refresh_expiry(received, guard.fence()).await
                 }
-                Err(TusError::BodyTooLarge) => return Err(TusError::BodyTooLarge),
+                Err(err @ (TusError::BodyTooLarge | TusError::ChecksumMismatch)) => {
+                    return Err(err);
+                }
                 Err(err @ TusError::HookRejected { .. }) => return Err(err),
                 // The upload exists: the client learns where and how much is stored, and
                 // resumes instead of starting over.
@@ -257,6 +260,7 @@ impl Engine {
         })?;
         let upload_length = optional_u64(headers, "Upload-Length")?;
         let content_length = optional_u64(headers, "Content-Length")?;
+        let checksum = content_digest(headers)?;
         tracing::Span::current().record("offset", offset);
 
         let guard = self.lock_existing(id).await?;
@@ -286,7 +290,7 @@ impl Engine {
         }
         let was_complete = info.is_complete();
         let (info, end) = self
-            .receive_to_end(info, req.body.take(), content_length, None, &guard)
+            .receive_to_end(info, req.body.take(), content_length, checksum, &guard)
             .await?;
         let info = self
             .complete_if_ended(info, complete, end, guard.fence())
@@ -332,6 +336,17 @@ impl Engine {
                 info.offset
             ))),
         }
+    }
+}
+
+/// The request's `Content-Digest`, checked over its whole content like tus's `Upload-Checksum`
+/// (all or nothing).
+fn content_digest(
+    headers: &crate::message::Headers,
+) -> Result<Option<crate::checksum::Checksum>, TusError> {
+    match headers.get("Content-Digest") {
+        Some(value) => crate::checksum::Checksum::from_content_digest(value),
+        None => Ok(None),
     }
 }
 

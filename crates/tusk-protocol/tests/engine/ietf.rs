@@ -377,3 +377,34 @@ async fn with_the_draft_off_only_tus_is_spoken() {
     assert_eq!(resp.status, 412, "{resp:?}");
     assert_eq!(resp.get("Tus-Resumable"), Some("1.0.0"));
 }
+
+#[tokio::test]
+async fn content_digest_is_checked_over_the_whole_content() {
+    let h = Harness::new().await;
+    let id = id_of(
+        &h.send(create(8, b"", false).header("Upload-Length", "11"))
+            .await,
+    );
+    // sha-256 of "hello world".
+    let digest = "sha-256=:uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=:";
+    let wrong = h
+        .send(append(8, &id, 0, b"hello worle", true).header("Content-Digest", digest))
+        .await;
+    assert_eq!(wrong.status, 460, "{wrong:?}");
+    assert_eq!(
+        h.offset(&id).await,
+        0,
+        "nothing of a mismatching content is stored"
+    );
+    let right = h
+        .send(append(8, &id, 0, b"hello world", true).header("Content-Digest", digest))
+        .await;
+    assert_eq!(right.status, 204, "{right:?}");
+    assert_complete(8, &right, true);
+    // tus's own metadata header, as tus-js-client sends it in draft mode.
+    let resp = h
+        .send(create(6, b"", false).header("Upload-Metadata", "filename YS50eHQ="))
+        .await;
+    let head = h.send(Req::head(&id_of(&resp))).await;
+    assert_eq!(head.get("Upload-Metadata"), Some("filename YS50eHQ="));
+}
