@@ -95,6 +95,14 @@ impl Engine {
                 }
             }
         }
+        // The body's upload is locked before it exists: a HEAD that finds it (the client lost
+        // this request and resumes) then waits for the body's commit instead of reporting an
+        // offset of 0 that the commit is about to overtake.
+        let body_guard = if with_body && length != Some(0) {
+            Some(self.lock(&id).await?)
+        } else {
+            None
+        };
         let created_at = self.now_secs();
         let info = self
             .store()
@@ -139,8 +147,7 @@ impl Engine {
                 }
             }
         }
-        if with_body {
-            let guard = self.lock(&id).await?;
+        if let Some(guard) = body_guard {
             let was_complete = info.is_complete();
             info = match self
                 .receive(info, req.body.take(), content_length, checksum, &guard)

@@ -120,6 +120,13 @@ impl Engine {
         let (id, metadata, mut changes) = self
             .pre_create(UploadId::generate(), metadata, length, None)
             .await?;
+        // Locked before it exists (see `post`): a HEAD after the 104 waits for the content's
+        // commit.
+        let content_guard = if length != Some(0) && content_length != Some(0) {
+            Some(self.lock(&id).await?)
+        } else {
+            None
+        };
         let created_at = self.now_secs();
         let mut info = self
             .store()
@@ -159,8 +166,7 @@ impl Engine {
         if info.is_complete() {
             // Empty and complete: stored complete at creation.
             changes.merge(self.finished_logged(&info).await);
-        } else if content_length != Some(0) {
-            let guard = self.lock(&id).await?;
+        } else if let Some(guard) = content_guard {
             let received = self
                 .receive_to_end(info, req.body.take(), content_length, checksum, &guard)
                 .await;
