@@ -287,6 +287,31 @@ async fn optimistic_upload_cut_by_a_reset_resumes(collection: &str) {
         head.headers()["upload-length"],
         data.len().to_string().as_str()
     );
+    // An append at the wrong offset: the draft's problem document and the right offset.
+    let conflict = client
+        .patch(&location)
+        .header(draft[0].0, draft[0].1)
+        .header("Upload-Complete", "?0")
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/partial-upload")
+        .body(data[..10].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(conflict.status(), 409);
+    assert_eq!(
+        conflict.headers()["upload-offset"],
+        cut.to_string().as_str()
+    );
+    assert_eq!(conflict.headers()["upload-complete"], "?0");
+    assert_eq!(
+        conflict.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: serde_json::Value =
+        serde_json::from_slice(&conflict.bytes().await.unwrap()).unwrap();
+    assert_eq!(problem["expected-offset"], cut);
+    assert_eq!(problem["provided-offset"], 0);
     let offset = cut;
     let resp = client
         .patch(&location)
