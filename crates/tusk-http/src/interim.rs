@@ -78,7 +78,11 @@ impl Interims {
         let mut state = self.state();
         let number = state.registered;
         state.registered += 1;
-        state.outgoing.heads.push_back(head);
+        // Only followed responses pop these: a connection that stopped following (or never
+        // did, HTTP/2) keeps none.
+        if state.enabled {
+            state.outgoing.heads.push_back(head);
+        }
         number
     }
 
@@ -202,6 +206,7 @@ impl Interims {
         if state.outgoing.lost {
             state.enabled = false;
             state.pending.clear();
+            state.outgoing.heads.clear();
         }
     }
 
@@ -549,5 +554,10 @@ mod tests {
         let h2 = Interims::new(false);
         let n = h2.register(false);
         assert!(!h2.send(n, 104, &[]));
+        // A long-lived HTTP/2 connection keeps nothing per request.
+        for _ in 0..1000 {
+            h2.register(false);
+        }
+        assert!(h2.state().outgoing.heads.is_empty());
     }
 }
