@@ -32,7 +32,14 @@ impl Engine {
             .inc();
         match self.dispatch_draft(draft, req).await {
             Ok(resp) => resp,
-            Err(err) => draft_error(draft, err),
+            Err(err) => {
+                let resp = draft_error(draft, err);
+                // A client told of a size limit retries within it (draft, "Limits").
+                match draft.limits(self.config().max_size, None) {
+                    Some(limits) if resp.status == 413 => resp.header("Upload-Limit", limits),
+                    _ => resp,
+                }
+            }
         }
     }
 

@@ -323,6 +323,9 @@ async fn requests_the_draft_refuses() {
         );
         let resp = h.send((case.req)(&id)).await;
         assert_eq!(resp.status, case.status, "{}: {resp:?}", case.name);
+        if resp.status == 413 {
+            assert!(resp.get("Upload-Limit").is_some(), "{}", case.name);
+        }
         assert_eq!(resp.get("Tus-Resumable"), None, "{}", case.name);
         assert_eq!(h.offset(&id).await, 3, "{}: nothing stored", case.name);
     }
