@@ -1,11 +1,15 @@
 #!/usr/bin/env node
-// A tus client process built on tus-js-client's Node build, driven by resume.test.mjs.
+// A tus client process built on tus-js-client's Node build, driven by the tests (resume,
+// ietf, tls).
 //
 //   node client.mjs --endpoint URL --file PATH [--upload-url URL] [--url-out FILE]
-//                   [--chunk-size BYTES] [--throttle-ms N]
+//                   [--chunk-size BYTES] [--throttle-ms N] [--protocol P]
 //
 // Without --upload-url it creates a new upload at --endpoint; with it, it resumes that upload
 // (tus-js-client sends HEAD, then PATCHes from the server's Upload-Offset).
+// --protocol is tus-js-client's `protocol` option: tus (the default, i.e. tus-v1), tus-v1,
+// ietf-draft-03 or ietf-draft-05 (the IETF resumable-upload draft: Upload-Draft-Interop-Version
+// 5 or 6 on every request instead of Tus-Resumable).
 // The file is read through an fs.ReadStream, which tus-js-client slices per chunk with fresh
 // ranged read streams, so memory stays at about one chunk.
 //
@@ -15,6 +19,8 @@
 //   progress <sent> <total>    bytes handed to the socket so far, including the resumed offset
 //   chunk <size> <acked> <total>  a PATCH was acknowledged: size bytes, server offset now acked
 //   done <url>                 the upload is complete
+//   response <method> <status> <tus-resumable> <upload-complete>
+//                              every response, with those two headers' values (- if absent)
 // On failure the error goes to stderr and the exit code is 1.
 // --throttle-ms delays every PATCH by N ms before it is sent, so a test can kill the process
 // mid-upload reliably.
@@ -40,6 +46,7 @@ try {
       'url-out': { type: 'string' },
       'chunk-size': { type: 'string', default: String(5 * 1024 * 1024) },
       'throttle-ms': { type: 'string', default: '0' },
+      protocol: { type: 'string', default: 'tus' },
     },
     strict: true,
   }))
@@ -53,6 +60,8 @@ const chunkSize = Number(args['chunk-size'])
 if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0) fail('--chunk-size must be a positive integer')
 const throttleMs = Number(args['throttle-ms'])
 if (!Number.isSafeInteger(throttleMs) || throttleMs < 0) fail('--throttle-ms must be a non-negative integer')
+// tus-js-client rejects a protocol it does not know when the upload starts.
+const protocol = args.protocol === 'tus' ? 'tus-v1' : args.protocol
 
 // Pipes are written synchronously on Linux, so each line is out before the next step runs.
 const emit = (line) => process.stdout.write(`${line}\n`)
@@ -73,6 +82,7 @@ const upload = new Upload(stream, {
   endpoint: args.endpoint,
   uploadUrl: args['upload-url'] ?? null,
   chunkSize,
+  protocol,
   retryDelays: [0, 200, 500],
   metadata: { filename: path.basename(args.file), filetype: 'application/octet-stream' },
   onBeforeRequest: async (req) => {
@@ -80,6 +90,8 @@ const upload = new Upload(stream, {
   },
   onAfterResponse: (req, res) => {
     const method = req.getMethod()
+    const header = (name) => res.getHeader(name) || '-'
+    emit(`response ${method} ${res.getStatus()} ${header('Tus-Resumable')} ${header('Upload-Complete')}`)
     if (method === 'POST' && res.getStatus() === 201) {
       emit(`created ${res.getHeader('Location')}`)
     } else if (method === 'HEAD' && res.getStatus() >= 200 && res.getStatus() < 300) {

@@ -7,56 +7,20 @@
 // and talks to 127.0.0.1 only; every wait is bounded.
 
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import http from 'node:http'
-import path from 'node:path'
-import readline from 'node:readline'
 import test from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { Upload } from 'tus-js-client'
 
-const HERE = path.dirname(fileURLToPath(import.meta.url))
-const TUSK_BIN = process.env.TUSK_BIN
-  ? path.resolve(process.env.TUSK_BIN)
-  : path.resolve(HERE, '../../target/debug/tusk')
-const MiB = 1024 * 1024
-const PATIENCE_MS = 120_000
+import { MiB, distributedArgs, startTusk } from './helpers.mjs'
 
-function required(name) {
-  const value = process.env[name]
-  if (!value) {
-    throw new Error(
-      `${name} is not set: start the test services with scripts/services.sh up and source .services/env`,
-    )
-  }
-  return value
-}
+const PATIENCE_MS = 120_000
 
 /** Start one `tusk serve` node; resolves with its collection URL once it listens. */
 async function startNode(args) {
-  const child = spawn(TUSK_BIN, ['serve', '--listen', '127.0.0.1:0', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      AWS_EC2_METADATA_DISABLED: 'true',
-      RUST_LOG: 'warn',
-    },
-  })
-  const lines = readline.createInterface({ input: child.stdout })
-  const timer = setTimeout(() => child.kill('SIGKILL'), PATIENCE_MS)
-  try {
-    for await (const line of lines) {
-      const url = line.trim().replace(/^tusk listening on /, '')
-      if (url !== line.trim()) return { child, url: new URL(url) }
-    }
-  } finally {
-    clearTimeout(timer)
-  }
-  throw new Error('tusk exited before listening')
+  const { child, endpoint } = await startTusk(args, { env: { RUST_LOG: 'warn' } })
+  return { child, url: new URL(endpoint) }
 }
 
 /** A proxy on 127.0.0.1 that sends each request to the next node in turn. */
@@ -92,20 +56,7 @@ async function roundRobin(nodes) {
 }
 
 test('parallelUploads: 4 over three nodes assembles the exact file', { timeout: 4 * PATIENCE_MS }, async () => {
-  const s3 = required('TUSK_TEST_S3_ENDPOINT').replace(/\/$/, '')
-  const redis = required('TUSK_TEST_REDIS_URL')
-  const etcd = required('TUSK_TEST_ETCD_ENDPOINTS')
-  const unique = randomBytes(6).toString('hex')
-  const bucket = `tusk-js-${unique}`
-  const created = await fetch(`${s3}/${bucket}`, { method: 'PUT' })
-  assert.equal(created.status, 200, 'create bucket')
-
-  const args = [
-    '--s3-bucket', bucket, '--s3-endpoint', s3, '--s3-region', 'us-east-1', '--s3-force-path-style',
-    '--redis-url', redis, '--redis-prefix', `js-${unique}:`,
-    '--etcd-endpoints', etcd, '--etcd-prefix', `js-${unique}/`,
-    '--preferred-part-size', '5MiB',
-  ]
+  const args = await distributedArgs()
   const nodes = []
   let proxy
   try {
