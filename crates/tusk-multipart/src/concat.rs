@@ -69,6 +69,43 @@ fn plan(partials: &[(UploadId, u64)]) -> Vec<Piece> {
     pieces
 }
 
+/// Cut the concatenation of `partials` into parts of exactly `part_size` bytes (the last may be
+/// shorter), for stores that require equal parts. A part that lies inside one partial is
+/// copied; one that spans partials is streamed through the node (at most `part_size` bytes).
+fn plan_equal(partials: &[(UploadId, u64)], part_size: u64) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut ranges: Vec<(UploadId, u64, u64)> = Vec::new();
+    let mut filled = 0u64;
+    let close = |ranges: &mut Vec<(UploadId, u64, u64)>, pieces: &mut Vec<Piece>| {
+        let taken = std::mem::take(ranges);
+        match taken.as_slice() {
+            [(source, start, end)] => pieces.push(Piece::Copy {
+                source: source.clone(),
+                start: *start,
+                end: *end,
+            }),
+            _ => pieces.push(Piece::Stream(taken)),
+        }
+    };
+    for (id, len) in partials {
+        let mut pos = 0;
+        while pos < *len {
+            let take = (part_size - filled).min(len - pos);
+            ranges.push((id.clone(), pos, pos + take));
+            filled += take;
+            pos += take;
+            if filled == part_size {
+                close(&mut ranges, &mut pieces);
+                filled = 0;
+            }
+        }
+    }
+    if filled > 0 {
+        close(&mut ranges, &mut pieces);
+    }
+    pieces
+}
+
 impl MultipartStore {
     /// Assemble final upload `id` from complete `partials`; see [`plan`]. Idempotent: parts are
     /// re-made with the same numbers and bytes, and an already completed object is recognised.
@@ -85,7 +122,14 @@ impl MultipartStore {
         let length = state.length.unwrap_or(0);
         let sizes: Vec<(UploadId, u64)> =
             partials.iter().map(|p| (p.id.clone(), p.offset)).collect();
-        let pieces = plan(&sizes);
+        let pieces = if self.config.equal_parts {
+            plan_equal(
+                &sizes,
+                crate::config::part_size_for(Some(length), &self.config),
+            )
+        } else {
+            plan(&sizes)
+        };
         // Refused before any copy: a plan of more parts than S3 allows would fail at the last.
         part_number(pieces.len().max(1))?;
         let key = id.as_str();
@@ -232,5 +276,63 @@ mod tests {
         }
         assert!(plan(&[]).is_empty());
         assert!(plan(&[(id[0].clone(), 0)]).is_empty());
+    }
+
+    #[test]
+    fn equal_parts_are_copied_inside_a_partial_and_streamed_across_them() {
+        let id = ids(3);
+        let part = 5 * MIB;
+        let pieces = plan_equal(
+            &[
+                (id[0].clone(), 12 * MIB),
+                (id[1].clone(), MIB),
+                (id[2].clone(), 4 * MIB + 7),
+            ],
+            part,
+        );
+        assert_eq!(
+            pieces,
+            vec![
+                Piece::Copy {
+                    source: id[0].clone(),
+                    start: 0,
+                    end: 5 * MIB
+                },
+                Piece::Copy {
+                    source: id[0].clone(),
+                    start: 5 * MIB,
+                    end: 10 * MIB
+                },
+                // 2 MiB + 1 MiB + 2 MiB: across three partials, through the node.
+                Piece::Stream(vec![
+                    (id[0].clone(), 10 * MIB, 12 * MIB),
+                    (id[1].clone(), 0, MIB),
+                    (id[2].clone(), 0, 2 * MIB),
+                ]),
+                // The last part holds what is left.
+                Piece::Copy {
+                    source: id[2].clone(),
+                    start: 2 * MIB,
+                    end: 4 * MIB + 7
+                },
+            ]
+        );
+        // Every part but the last has exactly the part size, whatever the partials.
+        let sizes = [1, 5 * MIB, 3, 12 * MIB + 1, 0, 4 * MIB];
+        let partials: Vec<(UploadId, u64)> =
+            ids(6).into_iter().zip(sizes.iter().copied()).collect();
+        let pieces = plan_equal(&partials, part);
+        let lens: Vec<u64> = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Copy { start, end, .. } => end - start,
+                Piece::Stream(r) => r.iter().map(|(_, s, e)| e - s).sum(),
+            })
+            .collect();
+        let (last, rest) = lens.split_last().unwrap();
+        assert!(rest.iter().all(|len| *len == part), "{lens:?}");
+        assert!(*last <= part && *last > 0);
+        assert_eq!(lens.iter().sum::<u64>(), sizes.iter().sum::<u64>());
+        assert!(plan_equal(&[], part).is_empty());
     }
 }

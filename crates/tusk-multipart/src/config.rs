@@ -23,6 +23,10 @@ pub struct MultipartConfig {
     /// Longest a PATCH waits for room in the node's part buffer budget before it keeps what
     /// arrived and answers 503 (the binary sets the read timeout).
     pub budget_wait: Duration,
+    /// Assemble final uploads (concatenation) from parts of one size too, for stores that
+    /// require every part but the last to be the same size (Cloudflare R2). Uploads are always
+    /// cut into equal parts; without this, a final's parts follow its partials' sizes.
+    pub equal_parts: bool,
 }
 
 impl Default for MultipartConfig {
@@ -33,6 +37,7 @@ impl Default for MultipartConfig {
             max_size: 1 << 40,
             max_inflight_parts: 2,
             budget_wait: Duration::from_secs(30),
+            equal_parts: false,
         }
     }
 }

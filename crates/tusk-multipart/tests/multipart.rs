@@ -1016,3 +1016,75 @@ async fn a_finished_upload_whose_object_is_gone_says_so() {
         "{err}"
     );
 }
+
+/// A final upload of `partials` (their lengths) on a store with `equal_parts`: its bytes, and
+/// the sizes of its object's parts.
+async fn concatenated(partials: &[u64], equal_parts: bool) -> (Vec<u8>, Vec<u8>, Vec<u64>) {
+    use tusk_core::{Concat, Concatenation};
+    let cluster = Cluster::new();
+    let store = node(
+        &cluster.objects,
+        Arc::new(cluster.state.clone()),
+        MultipartConfig {
+            equal_parts,
+            ..config()
+        },
+    );
+    let mut expected = Vec::new();
+    let mut infos = Vec::new();
+    for (i, len) in partials.iter().enumerate() {
+        let data = pattern(*len, i as u8);
+        let id = UploadId::generate();
+        store
+            .create(NewUpload {
+                id: id.clone(),
+                length: Some(*len),
+                metadata: Metadata::default(),
+                expires_at: None,
+                created_at: None,
+                concat: Some(Concat::Partial),
+            })
+            .await
+            .unwrap();
+        write(&store, &id, 0, &data).await;
+        infos.push(store.info(&id).await.unwrap());
+        expected.extend(data);
+    }
+    let id = UploadId::generate();
+    store
+        .create(NewUpload {
+            id: id.clone(),
+            length: Some(expected.len() as u64),
+            metadata: Metadata::default(),
+            expires_at: None,
+            created_at: None,
+            concat: Some(Concat::Final(infos.iter().map(|i| i.id.clone()).collect())),
+        })
+        .await
+        .unwrap();
+    let done = store.concatenate(&id, &infos, 1).await.unwrap();
+    assert!(done.is_complete());
+    let parts = cluster
+        .objects
+        .part_sizes_of_last_complete(id.as_str())
+        .unwrap();
+    (
+        cluster.objects.object(id.as_str()).unwrap(),
+        expected,
+        parts,
+    )
+}
+
+#[tokio::test]
+async fn with_equal_parts_a_final_upload_has_parts_of_one_size() {
+    let partials = [6 * MIB, MIB + 3, 12 * MIB, 2 * MIB];
+    let (stored, expected, parts) = concatenated(&partials, true).await;
+    assert!(stored == expected, "the final's bytes differ");
+    let (last, full) = parts.split_last().unwrap();
+    assert!(full.iter().all(|&s| s == P), "{parts:?}");
+    assert!(*last <= P);
+    // Without it, parts follow the partials (what S3 itself accepts).
+    let (stored, expected, parts) = concatenated(&partials, false).await;
+    assert!(stored == expected);
+    assert!(parts.windows(2).any(|w| w[0] != w[1]), "{parts:?}");
+}

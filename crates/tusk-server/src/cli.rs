@@ -336,6 +336,13 @@ pub struct Settings {
     )]
     pub s3_checksum: Option<String>,
 
+    /// Assemble concatenated (final) uploads from parts of one size too, copying ranges of the
+    /// partial uploads and streaming parts that span two of them through the node, for stores
+    /// that require all parts but the last to be the same size (Cloudflare R2)
+    /// [default: false].
+    #[arg(long, env = "TUSK_S3_EQUAL_PARTS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Distributed mode")]
+    pub s3_equal_parts: Option<bool>,
+
     /// Redis holding upload state and tails: redis://[:password@]host:port/db, or rediss://
     /// for TLS; with --redis-cluster, comma-separated seed nodes of the cluster. Required with
     /// --s3-bucket [default: none].
@@ -605,6 +612,7 @@ impl Settings {
             s3_prefix,
             s3_force_path_style,
             s3_checksum,
+            s3_equal_parts,
             redis_url,
             redis_url_file,
             redis_cluster,

@@ -477,6 +477,7 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         max_parts: s.max_parts.unwrap_or(defaults.max_parts),
         max_size,
         max_inflight_parts: s.max_inflight_parts.unwrap_or(defaults.max_inflight_parts),
+        equal_parts: s.s3_equal_parts.unwrap_or(defaults.equal_parts),
         // Set to the read timeout once that is known (see `load`).
         ..defaults
     };

@@ -873,3 +873,37 @@ async fn a_final_upload_is_assembled_in_s3_from_partials_on_any_node() {
     let resp = client().get(cluster.on(2, &fin)).send().await.unwrap();
     assert_eq!(sha(&resp.bytes().await.unwrap()), sha(&whole));
 }
+
+#[tokio::test]
+async fn with_s3_equal_parts_a_final_upload_has_parts_of_one_size() {
+    if !services_enabled("with_s3_equal_parts_a_final_upload_has_parts_of_one_size") {
+        return;
+    }
+    // The cluster's 5 MiB parts: a part inside one partial is copied in S3, one across
+    // partials streamed through a node.
+    let cluster = Cluster::start(2, &["--s3-equal-parts"]).await;
+    let sizes = [6 * MIB, MIB + 3, 7 * MIB, 2 * MIB];
+    let mut whole = Vec::new();
+    let mut partials = Vec::new();
+    for (i, len) in sizes.iter().enumerate() {
+        let data = pattern(*len, 40 + i as u8);
+        let url = cluster.nodes[i % 2]
+            .post(&[
+                ("Upload-Concat", "partial".into()),
+                ("Upload-Length", len.to_string()),
+            ])
+            .await;
+        assert_eq!(patch(&url, 0, data.clone()).await.0, 204);
+        whole.extend(data);
+        partials.push(url);
+    }
+    let fin = cluster.nodes[1]
+        .post(&[("Upload-Concat", format!("final;{}", partials.join(" ")))])
+        .await;
+    assert_eq!(head(&fin).await, (200, Some(whole.len() as u64)));
+    cluster.assert_object(&fin, &whole).await;
+    let parts = cluster.part_sizes(&fin).await;
+    let (last, full) = parts.split_last().unwrap();
+    assert!(full.iter().all(|&s| s == 5 * MIB as u64), "{parts:?}");
+    assert!(*last > 0 && *last <= 5 * MIB as u64, "{parts:?}");
+}
