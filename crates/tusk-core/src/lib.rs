@@ -8,6 +8,7 @@ mod info;
 mod lock;
 mod metadata;
 mod objects;
+mod presentation;
 mod state;
 mod store;
 
@@ -16,7 +17,8 @@ pub use id::{InvalidUploadId, UploadId};
 pub use info::{Concat, Loaded, NewUpload, UploadInfo};
 pub use lock::{LockGuard, Locker};
 pub use metadata::{Metadata, MetadataError};
-pub use objects::ObjectStore;
+pub use objects::{ObjectAttributes, ObjectStore};
+pub use presentation::presentation;
 pub use state::{Commit, StateStore, TailChange, UploadState};
 pub use store::{
     ByteStream, ChunkSource, Concatenation, Expiration, LengthDeclaration, Storage, Termination,

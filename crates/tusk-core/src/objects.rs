@@ -1,7 +1,37 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{ByteStream, Result};
+use crate::{ByteStream, Metadata, Result};
+
+/// What an object says about itself to whoever reads it straight from the store (a presigned
+/// URL, a CDN): set when it is created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectAttributes {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Content-Disposition`.
+    pub content_disposition: Option<String>,
+}
+
+impl ObjectAttributes {
+    /// An upload's object: the same `Content-Type` and `Content-Disposition` as tusk's GET
+    /// answers with (see [`crate::presentation`]).
+    pub fn of_upload(metadata: &Metadata) -> Self {
+        let (content_type, disposition) = crate::presentation(metadata);
+        Self {
+            content_type: Some(content_type),
+            content_disposition: Some(disposition),
+        }
+    }
+
+    /// A JSON document of tusk's own (`<id>.info`).
+    pub fn json() -> Self {
+        Self {
+            content_type: Some("application/json".to_owned()),
+            content_disposition: None,
+        }
+    }
+}
 
 /// Object storage with multipart uploads: what the distributed store needs from S3.
 ///
@@ -20,8 +50,9 @@ pub trait ObjectStore: Send + Sync + 'static {
         vec![("Key", key.to_owned())]
     }
 
-    /// Start a multipart upload for `key`; returns its upload id.
-    async fn create_multipart(&self, key: &str) -> Result<String>;
+    /// Start a multipart upload for `key`, the object to have `attributes`; returns its
+    /// upload id.
+    async fn create_multipart(&self, key: &str, attributes: &ObjectAttributes) -> Result<String>;
 
     /// Upload part `part_number` (1-based) of a multipart upload; returns the part's ETag.
     /// Uploading the same part number again replaces it.
@@ -57,8 +88,9 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Abort a multipart upload, freeing its parts. Succeeds if it is already gone.
     async fn abort_multipart(&self, key: &str, multipart_id: &str) -> Result<()>;
 
-    /// Store a whole (small) object.
-    async fn put_object(&self, key: &str, body: Bytes) -> Result<()>;
+    /// Store a whole (small) object with `attributes`.
+    async fn put_object(&self, key: &str, body: Bytes, attributes: &ObjectAttributes)
+    -> Result<()>;
 
     /// The size of an object, or `None` if there is none.
     async fn object_size(&self, key: &str) -> Result<Option<u64>>;

@@ -134,7 +134,10 @@ impl MultipartStore {
         part_number(pieces.len().max(1))?;
         let key = id.as_str();
         if pieces.is_empty() {
-            self.objects.put_object(key, Bytes::new()).await?;
+            let attributes = tusk_core::ObjectAttributes::of_upload(&state.metadata);
+            self.objects
+                .put_object(key, Bytes::new(), &attributes)
+                .await?;
         } else {
             let multipart_id = self.ensure_multipart(&mut state, fence).await?;
             let assembled = self.make_parts(key, &multipart_id, &pieces).await;

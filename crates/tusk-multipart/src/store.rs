@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tusk_core::{
     ByteStream, ChunkSource, Concatenation, Error, ErrorKind, Expiration, LengthDeclaration,
-    NewUpload, ObjectStore, Result, StateStore, Termination, UploadId, UploadInfo, UploadState,
-    UploadStore,
+    NewUpload, ObjectAttributes, ObjectStore, Result, StateStore, Termination, UploadId,
+    UploadInfo, UploadState, UploadStore,
 };
 
 use crate::{BufferBudget, MultipartConfig, deferred_capacity, largest_part_size, part_size_for};
@@ -107,7 +107,7 @@ impl MultipartStore {
         let body = Bytes::from(doc.to_string());
         if let Err(err) = self
             .objects
-            .put_object(&Self::info_key(&state.id), body)
+            .put_object(&Self::info_key(&state.id), body, &ObjectAttributes::json())
             .await
         {
             tracing::warn!(upload_id = %state.id, error = %err, "could not write the info object");
@@ -151,12 +151,15 @@ impl MultipartStore {
             return Err(corrupt_tail(&state.id, state.tail_len, tail.len()));
         }
         let key = state.id.as_str();
+        let attributes = ObjectAttributes::of_upload(&state.metadata);
         let store = async {
             match state.multipart_id.as_deref() {
                 // Smaller than one part: a single PUT, no multipart upload needed.
-                None => self.objects.put_object(key, tail).await,
+                None => self.objects.put_object(key, tail, &attributes).await,
                 Some(multipart_id) if state.part_count == 0 && tail.is_empty() => {
-                    self.objects.put_object(key, Bytes::new()).await?;
+                    self.objects
+                        .put_object(key, Bytes::new(), &attributes)
+                        .await?;
                     self.objects.abort_multipart(key, multipart_id).await
                 }
                 Some(multipart_id) => {
@@ -226,7 +229,8 @@ impl MultipartStore {
             return Ok(id.clone());
         }
         let key = state.id.as_str();
-        let multipart_id = self.objects.create_multipart(key).await?;
+        let attributes = ObjectAttributes::of_upload(&state.metadata);
+        let multipart_id = self.objects.create_multipart(key, &attributes).await?;
         if let Err(err) = self
             .state
             .set_multipart(&state.id, fence, &multipart_id)

@@ -13,7 +13,8 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tusk_core::{
     ByteStream, ChunkSource, Commit, Error, ErrorKind, LengthDeclaration, Metadata, NewUpload,
-    ObjectStore, Result, StateStore, Termination, UploadId, UploadInfo, UploadState, UploadStore,
+    ObjectAttributes, ObjectStore, Result, StateStore, Termination, UploadId, UploadInfo,
+    UploadState, UploadStore,
 };
 use tusk_multipart::{BufferBudget, MultipartConfig, MultipartStore};
 use tusk_testkit::store_suite::{self, ReadBack};
@@ -538,8 +539,8 @@ impl GatedPuts {
 
 #[async_trait]
 impl ObjectStore for GatedPuts {
-    async fn create_multipart(&self, key: &str) -> Result<String> {
-        self.inner.create_multipart(key).await
+    async fn create_multipart(&self, key: &str, attributes: &ObjectAttributes) -> Result<String> {
+        self.inner.create_multipart(key, attributes).await
     }
     async fn upload_part(&self, key: &str, id: &str, number: u32, body: Bytes) -> Result<String> {
         self.parts_sent.fetch_add(1, Ordering::SeqCst);
@@ -568,12 +569,17 @@ impl ObjectStore for GatedPuts {
     async fn abort_multipart(&self, key: &str, id: &str) -> Result<()> {
         self.inner.abort_multipart(key, id).await
     }
-    async fn put_object(&self, key: &str, body: Bytes) -> Result<()> {
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+        attributes: &ObjectAttributes,
+    ) -> Result<()> {
         if !key.ends_with(".info") {
             self.arrived.add_permits(1);
             self.gate.acquire().await.unwrap().forget();
         }
-        self.inner.put_object(key, body).await
+        self.inner.put_object(key, body, attributes).await
     }
     async fn object_size(&self, key: &str) -> Result<Option<u64>> {
         self.inner.object_size(key).await
@@ -1087,4 +1093,37 @@ async fn with_equal_parts_a_final_upload_has_parts_of_one_size() {
     let (stored, expected, parts) = concatenated(&partials, false).await;
     assert!(stored == expected);
     assert!(parts.windows(2).any(|w| w[0] != w[1]), "{parts:?}");
+}
+
+#[tokio::test]
+async fn objects_present_themselves_as_tusk_s_downloads_do() {
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    let metadata =
+        Metadata::from_pairs([("filetype", "image/jpeg"), ("filename", "fire.jpg")]).unwrap();
+    // One small enough for a single PUT, one assembled from parts.
+    for len in [10, 2 * P + 1] {
+        let id = UploadId::generate();
+        store
+            .create(NewUpload {
+                id: id.clone(),
+                length: Some(len),
+                metadata: metadata.clone(),
+                expires_at: None,
+                created_at: None,
+                concat: None,
+            })
+            .await
+            .unwrap();
+        write(&store, &id, 0, &pattern(len, 9)).await;
+        let attributes = cluster.objects.attributes(id.as_str()).unwrap();
+        assert_eq!(attributes, ObjectAttributes::of_upload(&metadata), "{len}");
+        assert_eq!(attributes.content_type.as_deref(), Some("image/jpeg"));
+        assert_eq!(
+            attributes.content_disposition.as_deref(),
+            Some("inline; filename=\"fire.jpg\"; filename*=UTF-8''fire.jpg")
+        );
+        let info = cluster.objects.attributes(&format!("{id}.info")).unwrap();
+        assert_eq!(info.content_type.as_deref(), Some("application/json"));
+    }
 }

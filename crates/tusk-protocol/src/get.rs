@@ -1,32 +1,9 @@
 //! GET: download a finished upload (not part of tus; what a server users deploy also does).
 
-use tusk_core::{Metadata, UploadId};
+use tusk_core::{UploadId, presentation};
 
 use crate::message::{Headers, TusResponse};
 use crate::{Engine, TusError};
-
-/// Types a browser may render inline from this origin: media and plain text, nothing that can
-/// run script (no HTML, SVG, XML or PDF). Everything else is served as an attachment.
-const INLINE_TYPES: &[&str] = &[
-    "text/plain",
-    "image/png",
-    "image/jpeg",
-    "image/gif",
-    "image/bmp",
-    "image/webp",
-    "image/avif",
-    "audio/mpeg",
-    "audio/ogg",
-    "audio/wav",
-    "audio/wave",
-    "audio/x-wav",
-    "audio/webm",
-    "audio/flac",
-    "video/mp4",
-    "video/ogg",
-    "video/webm",
-    "application/ogg",
-];
 
 /// What a `Range` header asks for, against a representation of `length` bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -80,75 +57,6 @@ fn parse_range(value: &str, length: u64) -> RangeRequest {
             }
         }
     }
-}
-
-/// `Content-Type` and `Content-Disposition` from the `filetype` and `filename` metadata.
-fn presentation(metadata: &Metadata) -> (String, String) {
-    let filetype = metadata
-        .get("filetype")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| is_media_type(t));
-    let inline = filetype
-        .as_deref()
-        .is_some_and(|t| INLINE_TYPES.contains(&t));
-    let content_type = filetype.unwrap_or_else(|| "application/octet-stream".to_owned());
-    let mut disposition = if inline { "inline" } else { "attachment" }.to_owned();
-    if let Some(name) = metadata
-        .get("filename")
-        .map(sanitize_filename)
-        .filter(|name| !name.is_empty())
-    {
-        {
-            let ascii: String = name
-                .chars()
-                .map(|c| if c.is_ascii() { c } else { '_' })
-                .collect();
-            disposition.push_str(&format!(
-                "; filename=\"{ascii}\"; filename*=UTF-8''{}",
-                percent_encode(&name)
-            ));
-        }
-    }
-    (content_type, disposition)
-}
-
-/// `type/subtype` of token characters, no parameters.
-fn is_media_type(value: &str) -> bool {
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
-    value
-        .split_once('/')
-        .is_some_and(|(t, s)| token(t) && token(s))
-}
-
-/// A file name safe in a header and on the client's disk: the last path component, without
-/// control characters, quotes, backslashes or semicolons, at most 200 characters.
-fn sanitize_filename(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let base = text.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = base
-        .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | ';'))
-        .take(200)
-        .collect();
-    cleaned.trim().trim_matches('.').to_owned()
-}
-
-/// RFC 8187 percent-encoding of UTF-8 (attr-char stays as is).
-fn percent_encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 impl Engine {
@@ -245,53 +153,5 @@ mod tests {
         }
         assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
         assert_eq!(parse_range("bytes=-5", 0), Unsatisfiable);
-    }
-
-    fn meta(pairs: &[(&str, &str)]) -> Metadata {
-        use base64::Engine as _;
-        let header = pairs
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{k} {}",
-                    base64::engine::general_purpose::STANDARD.encode(v)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(",");
-        Metadata::parse(&header).unwrap()
-    }
-
-    #[test]
-    fn only_allow_listed_types_are_inline_and_names_are_sanitized() {
-        let (t, d) = presentation(&meta(&[("filetype", "image/png"), ("filename", "cat.png")]));
-        assert_eq!(t, "image/png");
-        assert_eq!(d, "inline; filename=\"cat.png\"; filename*=UTF-8''cat.png");
-
-        let (t, d) = presentation(&meta(&[
-            ("filetype", "text/html"),
-            ("filename", "../../evil\"; x=\r\n.html"),
-        ]));
-        assert_eq!(t, "text/html");
-        assert!(
-            d.starts_with("attachment; filename=\"evil x=.html\""),
-            "{d}"
-        );
-
-        let (t, d) = presentation(&meta(&[
-            ("filetype", "not a type"),
-            ("filename", "résumé.pdf"),
-        ]));
-        assert_eq!(t, "application/octet-stream");
-        assert_eq!(
-            d,
-            "attachment; filename=\"r_sum_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"
-        );
-
-        let (t, d) = presentation(&Metadata::default());
-        assert_eq!(
-            (t.as_str(), d.as_str()),
-            ("application/octet-stream", "attachment")
-        );
     }
 }

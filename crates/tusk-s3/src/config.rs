@@ -22,6 +22,15 @@ pub struct S3Config {
     pub credentials: Option<StaticCredentials>,
     /// When the client adds checksums to what it sends and checks those it receives.
     pub checksum: ChecksumMode,
+    /// The storage class of uploads' objects (`s3_storage_class`, e.g. `STANDARD_IA`);
+    /// `None`: the bucket's default.
+    pub storage_class: Option<String>,
+    /// Server-side encryption of uploads' objects (`s3_sse`: `AES256`, `aws:kms` or
+    /// `aws:kms:dsse`); `None`: the bucket's default.
+    pub sse: Option<String>,
+    /// The KMS key for `aws:kms` encryption (`s3_sse_kms_key_id`); `None`: the account's
+    /// default key.
+    pub sse_kms_key_id: Option<String>,
 }
 
 /// When the S3 client adds a checksum to each request and checks the checksum of each response
@@ -75,6 +84,39 @@ impl S3Config {
             return Err(S3Error::Setting {
                 key: "s3_endpoint",
                 message: format!("{endpoint:?} must be an http:// or https:// URL"),
+            });
+        }
+        if let Some(class) = &self.storage_class
+            && !aws_sdk_s3::types::StorageClass::values().contains(&class.as_str())
+        {
+            return Err(S3Error::Setting {
+                key: "s3_storage_class",
+                message: format!(
+                    "{class:?} is not an S3 storage class; use one of {}",
+                    aws_sdk_s3::types::StorageClass::values().join(", ")
+                ),
+            });
+        }
+        if let Some(sse) = &self.sse
+            && !aws_sdk_s3::types::ServerSideEncryption::values().contains(&sse.as_str())
+        {
+            return Err(S3Error::Setting {
+                key: "s3_sse",
+                message: format!(
+                    "{sse:?} is not an S3 server-side encryption; use one of {}",
+                    aws_sdk_s3::types::ServerSideEncryption::values().join(", ")
+                ),
+            });
+        }
+        if self.sse_kms_key_id.is_some()
+            && !self
+                .sse
+                .as_deref()
+                .is_some_and(|s| s.starts_with("aws:kms"))
+        {
+            return Err(S3Error::Setting {
+                key: "s3_sse_kms_key_id",
+                message: "needs s3_sse = \"aws:kms\" (or \"aws:kms:dsse\")".to_owned(),
             });
         }
         Ok(())

@@ -13,7 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use tracing::Instrument;
-use tusk_core::{Error, ErrorKind, ObjectStore, Result};
+use tusk_core::{Error, ErrorKind, ObjectAttributes, ObjectStore, Result};
 
 use crate::{S3Config, S3Error};
 
@@ -55,6 +55,10 @@ pub struct S3Objects {
     client: Client,
     bucket: String,
     prefix: String,
+    /// Storage class and encryption of every object tusk creates.
+    storage_class: Option<aws_sdk_s3::types::StorageClass>,
+    sse: Option<aws_sdk_s3::types::ServerSideEncryption>,
+    sse_kms_key_id: Option<String>,
     /// Where S3 is, for messages.
     endpoint: String,
 }
@@ -121,6 +125,15 @@ impl S3Objects {
             client: Client::from_conf(s3_config),
             bucket: config.bucket,
             prefix: config.prefix,
+            storage_class: config
+                .storage_class
+                .as_deref()
+                .map(aws_sdk_s3::types::StorageClass::from),
+            sse: config
+                .sse
+                .as_deref()
+                .map(aws_sdk_s3::types::ServerSideEncryption::from),
+            sse_kms_key_id: config.sse_kms_key_id,
             endpoint: endpoint.clone(),
         };
         objects.check_bucket(endpoint).await?;
@@ -153,7 +166,7 @@ impl S3Objects {
             },
         };
         let multipart_id = self
-            .create_multipart(&key)
+            .create_multipart(&key, &ObjectAttributes::default())
             .await
             .map_err(|e| failed("CreateMultipartUpload", e))?;
         let stored = async {
@@ -272,12 +285,17 @@ impl ObjectStore for S3Objects {
         Ok(self.check_bucket(self.endpoint.clone()).await?)
     }
 
-    async fn create_multipart(&self, key: &str) -> Result<String> {
+    async fn create_multipart(&self, key: &str, attributes: &ObjectAttributes) -> Result<String> {
         let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(self.key(key))
+            .set_content_type(attributes.content_type.clone())
+            .set_content_disposition(attributes.content_disposition.clone())
+            .set_storage_class(self.storage_class.clone())
+            .set_server_side_encryption(self.sse.clone())
+            .set_ssekms_key_id(self.sse_kms_key_id.clone())
             .send()
             .instrument(tracing::debug_span!("s3.create_multipart_upload", key))
             .timed("CreateMultipartUpload")
@@ -421,13 +439,23 @@ impl ObjectStore for S3Objects {
         }
     }
 
-    async fn put_object(&self, key: &str, body: Bytes) -> Result<()> {
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+        attributes: &ObjectAttributes,
+    ) -> Result<()> {
         let size = body.len();
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(self.key(key))
             .body(ByteStream::from(body))
+            .set_content_type(attributes.content_type.clone())
+            .set_content_disposition(attributes.content_disposition.clone())
+            .set_storage_class(self.storage_class.clone())
+            .set_server_side_encryption(self.sse.clone())
+            .set_ssekms_key_id(self.sse_kms_key_id.clone())
             .send()
             .instrument(tracing::debug_span!("s3.put_object", key, size))
             .timed("PutObject")

@@ -13,7 +13,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
-use tusk_core::{ErrorKind, ObjectStore, UploadId};
+use tusk_core::{ErrorKind, ObjectAttributes, ObjectStore, UploadId};
 use tusk_s3::{S3Config, S3Error, S3Objects, StaticCredentials};
 use tusk_testkit::object_suite::{self, ReadObject};
 
@@ -64,6 +64,7 @@ fn config(endpoint: &str, bucket: &str, prefix: &str) -> S3Config {
         force_path_style: true,
         credentials: Some(StaticCredentials::new(KEY_ID, SECRET, None)),
         checksum: tusk_s3::ChecksumMode::default(),
+        ..S3Config::default()
     }
 }
 
@@ -162,7 +163,11 @@ async fn both_checksum_modes_pass_the_start_up_check_and_leave_nothing() {
         .await
         .unwrap_or_else(|e| panic!("{mode}: {e}"));
         objects
-            .put_object("x", Bytes::from_static(b"abc"))
+            .put_object(
+                "x",
+                Bytes::from_static(b"abc"),
+                &ObjectAttributes::default(),
+            )
             .await
             .unwrap();
         objects.delete_object("x").await.unwrap();
@@ -197,7 +202,11 @@ async fn keys_are_stored_under_the_prefix() {
         .await
         .expect("connect");
     objects
-        .put_object("id.info", Bytes::from_static(b"{}"))
+        .put_object(
+            "id.info",
+            Bytes::from_static(b"{}"),
+            &ObjectAttributes::default(),
+        )
         .await
         .expect("put");
     let head = client
@@ -223,7 +232,10 @@ async fn service_errors_are_classified_and_keep_no_raw_response() {
     let objects = S3Objects::connect(config(&endpoint, &bucket, ""))
         .await
         .expect("connect");
-    let id = objects.create_multipart("k").await.expect("create");
+    let id = objects
+        .create_multipart("k", &ObjectAttributes::default())
+        .await
+        .expect("create");
     let mut etags = Vec::new();
     for n in 1..=2 {
         let etag = objects
@@ -294,7 +306,7 @@ async fn calls_after_the_endpoint_goes_away_are_unavailable() {
         .await
         .expect("connect through the proxy");
     let id = objects
-        .create_multipart("k")
+        .create_multipart("k", &ObjectAttributes::default())
         .await
         .expect("create through the proxy");
 
@@ -315,7 +327,9 @@ async fn calls_after_the_endpoint_goes_away_are_unavailable() {
     );
     for result in [
         objects.object_size("k").await.map(drop),
-        objects.put_object("k", Bytes::new()).await,
+        objects
+            .put_object("k", Bytes::new(), &ObjectAttributes::default())
+            .await,
         objects.abort_multipart("k", &id).await,
     ] {
         let err = result.expect_err("call with the endpoint gone");
@@ -355,7 +369,7 @@ async fn credentials_from_file_variables_are_used() {
         .await
         .expect("connect with file credentials");
     objects
-        .put_object("k", Bytes::from_static(b"v"))
+        .put_object("k", Bytes::from_static(b"v"), &ObjectAttributes::default())
         .await
         .expect("put with file credentials");
     assert_eq!(objects.object_size("k").await.expect("size"), Some(1));
@@ -470,4 +484,104 @@ impl Proxy {
             .unwrap_or(true);
         assert!(refused, "the proxy port still accepts connections");
     }
+}
+
+#[tokio::test]
+async fn objects_carry_their_attributes_storage_class_and_encryption() {
+    if !services_enabled("objects_carry_their_attributes_storage_class_and_encryption") {
+        return;
+    }
+    let endpoint = endpoint();
+    let client = raw_client(&endpoint);
+    let bucket = new_bucket(&client).await;
+    let objects = S3Objects::connect(S3Config {
+        storage_class: Some("STANDARD_IA".to_owned()),
+        sse: Some("AES256".to_owned()),
+        ..config(&endpoint, &bucket, "p/")
+    })
+    .await
+    .unwrap();
+    let attributes = ObjectAttributes {
+        content_type: Some("image/jpeg".to_owned()),
+        content_disposition: Some("inline; filename=\"fire.jpg\"".to_owned()),
+    };
+    objects
+        .put_object("small", Bytes::from_static(b"abc"), &attributes)
+        .await
+        .unwrap();
+    let id = objects.create_multipart("big", &attributes).await.unwrap();
+    let etag = objects
+        .upload_part("big", &id, 1, Bytes::from_static(b"xyz"))
+        .await
+        .unwrap();
+    objects
+        .complete_multipart("big", &id, &[etag])
+        .await
+        .unwrap();
+    for key in ["p/small", "p/big"] {
+        let head = client
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_type(), Some("image/jpeg"), "{key}");
+        assert_eq!(
+            head.content_disposition(),
+            Some("inline; filename=\"fire.jpg\""),
+            "{key}"
+        );
+        assert_eq!(
+            head.storage_class(),
+            Some(&aws_sdk_s3::types::StorageClass::StandardIa),
+            "{key}"
+        );
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&aws_sdk_s3::types::ServerSideEncryption::Aes256),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn storage_class_and_encryption_settings_are_checked() {
+    let base = config("http://127.0.0.1:1", "b", "");
+    for (config, key) in [
+        (
+            S3Config {
+                storage_class: Some("CHEAP".to_owned()),
+                ..base.clone()
+            },
+            "s3_storage_class",
+        ),
+        (
+            S3Config {
+                sse: Some("rot13".to_owned()),
+                ..base.clone()
+            },
+            "s3_sse",
+        ),
+        (
+            S3Config {
+                sse: Some("AES256".to_owned()),
+                sse_kms_key_id: Some("k".to_owned()),
+                ..base.clone()
+            },
+            "s3_sse_kms_key_id",
+        ),
+    ] {
+        match config.validate() {
+            Err(S3Error::Setting { key: got, .. }) => assert_eq!(got, key),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    let kms = S3Config {
+        sse: Some("aws:kms".to_owned()),
+        sse_kms_key_id: Some("arn:aws:kms:eu-west-1:1:key/x".to_owned()),
+        storage_class: Some("INTELLIGENT_TIERING".to_owned()),
+        ..base
+    };
+    assert!(kms.validate().is_ok());
 }

@@ -343,6 +343,35 @@ pub struct Settings {
     #[arg(long, env = "TUSK_S3_EQUAL_PARTS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Distributed mode")]
     pub s3_equal_parts: Option<bool>,
 
+    /// Storage class of uploads' objects, e.g. STANDARD_IA or INTELLIGENT_TIERING
+    /// [default: the bucket's].
+    #[arg(
+        long,
+        env = "TUSK_S3_STORAGE_CLASS",
+        value_name = "CLASS",
+        help_heading = "Distributed mode"
+    )]
+    pub s3_storage_class: Option<String>,
+
+    /// Server-side encryption of uploads' objects: AES256 (SSE-S3), aws:kms (SSE-KMS) or
+    /// aws:kms:dsse [default: the bucket's].
+    #[arg(
+        long,
+        env = "TUSK_S3_SSE",
+        value_name = "ALGORITHM",
+        help_heading = "Distributed mode"
+    )]
+    pub s3_sse: Option<String>,
+
+    /// The KMS key (id or ARN) for --s3-sse aws:kms [default: the account's S3 key].
+    #[arg(
+        long,
+        env = "TUSK_S3_SSE_KMS_KEY_ID",
+        value_name = "KEY",
+        help_heading = "Distributed mode"
+    )]
+    pub s3_sse_kms_key_id: Option<String>,
+
     /// Redis holding upload state and tails: redis://[:password@]host:port/db, or rediss://
     /// for TLS; with --redis-cluster, comma-separated seed nodes of the cluster. Required with
     /// --s3-bucket [default: none].
@@ -613,6 +642,9 @@ impl Settings {
             s3_force_path_style,
             s3_checksum,
             s3_equal_parts,
+            s3_storage_class,
+            s3_sse,
+            s3_sse_kms_key_id,
             redis_url,
             redis_url_file,
             redis_cluster,

@@ -437,6 +437,9 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
             })?,
             None => tusk_s3::ChecksumMode::default(),
         },
+        storage_class: s.s3_storage_class.take(),
+        sse: s.s3_sse.take(),
+        sse_kms_key_id: s.s3_sse_kms_key_id.take(),
     };
     s3.validate().map_err(|err| match err {
         tusk_s3::S3Error::Setting { key, message } => invalid(key, message),

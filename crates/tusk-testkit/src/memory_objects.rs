@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tusk_core::{Error, ErrorKind, ObjectStore, Result, UploadId};
+use tusk_core::{Error, ErrorKind, ObjectAttributes, ObjectStore, Result, UploadId};
 
 use crate::object_suite::ReadObject;
 
@@ -42,11 +42,13 @@ struct Object {
     data: Bytes,
     /// Sizes of the parts it was assembled from; `None` for a whole-object put.
     parts: Option<Vec<u64>>,
+    attributes: ObjectAttributes,
 }
 
 #[derive(Debug)]
 struct Multipart {
     key: String,
+    attributes: ObjectAttributes,
     parts: HashMap<u32, (String, Bytes)>,
 }
 
@@ -54,6 +56,11 @@ impl MemoryObjects {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The attributes the object under `key` was created with, if there is one.
+    pub fn attributes(&self, key: &str) -> Option<ObjectAttributes> {
+        self.state().objects.get(key).map(|o| o.attributes.clone())
     }
 
     /// The bytes stored under `key`, if any.
@@ -115,13 +122,14 @@ fn etag(body: &[u8]) -> String {
 
 #[async_trait]
 impl ObjectStore for MemoryObjects {
-    async fn create_multipart(&self, key: &str) -> Result<String> {
+    async fn create_multipart(&self, key: &str, attributes: &ObjectAttributes) -> Result<String> {
         let mut state = self.available()?;
         let id = UploadId::generate().to_string();
         state.multiparts.insert(
             id.clone(),
             Multipart {
                 key: key.to_owned(),
+                attributes: attributes.clone(),
                 parts: HashMap::new(),
             },
         );
@@ -194,12 +202,14 @@ impl ObjectStore for MemoryObjects {
             data.extend_from_slice(body);
         }
         let sizes = bodies.iter().map(|b| b.len() as u64).collect();
+        let attributes = multipart.attributes.clone();
         state.multiparts.remove(multipart_id);
         state.objects.insert(
             key.to_owned(),
             Object {
                 data: Bytes::from(data),
                 parts: Some(sizes),
+                attributes,
             },
         );
         Ok(())
@@ -242,13 +252,19 @@ impl ObjectStore for MemoryObjects {
         Ok(())
     }
 
-    async fn put_object(&self, key: &str, body: Bytes) -> Result<()> {
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+        attributes: &ObjectAttributes,
+    ) -> Result<()> {
         let mut state = self.available()?;
         state.objects.insert(
             key.to_owned(),
             Object {
                 data: body,
                 parts: None,
+                attributes: attributes.clone(),
             },
         );
         Ok(())

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tusk_core::{ErrorKind, ObjectStore, UploadId};
+use tusk_core::{ErrorKind, ObjectAttributes, ObjectStore, UploadId};
 
 /// S3's minimum size for every part but the last.
 const MIN_PART: usize = 5 * 1024 * 1024;
@@ -65,7 +65,7 @@ fn fresh_key() -> String {
 
 async fn create(objects: &dyn ObjectStore, check: &str, key: &str) -> String {
     objects
-        .create_multipart(key)
+        .create_multipart(key, &ObjectAttributes::default())
         .await
         .unwrap_or_else(|e| panic!("{check}: create_multipart: {e}"))
 }
@@ -278,7 +278,7 @@ async fn whole_objects_round_trip(objects: &dyn ObjectStore, read: &dyn ReadObje
 
     let first = Bytes::from_static(br#"{"length":42,"metadata":{}}"#);
     objects
-        .put_object(&key, first.clone())
+        .put_object(&key, first.clone(), &ObjectAttributes::default())
         .await
         .unwrap_or_else(|e| panic!("{check}: put_object: {e}"));
     assert_eq!(size(key.clone()).await, Some(first.len() as u64), "{check}");
@@ -286,7 +286,7 @@ async fn whole_objects_round_trip(objects: &dyn ObjectStore, read: &dyn ReadObje
 
     let second = Bytes::from_static(br#"{"length":42,"offset":42}"#);
     objects
-        .put_object(&key, second.clone())
+        .put_object(&key, second.clone(), &ObjectAttributes::default())
         .await
         .unwrap_or_else(|e| panic!("{check}: put_object over an object: {e}"));
     assert_eq!(
@@ -298,7 +298,7 @@ async fn whole_objects_round_trip(objects: &dyn ObjectStore, read: &dyn ReadObje
 
     let empty = format!("{}.empty", fresh_key());
     objects
-        .put_object(&empty, Bytes::new())
+        .put_object(&empty, Bytes::new(), &ObjectAttributes::default())
         .await
         .unwrap_or_else(|e| panic!("{check}: put_object of 0 bytes: {e}"));
     assert_eq!(size(empty.clone()).await, Some(0), "{check}: empty object");
@@ -325,7 +325,7 @@ async fn ranges_of_an_object_stream_back(objects: &dyn ObjectStore) {
     let key = fresh_key();
     let data = pattern(300_000, 3);
     objects
-        .put_object(&key, data.clone())
+        .put_object(&key, data.clone(), &ObjectAttributes::default())
         .await
         .unwrap_or_else(|e| panic!("{check}: put_object: {e}"));
     for (start, end) in [

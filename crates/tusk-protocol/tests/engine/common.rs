@@ -99,6 +99,7 @@ async fn real_services(cluster: bool) -> (Arc<dyn ObjectStore>, Arc<dyn StateSto
         force_path_style: true,
         credentials: Some(tusk_s3::StaticCredentials::new("test", "test", None)),
         checksum: tusk_s3::ChecksumMode::default(),
+        ..tusk_s3::S3Config::default()
     })
     .await
     .unwrap();

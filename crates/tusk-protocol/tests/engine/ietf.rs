@@ -6,9 +6,12 @@ use tusk_protocol::{EngineConfig, Interim, Target, TusResponse};
 
 use crate::common::{BASE, Harness, Req, config, cut_after, id_of};
 
+/// An interim response: its status and headers.
+type Sent = (u16, Vec<(String, String)>);
+
 /// Interim responses a request sent, as the HTTP adapter would have written them.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<(u16, Vec<(String, String)>)>>);
+struct Recorder(Mutex<Vec<Sent>>);
 
 impl Interim for Recorder {
     fn send(&self, status: u16, headers: &[(&'static str, String)]) -> bool {
@@ -22,7 +25,7 @@ impl Interim for Recorder {
 }
 
 impl Recorder {
-    fn sent(&self) -> Vec<(u16, Vec<(String, String)>)> {
+    fn sent(&self) -> Vec<Sent> {
         self.0.lock().unwrap().clone()
     }
 }

@@ -1,7 +1,7 @@
 //! The object-store conformance suite against the in-memory fake, plus its test helpers.
 
 use bytes::Bytes;
-use tusk_core::{ErrorKind, ObjectStore};
+use tusk_core::{ErrorKind, ObjectAttributes, ObjectStore};
 use tusk_testkit::{MemoryObjects, object_suite};
 
 const MIB: usize = 1024 * 1024;
@@ -20,7 +20,10 @@ async fn memory_objects_pass_the_object_suite() {
 #[tokio::test]
 async fn part_sizes_and_pending_uploads_are_visible() {
     let objects = MemoryObjects::new();
-    let id = objects.create_multipart("a").await.expect("create");
+    let id = objects
+        .create_multipart("a", &ObjectAttributes::default())
+        .await
+        .expect("create");
     assert_eq!(objects.pending_multiparts(), 1);
     let e1 = objects
         .upload_part("a", &id, 1, Bytes::from(vec![1; 5 * MIB]))
@@ -42,7 +45,11 @@ async fn part_sizes_and_pending_uploads_are_visible() {
     assert_eq!(objects.object("a").map(|d| d.len()), Some(5 * MIB + 3));
 
     objects
-        .put_object("a", Bytes::from_static(b"whole"))
+        .put_object(
+            "a",
+            Bytes::from_static(b"whole"),
+            &ObjectAttributes::default(),
+        )
         .await
         .expect("put");
     assert_eq!(objects.part_sizes_of_last_complete("a"), None);
@@ -53,8 +60,14 @@ async fn part_sizes_and_pending_uploads_are_visible() {
 async fn clones_share_state_and_ids_are_random() {
     let a = MemoryObjects::new();
     let b = a.clone();
-    let id1 = a.create_multipart("k").await.expect("create");
-    let id2 = b.create_multipart("k").await.expect("create");
+    let id1 = a
+        .create_multipart("k", &ObjectAttributes::default())
+        .await
+        .expect("create");
+    let id2 = b
+        .create_multipart("k", &ObjectAttributes::default())
+        .await
+        .expect("create");
     assert_ne!(id1, id2);
     assert_eq!(a.pending_multiparts(), 2);
     b.abort_multipart("k", &id1).await.expect("abort");
@@ -64,7 +77,10 @@ async fn clones_share_state_and_ids_are_random() {
 #[tokio::test]
 async fn unknown_or_foreign_multipart_is_not_found() {
     let objects = MemoryObjects::new();
-    let id = objects.create_multipart("mine").await.expect("create");
+    let id = objects
+        .create_multipart("mine", &ObjectAttributes::default())
+        .await
+        .expect("create");
     let err = objects
         .upload_part("other", &id, 1, Bytes::from_static(b"x"))
         .await
@@ -96,19 +112,24 @@ async fn unknown_or_foreign_multipart_is_not_found() {
 async fn unavailable_switch_fails_every_call_until_cleared() {
     let objects = MemoryObjects::new();
     objects
-        .put_object("k", Bytes::from_static(b"v"))
+        .put_object("k", Bytes::from_static(b"v"), &ObjectAttributes::default())
         .await
         .expect("put");
     objects.set_unavailable(true);
     let kinds = [
-        objects.create_multipart("k").await.map(drop),
+        objects
+            .create_multipart("k", &ObjectAttributes::default())
+            .await
+            .map(drop),
         objects
             .upload_part("k", "id", 1, Bytes::new())
             .await
             .map(drop),
         objects.complete_multipart("k", "id", &[]).await,
         objects.abort_multipart("k", "id").await,
-        objects.put_object("k", Bytes::new()).await,
+        objects
+            .put_object("k", Bytes::new(), &ObjectAttributes::default())
+            .await,
         objects.object_size("k").await.map(drop),
         objects.delete_object("k").await,
     ]
@@ -124,7 +145,10 @@ async fn unavailable_switch_fails_every_call_until_cleared() {
 #[tokio::test]
 async fn second_complete_is_not_found() {
     let objects = MemoryObjects::new();
-    let id = objects.create_multipart("k").await.expect("create");
+    let id = objects
+        .create_multipart("k", &ObjectAttributes::default())
+        .await
+        .expect("create");
     let etag = objects
         .upload_part("k", &id, 1, Bytes::from_static(b"x"))
         .await
