@@ -17,7 +17,7 @@ pub use id::{InvalidUploadId, UploadId};
 pub use info::{Concat, Loaded, NewUpload, UploadInfo};
 pub use lock::{LockGuard, Locker};
 pub use metadata::{Metadata, MetadataError};
-pub use objects::{ObjectAttributes, ObjectStore};
+pub use objects::{ObjectAttributes, ObjectStore, RECORD_SUFFIX};
 pub use presentation::presentation;
 pub use state::{Commit, StateStore, TailChange, UploadState};
 pub use store::{

@@ -3,6 +3,9 @@ use bytes::Bytes;
 
 use crate::{ByteStream, Metadata, Result};
 
+/// The suffix of tusk's own records among object keys (`<id>.info`).
+pub const RECORD_SUFFIX: &str = ".info";
+
 /// What an object says about itself to whoever reads it straight from the store (a presigned
 /// URL, a CDN): set when it is created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +39,8 @@ impl ObjectAttributes {
 /// Object storage with multipart uploads: what the distributed store needs from S3.
 ///
 /// Keys are relative (`<id>`, `<id>.info`); the implementation adds its configured prefix.
+/// Keys ending in [`RECORD_SUFFIX`] are tusk's own records, never an upload's data (upload ids
+/// have no `.`): an implementation may keep them apart (tusk-s3's `s3_meta_prefix`).
 /// Errors use the shared kinds: `NotFound` for an unknown multipart upload or object,
 /// `Unavailable` when the service cannot be reached, `Backend` for anything else.
 #[async_trait]

@@ -91,7 +91,7 @@ impl MultipartStore {
 
     /// The object key of an upload's operator-facing info document.
     fn info_key(id: &UploadId) -> String {
-        format!("{id}.info")
+        format!("{id}{}", tusk_core::RECORD_SUFFIX)
     }
 
     /// Write `<id>.info` (length and metadata, for operators). It is informational, so a failure

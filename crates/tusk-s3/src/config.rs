@@ -14,6 +14,9 @@ pub struct S3Config {
     pub region: Option<String>,
     /// Prepended to every key (`<prefix><id>`), e.g. `uploads/`.
     pub prefix: String,
+    /// Where tusk's own records (`<id>.info`) go instead of `prefix`, e.g. `tusk-meta/`, so
+    /// the data prefix holds only uploads' objects; `None`: beside the data.
+    pub meta_prefix: Option<String>,
     /// Address buckets as `<endpoint>/<bucket>` instead of `<bucket>.<endpoint>`; most S3 clones
     /// need it.
     pub force_path_style: bool,

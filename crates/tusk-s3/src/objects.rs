@@ -55,6 +55,8 @@ pub struct S3Objects {
     client: Client,
     bucket: String,
     prefix: String,
+    /// Where records (`<id>.info`) go, if not under `prefix`.
+    meta_prefix: Option<String>,
     /// Storage class and encryption of every object tusk creates.
     storage_class: Option<aws_sdk_s3::types::StorageClass>,
     sse: Option<aws_sdk_s3::types::ServerSideEncryption>,
@@ -125,6 +127,7 @@ impl S3Objects {
             client: Client::from_conf(s3_config),
             bucket: config.bucket,
             prefix: config.prefix,
+            meta_prefix: config.meta_prefix,
             storage_class: config
                 .storage_class
                 .as_deref()
@@ -204,7 +207,10 @@ impl S3Objects {
     }
 
     fn key(&self, key: &str) -> String {
-        format!("{}{}", self.prefix, key)
+        match &self.meta_prefix {
+            Some(meta) if key.ends_with(tusk_core::RECORD_SUFFIX) => format!("{meta}{key}"),
+            _ => format!("{}{}", self.prefix, key),
+        }
     }
 
     async fn check_bucket(&self, endpoint: String) -> std::result::Result<(), S3Error> {

@@ -585,3 +585,41 @@ fn storage_class_and_encryption_settings_are_checked() {
     };
     assert!(kms.validate().is_ok());
 }
+
+#[tokio::test]
+async fn records_go_under_the_meta_prefix_and_data_under_the_data_prefix() {
+    if !services_enabled("records_go_under_the_meta_prefix_and_data_under_the_data_prefix") {
+        return;
+    }
+    let endpoint = endpoint();
+    let client = raw_client(&endpoint);
+    let bucket = new_bucket(&client).await;
+    let objects = S3Objects::connect(S3Config {
+        meta_prefix: Some("meta/".to_owned()),
+        ..config(&endpoint, &bucket, "data/")
+    })
+    .await
+    .unwrap();
+    let none = ObjectAttributes::default();
+    objects
+        .put_object("abc", Bytes::from_static(b"bytes"), &none)
+        .await
+        .unwrap();
+    objects
+        .put_object("abc.info", Bytes::from_static(b"{}"), &none)
+        .await
+        .unwrap();
+    let listed = client
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["data/abc", "meta/abc.info"]);
+    assert_eq!(objects.object_size("abc.info").await.unwrap(), Some(2));
+    objects.delete_object("abc.info").await.unwrap();
+    assert_eq!(objects.object_size("abc.info").await.unwrap(), None);
+    assert_eq!(objects.object_size("abc").await.unwrap(), Some(5));
+}

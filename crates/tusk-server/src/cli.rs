@@ -320,6 +320,16 @@ pub struct Settings {
     )]
     pub s3_prefix: Option<String>,
 
+    /// Key prefix for tusk's own records (<id>.info), so that --s3-prefix holds only uploads'
+    /// objects, e.g. tusk-meta/ [default: beside the data, under --s3-prefix].
+    #[arg(
+        long,
+        env = "TUSK_S3_META_PREFIX",
+        value_name = "PREFIX",
+        help_heading = "Distributed mode"
+    )]
+    pub s3_meta_prefix: Option<String>,
+
     /// Address buckets as endpoint/bucket instead of bucket.endpoint (MinIO, moto)
     /// [default: false].
     #[arg(long, env = "TUSK_S3_FORCE_PATH_STYLE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Distributed mode")]
@@ -639,6 +649,7 @@ impl Settings {
             s3_endpoint,
             s3_region,
             s3_prefix,
+            s3_meta_prefix,
             s3_force_path_style,
             s3_checksum,
             s3_equal_parts,

@@ -428,6 +428,7 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         endpoint: s.s3_endpoint.take(),
         region: s.s3_region.take(),
         prefix: s.s3_prefix.take().unwrap_or_default(),
+        meta_prefix: s.s3_meta_prefix.take(),
         force_path_style: s.s3_force_path_style.unwrap_or(false),
         credentials: None,
         checksum: match s.s3_checksum.take() {
