@@ -54,8 +54,8 @@ pub enum ClientError {
         /// Why the last one failed.
         last: String,
     },
-    /// The server answered something the tus protocol does not allow.
-    #[error("the server's answer breaks the tus protocol: {0}")]
+    /// The server answered something the protocol (tus or the IETF draft) does not allow.
+    #[error("the server's answer breaks the upload protocol: {0}")]
     Protocol(String),
     /// The HTTP client could not be set up (TLS initialisation).
     #[error("cannot set up the HTTP client: {0}")]

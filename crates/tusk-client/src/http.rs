@@ -1,5 +1,6 @@
-//! The tus requests (OPTIONS, POST, HEAD, PATCH) over reqwest, each bounded in time, and what
-//! their failures mean for the caller: try again, start over, or stop.
+//! The upload requests (OPTIONS, POST, HEAD, PATCH) over reqwest, in tus 1.0 or the IETF
+//! draft (the headers in which they differ come from [`Protocol`]), each bounded in time, and
+//! what their failures mean for the caller: try again, start over, or stop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::ClientError;
 use crate::error::chain_text;
+use crate::protocol::{ChecksumHeader, Protocol, parse_sf_boolean};
 use crate::retry::parse_retry_after;
 
 /// At most this much of an error response's body is read, to quote it.
@@ -39,8 +41,21 @@ pub(crate) enum Failure {
 pub(crate) struct Capabilities {
     /// `Tus-Extension` includes `concatenation`.
     pub concatenation: bool,
-    /// `Tus-Extension` includes `checksum` and `Tus-Checksum-Algorithm` includes `sha1`.
-    pub sha1_checksum: bool,
+    /// The server checks the checksums this client sends: for tus, `Tus-Extension` includes
+    /// `checksum` and `Tus-Checksum-Algorithm` includes `sha1`.
+    pub checksum: bool,
+}
+
+impl Capabilities {
+    /// What a draft server is taken to offer without asking: no concatenation (the draft has
+    /// none), and `Content-Digest`, which needs no discovery (RFC 9530: a server that does not
+    /// check it ignores it).
+    pub(crate) fn of_draft() -> Capabilities {
+        Capabilities {
+            concatenation: false,
+            checksum: true,
+        }
+    }
 }
 
 /// The state of an upload, from HEAD.
@@ -48,6 +63,8 @@ pub(crate) struct Capabilities {
 pub(crate) struct Head {
     pub offset: u64,
     pub length: Option<u64>,
+    /// The draft's `Upload-Complete` (tus has no such header).
+    pub complete: Option<bool>,
 }
 
 /// When a streaming request last moved: the body gave the connection more bytes. A request
@@ -84,9 +101,10 @@ impl Activity {
     }
 }
 
-/// A tus client for one endpoint: reqwest, the user's headers, the timeout.
-pub(crate) struct Tus {
-    client: reqwest::Client,
+/// An upload client for one endpoint: reqwest, the protocol, the user's headers, the timeout.
+pub(crate) struct Client {
+    http: reqwest::Client,
+    protocol: Protocol,
     headers: HeaderMap,
     timeout: Duration,
 }
@@ -121,11 +139,15 @@ pub(crate) fn parse_headers(headers: &[String]) -> Result<HeaderMap, ClientError
     Ok(map)
 }
 
-impl Tus {
-    /// A client sending `headers` with every request; `timeout` bounds connecting, each small
-    /// request, and each PATCH's stalls.
-    pub(crate) fn new(headers: HeaderMap, timeout: Duration) -> Result<Tus, ClientError> {
-        let client = reqwest::Client::builder()
+impl Client {
+    /// A client speaking `protocol`, sending `headers` with every request; `timeout` bounds
+    /// connecting, each small request, and each PATCH's stalls.
+    pub(crate) fn new(
+        protocol: Protocol,
+        headers: HeaderMap,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let http = reqwest::Client::builder()
             .use_rustls_tls()
             .http1_only()
             .connect_timeout(timeout)
@@ -137,18 +159,25 @@ impl Tus {
             .user_agent(concat!("tusk-upload/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(ClientError::Http)?;
-        Ok(Tus {
-            client,
+        Ok(Client {
+            http,
+            protocol,
             headers,
             timeout,
         })
     }
 
+    /// The protocol the requests speak.
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
     fn request(&self, method: Method, url: &Url) -> reqwest::RequestBuilder {
-        self.client
+        let (name, value) = self.protocol.version_header();
+        self.http
             .request(method, url.clone())
             .headers(self.headers.clone())
-            .header("Tus-Resumable", "1.0.0")
+            .header(name, value)
     }
 
     /// Send a small request, bounded by the timeout as a whole.
@@ -182,7 +211,7 @@ impl Tus {
         let algorithms = list("tus-checksum-algorithm");
         Ok(Capabilities {
             concatenation: extensions.iter().any(|e| e == "concatenation"),
-            sha1_checksum: extensions.iter().any(|e| e == "checksum")
+            checksum: extensions.iter().any(|e| e == "checksum")
                 && algorithms.iter().any(|a| a == "sha1"),
         })
     }
@@ -196,18 +225,7 @@ impl Tus {
         metadata: Option<&str>,
         concat: Option<&str>,
     ) -> Result<Url, Failure> {
-        let mut req = self
-            .request(Method::POST, endpoint)
-            .header(reqwest::header::CONTENT_LENGTH, "0");
-        if let Some(length) = length {
-            req = req.header("Upload-Length", length.to_string());
-        }
-        if let Some(metadata) = metadata.filter(|m| !m.is_empty()) {
-            req = req.header("Upload-Metadata", metadata);
-        }
-        if let Some(concat) = concat {
-            req = req.header("Upload-Concat", concat);
-        }
+        let req = self.create_request(endpoint, length, metadata, concat);
         let resp = self.send_small(req).await?;
         if resp.status() != StatusCode::CREATED {
             return Err(classify("POST", resp, false).await);
@@ -222,7 +240,35 @@ impl Tus {
             .map_err(|e| protocol(&format!("Location {location:?} is not a URL ({e})")))
     }
 
-    /// HEAD of an upload: its offset and length.
+    /// The POST of [`Client::create`]: without content (the draft's careful creation: its
+    /// content comes in PATCHes, and the URL is known before any byte is sent). tusk and
+    /// tus-js-client carry the metadata in `Upload-Metadata` on draft creations too.
+    fn create_request(
+        &self,
+        endpoint: &Url,
+        length: Option<u64>,
+        metadata: Option<&str>,
+        concat: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self
+            .request(Method::POST, endpoint)
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        for (name, value) in self.protocol.creation_headers() {
+            req = req.header(*name, *value);
+        }
+        if let Some(length) = length {
+            req = req.header("Upload-Length", length.to_string());
+        }
+        if let Some(metadata) = metadata.filter(|m| !m.is_empty()) {
+            req = req.header("Upload-Metadata", metadata);
+        }
+        if let Some(concat) = concat {
+            req = req.header("Upload-Concat", concat);
+        }
+        req
+    }
+
+    /// HEAD of an upload: its offset and length (tus answers 200, the draft 204).
     pub(crate) async fn head(&self, url: &Url) -> Result<Head, Failure> {
         let resp = self.send_small(self.request(Method::HEAD, url)).await?;
         if !resp.status().is_success() {
@@ -230,35 +276,34 @@ impl Tus {
         }
         let offset = number(&resp, "upload-offset")?
             .ok_or_else(|| protocol("HEAD answered without Upload-Offset"))?;
+        let complete = match resp.headers().get("upload-complete") {
+            None => None,
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(parse_sf_boolean)
+                    .ok_or_else(|| protocol("Upload-Complete is not ?0 or ?1"))?,
+            ),
+        };
         Ok(Head {
             offset,
             length: number(&resp, "upload-length")?,
+            complete,
         })
     }
 
-    /// PATCH `len` bytes of `body` at `offset`: the offset the server reports after it. Not
-    /// bounded as a whole (a big PATCH on a slow link takes as long as it takes) but by
-    /// `activity`: it is abandoned once nothing moved for the timeout.
+    /// PATCH `len` bytes of `body` at `offset` (`completes`: they end the upload): the offset
+    /// the server reports after it. Not bounded as a whole (a big PATCH on a slow link takes as
+    /// long as it takes) but by `activity`: it is abandoned once nothing moved for the timeout.
     pub(crate) async fn patch(
         &self,
         url: &Url,
-        offset: u64,
+        append: Append<'_>,
         body: reqwest::Body,
-        len: u64,
-        checksum: Option<&str>,
         activity: &Activity,
     ) -> Result<u64, Failure> {
-        let mut req = self
-            .request(Method::PATCH, url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/offset+octet-stream",
-            )
-            .header(reqwest::header::CONTENT_LENGTH, len.to_string())
-            .header("Upload-Offset", offset.to_string());
-        if let Some(checksum) = checksum {
-            req = req.header("Upload-Checksum", checksum);
-        }
+        let req = self.patch_request(url, &append);
         activity.touch();
         let resp = tokio::select! {
             resp = req.body(body).send() => resp.map_err(transport)?,
@@ -275,6 +320,37 @@ impl Tus {
         number(&resp, "upload-offset")?
             .ok_or_else(|| protocol("PATCH answered without Upload-Offset"))
     }
+
+    /// The PATCH of [`Client::patch`], without its body.
+    fn patch_request(&self, url: &Url, append: &Append<'_>) -> reqwest::RequestBuilder {
+        let mut req = self
+            .request(Method::PATCH, url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                self.protocol.append_media_type(),
+            )
+            .header(reqwest::header::CONTENT_LENGTH, append.len.to_string())
+            .header("Upload-Offset", append.offset.to_string());
+        for (name, value) in self.protocol.append_headers(append.completes) {
+            req = req.header(name, value);
+        }
+        if let Some(checksum) = append.checksum {
+            req = req.header(checksum.name, checksum.value.as_str());
+        }
+        req
+    }
+}
+
+/// What one PATCH sends, besides its body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Append<'a> {
+    /// Where its bytes go in the upload.
+    pub offset: u64,
+    /// How many bytes the body holds.
+    pub len: u64,
+    /// The body holds the upload's last byte.
+    pub completes: bool,
+    pub checksum: Option<&'a ChecksumHeader>,
 }
 
 fn protocol(what: &str) -> Failure {
@@ -403,6 +479,110 @@ mod tests {
             let err = parse_headers(&[bad.into()]).expect_err(bad).to_string();
             assert!(!err.contains("s3cret"), "{err}");
         }
+    }
+
+    fn built(req: reqwest::RequestBuilder) -> Vec<(String, String)> {
+        let req = req.build().expect("a request");
+        req.headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().expect("ascii").to_owned()))
+            .collect()
+    }
+
+    fn has(headers: &[(String, String)], name: &str) -> Option<String> {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn client(protocol: Protocol) -> Client {
+        let headers = parse_headers(&["Authorization: Bearer t".into()]).expect("valid");
+        Client::new(protocol, headers, Duration::from_secs(30)).expect("client")
+    }
+
+    #[test]
+    fn draft_creations_are_careful_and_carry_the_interop_version() {
+        let endpoint = Url::parse("http://h/files/").expect("url");
+        let headers = built(client(Protocol::IetfDraft).create_request(
+            &endpoint,
+            Some(1000),
+            Some("filename YS5iaW4="),
+            None,
+        ));
+        let expected = [
+            ("upload-draft-interop-version", "8"),
+            ("upload-complete", "?0"),
+            ("upload-length", "1000"),
+            ("content-length", "0"),
+            ("upload-metadata", "filename YS5iaW4="),
+            ("authorization", "Bearer t"),
+        ];
+        for (name, value) in expected {
+            assert_eq!(has(&headers, name).as_deref(), Some(value), "{headers:?}");
+        }
+        assert_eq!(has(&headers, "tus-resumable"), None, "{headers:?}");
+        assert_eq!(has(&headers, "content-type"), None, "{headers:?}");
+
+        let tus = built(client(Protocol::Tus).create_request(&endpoint, Some(1000), None, None));
+        assert_eq!(has(&tus, "tus-resumable").as_deref(), Some("1.0.0"));
+        assert_eq!(has(&tus, "upload-draft-interop-version"), None);
+        assert_eq!(has(&tus, "upload-complete"), None);
+    }
+
+    #[test]
+    fn draft_appends_say_partial_upload_and_which_one_completes() {
+        let url = Url::parse("http://h/files/abc").expect("url");
+        let digest = Protocol::IetfDraft.checksum_header(&[0u8; 32]);
+        let draft = client(Protocol::IetfDraft);
+        let middle = built(draft.patch_request(
+            &url,
+            &Append {
+                offset: 100,
+                len: 50,
+                completes: false,
+                checksum: Some(&digest),
+            },
+        ));
+        let expected = [
+            ("upload-draft-interop-version", "8"),
+            ("content-type", "application/partial-upload"),
+            ("upload-offset", "100"),
+            ("content-length", "50"),
+            ("upload-complete", "?0"),
+            ("content-digest", digest.value.as_str()),
+        ];
+        for (name, value) in expected {
+            assert_eq!(has(&middle, name).as_deref(), Some(value), "{middle:?}");
+        }
+        assert_eq!(has(&middle, "tus-resumable"), None);
+        assert_eq!(has(&middle, "upload-checksum"), None);
+        let last = built(draft.patch_request(
+            &url,
+            &Append {
+                offset: 150,
+                len: 50,
+                completes: true,
+                checksum: None,
+            },
+        ));
+        assert_eq!(has(&last, "upload-complete").as_deref(), Some("?1"));
+        assert_eq!(has(&last, "content-digest"), None);
+
+        let tus = built(client(Protocol::Tus).patch_request(
+            &url,
+            &Append {
+                offset: 150,
+                len: 50,
+                completes: true,
+                checksum: None,
+            },
+        ));
+        assert_eq!(
+            has(&tus, "content-type").as_deref(),
+            Some("application/offset+octet-stream")
+        );
+        assert_eq!(has(&tus, "upload-complete"), None);
     }
 
     #[tokio::test(start_paused = true)]

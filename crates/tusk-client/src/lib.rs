@@ -1,5 +1,6 @@
 //! A tus 1.0 upload client that resumes through resets, hangs and restarts: the engine of
-//! `tusk upload FILE URL`.
+//! `tusk upload FILE URL`. It also speaks the IETF draft "Resumable Uploads for HTTP"
+//! ([`Protocol::IetfDraft`], `tusk upload --ietf`) with the same guarantees.
 //!
 //! [`upload`] creates an upload (or finds the one an earlier run saved in the state file),
 //! then sends the file with PATCH requests streamed from disk. Whatever goes wrong with the
@@ -16,12 +17,14 @@ mod error;
 mod http;
 pub mod metadata;
 mod parallel;
+mod protocol;
 mod retry;
 pub mod state;
 mod transfer;
 mod upload;
 
 pub use error::{ClientError, EXIT_FAILED, EXIT_FILE, EXIT_OK, EXIT_USAGE};
+pub use protocol::{INTEROP_VERSION, Protocol};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use upload::upload;
 
@@ -30,15 +33,17 @@ pub use upload::upload;
 pub struct UploadOptions {
     /// The file to upload.
     pub file: PathBuf,
-    /// The tus collection URL, where uploads are created (POST).
+    /// The collection URL, where uploads are created (POST).
     pub endpoint: String,
+    /// tus 1.0, or the IETF draft.
+    pub protocol: Protocol,
     /// `Upload-Metadata` pairs added to (and winning over) `filename` and `filetype`.
     pub metadata: Vec<(String, String)>,
     /// Extra request headers, each `Name: value` (authentication); values are never logged.
     pub headers: Vec<String>,
     /// Bytes per PATCH; `None`: one PATCH for the rest of the file.
     pub chunk_size: Option<u64>,
-    /// Partial uploads sent at once (1: a plain upload).
+    /// Partial uploads sent at once (1: a plain upload); tus only.
     pub parallel: usize,
     /// The stall timeout: connecting, each small request, and each PATCH without progress.
     pub timeout: Duration,
@@ -46,20 +51,21 @@ pub struct UploadOptions {
     pub max_retries: Option<u32>,
     /// Where to keep the state; `None`: the user's state directory, named by the state key.
     pub state_file: Option<PathBuf>,
-    /// Send `Upload-Checksum: sha1` with each PATCH when the server offers it and a chunk
-    /// size is set.
+    /// With a chunk size set, send each PATCH's checksum: tus's `Upload-Checksum: sha1` when
+    /// the server offers it, the draft's `Content-Digest: sha-256`.
     pub checksum: bool,
     /// The waits between attempts.
     pub retry: RetryPolicy,
 }
 
 impl UploadOptions {
-    /// Options with the defaults: one upload, no chunking, 30 s stall timeout, retry for
-    /// ever, state in the user's state directory, checksums when possible.
+    /// Options with the defaults: tus 1.0, one upload, no chunking, 30 s stall timeout, retry
+    /// for ever, state in the user's state directory, checksums when possible.
     pub fn new(file: impl Into<PathBuf>, endpoint: impl Into<String>) -> UploadOptions {
         UploadOptions {
             file: file.into(),
             endpoint: endpoint.into(),
+            protocol: Protocol::Tus,
             metadata: Vec::new(),
             headers: Vec::new(),
             chunk_size: None,

@@ -14,7 +14,7 @@ pub(crate) async fn create_final(ctx: &Context, partials: &[Url]) -> Result<Url,
     let mut retrier = ctx.retrier();
     loop {
         match ctx
-            .tus
+            .client
             .create(&ctx.endpoint, None, Some(&ctx.metadata), Some(&concat))
             .await
         {
@@ -54,7 +54,7 @@ pub(crate) async fn saved_final(
     };
     let mut retrier = ctx.retrier();
     loop {
-        match ctx.tus.head(&url).await {
+        match ctx.client.head(&url).await {
             Ok(head) if head.offset == length && head.length.is_none_or(|l| l == length) => {
                 return Ok(Some(url));
             }

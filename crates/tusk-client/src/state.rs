@@ -1,6 +1,6 @@
-//! The state file: what a later run needs to resume the same upload (its URLs and the
-//! identity of the file they hold), kept in the user's state directory under a name derived
-//! from the file and the endpoint, and written atomically.
+//! The state file: what a later run needs to resume the same upload (its URLs, the protocol
+//! they speak and the identity of the file they hold), kept in the user's state directory
+//! under a name derived from the file, the endpoint and the protocol, and written atomically.
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::ClientError;
+use crate::protocol::Protocol;
 
 /// Version of the state file's layout; a file of another version is ignored (start over).
 const VERSION: u32 = 1;
@@ -54,17 +55,20 @@ fn mtime_ns(modified: Option<SystemTime>) -> u64 {
         .unwrap_or(0)
 }
 
-/// The name of the state file of `identity` uploaded to `endpoint`: a hash of the four, so
-/// one file per (file, size, mtime, endpoint) and nothing about either in the name.
-pub fn state_key(endpoint: &str, identity: &FileIdentity) -> String {
+/// The name of the state file of `identity` uploaded to `endpoint` with `protocol`: a hash
+/// of them, so one file per (file, size, mtime, endpoint, protocol) and nothing about any of
+/// them in the name. A tus upload and a draft upload of the same file are two uploads.
+pub fn state_key(endpoint: &str, identity: &FileIdentity, protocol: Protocol) -> String {
     let mut hash = sha2::Sha256::new();
+    let size = identity.size.to_string();
+    let mtime = identity.mtime_ns.to_string();
+    let mut parts = vec![endpoint, &identity.path, &size, &mtime];
+    // tus keys hash what they hashed before the draft existed, so saved tus uploads resume.
+    if protocol != Protocol::Tus {
+        parts.push(protocol.key());
+    }
     // Length-prefixed, so no two different keys hash the same bytes.
-    for part in [
-        endpoint,
-        &identity.path,
-        &identity.size.to_string(),
-        &identity.mtime_ns.to_string(),
-    ] {
+    for part in parts {
         hash.update((part.len() as u64).to_be_bytes());
         hash.update(part.as_bytes());
     }
@@ -99,6 +103,10 @@ pub struct Saved {
     pub version: u32,
     /// The collection URL the upload was created at.
     pub endpoint: String,
+    /// The protocol the upload was created with, and must be resumed with (state files from
+    /// before the draft are tus's).
+    #[serde(default)]
+    pub protocol: Protocol,
     /// The file the upload holds.
     pub file: FileIdentity,
     /// One part (a plain upload) or several (partial uploads, concatenated at the end).
@@ -108,8 +116,9 @@ pub struct Saved {
 }
 
 impl Saved {
-    /// A fresh state for `file` at `endpoint` split into `parts` ranges (1: a plain upload).
-    pub fn new(endpoint: &str, file: FileIdentity, parts: usize) -> Saved {
+    /// A fresh state for `file` at `endpoint` with `protocol`, split into `parts` ranges (1: a
+    /// plain upload).
+    pub fn new(endpoint: &str, protocol: Protocol, file: FileIdentity, parts: usize) -> Saved {
         let n = parts.clamp(1, usize::try_from(file.size.max(1)).unwrap_or(usize::MAX)) as u128;
         let size = u128::from(file.size);
         // Range i is [size*i/n, size*(i+1)/n): lengths differ by at most one byte.
@@ -124,13 +133,15 @@ impl Saved {
         Saved {
             version: VERSION,
             endpoint: endpoint.to_owned(),
+            protocol,
             file,
             parts,
             final_url: None,
         }
     }
 
-    /// True when this state can resume an upload of `file` to `endpoint`.
+    /// True when this state can resume an upload of `file` to `endpoint` (whatever its
+    /// protocol: see [`load`]).
     pub fn matches(&self, endpoint: &str, file: &FileIdentity) -> bool {
         let covered = self.parts.iter().try_fold(0u64, |at, p| {
             (p.start == at).then(|| at.checked_add(p.length))?
@@ -147,14 +158,20 @@ impl Saved {
 pub enum Loaded {
     /// Nothing: a new upload.
     Absent,
-    /// A state for this file and endpoint.
+    /// A state for this file, endpoint and protocol.
     Found(Saved),
-    /// A state that cannot be used (unreadable, another file or version); the reason.
+    /// A state that cannot be used (unreadable, another file, version or protocol); the
+    /// reason.
     Unusable(String),
 }
 
-/// Read the state at `path` for `file` uploaded to `endpoint`.
-pub fn load(path: &Path, endpoint: &str, file: &FileIdentity) -> Result<Loaded, ClientError> {
+/// Read the state at `path` for `file` uploaded to `endpoint` with `protocol`.
+pub fn load(
+    path: &Path,
+    endpoint: &str,
+    file: &FileIdentity,
+    protocol: Protocol,
+) -> Result<Loaded, ClientError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Absent),
@@ -166,6 +183,15 @@ pub fn load(path: &Path, endpoint: &str, file: &FileIdentity) -> Result<Loaded, 
         }
     };
     Ok(match serde_json::from_slice::<Saved>(&bytes) {
+        // An upload continues in the protocol it was created with: the other one's requests
+        // would be refused, or worse, misread.
+        Ok(saved) if saved.matches(endpoint, file) && saved.protocol != protocol => {
+            Loaded::Unusable(format!(
+                "it is an upload with {}, not {}",
+                saved.protocol.name(),
+                protocol.name()
+            ))
+        }
         Ok(saved) if saved.matches(endpoint, file) => Loaded::Found(saved),
         Ok(_) => {
             Loaded::Unusable("it is for another file, endpoint, or version of the file".to_owned())
@@ -231,19 +257,25 @@ mod tests {
     }
 
     #[test]
-    fn the_key_changes_with_each_part_of_the_identity() {
+    fn the_key_changes_with_each_part_of_the_identity_and_the_protocol() {
         let endpoint = "http://h/files/";
-        let base = state_key(endpoint, &identity(10, 5));
-        assert_eq!(base, state_key(endpoint, &identity(10, 5)));
+        let key = |endpoint, identity: &FileIdentity| state_key(endpoint, identity, Protocol::Tus);
+        let base = key(endpoint, &identity(10, 5));
+        // The key of a tus upload from before the draft: saved uploads still resume.
+        assert_eq!(base, "3086b83a366a93e45558e22f05125b0c");
+        assert_eq!(base, key(endpoint, &identity(10, 5)));
         assert_eq!(base.len(), 32);
         assert!(base.bytes().all(|b| b.is_ascii_hexdigit()));
         let mut other_path = identity(10, 5);
         other_path.path = "/data/b.bin".into();
+        let draft = state_key(endpoint, &identity(10, 5), Protocol::IetfDraft);
+        assert_eq!(draft.len(), 32);
         for key in [
-            state_key("http://other/files/", &identity(10, 5)),
-            state_key(endpoint, &other_path),
-            state_key(endpoint, &identity(11, 5)),
-            state_key(endpoint, &identity(10, 6)),
+            key("http://other/files/", &identity(10, 5)),
+            key(endpoint, &other_path),
+            key(endpoint, &identity(11, 5)),
+            key(endpoint, &identity(10, 6)),
+            draft,
         ] {
             assert_ne!(key, base);
         }
@@ -288,7 +320,7 @@ mod tests {
     #[test]
     fn ranges_cover_the_file_exactly() {
         for (size, n) in [(0u64, 4usize), (1, 4), (10, 3), (16 << 20, 4), (7, 1)] {
-            let saved = Saved::new("e", identity(size, 1), n);
+            let saved = Saved::new("e", Protocol::Tus, identity(size, 1), n);
             assert_eq!(saved.parts.len(), n.min(size.max(1) as usize));
             assert!(saved.matches("e", &identity(size, 1)));
             let lengths: Vec<u64> = saved.parts.iter().map(|p| p.length).collect();
@@ -303,27 +335,63 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("nested").join("state.json");
         let id = identity(100, 7);
-        assert!(matches!(load(&path, "e", &id), Ok(Loaded::Absent)));
-        let mut saved = Saved::new("e", id.clone(), 2);
+        let tus = Protocol::Tus;
+        assert!(matches!(load(&path, "e", &id, tus), Ok(Loaded::Absent)));
+        let mut saved = Saved::new("e", tus, id.clone(), 2);
         saved.parts[0].url = Some("http://h/files/abc".into());
         save(&path, &saved).expect("save");
-        match load(&path, "e", &id).expect("load") {
+        match load(&path, "e", &id, tus).expect("load") {
             Loaded::Found(found) => assert_eq!(found, saved),
             other => panic!("{other:?}"),
         }
         for (endpoint, other) in [("other", id.clone()), ("e", identity(100, 8))] {
             assert!(matches!(
-                load(&path, endpoint, &other),
+                load(&path, endpoint, &other, tus),
                 Ok(Loaded::Unusable(_))
             ));
         }
         std::fs::write(&path, b"{not json").expect("write");
-        assert!(matches!(load(&path, "e", &id), Ok(Loaded::Unusable(_))));
+        assert!(matches!(
+            load(&path, "e", &id, tus),
+            Ok(Loaded::Unusable(_))
+        ));
         remove(&path).expect("remove");
         remove(&path).expect("removing twice is fine");
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
             .expect("list")
             .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn an_upload_resumes_only_with_its_own_protocol() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        let id = identity(100, 7);
+        let mut saved = Saved::new("e", Protocol::IetfDraft, id.clone(), 1);
+        saved.parts[0].url = Some("http://h/files/abc".into());
+        save(&path, &saved).expect("save");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains("\"protocol\": \"ietf-draft-8\""), "{text}");
+        assert!(matches!(
+            load(&path, "e", &id, Protocol::IetfDraft),
+            Ok(Loaded::Found(found)) if found == saved
+        ));
+        match load(&path, "e", &id, Protocol::Tus) {
+            Ok(Loaded::Unusable(why)) => assert!(why.contains("IETF"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // A state file written before the draft existed has no protocol: it is tus's.
+        let mut old: serde_json::Value = serde_json::from_str(&text).expect("json");
+        old.as_object_mut().expect("object").remove("protocol");
+        std::fs::write(&path, old.to_string()).expect("write");
+        assert!(matches!(
+            load(&path, "e", &id, Protocol::Tus),
+            Ok(Loaded::Found(found)) if found.protocol == Protocol::Tus
+        ));
+        assert!(matches!(
+            load(&path, "e", &id, Protocol::IetfDraft),
+            Ok(Loaded::Unusable(_))
+        ));
     }
 }

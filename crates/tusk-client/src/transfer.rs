@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use base64::Engine as _;
 use futures_util::StreamExt as _;
 use reqwest::Url;
-use sha1::Digest as _;
+use sha2::Digest;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
-use crate::http::{Activity, Failure, Tus};
+use crate::http::{Activity, Append, Client, Failure};
+use crate::protocol::ChecksumAlgorithm;
 use crate::retry::{Retrier, RetryPolicy};
 use crate::state::{self, FileIdentity, Saved};
 use crate::{ClientError, Progress};
@@ -24,7 +24,7 @@ const READ_BUFFER: usize = 256 * 1024;
 
 /// What every part of an upload shares.
 pub(crate) struct Context {
-    pub tus: Tus,
+    pub client: Client,
     pub progress: Arc<dyn Progress>,
     pub tracker: Arc<Tracker>,
     /// The file as named on the command line.
@@ -34,7 +34,8 @@ pub(crate) struct Context {
     /// Sent when creating a plain upload, or the final upload of a parallel one.
     pub metadata: String,
     pub chunk_size: Option<u64>,
-    /// Send `Upload-Checksum: sha1` with each PATCH.
+    /// Send a checksum of each PATCH's content (`Upload-Checksum: sha1` or `Content-Digest:
+    /// sha-256`).
     pub checksum: bool,
     pub policy: RetryPolicy,
     pub max_retries: Option<u32>,
@@ -163,7 +164,7 @@ impl<'a> PartRun<'a> {
                     (Some(ctx.metadata.as_str()), None)
                 };
                 match ctx
-                    .tus
+                    .client
                     .create(&ctx.endpoint, Some(self.length), metadata, concat)
                     .await
                 {
@@ -183,10 +184,12 @@ impl<'a> PartRun<'a> {
                 }
                 continue;
             };
-            match ctx.tus.head(&url).await {
+            match ctx.client.head(&url).await {
+                // A draft upload completed short of our length holds another file.
                 Ok(head)
                     if head.offset > self.length
-                        || head.length.is_some_and(|l| l != self.length) =>
+                        || head.length.is_some_and(|l| l != self.length)
+                        || (head.complete == Some(true) && head.offset != self.length) =>
                 {
                     ctx.progress.notice(&format!(
                         "{url} is not the upload this state file describes (length {:?}, offset {}); starting over",
@@ -253,21 +256,24 @@ impl<'a> PartRun<'a> {
             });
             let len = end - self.offset;
             let from = self.start + self.offset;
+            let protocol = ctx.client.protocol();
             let checksum = if ctx.checksum {
-                Some(
-                    sha1_of(&ctx.file, from, len)
-                        .await
-                        .map_err(|e| self.file_error(e))?,
-                )
+                let digest = digest_of(&ctx.file, from, len, protocol.checksum_algorithm())
+                    .await
+                    .map_err(|e| self.file_error(e))?;
+                Some(protocol.checksum_header(&digest))
             } else {
                 None
             };
             let activity = Activity::new();
             let body = self.body(from, len, activity.clone()).await?;
-            let result = ctx
-                .tus
-                .patch(&url, self.offset, body, len, checksum.as_deref(), &activity)
-                .await;
+            let append = Append {
+                offset: self.offset,
+                len,
+                completes: end == self.length,
+                checksum: checksum.as_ref(),
+            };
+            let result = ctx.client.patch(&url, append, body, &activity).await;
             match result {
                 Ok(reported) if reported > end => {
                     return Err(ClientError::Protocol(format!(
@@ -340,14 +346,30 @@ impl<'a> PartRun<'a> {
     }
 }
 
-/// `sha1 <base64 digest>` of `len` bytes of `file` from `from`, read from the file in
+/// The digest with `algorithm` of `len` bytes of `file` from `from`, read from the file in
 /// buffers (the chunk is read twice, hashed then sent, rather than held in memory).
-async fn sha1_of(file: &std::path::Path, from: u64, len: u64) -> std::io::Result<String> {
+async fn digest_of(
+    file: &std::path::Path,
+    from: u64,
+    len: u64,
+    algorithm: ChecksumAlgorithm,
+) -> std::io::Result<Vec<u8>> {
+    match algorithm {
+        ChecksumAlgorithm::Sha1 => hash_range::<sha1::Sha1>(file, from, len).await,
+        ChecksumAlgorithm::Sha256 => hash_range::<sha2::Sha256>(file, from, len).await,
+    }
+}
+
+async fn hash_range<D: Digest>(
+    file: &std::path::Path,
+    from: u64,
+    len: u64,
+) -> std::io::Result<Vec<u8>> {
     let mut file = tokio::fs::File::open(file).await?;
     file.seek(SeekFrom::Start(from)).await?;
     let mut reader = file.take(len);
     let mut buf = vec![0u8; READ_BUFFER];
-    let mut hash = sha1::Sha1::new();
+    let mut hash = D::new();
     let mut read = 0u64;
     loop {
         let n = reader.read(&mut buf).await?;
@@ -363,10 +385,7 @@ async fn sha1_of(file: &std::path::Path, from: u64, len: u64) -> std::io::Result
             "the file ended early",
         ));
     }
-    Ok(format!(
-        "sha1 {}",
-        base64::engine::general_purpose::STANDARD.encode(hash.finalize())
-    ))
+    Ok(hash.finalize().to_vec())
 }
 
 #[cfg(test)]
@@ -374,15 +393,29 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn sha1_covers_exactly_the_range() {
+    async fn digests_cover_exactly_the_range() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("f");
         std::fs::write(&path, b"xxabcyy").expect("write");
-        // sha1("abc") = a9993e364706816aba3e25717850c26c9cd0d89d
+        let hex_of = |d: Vec<u8>| hex::encode(d);
         assert_eq!(
-            sha1_of(&path, 2, 3).await.expect("hash"),
-            "sha1 qZk+NkcGgWq6PiVxeFDCbJzQ2J0="
+            hex_of(
+                digest_of(&path, 2, 3, ChecksumAlgorithm::Sha1)
+                    .await
+                    .expect("hash")
+            ),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
         );
-        assert!(sha1_of(&path, 5, 3).await.is_err());
+        assert_eq!(
+            hex_of(
+                digest_of(&path, 2, 3, ChecksumAlgorithm::Sha256)
+                    .await
+                    .expect("hash")
+            ),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        for algorithm in [ChecksumAlgorithm::Sha1, ChecksumAlgorithm::Sha256] {
+            assert!(digest_of(&path, 5, 3, algorithm).await.is_err());
+        }
     }
 }

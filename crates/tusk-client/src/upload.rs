@@ -5,14 +5,14 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::try_join_all;
 use reqwest::Url;
 
-use crate::http::{Capabilities, Failure, Tus, parse_headers};
+use crate::http::{Capabilities, Client, Failure, parse_headers};
 use crate::state::{self, FileIdentity, Loaded, Saved};
 use crate::transfer::{Context, PartRun, Tracker};
-use crate::{ClientError, Progress, UploadOptions, Uploaded, metadata, parallel};
+use crate::{ClientError, Progress, Protocol, UploadOptions, Uploaded, metadata, parallel};
 
-/// Upload `options.file` to the tus collection `options.endpoint`, resuming the upload an
-/// earlier run saved in the state file if the server still has it and the file did not
-/// change; report to `progress`. On success the state file is removed.
+/// Upload `options.file` to the collection `options.endpoint` with `options.protocol`,
+/// resuming the upload an earlier run saved in the state file if the server still has it and
+/// the file did not change; report to `progress`. On success the state file is removed.
 pub async fn upload(
     options: UploadOptions,
     progress: Arc<dyn Progress>,
@@ -26,6 +26,15 @@ pub async fn upload(
     if options.parallel == 0 {
         return usage("--parallel must be at least 1");
     }
+    let protocol = options.protocol;
+    if options.parallel > 1 && !protocol.concatenates() {
+        // Refused rather than quietly slower: the user asked for something this protocol
+        // cannot do, and tus can.
+        return usage(
+            "--parallel needs tus's concatenation, which the IETF draft does not have: \
+             drop --parallel to upload in one stream with --ietf, or drop --ietf",
+        );
+    }
     if options.chunk_size == Some(0) {
         return usage("--chunk-size must be at least 1 byte");
     }
@@ -33,7 +42,7 @@ pub async fn upload(
         return usage("--timeout must be longer than 0");
     }
     let metadata = metadata::for_file(&options.file, &options.metadata)?;
-    let tus = Tus::new(parse_headers(&options.headers)?, options.timeout)?;
+    let client = Client::new(protocol, parse_headers(&options.headers)?, options.timeout)?;
     let identity = FileIdentity::of(&options.file)?;
     let state_path = match &options.state_file {
         Some(path) => path.clone(),
@@ -45,11 +54,11 @@ pub async fn upload(
             })?
             .join(format!(
                 "{}.json",
-                state::state_key(endpoint.as_str(), &identity)
+                state::state_key(endpoint.as_str(), &identity, protocol)
             )),
     };
 
-    let saved = match state::load(&state_path, endpoint.as_str(), &identity)? {
+    let saved = match state::load(&state_path, endpoint.as_str(), &identity, protocol)? {
         Loaded::Found(saved) => Some(saved),
         Loaded::Absent => None,
         Loaded::Unusable(why) => {
@@ -62,10 +71,12 @@ pub async fn upload(
     };
     let wants_parallel = saved.is_none() && options.parallel > 1;
     let wants_checksum = options.checksum && options.chunk_size.is_some();
-    let capabilities = if wants_parallel || wants_checksum {
-        capabilities(&tus, &endpoint, &options, progress.as_ref()).await?
-    } else {
-        Capabilities::default()
+    let capabilities = match protocol {
+        Protocol::IetfDraft => Capabilities::of_draft(),
+        Protocol::Tus if wants_parallel || wants_checksum => {
+            capabilities(&client, &endpoint, &options, progress.as_ref()).await?
+        }
+        Protocol::Tus => Capabilities::default(),
     };
     let resumed = saved.is_some();
     let saved = match saved {
@@ -78,13 +89,13 @@ pub async fn upload(
                 );
                 parts = 1;
             }
-            Saved::new(endpoint.as_str(), identity.clone(), parts)
+            Saved::new(endpoint.as_str(), protocol, identity.clone(), parts)
         }
     };
     let parts = saved.parts.len();
     let length = identity.size;
     let ctx = Context {
-        tus,
+        client,
         progress: progress.clone(),
         tracker: Arc::new(Tracker::new(parts, progress.clone())),
         file: options.file.clone(),
@@ -92,7 +103,7 @@ pub async fn upload(
         endpoint,
         metadata,
         chunk_size: options.chunk_size,
-        checksum: wants_checksum && capabilities.sha1_checksum,
+        checksum: wants_checksum && capabilities.checksum,
         policy: options.retry,
         max_retries: options.max_retries,
         state_path: state_path.clone(),
@@ -151,14 +162,14 @@ async fn send(ctx: &Context, length: u64) -> Result<Url, ClientError> {
 
 /// OPTIONS on the collection, retried like any request.
 async fn capabilities(
-    tus: &Tus,
+    client: &Client,
     endpoint: &Url,
     options: &UploadOptions,
     progress: &dyn Progress,
 ) -> Result<Capabilities, ClientError> {
     let mut retrier = crate::retry::Retrier::new(options.retry, options.max_retries);
     loop {
-        match tus.options(endpoint).await {
+        match client.options(endpoint).await {
             Ok(capabilities) => return Ok(capabilities),
             Err(Failure::Transient {
                 reason,

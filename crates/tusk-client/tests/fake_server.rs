@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a failed test
-//! The client against a scripted tus server on 127.0.0.1: which answers it retries (and how
-//! long it waits), which it gives up on, when it starts over, what it sends.
+//! The client against a scripted tus server on 127.0.0.1 (which also answers the IETF draft's
+//! offset retrieval and checks `Content-Digest`): which answers it retries (and how long it
+//! waits), which it gives up on, when it starts over, what it sends.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use base64::Engine as _;
 use sha1::Digest as _;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tusk_client::{ClientError, Progress, RetryPolicy, UploadOptions, upload};
+use tusk_client::{ClientError, Progress, Protocol, RetryPolicy, UploadOptions, upload};
 
 /// Upper bound on any test's run.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -85,6 +86,19 @@ impl Fake {
                 let location = format!("/files/{}", self.uploads.len() - 1);
                 (201, vec![tus, ("Location", location)])
             }
+            ("HEAD", Some(id)) if req.header("upload-draft-interop-version").is_some() => {
+                match self.uploads.get(id) {
+                    Some(data) => (
+                        204,
+                        vec![
+                            ("Upload-Offset", data.len().to_string()),
+                            ("Upload-Length", self.length.to_string()),
+                            ("Upload-Complete", "?0".to_owned()),
+                        ],
+                    ),
+                    None => (404, Vec::new()),
+                }
+            }
             ("HEAD", Some(id)) => match self.uploads.get(id) {
                 Some(data) => (
                     200,
@@ -115,6 +129,16 @@ impl Fake {
                     );
                     if checksum != expected {
                         return (460, vec![tus]);
+                    }
+                }
+                if let Some(digest) = req.header("content-digest") {
+                    let expected = format!(
+                        "sha-256=:{}:",
+                        base64::engine::general_purpose::STANDARD
+                            .encode(sha2::Sha256::digest(&req.body))
+                    );
+                    if digest != expected {
+                        return (460, Vec::new());
                     }
                 }
                 data.extend_from_slice(&req.body);
@@ -433,4 +457,87 @@ async fn an_empty_file_is_one_creation() {
     assert_eq!(uploaded.length, 0);
     assert_eq!(case.count("POST"), 1);
     assert_eq!(case.count("PATCH"), 0);
+}
+
+#[tokio::test]
+async fn ietf_requests_speak_the_draft_and_the_last_append_completes() {
+    let case = case(10_000, |fake| {
+        // The second PATCH is told its offset is wrong, as the draft says it: 409 with the
+        // right offset.
+        fake.patch_script = VecDeque::from([
+            (204, vec![("Upload-Offset", "0".into())]),
+            (409, vec![("Upload-Offset", "0".into())]),
+        ]);
+    })
+    .await;
+    let mut options = case.options.clone();
+    options.protocol = Protocol::IetfDraft;
+    options.chunk_size = Some(3000);
+    options.max_retries = Some(5);
+    upload(options, case.recorder.clone())
+        .await
+        .expect("uploads");
+    let fake = case.fake.lock().unwrap();
+    assert_eq!(fake.uploads[0], case.data);
+    // No discovery: Content-Digest needs none and there is nothing else to learn.
+    assert!(fake.requests.iter().all(|r| r.method != "OPTIONS"));
+    for r in &fake.requests {
+        assert_eq!(r.header("upload-draft-interop-version"), Some("8"), "{r:?}");
+        assert_eq!(r.header("tus-resumable"), None, "{r:?}");
+        assert_eq!(r.header("upload-checksum"), None, "{r:?}");
+    }
+    let post = fake.requests.iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(post.header("upload-complete"), Some("?0"));
+    assert_eq!(post.header("upload-length"), Some("10000"));
+    assert_eq!(post.header("content-length"), Some("0"));
+    assert!(post.header("upload-metadata").is_some(), "{post:?}");
+    let patches: Vec<&Request> = fake
+        .requests
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    let sent: Vec<(&str, usize, &str)> = patches
+        .iter()
+        .map(|r| {
+            assert_eq!(r.header("content-type"), Some("application/partial-upload"));
+            assert!(r.header("content-digest").is_some(), "{r:?}");
+            (
+                r.header("upload-offset").unwrap(),
+                r.body.len(),
+                r.header("upload-complete").unwrap(),
+            )
+        })
+        .collect();
+    // Only the request carrying the last byte says it completes the upload.
+    assert_eq!(
+        sent,
+        [
+            ("0", 3000, "?0"),
+            ("0", 3000, "?0"),
+            ("0", 3000, "?0"),
+            ("3000", 3000, "?0"),
+            ("6000", 3000, "?0"),
+            ("9000", 1000, "?1"),
+        ]
+    );
+    // After the 204 that stored nothing and after the 409: a HEAD each.
+    assert_eq!(
+        fake.requests.iter().filter(|r| r.method == "HEAD").count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn ietf_refuses_parallel_uploads_before_any_request() {
+    let case = case(10_000, |fake| fake.extensions = "creation,concatenation").await;
+    let mut options = case.options.clone();
+    options.protocol = Protocol::IetfDraft;
+    options.parallel = 2;
+    let err = upload(options, case.recorder.clone())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, ClientError::Usage(_)), "{err}");
+    assert_eq!(err.exit_code(), tusk_client::EXIT_USAGE);
+    assert!(err.to_string().contains("concatenation"), "{err}");
+    assert!(case.fake.lock().unwrap().requests.is_empty());
 }

@@ -26,9 +26,14 @@ pub struct UploadArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
-    /// The tus collection URL uploads are created at, e.g. https://uploads.example.com/files/.
+    /// The collection URL uploads are created at, e.g. https://uploads.example.com/files/.
     #[arg(value_name = "URL")]
     pub url: String,
+
+    /// Upload with the IETF resumable upload draft (interop version 8) instead of tus 1.0,
+    /// for servers that speak the draft; not with --parallel.
+    #[arg(long)]
+    pub ietf: bool,
 
     /// Upload-Metadata pair, repeatable; added to filename and filetype, and wins over them.
     #[arg(long = "metadata", short = 'm', value_name = "KEY=VALUE")]
@@ -40,12 +45,13 @@ pub struct UploadArgs {
     pub headers: Vec<HeaderArg>,
 
     /// Bytes per PATCH, in bytes or with a unit (KiB, MiB, GiB) [default: the rest of the file
-    /// in one PATCH]. Also turns on sha1 checksums when the server offers them.
+    /// in one PATCH]. Also turns on checksums (sha1 when the server offers them; with --ietf,
+    /// Content-Digest sha-256).
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<ByteSize>,
 
     /// Send the file as N partial uploads at once, concatenated at the end (needs the
-    /// server's concatenation extension; one upload otherwise).
+    /// server's concatenation extension; one upload otherwise). tus only.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
 
@@ -64,7 +70,7 @@ pub struct UploadArgs {
     #[arg(long, value_name = "PATH")]
     pub state_file: Option<PathBuf>,
 
-    /// Do not send Upload-Checksum, even with --chunk-size and a server offering it.
+    /// Do not send Upload-Checksum (or, with --ietf, Content-Digest), even with --chunk-size.
     #[arg(long)]
     pub no_checksum: bool,
 
@@ -124,6 +130,9 @@ pub fn run(args: UploadArgs) -> ExitCode {
 
 fn options(args: UploadArgs) -> Result<UploadOptions, ClientError> {
     let mut options = UploadOptions::new(args.file, args.url);
+    if args.ietf {
+        options.protocol = tusk_client::Protocol::IetfDraft;
+    }
     options.metadata = args
         .metadata
         .iter()

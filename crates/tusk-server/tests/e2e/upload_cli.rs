@@ -1,6 +1,7 @@
 //! `tusk upload`, the real binary against the real server: through a proxy that resets every
 //! connection after 1 MiB, killed with SIGKILL and run again, in parallel partial uploads,
-//! after the server lost the upload, through a hang, and its exit codes.
+//! after the server lost the upload, through a hang, and its exit codes; the same with
+//! `--ietf` (the IETF draft instead of tus 1.0), in local and distributed mode.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tusk_testkit::fault_proxy::{ConnPlan, CutKind, FaultProxy};
 
+use crate::services::{Cluster, services_enabled};
 use crate::support::*;
 
 const MIB: u64 = 1024 * 1024;
@@ -195,10 +197,15 @@ async fn wait_for_upstream(setup: &Setup, proxy: &FaultProxy, bytes: u64) -> Str
     }
 }
 
-/// Start an upload through a slow link, SIGKILL it once the server holds a quarter of the
-/// file; the URL it had saved.
-async fn start_and_kill(setup: &Setup, server: &Server, proxy: &FaultProxy) -> String {
-    let mut child = setup.spawn(&through(proxy, server), &[]);
+/// Start `tusk upload ARGS` through a slow link, SIGKILL it once the server holds a quarter
+/// of the file; the URL it had saved.
+async fn start_and_kill(
+    setup: &Setup,
+    server: &Server,
+    proxy: &FaultProxy,
+    args: &[&str],
+) -> String {
+    let mut child = setup.spawn(&through(proxy, server), args);
     let len = setup.data.len() as u64;
     let url = wait_for_upstream(setup, proxy, len / 4).await;
     child.start_kill().unwrap();
@@ -215,43 +222,93 @@ async fn start_and_kill(setup: &Setup, server: &Server, proxy: &FaultProxy) -> S
     url
 }
 
-#[tokio::test]
-async fn resets_every_mib_lose_no_place_and_resend_almost_nothing() {
-    let server = Server::start(&[]).await;
+/// `tusk upload ARGS` of 16 MiB to `server` through a proxy that resets every connection
+/// after 1 MiB: it finishes, having sent at most 1.05 times the file; the URL and the setup
+/// (the caller checks the bytes where the server keeps them).
+async fn through_resets_every_mib(server: &Server, args: &[&str]) -> (String, Setup) {
     let len = 16 * MIB;
     let setup = Setup::new("reset.bin", len, 11);
-    let proxy = proxy(&server, |_| ConnPlan::cut_after(MIB, CutKind::Rst)).await;
-    let run = setup.run(&through(&proxy, &server), &[]).await;
+    let proxy = proxy(server, |_| ConnPlan::cut_after(MIB, CutKind::Rst)).await;
+    let run = setup.run(&through(&proxy, server), args).await;
     let url = run.url();
     let cuts = proxy.connections().iter().filter(|c| c.cut).count();
     let measured = ratio(proxy.upstream_bytes(), len);
     eprintln!(
-        "RST every 1 MiB: {cuts} cuts, {} bytes sent for {len}: ratio {measured:.4}",
+        "{args:?}, RST every 1 MiB: {cuts} cuts, {} bytes sent for {len}: ratio {measured:.4}",
         proxy.upstream_bytes()
     );
     assert!(cuts >= 15, "only {cuts} connections were cut");
     assert!(run.stderr.contains("retrying"), "{}", run.stderr);
-    assert!(server.stored(&url) == setup.data, "stored bytes differ");
     assert!(measured <= 1.05, "sent {measured:.4} x the file");
     assert!(
         setup.state_files().is_empty(),
         "the state file outlived the upload"
     );
+    (url, setup)
+}
+
+/// The server counted requests that spoke the draft at interop version 8: `--ietf` did not
+/// fall back to tus.
+async fn assert_draft_requests(server: &Server) {
+    let metrics = scrape(&server.url).await;
+    let series = "tusk_ietf_draft_requests_total{interop_version=\"8\"}";
+    let count = sample(&metrics, series).unwrap_or(0.0);
+    eprintln!("{series} {count}");
+    assert!(count > 0.0, "no draft requests:\n{metrics}");
 }
 
 #[tokio::test]
-async fn checksummed_chunks_through_resets_finish_byte_exact() {
+async fn resets_every_mib_lose_no_place_and_resend_almost_nothing() {
     let server = Server::start(&[]).await;
+    let (url, setup) = through_resets_every_mib(&server, &[]).await;
+    assert!(server.stored(&url) == setup.data, "stored bytes differ");
+}
+
+#[tokio::test]
+async fn ietf_resets_every_mib_lose_no_place_and_resend_almost_nothing() {
+    let server = Server::start(&[]).await;
+    let (url, setup) = through_resets_every_mib(&server, &["--ietf"]).await;
+    assert!(server.stored(&url) == setup.data, "stored bytes differ");
+    assert_draft_requests(&server).await;
+    // The draft creation carried the metadata: filename "reset.bin".
+    let resp = client()
+        .head(direct(&server, &url))
+        .header(TUS.0, TUS.1)
+        .send()
+        .await
+        .unwrap();
+    let metadata = resp.headers()["upload-metadata"].to_str().unwrap();
+    assert!(metadata.contains("filename cmVzZXQuYmlu"), "{metadata}");
+}
+
+#[tokio::test]
+async fn distributed_ietf_resets_every_mib_lose_no_place_and_resend_almost_nothing() {
+    if !services_enabled(
+        "distributed_ietf_resets_every_mib_lose_no_place_and_resend_almost_nothing",
+    ) {
+        return;
+    }
+    let cluster = Cluster::start(1, &[]).await;
+    let server = &cluster.nodes[0];
+    let (url, setup) = through_resets_every_mib(server, &["--ietf"]).await;
+    cluster.assert_object(&url, &setup.data).await;
+    assert_draft_requests(server).await;
+}
+
+/// `tusk upload --chunk-size 256KiB ARGS` through resets every MiB: byte-exact, and each cut
+/// costs the chunk it fell in (so the checksums were sent and checked).
+async fn checksummed_chunks_through_resets(server: &Server, args: &[&str]) {
     let len = 6 * MIB;
     let setup = Setup::new("chunks.bin", len, 12);
-    let proxy = proxy(&server, |_| ConnPlan::cut_after(MIB, CutKind::Rst)).await;
+    let proxy = proxy(server, |_| ConnPlan::cut_after(MIB, CutKind::Rst)).await;
     let state = setup.state_home.join("explicit.json");
     let state_arg = state.to_str().unwrap();
-    let args = ["--chunk-size", "256KiB", "--state-file", state_arg];
-    let url = setup.run(&through(&proxy, &server), &args).await.url();
+    let mut args = args.to_vec();
+    args.extend(["--chunk-size", "256KiB", "--state-file", state_arg]);
+    let url = setup.run(&through(&proxy, server), &args).await.url();
     let measured = ratio(proxy.upstream_bytes(), len);
-    eprintln!("256 KiB checksummed chunks, RST every 1 MiB: ratio {measured:.4}");
-    assert!(download(&direct(&server, &url)).await == setup.data);
+    eprintln!("{args:?}: 256 KiB checksummed chunks, RST every 1 MiB: ratio {measured:.4}");
+    assert!(download(&direct(server, &url)).await == setup.data);
     // A checksummed chunk is stored all or nothing, so each cut (every MiB, inside the fourth
     // chunk of its connection) costs that chunk: at most 256 KiB per 768 KiB kept. Plain
     // PATCHes would lose nothing, so the waste also shows the checksums were sent.
@@ -269,21 +326,34 @@ async fn checksummed_chunks_through_resets_finish_byte_exact() {
 }
 
 #[tokio::test]
-async fn killed_and_run_again_resumes_the_same_upload() {
+async fn checksummed_chunks_through_resets_finish_byte_exact() {
     let server = Server::start(&[]).await;
+    checksummed_chunks_through_resets(&server, &[]).await;
+}
+
+#[tokio::test]
+async fn ietf_content_digest_chunks_through_resets_finish_byte_exact() {
+    let server = Server::start(&[]).await;
+    checksummed_chunks_through_resets(&server, &["--ietf"]).await;
+    assert_draft_requests(&server).await;
+}
+
+/// `tusk upload ARGS` killed with SIGKILL a quarter of the way and run again: it resumes the
+/// same upload, byte-exact, having sent at most 1.10 times the file in all.
+async fn killed_and_run_again(server: &Server, args: &[&str]) {
     let len = 16 * MIB;
     let setup = Setup::new("killed.bin", len, 13);
-    let proxy = proxy(&server, |_| ConnPlan::PASS.at_rate(Some(8 * MIB))).await;
-    let saved = start_and_kill(&setup, &server, &proxy).await;
+    let proxy = proxy(server, |_| ConnPlan::PASS.at_rate(Some(8 * MIB))).await;
+    let saved = start_and_kill(&setup, server, &proxy, args).await;
     assert_eq!(setup.state_files().len(), 1);
     proxy.set_policy(Box::new(|_| ConnPlan::PASS));
-    let run = setup.run(&through(&proxy, &server), &[]).await;
+    let run = setup.run(&through(&proxy, server), args).await;
     let url = run.url();
     assert_eq!(id_of(&url), id_of(&saved), "a new upload was created");
     assert!(run.stderr.contains("resuming"), "{}", run.stderr);
     let measured = ratio(proxy.upstream_bytes(), len);
     eprintln!(
-        "kill -9 and run again: {} bytes sent for {len}: ratio {measured:.4}",
+        "{args:?}, kill -9 and run again: {} bytes sent for {len}: ratio {measured:.4}",
         proxy.upstream_bytes()
     );
     assert!(measured <= 1.10, "sent {measured:.4} x the file");
@@ -292,12 +362,60 @@ async fn killed_and_run_again_resumes_the_same_upload() {
 }
 
 #[tokio::test]
-async fn a_lost_upload_is_started_over() {
+async fn killed_and_run_again_resumes_the_same_upload() {
+    let server = Server::start(&[]).await;
+    killed_and_run_again(&server, &[]).await;
+}
+
+#[tokio::test]
+async fn ietf_killed_and_run_again_resumes_the_same_upload() {
+    let server = Server::start(&[]).await;
+    killed_and_run_again(&server, &["--ietf"]).await;
+    assert_draft_requests(&server).await;
+}
+
+/// A tus upload and a draft upload of the same file are two uploads: neither run resumes the
+/// other's, and each resumes its own.
+#[tokio::test]
+async fn a_saved_tus_upload_is_not_resumed_with_ietf_nor_the_reverse() {
+    let server = Server::start(&[]).await;
+    let len = 8 * MIB;
+    let setup = Setup::new("protocols.bin", len, 20);
+    let proxy = proxy(&server, |_| ConnPlan::PASS.at_rate(Some(4 * MIB))).await;
+    let tus_saved = start_and_kill(&setup, &server, &proxy, &[]).await;
+    proxy.set_policy(Box::new(|_| ConnPlan::PASS));
+    let run = setup.run(&through(&proxy, &server), &["--ietf"]).await;
+    let ietf_url = run.url();
+    assert_ne!(
+        id_of(&ietf_url),
+        id_of(&tus_saved),
+        "--ietf resumed a tus upload"
+    );
+    assert!(!run.stderr.contains("resuming"), "{}", run.stderr);
+    assert!(
+        server.stored(&ietf_url) == setup.data,
+        "stored bytes differ"
+    );
+    // The tus upload's state is still there, and tus resumes it.
+    assert_eq!(setup.state_files().len(), 1);
+    let run = setup.run(&through(&proxy, &server), &[]).await;
+    assert_eq!(id_of(&run.url()), id_of(&tus_saved));
+    assert!(run.stderr.contains("resuming"), "{}", run.stderr);
+    assert!(
+        server.stored(&tus_saved) == setup.data,
+        "stored bytes differ"
+    );
+    assert!(setup.state_files().is_empty());
+}
+
+/// The upload `tusk upload ARGS` had saved is deleted on the server: the next run says so and
+/// starts a new one.
+async fn lost_upload_started_over(args: &[&str]) {
     let server = Server::start(&[]).await;
     let len = 8 * MIB;
     let setup = Setup::new("lost.bin", len, 14);
     let proxy = proxy(&server, |_| ConnPlan::PASS.at_rate(Some(4 * MIB))).await;
-    let saved = start_and_kill(&setup, &server, &proxy).await;
+    let saved = start_and_kill(&setup, &server, &proxy, args).await;
     let resp = client()
         .delete(direct(&server, &saved))
         .header(TUS.0, TUS.1)
@@ -306,7 +424,7 @@ async fn a_lost_upload_is_started_over() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     proxy.set_policy(Box::new(|_| ConnPlan::PASS));
-    let run = setup.run(&through(&proxy, &server), &[]).await;
+    let run = setup.run(&through(&proxy, &server), args).await;
     let url = run.url();
     assert_ne!(id_of(&url), id_of(&saved));
     assert!(
@@ -315,6 +433,16 @@ async fn a_lost_upload_is_started_over() {
         run.stderr
     );
     assert!(download(&direct(&server, &url)).await == setup.data);
+}
+
+#[tokio::test]
+async fn a_lost_upload_is_started_over() {
+    lost_upload_started_over(&[]).await;
+}
+
+#[tokio::test]
+async fn ietf_a_lost_upload_is_started_over() {
+    lost_upload_started_over(&["--ietf"]).await;
 }
 
 #[tokio::test]
@@ -455,11 +583,16 @@ async fn exit_codes_tell_file_usage_and_server_failures_apart() {
         &["--metadata", "bad key=v"],
         &["--header", "no colon here"],
         &["--chunk-size", "0"],
+        &["--ietf", "--parallel", "2"],
     ] {
         let run = setup.run(&server.url, args).await;
         assert_eq!(run.code, Some(2), "{args:?}");
         assert!(run.stdout.is_empty());
     }
+    // The draft has no concatenation, and the message says what to do instead.
+    let run = setup.run(&server.url, &["--ietf", "--parallel", "4"]).await;
+    assert!(run.stderr.contains("--parallel"), "{}", run.stderr);
+    assert!(run.stderr.contains("concatenation"), "{}", run.stderr);
     let run = setup.run("ftp://example.invalid/files/", &[]).await;
     assert_eq!(run.code, Some(2), "ftp URL");
 }
