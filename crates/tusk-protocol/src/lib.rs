@@ -80,6 +80,8 @@ pub const REQUEST_HEADERS: &[&str] = &[
     "Upload-Complete",
     "Upload-Incomplete",
     "Upload-Draft-Interop-Version",
+    "Content-Disposition",
+    "Content-Digest",
     // W3C trace context, so browser tracing can continue into tusk (docs/operations.md).
     "traceparent",
     "tracestate",
