@@ -1,12 +1,127 @@
 //! `tusk conformance URL`: the command line of [`tusk_conformance`].
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::units::{ByteSize, CommaList, HumanDuration};
+
 /// Arguments of `tusk conformance`.
+///
+/// Exit status: 0 when no check failed (warnings and skips allowed), 1 when a check failed,
+/// 2 when the run could not start (bad flags, refused or unreachable target, `--ietf`).
 #[derive(Debug, clap::Args)]
-pub struct ConformanceArgs {}
+pub struct ConformanceArgs {
+    /// The server's upload collection URL (http:// only), e.g. http://127.0.0.1:1080/files/.
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// Groups to run, comma-separated [default: all]: core, creation, creation-with-upload,
+    /// creation-defer-length, termination, checksum, checksum-trailer, expiration,
+    /// concatenation, concatenation-unfinished, cors, get, robustness.
+    #[arg(long, value_name = "LIST")]
+    pub groups: Option<CommaList>,
+
+    /// Only these check ids, comma-separated (see docs/conformance.md).
+    #[arg(long, value_name = "LIST")]
+    pub checks: Option<CommaList>,
+
+    /// Bound on each request (a whole check gets 12 times this).
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub timeout: HumanDuration,
+
+    /// Origin sent by the CORS checks.
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        default_value = "https://conformance.example"
+    )]
+    pub origin: String,
+
+    /// Size of the uploads cut by FIN/RST and raced.
+    #[arg(long, value_name = "BYTES", default_value = "4MiB")]
+    pub big: ByteSize,
+
+    /// Extensions that must be offered, comma-separated (also `cors`, `get`): not advertised
+    /// is then a failure instead of a skip.
+    #[arg(long, value_name = "LIST")]
+    pub require: Option<CommaList>,
+
+    /// Write the full report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Read finished uploads back from DIR/<id> (tusd / @tus/file-store layout) when the
+    /// server does not serve GET.
+    #[arg(long, value_name = "DIR")]
+    pub store_dir: Option<PathBuf>,
+
+    /// Allow a target that resolves to a public address (by default only loopback and
+    /// private networks: the checks write, delete and send hostile requests).
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Count SHOULD failures as failures (otherwise they are warnings).
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Show the spec sentence and the exchanges of every check, not only failures.
+    #[arg(long, short)]
+    pub verbose: bool,
+
+    /// Check the IETF resumable-upload draft instead of tus 1.0 (not supported yet).
+    #[arg(long)]
+    pub ietf: bool,
+}
 
 /// Runs `tusk conformance`; exit 0 iff no check failed.
-pub fn run(_args: ConformanceArgs) -> ExitCode {
-    ExitCode::FAILURE
+pub fn run(args: ConformanceArgs) -> ExitCode {
+    if args.ietf {
+        eprintln!(
+            "tusk conformance: --ietf (draft-ietf-httpbis-resumable-upload) is not supported yet; only tus 1.0 is checked"
+        );
+        return ExitCode::from(2);
+    }
+    let mut config = tusk_conformance::Config::new(args.url);
+    config.groups = args.groups.map(|l| l.0).unwrap_or_default();
+    config.only = args.checks.map(|l| l.0).unwrap_or_default();
+    config.timeout = args.timeout.0;
+    config.origin = args.origin;
+    config.big = args.big.0;
+    config.require = args.require.map(|l| l.0).unwrap_or_default();
+    config.store_dir = args.store_dir;
+    config.allow_remote = args.allow_remote;
+    config.strict = args.strict;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tusk conformance: cannot start the runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match runtime.block_on(tusk_conformance::run(config)) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("tusk conformance: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", report.text(args.verbose));
+    if let Some(path) = &args.json {
+        let written = report
+            .json()
+            .map_err(|e| e.to_string())
+            .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+        if let Err(err) = written {
+            eprintln!("tusk conformance: cannot write {}: {err}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
