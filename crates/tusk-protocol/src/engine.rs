@@ -244,6 +244,17 @@ impl Engine {
 
     /// Answer one request. Never panics on client input; every failure is a [`TusResponse`].
     pub async fn handle(&self, req: TusRequest) -> TusResponse {
+        if let Some(header) = SINGLE_HEADERS
+            .iter()
+            .find(|name| req.headers.count(name) > 1)
+        {
+            // Which line counts is a guess a proxy may make differently: refuse instead.
+            let err = TusError::InvalidHeader {
+                header,
+                reason: "appears more than once; send it once".into(),
+            };
+            return err.into_response().header("Tus-Resumable", TUS_VERSION);
+        }
         let draft = match self.draft_of(&req) {
             Ok(draft) => draft,
             Err(err) => return err.into_response(),
@@ -445,6 +456,22 @@ impl Engine {
         )
     }
 }
+
+/// Headers a request may carry once only: each is one value (a number, a token, a list that
+/// must not be split), and two lines of one would leave the server and any proxy on the way to
+/// pick different ones.
+const SINGLE_HEADERS: &[&str] = &[
+    "Tus-Resumable",
+    "Upload-Length",
+    "Upload-Offset",
+    "Upload-Defer-Length",
+    "Upload-Metadata",
+    "Upload-Concat",
+    "Upload-Checksum",
+    "Upload-Complete",
+    "Upload-Incomplete",
+    "Upload-Draft-Interop-Version",
+];
 
 /// The client request as hooks are told about it: only allow-listed headers, in Go's
 /// canonical form.

@@ -30,6 +30,13 @@ async fn patch_statuses() {
             after: 10,
         },
         Case {
+            name: "two offsets",
+            req: |id| Req::patch(id, 3).header("Upload-Offset", "0").body(b"d"),
+            status: 400,
+            offset: None,
+            after: 3,
+        },
+        Case {
             name: "empty body",
             req: |id| Req::patch(id, 3),
             status: 204,

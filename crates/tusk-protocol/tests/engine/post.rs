@@ -55,6 +55,22 @@ async fn creation_statuses() {
             offset: None,
         },
         Case {
+            name: "two lengths",
+            req: Req::post()
+                .header("Upload-Length", "10")
+                .header("Upload-Length", "20"),
+            status: 400,
+            offset: None,
+        },
+        Case {
+            name: "two versions",
+            req: Req::post()
+                .header("Upload-Length", "10")
+                .header("Tus-Resumable", "1.0.0"),
+            status: 400,
+            offset: None,
+        },
+        Case {
             name: "neither",
             req: Req::post(),
             status: 400,
