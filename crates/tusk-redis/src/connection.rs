@@ -258,12 +258,17 @@ impl RedisState {
         &self,
         script: &Script,
         id: &UploadId,
+        extra_key: Option<&str>,
         args: impl FnOnce(&mut redis::Cmd),
     ) -> redis::Cmd {
         let keys = self.keys(id);
         let mut call = redis::cmd("EVALSHA");
-        call.arg(script.get_hash()).arg(keys.len());
+        call.arg(script.get_hash())
+            .arg(keys.len() + usize::from(extra_key.is_some()));
         for key in keys {
+            call.arg(key);
+        }
+        if let Some(key) = extra_key {
             call.arg(key);
         }
         args(&mut call);
@@ -278,7 +283,19 @@ impl RedisState {
         id: &UploadId,
         args: impl FnOnce(&mut redis::Cmd),
     ) -> Result<Vec<Value>, RedisError> {
-        let call = self.invocation(script, id, args);
+        self.run_keys(op, script, id, None, args).await
+    }
+
+    /// [`RedisState::run`] with a fifth key (`KEYS[5]`) of the upload's hash tag.
+    pub(crate) async fn run_keys(
+        &self,
+        op: &'static str,
+        script: &Script,
+        id: &UploadId,
+        extra_key: Option<&str>,
+        args: impl FnOnce(&mut redis::Cmd),
+    ) -> Result<Vec<Value>, RedisError> {
+        let call = self.invocation(script, id, extra_key, args);
         let mut conn = self.conn.clone();
         let invoke = async {
             match call.query_async::<Value>(&mut conn).await {
@@ -303,10 +320,22 @@ impl RedisState {
         id: &UploadId,
         args: impl FnOnce(&mut redis::Cmd),
     ) -> Result<Vec<Value>, RedisError> {
+        self.run_acknowledged_keys(op, script, id, None, args).await
+    }
+
+    /// [`RedisState::run_acknowledged`] with a fifth key (`KEYS[5]`) of the upload's hash tag.
+    pub(crate) async fn run_acknowledged_keys(
+        &self,
+        op: &'static str,
+        script: &Script,
+        id: &UploadId,
+        extra_key: Option<&str>,
+        args: impl FnOnce(&mut redis::Cmd),
+    ) -> Result<Vec<Value>, RedisError> {
         let Some(replication) = &self.replication else {
-            return self.run(op, script, id, args).await;
+            return self.run_keys(op, script, id, extra_key, args).await;
         };
-        let call = self.invocation(script, id, args);
+        let call = self.invocation(script, id, extra_key, args);
         let reply = self
             .timed(op, Some(id), replication.run(call, script))
             .await;

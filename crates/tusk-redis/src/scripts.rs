@@ -169,6 +169,10 @@ return {'ok'}
 /// `replace`), tail bytes, then the new parts' ETags. Replies like [`GET`] with the new state,
 /// or `notfound`, `fenced`, `mismatch`. The flagged form is for commits that add parts and
 /// empty the tail (a few bytes for up to a part freed); appends stay refused when Redis is full.
+///
+/// Modes `append-staged` and `replace-staged` take the tail bytes from `KEYS[5]`, where the
+/// caller wrote them in slices (ARGV 5 is then their length, checked), and delete it: a large
+/// tail never sits whole in one command on the node.
 pub(crate) static COMMIT: LazyLock<OomSafe> = LazyLock::new(|| {
     OomSafe::new(
         r#"
@@ -178,9 +182,15 @@ if redis.call('LLEN', parts) ~= tonumber(ARGV[2])
    or redis.call('STRLEN', tail) ~= tonumber(ARGV[3]) then
   return {'mismatch'}
 end
+local mode, bytes = ARGV[4], ARGV[5]
+if mode == 'append-staged' or mode == 'replace-staged' then
+  bytes = redis.call('GET', KEYS[5]) or ''
+  if #bytes ~= tonumber(ARGV[5]) then return {'mismatch'} end
+  redis.call('DEL', KEYS[5])
+  if mode == 'append-staged' then mode = 'append' else mode = 'replace' end
+end
 redis.call('HSET', state, 'fence', ARGV[1])
 for i = 6, #ARGV do redis.call('RPUSH', parts, ARGV[i]) end
-local mode, bytes = ARGV[4], ARGV[5]
 if mode == 'append' then
   if #bytes > 0 then redis.call('APPEND', tail, bytes) end
 elseif mode == 'replace' then

@@ -15,6 +15,13 @@ use crate::{RedisError, RedisState, scripts};
 /// entry in one slot, on one master.
 const CLUSTER_EXPIRY_SHARDS: u32 = 16;
 
+/// Tails longer than this are staged in slices before their commit (see `stage`).
+const STAGE_ABOVE: usize = 512 << 10;
+/// The bytes one staging command carries.
+const STAGE_SLICE: usize = 512 << 10;
+/// How long staged bytes wait for their commit: far longer than any commit takes.
+const STAGE_TTL_MS: u64 = 10 * 60 * 1000;
+
 impl RedisState {
     /// Refuse a new upload while a limit of [`RedisLimits`](crate::RedisLimits) is reached:
     /// counting the expiry index costs one `ZCARD`, and Redis's memory use is read at most once
@@ -55,6 +62,26 @@ impl RedisState {
             None
         };
         admission.admit(indexed, reading)
+    }
+
+    /// Write `bytes` to a staging key of `id` (its hash tag; one per fence, so an older holder
+    /// never mixes in) in slices of [`STAGE_SLICE`], one command at a time; returns the key.
+    /// It expires by itself if the commit never comes.
+    async fn stage(&self, id: &UploadId, fence: u64, bytes: &[u8]) -> Result<String, RedisError> {
+        let key = format!("{}{{{}}}:staging:{fence}", self.prefix, id.as_str());
+        let mut conn = self.conn.clone();
+        let mut first = true;
+        for slice in bytes.chunks(STAGE_SLICE) {
+            let mut cmd = redis::cmd(if first { "SET" } else { "APPEND" });
+            cmd.arg(&key).arg(slice);
+            if first {
+                cmd.arg("PX").arg(STAGE_TTL_MS);
+            }
+            self.timed("stage", Some(id), cmd.query_async::<Value>(&mut conn))
+                .await?;
+            first = false;
+        }
+        Ok(key)
     }
 
     /// The keys of `id`, sharing its hash tag: state, parts, tail, and the final uploads made
@@ -275,13 +302,30 @@ impl StateStore for RedisState {
             TailChange::Replace(b) if b.is_empty() => self.oom_safe(&scripts::COMMIT),
             _ => &scripts::COMMIT.plain,
         };
+        // A large tail goes to Redis in slices first: each command copies one slice, where
+        // one command would copy the whole tail into the node's memory, outside the part
+        // buffer budget.
+        let staging = if bytes.len() > STAGE_ABOVE {
+            Some(self.stage(id, fence, bytes).await?)
+        } else {
+            None
+        };
+        let (mode, length) = match (&staging, mode) {
+            (Some(_), "append") => ("append-staged", bytes.len().to_string()),
+            (Some(_), _) => ("replace-staged", bytes.len().to_string()),
+            (None, mode) => (mode, String::new()),
+        };
         let items = self
-            .run_acknowledged("commit", script, id, |inv| {
+            .run_acknowledged_keys("commit", script, id, staging.as_deref(), |inv| {
                 inv.arg(fence)
                     .arg(commit.expect_parts)
                     .arg(commit.expect_tail_len)
-                    .arg(mode)
-                    .arg(bytes);
+                    .arg(mode);
+                if staging.is_some() {
+                    inv.arg(length.as_str());
+                } else {
+                    inv.arg(bytes);
+                }
                 for etag in &commit.new_parts {
                     inv.arg(etag.as_str());
                 }

@@ -571,3 +571,80 @@ async fn clearing_the_expiry_of_a_missing_upload_drops_its_index_entry() {
     assert!(state.expired(10, 10).await.expect("expired").is_empty());
     clean_up(&prefix).await;
 }
+
+#[tokio::test]
+async fn large_tails_are_staged_in_slices_and_committed_whole() {
+    if !services_enabled("large_tails_are_staged_in_slices_and_committed_whole") {
+        return;
+    }
+    let (state, prefix) = connect().await;
+    let upload = new_state();
+    let id = upload.id.clone();
+    state.create(&upload).await.unwrap();
+    let tail: Vec<u8> = (0..3 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
+    // A stale staging key of an older holder must not leak into this commit.
+    let () = raw()
+        .await
+        .set(format!("{prefix}{{{id}}}:staging:1"), b"stale".as_slice())
+        .await
+        .unwrap();
+    let commit = |tail: TailChange, expect_tail_len| Commit {
+        expect_parts: 0,
+        expect_tail_len,
+        new_parts: Vec::new(),
+        tail,
+    };
+    let after = state
+        .commit(
+            &id,
+            2,
+            commit(TailChange::Append(Bytes::from(tail.clone())), 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.tail_len, tail.len() as u64);
+    let stored = state
+        .read_tail_range(&id, 0..tail.len() as u64, Some(2))
+        .await
+        .unwrap();
+    assert!(stored == tail, "the staged tail differs");
+    // Appended to, then replaced, both staged.
+    let more = vec![9u8; 600 * 1024];
+    state
+        .commit(
+            &id,
+            2,
+            commit(
+                TailChange::Append(Bytes::from(more.clone())),
+                tail.len() as u64,
+            ),
+        )
+        .await
+        .unwrap();
+    let whole = [tail.as_slice(), more.as_slice()].concat();
+    let stored = state
+        .read_tail_range(&id, 0..whole.len() as u64, Some(2))
+        .await
+        .unwrap();
+    assert!(stored == whole);
+    let replaced = state
+        .commit(
+            &id,
+            3,
+            commit(
+                TailChange::Replace(Bytes::from(more.clone())),
+                whole.len() as u64,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.tail_len, more.len() as u64);
+    // Only the older holder's stale key is left of the staging keys.
+    let staging: Vec<String> = keys_under(&prefix)
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":staging:"))
+        .collect();
+    assert_eq!(staging, [format!("{prefix}{{{id}}}:staging:1")]);
+    clean_up(&prefix).await;
+}
