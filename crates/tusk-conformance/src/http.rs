@@ -270,6 +270,8 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// Body (de-chunked).
     pub body: Vec<u8>,
+    /// The `1xx` interim responses received before this one, in order.
+    pub interim: Vec<Response>,
 }
 
 impl Response {
@@ -344,19 +346,32 @@ pub async fn send(request: &Request, limits: Limits) -> Result<Response, HttpErr
         .map_err(|_| HttpError::Timeout(limits.timeout))?
 }
 
-/// Reads one response (skipping `1xx` interim ones) from `stream`.
+/// Reads one response from `stream`; the `1xx` interim ones before it are kept in
+/// [`Response::interim`].
 pub async fn read_response(
     stream: &mut TcpStream,
     method: &str,
     max_body: usize,
 ) -> Result<Response, HttpError> {
-    let mut buf = Vec::new();
+    read_response_from(stream, Vec::new(), Vec::new(), method, max_body).await
+}
+
+/// [`read_response`] with bytes already read (`buf`) and interim responses already received.
+async fn read_response_from(
+    stream: &mut TcpStream,
+    mut buf: Vec<u8>,
+    mut interim: Vec<Response>,
+    method: &str,
+    max_body: usize,
+) -> Result<Response, HttpError> {
     loop {
         let (mut response, rest) = read_head(stream, &mut buf).await?;
         if (100..200).contains(&response.status) {
+            interim.push(response);
             buf = rest;
             continue;
         }
+        response.interim = interim;
         let bodiless = method == "HEAD" || response.status == 204 || response.status == 304;
         if bodiless {
             return Ok(response);
@@ -452,6 +467,7 @@ async fn read_head(
             status_line,
             headers,
             body: Vec::new(),
+            interim: Vec::new(),
         },
         rest,
     ))
@@ -502,6 +518,10 @@ pub struct Streaming {
     stream: TcpStream,
     method: String,
     sent: u64,
+    /// Bytes read past the interim responses taken so far.
+    buf: Vec<u8>,
+    /// Interim responses taken so far, handed to the final response.
+    interim: Vec<Response>,
 }
 
 impl Streaming {
@@ -517,6 +537,8 @@ impl Streaming {
             stream,
             method: request.method.clone(),
             sent: 0,
+            buf: Vec::new(),
+            interim: Vec::new(),
         })
     }
 
@@ -558,10 +580,39 @@ impl Streaming {
         }
     }
 
+    /// Reads the next response head within `timeout` while the body is still being sent: an
+    /// interim (`1xx`) response, kept for [`Streaming::response`] too. `Ok(None)` when none
+    /// arrived in time; an error when the server answered with a final response instead.
+    pub async fn interim(&mut self, timeout: Duration) -> Result<Option<Response>, HttpError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let read = tokio::time::timeout(timeout, read_head(&mut self.stream, &mut buf)).await;
+        let Ok(read) = read else {
+            self.buf = buf;
+            return Ok(None);
+        };
+        let (response, rest) = read?;
+        self.buf = rest;
+        if !(100..200).contains(&response.status) {
+            return Err(HttpError::Malformed(format!(
+                "final response {:?} before the body was sent",
+                response.status_line
+            )));
+        }
+        self.interim.push(response.clone());
+        Ok(Some(response))
+    }
+
     /// Reads the response within `timeout`.
     pub async fn response(mut self, timeout: Duration) -> Result<Response, HttpError> {
         let method = self.method.clone();
-        tokio::time::timeout(timeout, read_response(&mut self.stream, &method, 1 << 20))
+        let read = read_response_from(
+            &mut self.stream,
+            std::mem::take(&mut self.buf),
+            std::mem::take(&mut self.interim),
+            &method,
+            1 << 20,
+        );
+        tokio::time::timeout(timeout, read)
             .await
             .map_err(|_| HttpError::Timeout(timeout))?
     }

@@ -1,8 +1,8 @@
-//! Checks a tus 1.0 server against the protocol: each check cites the sentence it enforces and
-//! its level, and records what it sent and what came back.
+//! Checks a tus 1.0 server, or a server of the IETF draft "Resumable Uploads for HTTP"
+//! (draft-ietf-httpbis-resumable-upload), against the protocol: each check cites the sentence it
+//! enforces and its level, and records what it sent and what came back.
 //!
-//! The entry point is [`run`]; [`checks`] lists every check. Only the IETF resumable-upload draft
-//! is out of scope (see [`Protocol`]).
+//! The entry point is [`run`]; [`checks`] lists every check of both suites (see [`Protocol`]).
 
 pub mod checks;
 pub mod http;
@@ -12,19 +12,26 @@ mod target;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use checks::{CheckDef, GROUPS, checks};
+pub use checks::{CheckDef, GROUPS, IETF_GROUPS, checks};
 pub use report::{CheckResult, Level, Report, Status};
 pub use target::address_allowed;
 
-/// Which protocol to check. Only tus 1.0 is implemented; the IETF draft
-/// (draft-ietf-httpbis-resumable-upload) is a separate suite to add here.
+/// Which protocol to check: each has its own suite of checks and groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Protocol {
     /// tus 1.0.0.
     #[default]
     Tus1,
+    /// The IETF draft "Resumable Uploads for HTTP" at [`Config::interop`].
+    Ietf,
 }
+
+/// The draft's current interop version (the editor's copy after draft -11).
+pub const IETF_INTEROP: u8 = 8;
+
+/// The interop versions `--interop` accepts: 3 (draft -01) to 8.
+pub const IETF_INTEROP_VERSIONS: std::ops::RangeInclusive<u8> = 3..=IETF_INTEROP;
 
 /// What to check and how.
 #[derive(Debug, Clone)]
@@ -33,6 +40,8 @@ pub struct Config {
     pub url: String,
     /// The protocol suite.
     pub protocol: Protocol,
+    /// The draft's interop version sent in `Upload-Draft-Interop-Version` ([`Protocol::Ietf`]).
+    pub interop: u8,
     /// Groups to run; empty: all.
     pub groups: Vec<String>,
     /// Check ids to run; empty: all in the selected groups.
@@ -55,11 +64,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for `url`: every group, 10 s per request, 4 MiB big uploads.
+    /// Defaults for `url`: tus 1.0, every group, 10 s per request, 4 MiB big uploads.
     pub fn new(url: impl Into<String>) -> Config {
         Config {
             url: url.into(),
             protocol: Protocol::Tus1,
+            interop: IETF_INTEROP,
             groups: Vec::new(),
             only: Vec::new(),
             timeout: Duration::from_secs(10),

@@ -134,12 +134,15 @@ pub struct ServerInfo {
     pub max_size: Option<u64>,
     /// `Tus-Checksum-Algorithm`, split.
     pub checksum_algorithms: Vec<String>,
+    /// `Upload-Limit` (IETF draft runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_limit: Option<String>,
 }
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Always `tus 1.0.0`.
+    /// `tus 1.0.0`, or `draft-ietf-httpbis-resumable-upload interop N`.
     pub protocol: String,
     /// The collection URL checked.
     pub target: String,
@@ -158,6 +161,7 @@ pub struct Report {
 impl Report {
     /// Builds the summaries from `checks`.
     pub fn new(
+        protocol: String,
         target: String,
         strict: bool,
         server: ServerInfo,
@@ -180,7 +184,7 @@ impl Report {
             }
         }
         Report {
-            protocol: "tus 1.0.0".into(),
+            protocol,
             target,
             strict,
             server,
@@ -223,16 +227,25 @@ impl Report {
     pub fn text(&self, verbose: bool) -> String {
         let mut out = String::new();
         let s = &self.server;
-        let _ = writeln!(out, "tus 1.0.0 conformance of {}", self.target);
-        let _ = writeln!(
-            out,
-            "server: OPTIONS {}; Tus-Version: {}; Tus-Extension: {}; Tus-Max-Size: {}; Tus-Checksum-Algorithm: {}",
-            s.options_status,
-            s.versions.join(","),
-            s.extensions.join(","),
-            s.max_size.map_or("-".to_owned(), |m| m.to_string()),
-            s.checksum_algorithms.join(",")
-        );
+        let _ = writeln!(out, "{} conformance of {}", self.protocol, self.target);
+        if !self.protocol.starts_with("tus") {
+            let _ = writeln!(
+                out,
+                "server: OPTIONS {}; Upload-Limit: {}",
+                s.options_status,
+                s.upload_limit.as_deref().unwrap_or("-")
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "server: OPTIONS {}; Tus-Version: {}; Tus-Extension: {}; Tus-Max-Size: {}; Tus-Checksum-Algorithm: {}",
+                s.options_status,
+                s.versions.join(","),
+                s.extensions.join(","),
+                s.max_size.map_or("-".to_owned(), |m| m.to_string()),
+                s.checksum_algorithms.join(",")
+            );
+        }
         let mut group = "";
         for check in &self.checks {
             if check.group != group {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fake::{Defect, Fake};
-use tusk_conformance::{Config, Report, Status};
+use tusk_conformance::{Config, Protocol, Report, Status};
 
 /// Everything the fake advertises, plus `cors` and `get`, which it offers too.
 const ALL: &[&str] = &[
@@ -25,13 +25,19 @@ const ALL: &[&str] = &[
     "get",
 ];
 
+/// A strict run of `only` (all checks of the suite when empty): the IETF suite when the ids
+/// are IETF checks, else tus with every extension required.
 fn config(url: &str, only: &[&str]) -> Config {
     let mut config = Config::new(url);
     config.only = only.iter().map(|s| (*s).to_owned()).collect();
     config.timeout = Duration::from_secs(3);
     config.big = 256 * 1024;
     config.strict = true;
-    config.require = ALL.iter().map(|s| (*s).to_owned()).collect();
+    if !only.is_empty() && only.iter().all(|id| id.starts_with("ietf-")) {
+        config.protocol = Protocol::Ietf;
+    } else {
+        config.require = ALL.iter().map(|s| (*s).to_owned()).collect();
+    }
     config
 }
 
@@ -52,10 +58,17 @@ fn describe(report: &Report) -> String {
         .join("\n")
 }
 
+fn suite(protocol: Protocol) -> usize {
+    tusk_conformance::checks()
+        .iter()
+        .filter(|c| c.protocol == protocol)
+        .count()
+}
+
 #[tokio::test]
 async fn every_check_passes_against_the_correct_fake() {
     let report = run(None, &[]).await;
-    assert_eq!(report.checks.len(), tusk_conformance::checks().len());
+    assert_eq!(report.checks.len(), suite(Protocol::Tus1));
     assert!(
         report.checks.iter().all(|c| c.status == Status::Pass),
         "{}",
@@ -66,6 +79,42 @@ async fn every_check_passes_against_the_correct_fake() {
         report.summary_line(),
         format!("{} passed, 0 failed, 0 skipped", report.checks.len())
     );
+}
+
+#[tokio::test]
+async fn every_ietf_check_passes_against_the_correct_fake() {
+    let fake = Fake::start(None).await;
+    let mut config = config(&fake.url, &[]);
+    config.protocol = Protocol::Ietf;
+    config.require.clear();
+    let report = tusk_conformance::run(config).await.unwrap();
+    assert_eq!(report.checks.len(), suite(Protocol::Ietf));
+    assert!(
+        report.checks.iter().all(|c| c.status == Status::Pass),
+        "{}",
+        describe(&report)
+    );
+    assert_eq!(
+        report.protocol,
+        "draft-ietf-httpbis-resumable-upload interop 8"
+    );
+}
+
+#[tokio::test]
+async fn ietf_settings_are_validated() {
+    let mut config = Config::new("http://127.0.0.1:9/files/");
+    config.protocol = Protocol::Ietf;
+    config.interop = 9;
+    let err = tusk_conformance::run(config.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("--interop 9"), "{err}");
+    config.interop = 8;
+    config.require = vec!["creation".into()];
+    let err = tusk_conformance::run(config.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("--require"), "{err}");
+    config.require.clear();
+    config.groups = vec!["core".into()];
+    let err = tusk_conformance::run(config).await.unwrap_err();
+    assert!(err.to_string().contains("ietf-limits"), "{err}");
 }
 
 /// Each defect and the checks that must fail because of it.
@@ -194,6 +243,88 @@ const TABLE: &[(Defect, &[&str])] = &[
         &["robust-race-same-offset", "robust-patch-while-streaming"],
     ),
     (Defect::LockWaitsForever, &["robust-patch-while-streaming"]),
+    // The IETF draft.
+    (Defect::IetfOptionsNoLimit, &["ietf-options-upload-limit"]),
+    (Defect::IetfLimitNotInteger, &["ietf-limits-valid"]),
+    (Defect::IetfCreateNoLocation, &["ietf-creation-location"]),
+    (Defect::IetfCreateNoLimit, &["ietf-creation-upload-limit"]),
+    (Defect::IetfCreate200, &["ietf-creation-201"]),
+    (
+        Defect::IetfCreateNoComplete,
+        &["ietf-creation-upload-complete"],
+    ),
+    (
+        Defect::IetfCreationCompleteIgnored,
+        &["ietf-creation-complete"],
+    ),
+    (Defect::IetfCreationDropsContent, &["ietf-creation-partial"]),
+    (
+        Defect::IetfLengthsUnchecked,
+        &["ietf-length-mismatch", "ietf-length-mismatch-problem"],
+    ),
+    (
+        Defect::IetfNoLengthProblem,
+        &["ietf-length-mismatch-problem"],
+    ),
+    (Defect::IetfNo104, &["ietf-interim-announced"]),
+    (Defect::Ietf104WrongLocation, &["ietf-interim-location"]),
+    (Defect::Ietf104NoVersion, &["ietf-interim-interop-version"]),
+    (Defect::Ietf104NoLimit, &["ietf-interim-upload-limit"]),
+    (
+        Defect::Ietf104AnyVersion,
+        &["ietf-interim-version-mismatch"],
+    ),
+    (
+        Defect::Ietf104OnAppendWithLocation,
+        &["ietf-interim-append-no-location"],
+    ),
+    (Defect::IetfHeadNoOffset, &["ietf-offset-upload-offset"]),
+    (Defect::IetfHeadNoComplete, &["ietf-offset-upload-complete"]),
+    (Defect::IetfHeadNoLength, &["ietf-offset-upload-length"]),
+    (Defect::IetfHeadNoLimit, &["ietf-offset-upload-limit"]),
+    (Defect::IetfHeadNoCacheControl, &["ietf-offset-no-store"]),
+    (Defect::IetfHeadRedirect, &["ietf-offset-no-redirect"]),
+    (Defect::IetfAppendNotApplied, &["ietf-append-appends"]),
+    (
+        Defect::IetfAppendNoComplete,
+        &["ietf-append-upload-complete"],
+    ),
+    (
+        Defect::IetfMismatchNoOffset,
+        &["ietf-append-offset-mismatch"],
+    ),
+    (
+        Defect::IetfMismatchNoProblem,
+        &["ietf-append-offset-mismatch-problem"],
+    ),
+    (
+        Defect::IetfAppendCompleteIgnored,
+        &["ietf-append-completes"],
+    ),
+    (Defect::IetfAppendCorrupts, &["ietf-append-content"]),
+    (Defect::IetfDeleteKeeps, &["ietf-cancel-deactivates"]),
+    (Defect::IetfDeleteRedirect, &["ietf-cancel-no-redirect"]),
+    (
+        Defect::IetfAcceptPastLength,
+        &["ietf-robust-offset-within-length"],
+    ),
+    (
+        Defect::DiscardIncomplete,
+        &[
+            "ietf-robust-cut-fin-keeps-bytes",
+            "ietf-robust-cut-rst-keeps-bytes",
+        ],
+    ),
+    (
+        Defect::IetfCutCompletes,
+        &[
+            "ietf-robust-cut-fin-incomplete",
+            "ietf-robust-cut-rst-incomplete",
+            "ietf-robust-optimistic-cut",
+        ],
+    ),
+    (Defect::IetfStaleOffset, &["ietf-robust-offset-accepted"]),
+    (Defect::NoLocking, &["ietf-robust-race"]),
 ];
 
 #[tokio::test]

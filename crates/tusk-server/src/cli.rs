@@ -34,7 +34,8 @@ pub enum Command {
     Cleanup(Box<Settings>),
     /// Upload a file to a tus server, resuming through resets, hangs and restarts.
     Upload(Box<crate::upload::UploadArgs>),
-    /// Check a tus 1.0 server against the protocol; exit 0 iff no check failed.
+    /// Check a tus 1.0 server (or, with --ietf, an IETF resumable-upload draft server) against
+    /// the protocol; exit 0 iff no check failed.
     Conformance(Box<crate::conformance::ConformanceArgs>),
 }
 

@@ -8,7 +8,7 @@ use crate::units::{ByteSize, CommaList, HumanDuration};
 /// Arguments of `tusk conformance`.
 ///
 /// Exit status: 0 when no check failed (warnings and skips allowed), 1 when a check failed,
-/// 2 when the run could not start (bad flags, refused or unreachable target, `--ietf`).
+/// 2 when the run could not start (bad flags, refused or unreachable target).
 #[derive(Debug, clap::Args)]
 pub struct ConformanceArgs {
     /// The server's upload collection URL (http:// only), e.g. http://127.0.0.1:1080/files/.
@@ -17,7 +17,9 @@ pub struct ConformanceArgs {
 
     /// Groups to run, comma-separated [default: all]: core, creation, creation-with-upload,
     /// creation-defer-length, termination, checksum, checksum-trailer, expiration,
-    /// concatenation, concatenation-unfinished, cors, get, robustness.
+    /// concatenation, concatenation-unfinished, cors, get, robustness; with --ietf:
+    /// ietf-limits, ietf-creation, ietf-interim, ietf-offset, ietf-append, ietf-cancel,
+    /// ietf-robust.
     #[arg(long, value_name = "LIST")]
     pub groups: Option<CommaList>,
 
@@ -42,7 +44,7 @@ pub struct ConformanceArgs {
     pub big: ByteSize,
 
     /// Extensions that must be offered, comma-separated (also `cors`, `get`): not advertised
-    /// is then a failure instead of a skip.
+    /// is then a failure instead of a skip. Not with --ietf (the draft has no extensions).
     #[arg(long, value_name = "LIST")]
     pub require: Option<CommaList>,
 
@@ -68,20 +70,23 @@ pub struct ConformanceArgs {
     #[arg(long, short)]
     pub verbose: bool,
 
-    /// Check the IETF resumable-upload draft instead of tus 1.0 (not supported yet).
+    /// Check the IETF draft "Resumable Uploads for HTTP" (draft-ietf-httpbis-resumable-upload)
+    /// instead of tus 1.0: every request carries Upload-Draft-Interop-Version.
     #[arg(long)]
     pub ietf: bool,
+
+    /// With --ietf: the draft's interop version to speak, 3 to 8.
+    #[arg(long, value_name = "N", default_value_t = tusk_conformance::IETF_INTEROP, requires = "ietf")]
+    pub interop: u8,
 }
 
 /// Runs `tusk conformance`; exit 0 iff no check failed.
 pub fn run(args: ConformanceArgs) -> ExitCode {
-    if args.ietf {
-        eprintln!(
-            "tusk conformance: --ietf (draft-ietf-httpbis-resumable-upload) is not supported yet; only tus 1.0 is checked"
-        );
-        return ExitCode::from(2);
-    }
     let mut config = tusk_conformance::Config::new(args.url);
+    if args.ietf {
+        config.protocol = tusk_conformance::Protocol::Ietf;
+        config.interop = args.interop;
+    }
     config.groups = args.groups.map(|l| l.0).unwrap_or_default();
     config.only = args.checks.map(|l| l.0).unwrap_or_default();
     config.timeout = args.timeout.0;

@@ -1,20 +1,23 @@
-//! The checks: a table of definitions (id, group, level, quoted sentence), the probe each runs
-//! with, and the runner.
+//! The checks: a table of definitions (id, group, level, quoted sentence) per protocol, the probe
+//! each runs with, and the runner.
 
 mod concat;
 mod core;
 mod creation;
 mod extensions;
+mod ietf;
 mod robust;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use crate::http::{self, HttpError, Limits, Request, Response, Url};
 use crate::report::{CheckResult, Exchange, Level, Report, ServerInfo, Status};
 use crate::{Config, Error, Protocol};
 
-/// Every group, in run order.
+pub use ietf::IETF_GROUPS;
+
+/// Every tus 1.0 group, in run order.
 pub const GROUPS: &[&str] = &[
     "core",
     "creation",
@@ -62,6 +65,10 @@ pub struct CheckDef {
     pub quote: &'static str,
     /// Extensions the server must advertise for the check to apply.
     pub needs: &'static [&'static str],
+    /// The suite the check belongs to.
+    pub protocol: Protocol,
+    /// IETF draft: the first interop version the sentence applies to (0 for tus).
+    pub since: u8,
 }
 
 const fn def(
@@ -79,6 +86,8 @@ const fn def(
         source,
         quote,
         needs,
+        protocol: Protocol::Tus1,
+        since: 0,
     }
 }
 
@@ -86,7 +95,7 @@ use Level::{Must, Should};
 
 const C: &[&str] = &["creation"];
 
-static CHECKS: &[CheckDef] = &[
+static TUS_CHECKS: &[CheckDef] = &[
     // core
     def(
         "core-options-version",
@@ -637,9 +646,12 @@ static CHECKS: &[CheckDef] = &[
     ),
 ];
 
-/// Every check, in run order.
+static CHECKS: LazyLock<Vec<CheckDef>> =
+    LazyLock::new(|| TUS_CHECKS.iter().chain(ietf::CHECKS).copied().collect());
+
+/// Every check of both suites (tus 1.0, then the IETF draft), in run order.
 pub fn checks() -> &'static [CheckDef] {
-    CHECKS
+    &CHECKS
 }
 
 /// Why a check did not pass.
@@ -734,9 +746,15 @@ pub(crate) fn random_id() -> String {
 }
 
 fn describe_response(response: &Response) -> String {
-    let mut text = response.status_line.clone();
-    for (name, value) in &response.headers {
-        text.push_str(&format!("\r\n{name}: {value}"));
+    let mut text = String::new();
+    for interim in response.interim.iter().chain([response]) {
+        if !text.is_empty() {
+            text.push_str("\r\n\r\n");
+        }
+        text.push_str(&interim.status_line);
+        for (name, value) in &interim.headers {
+            text.push_str(&format!("\r\n{name}: {value}"));
+        }
     }
     text
 }
@@ -854,12 +872,50 @@ impl Probe {
         Ok((url, response))
     }
 
-    /// Creates an upload of `length` bytes.
+    /// Whether this run checks the IETF draft.
+    pub fn ietf(&self) -> bool {
+        self.cx.config.protocol == Protocol::Ietf
+    }
+
+    /// `request` marked as speaking this run's protocol: `Tus-Resumable`, or the draft's
+    /// interop version.
+    pub fn stamp(&self, request: Request) -> Request {
+        if self.ietf() {
+            request.header(ietf::INTEROP_HEADER, self.cx.config.interop.to_string())
+        } else {
+            request.tus()
+        }
+    }
+
+    /// Creates an upload of `length` bytes with no content (an IETF run: `Upload-Complete: ?0`
+    /// and `Upload-Length`).
     pub async fn create(&mut self, length: u64) -> Result<Url, Verdict> {
+        if self.ietf() {
+            return ietf::create_empty(self, length).await;
+        }
         Ok(self
             .create_with(&[("Upload-Length", length.to_string())], Vec::new())
             .await?
             .0)
+    }
+
+    /// A request appending `data` at `offset` in this run's protocol; `last` (IETF only) marks
+    /// it as completing the upload.
+    pub fn append_request(&self, url: &Url, offset: u64, data: Vec<u8>, last: bool) -> Request {
+        if self.ietf() {
+            ietf::append_request(self, url, offset, data, last)
+        } else {
+            Self::patch_request(url, offset, data)
+        }
+    }
+
+    /// Whether `response` acknowledges an append: tus 204, the draft any 2xx.
+    pub fn appended(&self, response: &Response) -> bool {
+        if self.ietf() {
+            response.is_success()
+        } else {
+            response.status == 204
+        }
     }
 
     /// A tus PATCH of `data` at `offset`.
@@ -894,7 +950,8 @@ impl Probe {
     }
 
     pub async fn head(&mut self, url: &Url) -> Result<Response, Verdict> {
-        self.send(Request::new("HEAD", url).tus()).await
+        let request = self.stamp(Request::new("HEAD", url));
+        self.send(request).await
     }
 
     /// The offset a HEAD reports (2xx with a valid `Upload-Offset` expected).
@@ -941,11 +998,12 @@ impl Probe {
     /// DELETEs what this check created, where termination is offered. The DELETEs are
     /// recorded: a server that dies on one is then caught right after this check.
     async fn cleanup(&mut self) {
-        if !self.cx.offers("termination") {
+        if !self.ietf() && !self.cx.offers("termination") {
             return;
         }
         for url in std::mem::take(&mut self.created) {
-            let _ = self.try_send(Request::new("DELETE", &url).tus()).await;
+            let request = self.stamp(Request::new("DELETE", &url));
+            let _ = self.try_send(request).await;
         }
     }
 
@@ -1078,17 +1136,34 @@ fn validate(config: &Config) -> Result<(), Error> {
         name: name.to_owned(),
         known: known.join(","),
     };
+    let (groups, requirable): (&[&str], &[&str]) = match config.protocol {
+        Protocol::Tus1 => (GROUPS, REQUIRABLE),
+        Protocol::Ietf => (IETF_GROUPS, &[]),
+    };
     for group in &config.groups {
-        if !GROUPS.contains(&group.as_str()) {
-            return Err(unknown("group", group, GROUPS));
+        if !groups.contains(&group.as_str()) {
+            return Err(unknown("group", group, groups));
         }
+    }
+    if config.protocol == Protocol::Ietf && !config.require.is_empty() {
+        return Err(Error::Invalid(
+            "--require names tus extensions; the IETF draft has none to require".into(),
+        ));
     }
     for ext in &config.require {
-        if !REQUIRABLE.contains(&ext.as_str()) {
-            return Err(unknown("extension", ext, REQUIRABLE));
+        if !requirable.contains(&ext.as_str()) {
+            return Err(unknown("extension", ext, requirable));
         }
     }
-    let ids: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
+    if config.protocol == Protocol::Ietf && !crate::IETF_INTEROP_VERSIONS.contains(&config.interop)
+    {
+        return Err(Error::Invalid(format!(
+            "--interop {} is not one this tool speaks (3 to {})",
+            config.interop,
+            crate::IETF_INTEROP
+        )));
+    }
+    let ids: Vec<&str> = suite(config.protocol).map(|c| c.id).collect();
     for id in &config.only {
         if !ids.contains(&id.as_str()) {
             return Err(unknown("check", id, &ids));
@@ -1103,12 +1178,21 @@ fn validate(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
-async fn discover(collection: &Url, timeout: Duration) -> Result<ServerInfo, Error> {
+/// The checks of `protocol`'s suite.
+fn suite(protocol: Protocol) -> impl Iterator<Item = &'static CheckDef> {
+    checks().iter().filter(move |c| c.protocol == protocol)
+}
+
+async fn discover(config: &Config, collection: &Url) -> Result<ServerInfo, Error> {
     let limits = Limits {
-        timeout,
+        timeout: config.timeout,
         max_body: 1 << 20,
     };
-    let response = http::send(&Request::new("OPTIONS", collection), limits)
+    let mut options = Request::new("OPTIONS", collection);
+    if config.protocol == Protocol::Ietf {
+        options = options.header(ietf::INTEROP_HEADER, config.interop.to_string());
+    }
+    let response = http::send(&options, limits)
         .await
         .map_err(|source| Error::Unreachable {
             url: collection.to_string(),
@@ -1120,23 +1204,31 @@ async fn discover(collection: &Url, timeout: Duration) -> Result<ServerInfo, Err
         extensions: tokens(response.header("tus-extension")),
         max_size: response.number("tus-max-size"),
         checksum_algorithms: tokens(response.header("tus-checksum-algorithm")),
+        upload_limit: match config.protocol {
+            Protocol::Ietf => response.header("upload-limit").map(str::to_owned),
+            _ => None,
+        },
     })
 }
 
 pub(crate) async fn run(config: Config) -> Result<Report, Error> {
-    match config.protocol {
-        Protocol::Tus1 => {}
-    }
     validate(&config)?;
     let collection = Url::parse(&config.url)?;
     crate::target::vet(&collection, config.allow_remote).await?;
-    let server = discover(&collection, config.timeout).await?;
+    let server = discover(&config, &collection).await?;
+    let protocol = match config.protocol {
+        Protocol::Tus1 => "tus 1.0.0".to_owned(),
+        Protocol::Ietf => format!(
+            "draft-ietf-httpbis-resumable-upload interop {}",
+            config.interop
+        ),
+    };
     let cx = Arc::new(Ctx {
         config,
         collection,
         server,
     });
-    let selected = CHECKS.iter().filter(|c| {
+    let selected = suite(cx.config.protocol).filter(|c| {
         (cx.config.groups.is_empty() || cx.config.groups.iter().any(|g| g == c.group))
             && (cx.config.only.is_empty() || cx.config.only.iter().any(|i| i == c.id))
     });
@@ -1151,7 +1243,7 @@ pub(crate) async fn run(config: Config) -> Result<Report, Error> {
         }
         let result = run_check(&cx, def).await;
         let transport_error = result.exchanges.iter().any(|e| e.error.is_some());
-        if transport_error && let Err(err) = discover(&cx.collection, cx.config.timeout).await {
+        if transport_error && let Err(err) = discover(&cx.config, &cx.collection).await {
             gone = Some(format!(
                 "not run: the server stopped answering during `{}` ({err})",
                 def.id
@@ -1160,6 +1252,7 @@ pub(crate) async fn run(config: Config) -> Result<Report, Error> {
         results.push(result);
     }
     Ok(Report::new(
+        protocol,
         cx.collection.to_string(),
         cx.config.strict,
         cx.server.clone(),
@@ -1192,14 +1285,23 @@ async fn run_check(cx: &Arc<Ctx>, def: &CheckDef) -> CheckResult {
     let required = |name: &str| cx.config.require.iter().any(|r| r == name);
     let mut probe = Probe::new(cx.clone());
     let missing = def.needs.iter().find(|ext| !cx.offers(ext));
+    let too_old = def.protocol == Protocol::Ietf && cx.config.interop < def.since;
     let outcome = match missing {
         Some(ext) => Err(Verdict::NotOffered(format!(
             "the server does not advertise `{ext}` in Tus-Extension"
         ))),
+        None if too_old => Err(Verdict::Skip(format!(
+            "the sentence arrived with interop version {}; checking interop {}",
+            def.since, cx.config.interop
+        ))),
         None => {
-            match tokio::time::timeout(check_budget(cx), Box::pin(dispatch(def.id, &mut probe)))
-                .await
-            {
+            let run = async {
+                match def.protocol {
+                    Protocol::Ietf => Box::pin(ietf::dispatch(def.id, &mut probe)).await,
+                    _ => Box::pin(dispatch(def.id, &mut probe)).await,
+                }
+            };
+            match tokio::time::timeout(check_budget(cx), run).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(Verdict::Fail(format!(
                     "the check did not finish within {:?}",

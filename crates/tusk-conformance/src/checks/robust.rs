@@ -1,5 +1,7 @@
 //! Robustness: malformed and absurd headers, metadata abuse, path traversal, bodies longer than
-//! the upload or than `Content-Length`, PATCHes cut by FIN or RST, racing PATCHes.
+//! the upload or than `Content-Length`, PATCHes cut by FIN or RST, racing PATCHes. The cuts and
+//! races speak the run's protocol (tus or the IETF draft) through the probe, so both suites share
+//! them.
 
 use std::time::Duration;
 
@@ -382,7 +384,11 @@ pub(super) enum Cut {
 }
 
 /// Polls HEAD until the offset is stable for three polls (and above zero, or `deadline`).
-async fn settled_offset(p: &mut Probe, url: &Url, deadline: Instant) -> Result<u64, Verdict> {
+pub(super) async fn settled_offset(
+    p: &mut Probe,
+    url: &Url,
+    deadline: Instant,
+) -> Result<u64, Verdict> {
     let mut last = None;
     let mut stable = 0;
     loop {
@@ -413,8 +419,14 @@ async fn settled_offset(p: &mut Probe, url: &Url, deadline: Instant) -> Result<u
 }
 
 /// PATCHes the rest of `data` from the offset HEAD reports until the upload is complete,
-/// retrying while the server still holds an old request (423, 409), until `deadline`.
-async fn finish(p: &mut Probe, url: &Url, data: &[u8], deadline: Instant) -> Result<(), Verdict> {
+/// retrying while the server still holds an old request (423, 409), until `deadline`. An IETF
+/// append completes the upload, after which the server may remove the resource: done then.
+pub(super) async fn finish(
+    p: &mut Probe,
+    url: &Url,
+    data: &[u8],
+    deadline: Instant,
+) -> Result<(), Verdict> {
     loop {
         let offset = p.offset(url).await?;
         ensure!(
@@ -425,11 +437,11 @@ async fn finish(p: &mut Probe, url: &Url, data: &[u8], deadline: Instant) -> Res
         if offset == data.len() as u64 {
             return Ok(());
         }
-        let response = p
-            .patch(url, offset, data[offset as usize..].to_vec())
-            .await?;
+        let request = p.append_request(url, offset, data[offset as usize..].to_vec(), true);
+        let response = p.send(request).await?;
         match response.status {
-            204 => {}
+            _ if p.appended(&response) && p.ietf() => return Ok(()),
+            _ if p.appended(&response) => {}
             409 | 423 if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -438,15 +450,21 @@ async fn finish(p: &mut Probe, url: &Url, data: &[u8], deadline: Instant) -> Res
     }
 }
 
-fn patch_head(url: &Url, offset: u64, content_length: u64) -> Request {
-    let mut request = Probe::patch_request(url, offset, Vec::new());
+/// The head of an append (completing the upload, in an IETF run) announcing `content_length`
+/// bytes, for streaming.
+pub(super) fn append_head(p: &Probe, url: &Url, offset: u64, content_length: u64) -> Request {
+    let mut request = p.append_request(url, offset, Vec::new(), true);
     request.content_length = Some(content_length);
     request
 }
 
 /// Writes `data` in chunks, stopping quietly at the first error (the server may have answered
 /// and closed already).
-async fn write_chunks(stream: &mut Streaming, data: &[u8], timeout: Duration) -> Option<HttpError> {
+pub(super) async fn write_chunks(
+    stream: &mut Streaming,
+    data: &[u8],
+    timeout: Duration,
+) -> Option<HttpError> {
     for chunk in data.chunks(CHUNK) {
         if let Err(err) = stream.write(chunk, timeout).await {
             return Some(err);
@@ -455,20 +473,68 @@ async fn write_chunks(stream: &mut Streaming, data: &[u8], timeout: Duration) ->
     None
 }
 
-pub(super) async fn cut(p: &mut Probe, how: Cut, check_prefix: bool) -> Outcome {
+/// An upload whose first append was cut after half of `--big` bytes, and what HEAD settled on.
+pub(super) struct CutUpload {
+    pub url: Url,
+    pub data: Vec<u8>,
+    /// The offset HEAD settled on.
+    pub offset: u64,
+    /// What happened, for reasons.
+    pub note: String,
+}
+
+/// Creates a `--big` upload, streams half of an append announcing all of it (completing it, in
+/// an IETF run), waits for the acknowledgement, cuts it `how`, and lets the offset settle.
+pub(super) async fn cut_upload(p: &mut Probe, how: Cut) -> Result<CutUpload, Verdict> {
     let big = p.cx.config.big as usize;
-    let timeout = p.timeout();
     let data = pattern(big, 11);
     let url = p.create(big as u64).await?;
-    let request = patch_head(&url, 0, big as u64);
-    let mut stream = Streaming::open(&request, timeout)
+    let request = append_head(p, &url, 0, big as u64);
+    let (sent, note) = stream_and_cut(p, &request, &data[..big / 2], how).await?;
+    let deadline = Instant::now() + p.timeout();
+    let offset = settled_offset(p, &url, deadline).await?;
+    ensure!(
+        offset <= sent,
+        "{note}: HEAD reports offset {offset}, more than was sent"
+    );
+    Ok(CutUpload {
+        url,
+        data,
+        offset,
+        note,
+    })
+}
+
+/// Streams `part` as the start of `request`'s body, waits until the server acknowledged it, and
+/// cuts the connection `how`. Returns the bytes sent and a note saying what happened.
+pub(super) async fn stream_and_cut(
+    p: &mut Probe,
+    request: &Request,
+    part: &[u8],
+    how: Cut,
+) -> Result<(u64, String), Verdict> {
+    let timeout = p.timeout();
+    let what = request.method.clone();
+    let mut stream = Streaming::open(request, timeout)
         .await
-        .map_err(|e| Verdict::Fail(format!("PATCH could not start: {e}")))?;
-    if let Some(err) = write_chunks(&mut stream, &data[..big / 2], timeout).await {
+        .map_err(|e| Verdict::Fail(format!("{what} could not start: {e}")))?;
+    if let Some(err) = write_chunks(&mut stream, part, timeout).await {
         let sent = stream.sent();
-        p.record(&request, sent, Err(&err));
-        fail!("the server stopped reading the PATCH after {sent} bytes: {err}");
+        p.record(request, sent, Err(&err));
+        fail!("the server stopped reading the {what} after {sent} bytes: {err}");
     }
+    cut_stream(p, request, stream, how).await
+}
+
+/// Waits until the server acknowledged what `stream` sent, then cuts it `how` (recording the
+/// exchange). Returns the bytes sent and a note.
+pub(super) async fn cut_stream(
+    p: &mut Probe,
+    request: &Request,
+    stream: Streaming,
+    how: Cut,
+) -> Result<(u64, String), Verdict> {
+    let timeout = p.timeout();
     let acknowledged = stream.wait_acknowledged(timeout).await;
     let sent = stream.sent();
     let observed = match acknowledged {
@@ -479,26 +545,32 @@ pub(super) async fn cut(p: &mut Probe, how: Cut, check_prefix: bool) -> Outcome 
     let note = match how {
         Cut::Fin => match stream.cut_fin(timeout).await {
             Some(response) => {
-                p.record(&request, sent, Ok(&response));
+                p.record(request, sent, Ok(&response));
                 format!("cut by FIN after {sent} bytes {observed}")
             }
             None => {
-                p.record(&request, sent, Err(&HttpError::Closed(0)));
+                p.record(request, sent, Err(&HttpError::Closed(0)));
                 format!("cut by FIN after {sent} bytes {observed}, no response")
             }
         },
         Cut::Rst => {
             stream.cut_rst();
-            p.record(&request, sent, Err(&HttpError::Closed(0)));
+            p.record(request, sent, Err(&HttpError::Closed(0)));
             format!("cut by RST after {sent} bytes {observed}")
         }
     };
-    let deadline = Instant::now() + timeout;
-    let offset = settled_offset(p, &url, deadline).await?;
-    ensure!(
-        offset <= sent as u64,
-        "{note}: HEAD reports offset {offset}, more than was sent"
-    );
+    Ok((sent, note))
+}
+
+pub(super) async fn cut(p: &mut Probe, how: Cut, check_prefix: bool) -> Outcome {
+    let big = p.cx.config.big as usize;
+    let timeout = p.timeout();
+    let CutUpload {
+        url,
+        data,
+        offset,
+        note,
+    } = cut_upload(p, how).await?;
     if !check_prefix {
         ensure!(
             offset > 0,
@@ -541,8 +613,8 @@ pub(super) async fn race(p: &mut Probe) -> Outcome {
     let b = pattern(big, 32);
     let url = p.create(big as u64).await?;
     let (ra, rb) = tokio::join!(
-        streamed_patch(patch_head(&url, 0, big as u64), a.clone(), timeout),
-        streamed_patch(patch_head(&url, 0, big as u64), b.clone(), timeout),
+        streamed_patch(append_head(p, &url, 0, big as u64), a.clone(), timeout),
+        streamed_patch(append_head(p, &url, 0, big as u64), b.clone(), timeout),
     );
     let mut statuses = Vec::new();
     for (request, sent, response) in [&ra, &rb] {
@@ -558,11 +630,11 @@ pub(super) async fn race(p: &mut Probe) -> Outcome {
     }
     let accepted = [&ra.2, &rb.2]
         .iter()
-        .filter(|r| matches!(r, Ok(r) if r.status == 204))
+        .filter(|r| matches!(r, Ok(r) if p.appended(r)))
         .count();
     ensure!(
         accepted < 2,
-        "two PATCHes of {big} bytes at offset 0 were both answered 204: {}",
+        "two PATCHes of {big} bytes at offset 0 were both accepted: {}",
         statuses.join(" / ")
     );
     let offset = settled_offset(p, &url, Instant::now() + timeout).await?;
@@ -588,12 +660,26 @@ pub(super) async fn race(p: &mut Probe) -> Outcome {
     ))
 }
 
-pub(super) async fn patch_while_streaming(p: &mut Probe) -> Outcome {
+/// A `--big` upload with an append of all of it streaming, half sent and acknowledged, and the
+/// offset HEAD then reports.
+pub(super) struct HalfStreamed {
+    pub url: Url,
+    pub data: Vec<u8>,
+    /// The streaming append's head.
+    pub first: Request,
+    pub stream: Streaming,
+    /// The offset HEAD reported meanwhile.
+    pub reported: u64,
+}
+
+/// Creates a `--big` upload, streams half of an append of all of it, and asks HEAD for the
+/// offset (which may not exceed what was sent) while that append is still open.
+pub(super) async fn half_streamed(p: &mut Probe, seed: u8) -> Result<HalfStreamed, Verdict> {
     let big = p.cx.config.big as usize;
     let timeout = p.timeout();
-    let data = pattern(big, 21);
+    let data = pattern(big, seed);
     let url = p.create(big as u64).await?;
-    let first = patch_head(&url, 0, big as u64);
+    let first = append_head(p, &url, 0, big as u64);
     let mut stream = Streaming::open(&first, timeout)
         .await
         .map_err(|e| Verdict::Fail(format!("first PATCH could not start: {e}")))?;
@@ -609,6 +695,37 @@ pub(super) async fn patch_while_streaming(p: &mut Probe) -> Outcome {
         "HEAD reports offset {reported} while only {} bytes were sent",
         stream.sent()
     );
+    Ok(HalfStreamed {
+        url,
+        data,
+        first,
+        stream,
+        reported,
+    })
+}
+
+/// Lets the older request of [`half_streamed`] send different bytes (which must land nowhere)
+/// for a while, then records its answer.
+pub(super) async fn stale_rest(p: &mut Probe, first: &Request, mut stream: Streaming) {
+    let timeout = p.timeout();
+    let rest = p.cx.config.big - stream.sent();
+    let garbage = pattern(rest as usize, 99);
+    let _ = write_chunks(&mut stream, &garbage, timeout / 4).await;
+    let sent = stream.sent();
+    let response = stream.response(timeout).await;
+    p.record(first, sent, response.as_ref());
+}
+
+pub(super) async fn patch_while_streaming(p: &mut Probe) -> Outcome {
+    let big = p.cx.config.big as usize;
+    let timeout = p.timeout();
+    let HalfStreamed {
+        url,
+        data,
+        first,
+        stream,
+        reported,
+    } = half_streamed(p, 21).await?;
     let second = Probe::patch_request(&url, reported, data[reported as usize..].to_vec());
     let answer = p.try_send(second).await;
     let note = match answer {
@@ -630,11 +747,7 @@ pub(super) async fn patch_while_streaming(p: &mut Probe) -> Outcome {
                 r.header("upload-offset")
             );
             // The older request keeps sending bytes that must land nowhere.
-            let garbage = pattern(big - big / 2, 99);
-            let _ = write_chunks(&mut stream, &garbage, timeout / 4).await;
-            let sent = stream.sent();
-            let response = stream.response(timeout).await;
-            p.record(&first, sent, response.as_ref());
+            stale_rest(p, &first, stream).await;
             "second PATCH applied (204 at the full length)".to_owned()
         }
         Ok(r) => fail!(

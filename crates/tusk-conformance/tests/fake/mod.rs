@@ -1,6 +1,8 @@
 //! A small in-memory tus 1.0 server on tokio with its own HTTP/1.1 parsing, implementing every
-//! extension correctly unless a [`Defect`] switches one behaviour off: each check is shown to
-//! fail against the defect that breaks what it enforces.
+//! extension (and the IETF draft, in `ietf.rs`) correctly unless a [`Defect`] switches one
+//! behaviour off: each check is shown to fail against the defect that breaks what it enforces.
+
+mod ietf;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +82,40 @@ pub enum Defect {
     NoLocking,
     LockWaitsForever,
     HideTermination,
+    // The IETF draft.
+    IetfOptionsNoLimit,
+    IetfLimitNotInteger,
+    IetfCreateNoLocation,
+    IetfCreateNoLimit,
+    IetfCreate200,
+    IetfCreateNoComplete,
+    IetfCreationCompleteIgnored,
+    IetfCreationDropsContent,
+    IetfLengthsUnchecked,
+    IetfNoLengthProblem,
+    IetfNo104,
+    Ietf104WrongLocation,
+    Ietf104NoVersion,
+    Ietf104NoLimit,
+    Ietf104AnyVersion,
+    Ietf104OnAppendWithLocation,
+    IetfHeadNoOffset,
+    IetfHeadNoComplete,
+    IetfHeadNoLength,
+    IetfHeadNoLimit,
+    IetfHeadNoCacheControl,
+    IetfHeadRedirect,
+    IetfAppendNotApplied,
+    IetfAppendNoComplete,
+    IetfMismatchNoOffset,
+    IetfMismatchNoProblem,
+    IetfAppendCompleteIgnored,
+    IetfAppendCorrupts,
+    IetfDeleteKeeps,
+    IetfDeleteRedirect,
+    IetfAcceptPastLength,
+    IetfCutCompletes,
+    IetfStaleOffset,
 }
 
 const MAX_SIZE: u64 = 1 << 30;
@@ -101,6 +137,10 @@ struct Upload {
     metadata: Option<String>,
     concat: Option<Concat>,
     locked: bool,
+    /// IETF draft: completed by a request saying so.
+    complete: bool,
+    /// IETF draft: ends the transfer in flight, for a newer request on the upload.
+    stop: Option<Arc<tokio::sync::Notify>>,
 }
 
 #[derive(Default)]
@@ -480,6 +520,9 @@ async fn handle(server: &Server, conn: &mut Conn, req: &mut Req) -> Resp {
         && !server.has(Defect::NoMethodOverride)
     {
         req.method = method.to_ascii_uppercase();
+    }
+    if ietf::speaks_draft(req) {
+        return ietf::handle(server, conn, req).await;
     }
     if req.method == "OPTIONS" {
         let _ = read_body(conn, req).await;

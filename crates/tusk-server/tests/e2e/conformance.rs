@@ -1,5 +1,6 @@
 //! `tusk conformance URL` against tusk itself, in local and distributed mode, with every
-//! extension tusk advertises required; and its exit statuses.
+//! extension tusk advertises required, and `--ietf` (the IETF draft) likewise; and its exit
+//! statuses.
 
 use std::process::Output;
 
@@ -75,6 +76,74 @@ async fn assert_conforms(url: &str) -> serde_json::Value {
     report
 }
 
+/// Runs the IETF draft checks against `url` at interop version `interop`: asserts exit 0 and
+/// that every check passed, apart from those whose sentence is younger than `interop`
+/// (skipped). Returns the JSON report.
+async fn assert_conforms_ietf(url: &str, interop: u8) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let interop_arg = interop.to_string();
+    let args = [
+        url,
+        "--ietf",
+        "--interop",
+        &interop_arg,
+        "--strict",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let out = conformance(&args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["protocol"],
+        format!("draft-ietf-httpbis-resumable-upload interop {interop}")
+    );
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 38, "{stdout}");
+    for check in checks {
+        match check["status"].as_str().unwrap() {
+            "pass" => {}
+            "skip" => assert!(
+                check["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("the sentence arrived with interop version"),
+                "{check:#}"
+            ),
+            other => panic!("{other}: {check:#}"),
+        }
+    }
+    report
+}
+
+#[tokio::test]
+async fn local_mode_passes_the_ietf_draft_checks() {
+    let server = Server::start(&[]).await;
+    let report = assert_conforms_ietf(&server.url, 8).await;
+    assert_eq!(report["summary"]["passed"], 38, "{report:#}");
+    // The older interop versions tusk speaks: checks of later sentences are skipped.
+    for interop in [3, 6] {
+        assert_conforms_ietf(&server.url, interop).await;
+    }
+}
+
+#[tokio::test]
+async fn distributed_mode_passes_the_ietf_draft_checks() {
+    if !services_enabled("distributed_mode_passes_the_ietf_draft_checks") {
+        return;
+    }
+    let cluster = Cluster::start(2, &[]).await;
+    let report = assert_conforms_ietf(&cluster.nodes[0].url, 8).await;
+    assert_eq!(report["summary"]["passed"], 38, "{report:#}");
+}
+
 #[tokio::test]
 async fn local_mode_passes_with_every_advertised_extension_required() {
     let server = Server::start(&[]).await;
@@ -121,10 +190,15 @@ async fn a_required_extension_tusk_lacks_fails_with_exit_1() {
 }
 
 #[tokio::test]
-async fn ietf_is_not_supported_yet_and_a_public_target_is_refused() {
-    let out = conformance(&["http://127.0.0.1:1/files/", "--ietf"]).await;
+async fn bad_ietf_settings_and_a_public_target_are_refused() {
+    let out = conformance(&["http://127.0.0.1:1/files/", "--ietf", "--interop", "9"]).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--interop 9"));
+    let out = conformance(&["http://127.0.0.1:1/files/", "--interop", "8"]).await;
+    assert_eq!(out.status.code(), Some(2), "--interop needs --ietf");
+    let out = conformance(&["http://127.0.0.1:1/files/", "--ietf"]).await;
+    assert_eq!(out.status.code(), Some(2), "unreachable");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not answer OPTIONS"));
 
     let out = conformance(&["http://1.1.1.1/files/"]).await;
     assert_eq!(out.status.code(), Some(2));
