@@ -22,6 +22,7 @@
 #                   step 6
 #   FLAKY_SIZE_MIB  (default 64), FLAKY_CUT_KIB (default 1024), FLAKY_RUNS (default 1),
 #   FLAKY_RATE_KIB  (default 4096: link bandwidth, KiB/s; 0 unthrottled)  step 5
+#   PEERS           (default 0)     1: run steps 1-4 against tus-node-server too (see "Peers")
 #
 # Steps (all on 127.0.0.1; S3 = moto, plus Redis and etcd, from scripts/services.sh):
 #   1. s3-vs-tusk: SIZE_MIB MiB straight to S3 (multipart, PART_SIZE_MIB parts, CONCURRENCY in
@@ -45,6 +46,18 @@
 #      with --redis-wait-replicas 0, (b) the same with --redis-wait-replicas 1, and (c) the
 #      services' 3-master Redis Cluster (--redis-cluster): what waiting for a replica and a
 #      cluster cost a small PATCH and a HEAD.
+# Peers (PEERS=1): tus-node-server (@tus/server with @tus/s3-store, the versions pinned in
+# scripts/lib/peers/, installed once by npm into target/bench-peers or TUSK_PEERS_DIR and reused)
+# is started by scripts/lib/tus-node-server.mjs on 127.0.0.1 against the same moto, with a bucket
+# of its own and parts of PART_SIZE_MIB (8 MiB; the store's other options are its defaults: parts
+# spooled to files in TMPDIR, here the work dir, at most 60 part uploads in flight). Steps 1-4 run
+# against it right after tusk's, with the same client and the same checks (its objects are `<id>`
+# and `<id>.info` like tusk's; the client's output calls the server under test "tusk"); step 1
+# runs its own direct-S3 baseline rounds beside it. Steps 3 and 4 start a fresh peer process each
+# and report its RSS the same way (it has no buffer bound to compare with). The end prints both
+# sides' figures and the peer/tusk ratios in one table. If npm cannot install the packages (no
+# network) or the peer fails, its steps are skipped with a message; tusk's are not affected.
+#
 # For each step it also prints the CPU seconds used by tusk, moto, Redis, etcd and the benchmark
 # client (the machine's capacity is cores x wall time), to show who is the bottleneck.
 #
@@ -69,6 +82,7 @@ FLAKY_RATE_KIB="${FLAKY_RATE_KIB:-4096}"
 LOAD_UPLOADS="${LOAD_UPLOADS:-1000}"
 LOAD_CONCURRENCY="${LOAD_CONCURRENCY:-64}"
 LOAD_DRIPPERS="${LOAD_DRIPPERS:-100}"
+PEERS="${PEERS:-0}"
 PATCH_TOTAL_MIB=32
 PATCH_KIB=256
 CONC_UPLOADS=8
@@ -86,6 +100,8 @@ die() {
 
 # shellcheck source=scripts/lib/process.sh
 source "$ROOT/scripts/lib/process.sh"
+# shellcheck source=scripts/lib/peers.sh
+source "$ROOT/scripts/lib/peers.sh"
 
 positive() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, got '$2'"; }
 positive SIZE_MIB "$SIZE_MIB"
@@ -94,6 +110,7 @@ positive FLAKY_SIZE_MIB "$FLAKY_SIZE_MIB"
 positive FLAKY_CUT_KIB "$FLAKY_CUT_KIB"
 positive FLAKY_RUNS "$FLAKY_RUNS"
 want() { [[ " $STEPS " == *" $1 "* ]]; }
+[[ "$PEERS" == 0 || "$PEERS" == 1 ]] || die "PEERS must be 0 or 1, got '$PEERS'"
 [[ -z "$PART_SIZE_MIB" ]] || positive PART_SIZE_MIB "$PART_SIZE_MIB"
 [[ -z "$CONCURRENCY" ]] || positive CONCURRENCY "$CONCURRENCY"
 for bin in "$TUSK_BIN" "$BENCH_BIN"; do
@@ -108,12 +125,25 @@ for tool in curl awk getconf; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' is required"
 done
 
+# The peer: installed (or found installed) now, so that a failed install is said up front.
+if [[ "$PEERS" == 1 ]] && { want 1 || want 2 || want 3 || want 4; }; then
+    if ! command -v jq >/dev/null 2>&1; then
+        log "peer: 'jq' is needed for the side-by-side table; skipping the peer"
+        PEERS=0
+    elif ! peers_install; then
+        PEERS=0
+    fi
+fi
+
 MIB=$((1024 * 1024))
 CLK_TCK="$(getconf CLK_TCK)"
 mkdir -p "$ROOT/target/bench-tmp"
 WORK="$(mktemp -d "$ROOT/target/bench-tmp/dist.XXXXXX")"
 NODE_PID=""
 NODE_URL=""
+PEER_PID="" # tus-node-server (PEERS=1)
+PEER_URL=""
+PEER_BUCKET=""
 LOAD_PIDS=() # step 6's nodes, stopped by cleanup too
 REDIS_PIDS=() # step 7's Redis primary and replica, stopped by cleanup too
 BUCKET=""
@@ -126,6 +156,10 @@ cleanup() {
         stop_pid "tusk node" "$NODE_PID" || true
     fi
     NODE_PID=""
+    if [[ -n "$PEER_PID" ]] && pid_alive "$PEER_PID"; then
+        stop_pid "tus-node-server" "$PEER_PID" || true
+    fi
+    PEER_PID=""
     for pid in "${LOAD_PIDS[@]}"; do
         if pid_alive "$pid"; then
             stop_pid "tusk node" "$pid" || true
@@ -140,6 +174,7 @@ cleanup() {
         # Empty after a complete run (the benchmark deletes its objects); moto refuses to delete a
         # bucket that is not, which only leaves a small bucket behind after a failed run.
         curl -s -o /dev/null -X DELETE "$S3_ENDPOINT/$BUCKET" || true
+        [[ -z "$PEER_BUCKET" ]] || curl -s -o /dev/null -X DELETE "$S3_ENDPOINT/$PEER_BUCKET" || true
         # The uploads' state in Redis lives under this run's own prefix (the bucket name). etcd
         # needs nothing: the node gives its locks back when it stops.
         if [[ -n "$REDIS_URL" ]] && command -v redis-cli >/dev/null 2>&1; then
@@ -191,6 +226,15 @@ BUCKET="tusk-bench-$(date +%s)-$$"
 curl -sf -o /dev/null -X PUT "$S3_ENDPOINT/$BUCKET" ||
     die "could not create bucket $BUCKET at $S3_ENDPOINT (see .services/run/moto.log)"
 log "bucket $BUCKET created at $S3_ENDPOINT"
+if [[ "$PEERS" == 1 ]]; then
+    PEER_BUCKET="$BUCKET-peer"
+    if curl -sf -o /dev/null -X PUT "$S3_ENDPOINT/$PEER_BUCKET"; then
+        log "bucket $PEER_BUCKET created for tus-node-server"
+    else
+        log "peer: could not create bucket $PEER_BUCKET; skipping the peer"
+        PEER_BUCKET="" PEERS=0
+    fi
+fi
 
 # --- the node --------------------------------------------------------------------------------
 # start_node NAME [extra tusk flags...]: start one distributed node on a free port; sets NODE_PID
@@ -240,6 +284,47 @@ stop_node() {
     NODE_PID=""
 }
 
+# start_peer NAME: start tus-node-server with @tus/s3-store on PEER_BUCKET on a free port; sets
+# PEER_PID and PEER_URL once its first stdout line names its address and it answers OPTIONS with
+# 204. Returns 1 (after saying why) if it does not, so that the caller skips the peer's step.
+start_peer() {
+    local name="$1" limit line
+    mkdir -p "$WORK/$name.tmp" # the S3 store spools each part to a file in os.tmpdir()
+    TMPDIR="$WORK/$name.tmp" node "$PEER_SERVER" --modules "$PEERS_DIR" --store s3 \
+        --s3-endpoint "$S3_ENDPOINT" --bucket "$PEER_BUCKET" \
+        --part-size "$((${PART_SIZE_MIB:-8} * MIB))" \
+        </dev/null >"$WORK/$name.peer.out" 2>"$WORK/$name.peer.err" &
+    PEER_PID=$!
+    PEER_URL=""
+    limit="$(deadline "$READY_TIMEOUT")"
+    while :; do
+        line="$(head -n 1 "$WORK/$name.peer.out")"
+        if [[ "$line" =~ ^tus-node-server\ listening\ on\ (http://127\.0\.0\.1:[0-9]+/files/)$ ]]; then
+            PEER_URL="${BASH_REMATCH[1]}"
+            if curl -sf -o /dev/null --max-time 2 -X OPTIONS "$PEER_URL"; then
+                break
+            fi
+        fi
+        if ! pid_alive "$PEER_PID" || past "$limit"; then
+            tail -n 20 "$WORK/$name.peer.err" >&2 || true
+            log "peer: tus-node-server ($name) did not start within ${READY_TIMEOUT}s; skipping its step"
+            stop_peer
+            return 1
+        fi
+        sleep 0.05
+    done
+    log "peer $name: tus-node-server pid $PEER_PID on $PEER_URL (@tus/s3-store, bucket $PEER_BUCKET," \
+        "$((${PART_SIZE_MIB:-8})) MiB parts)"
+}
+
+stop_peer() {
+    if [[ -n "$PEER_PID" ]]; then
+        stop_pid "tus-node-server" "$PEER_PID" || true
+        wait "$PEER_PID" 2>/dev/null || true
+    fi
+    PEER_PID="" PEER_URL=""
+}
+
 # Redis's host:port, from its URL (for the benchmark's command counts).
 redis_host_port() {
     local rest="${REDIS_URL#redis://}"
@@ -247,38 +332,81 @@ redis_host_port() {
 }
 
 # measure STEP CMD...: run CMD (the benchmark client), then print the CPU each process used.
+# The server measured is NODE_PID, "tusk node", unless MEASURE_PID and MEASURE_LABEL say
+# otherwise (the peer). The client's output is kept in $WORK/last.out, and the step's wall time
+# and CPU split in LAST_CPU (JSON), for the side-by-side table. Returns the client's status.
 measure() {
-    local step="$1" t0 tusk0 moto0 redis0 etcd0 wall client
+    local step="$1" t0 tusk0 moto0 redis0 etcd0 wall client rc=0
+    local pid="${MEASURE_PID:-$NODE_PID}" label="${MEASURE_LABEL:-tusk node}"
+    local server_cpu moto_cpu redis_cpu etcd_cpu
     shift
-    tusk0="$(cpu_s "$NODE_PID")" moto0="$(cpu_s "$MOTO_PID")"
+    tusk0="$(cpu_s "$pid")" moto0="$(cpu_s "$MOTO_PID")"
     redis0="$(cpu_s "$REDIS_PID")" etcd0="$(cpu_s "$ETCD_PID")"
     t0="$(now)"
     local TIMEFORMAT='%U %S'
-    { time "$@" 2>&1; } 2>"$WORK/client.time"
+    { time "$@" 2>&1 | tee "$WORK/last.out"; } 2>"$WORK/client.time" || rc=$?
     wall="$(elapsed "$t0")"
     client="$(awk '{ printf "%.2f", $1 + $2 }' "$WORK/client.time")"
+    server_cpu="$(sub "$(cpu_s "$pid")" "$tusk0")" moto_cpu="$(sub "$(cpu_s "$MOTO_PID")" "$moto0")"
+    redis_cpu="$(sub "$(cpu_s "$REDIS_PID")" "$redis0")" etcd_cpu="$(sub "$(cpu_s "$ETCD_PID")" "$etcd0")"
     echo
-    printf 'CPU during %s (wall %s s; 2 cores = %s CPU-s available):\n' "$step" "$wall" \
+    printf 'CPU during %s (wall %s s; %s cores = %s CPU-s available):\n' "$step" "$wall" "$(nproc)" \
         "$(awk -v w="$wall" -v n="$(nproc)" 'BEGIN { printf "%.1f", w * n }')"
-    printf '  %-22s %8s s\n' "tusk node" "$(sub "$(cpu_s "$NODE_PID")" "$tusk0")" \
-        "moto (S3)" "$(sub "$(cpu_s "$MOTO_PID")" "$moto0")" \
-        "redis" "$(sub "$(cpu_s "$REDIS_PID")" "$redis0")" \
-        "etcd" "$(sub "$(cpu_s "$ETCD_PID")" "$etcd0")" \
+    printf '  %-22s %8s s\n' "$label" "$server_cpu" \
+        "moto (S3)" "$moto_cpu" \
+        "redis" "$redis_cpu" \
+        "etcd" "$etcd_cpu" \
         "tusk-bench (client)" "$client"
     echo
+    LAST_CPU="{\"wall\":$wall,\"server\":$server_cpu,\"moto\":$moto_cpu,\"redis\":$redis_cpu,\"etcd\":$etcd_cpu,\"client\":$client}"
+    return "$rc"
+}
+
+# keep SIDE STEP: file the last client run's summary line and CPU split for the table at the end.
+keep() {
+    local summary
+    summary="$(sed -n 's/^summary //p' "$WORK/last.out" | tail -n 1)"
+    [[ -n "$summary" ]] || return 0
+    jq -c --argjson cpu "$LAST_CPU" '. + {cpu: $cpu}' <<<"$summary" >"$WORK/result.$1.$2.json" || true
+}
+
+# peer_step STEP TITLE CMD...: run the client against the peer (PEER_PID), as measure does, and
+# file the result; a failure is reported and skipped, never fatal.
+peer_step() {
+    local step="$1" title="$2"
+    shift 2
+    if MEASURE_PID="$PEER_PID" MEASURE_LABEL="tus-node-server" measure "$title (tus-node-server)" "$@"; then
+        keep peer "$step"
+    else
+        log "peer: step $step against tus-node-server failed (see above; $WORK is removed at exit," \
+            "its log was:)"
+        tail -n 20 "$WORK"/*.peer.err >&2 2>/dev/null || true
+    fi
 }
 
 # --- 1. one large upload: S3 directly vs through tusk ----------------------------------------
+# With PEERS=1 the peer runs beside the node for steps 1 and 2 (each idles while the other is
+# measured), so that each step's peer run follows tusk's directly.
+peer_main=""
 if want 1 || want 2; then
     start_node main
+    if [[ "$PEERS" == 1 ]] && start_peer peer-main; then
+        peer_main=1
+    fi
     echo
 fi
 if want 1; then
     log "step 1: s3-vs-tusk, $SIZE_MIB MiB, $RUNS runs"
-    measure "s3-vs-tusk" "$BENCH_BIN" s3-vs-tusk \
-        --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET" --tusk "$NODE_URL" \
-        --size "$((SIZE_MIB * MIB))" --part-size "$((${PART_SIZE_MIB:-8} * MIB))" \
-        --concurrency "${CONCURRENCY:-2}" --runs "$RUNS"
+    s3_args=(--s3-endpoint "$S3_ENDPOINT" --size "$((SIZE_MIB * MIB))"
+        --part-size "$((${PART_SIZE_MIB:-8} * MIB))" --concurrency "${CONCURRENCY:-2}" --runs "$RUNS")
+    measure "s3-vs-tusk" "$BENCH_BIN" s3-vs-tusk --bucket "$BUCKET" --tusk "$NODE_URL" "${s3_args[@]}"
+    [[ "$PEERS" == 1 ]] && keep tusk 1
+    if [[ -n "$peer_main" ]]; then
+        log "step 1 (peer): s3-vs-tusk against tus-node-server, $SIZE_MIB MiB, $RUNS runs, with its" \
+            "own baseline rounds (\"tusk\" in the client's output is tus-node-server here)"
+        peer_step 1 "s3-vs-tusk" "$BENCH_BIN" s3-vs-tusk --bucket "$PEER_BUCKET" --tusk "$PEER_URL" \
+            "${s3_args[@]}"
+    fi
 fi
 
 # --- 2. many small PATCHes -------------------------------------------------------------------
@@ -288,9 +416,17 @@ if want 2; then
         --total "$((PATCH_TOTAL_MIB * MIB))" --patch "$((PATCH_KIB * 1024))" \
         --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET" \
         --etcd "${ETCD_ENDPOINTS%%,*}" --redis "$(redis_host_port)"
+    [[ "$PEERS" == 1 ]] && keep tusk 2
+    if [[ -n "$peer_main" ]]; then
+        log "step 2 (peer): patches against tus-node-server"
+        peer_step 2 "patches" "$BENCH_BIN" patches --tusk "$PEER_URL" \
+            --total "$((PATCH_TOTAL_MIB * MIB))" --patch "$((PATCH_KIB * 1024))" \
+            --s3-endpoint "$S3_ENDPOINT" --bucket "$PEER_BUCKET"
+    fi
 fi
 if want 1 || want 2; then
     stop_node
+    stop_peer
 fi
 
 # --- 3. concurrent uploads against the buffer bound ------------------------------------------
@@ -305,7 +441,17 @@ if want 3; then
         --uploads "$CONC_UPLOADS" --size "$((CONC_SIZE_MIB * MIB))" --pid "$NODE_PID" \
         --buffer-bound "$((CONC_BUFFER_MIB * MIB))" \
         --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
+    [[ "$PEERS" == 1 ]] && keep tusk 3
     stop_node
+    # A fresh peer process, so its VmHWM is this step's own; it has no buffer bound.
+    if [[ "$PEERS" == 1 ]] && start_peer peer-concurrent; then
+        log "step 3 (peer): concurrent against tus-node-server, $CONC_UPLOADS uploads of" \
+            "$CONC_SIZE_MIB MiB (no buffer bound to set)"
+        peer_step 3 "concurrent" "$BENCH_BIN" concurrent --tusk "$PEER_URL" \
+            --uploads "$CONC_UPLOADS" --size "$((CONC_SIZE_MIB * MIB))" --pid "$PEER_PID" \
+            --s3-endpoint "$S3_ENDPOINT" --bucket "$PEER_BUCKET"
+        stop_peer
+    fi
 fi
 
 # --- 4. the same with parts assembled from stored tails ----------------------------------------
@@ -318,7 +464,17 @@ if want 4; then
         --uploads "$CONC_UPLOADS" --size "$((CONC_SIZE_MIB * MIB))" --pid "$NODE_PID" \
         --patch-size "$((RESUMED_PATCH_MIB * MIB))" --buffer-bound "$((CONC_BUFFER_MIB * MIB))" \
         --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
+    [[ "$PEERS" == 1 ]] && keep tusk 4
     stop_node
+    if [[ "$PEERS" == 1 ]] && start_peer peer-resumed; then
+        log "step 4 (peer): resumed against tus-node-server, $CONC_UPLOADS uploads of" \
+            "$CONC_SIZE_MIB MiB as PATCHes of $RESUMED_PATCH_MIB MiB"
+        peer_step 4 "resumed" "$BENCH_BIN" concurrent --tusk "$PEER_URL" \
+            --uploads "$CONC_UPLOADS" --size "$((CONC_SIZE_MIB * MIB))" --pid "$PEER_PID" \
+            --patch-size "$((RESUMED_PATCH_MIB * MIB))" \
+            --s3-endpoint "$S3_ENDPOINT" --bucket "$PEER_BUCKET"
+        stop_peer
+    fi
 fi
 
 # --- 5. the flaky link --------------------------------------------------------------------------
@@ -394,6 +550,60 @@ if want 7; then
         --total "$((PATCH_TOTAL_MIB * MIB))" --patch "$((PATCH_KIB * 1024))" \
         --s3-endpoint "$S3_ENDPOINT" --bucket "$BUCKET"
     stop_node
+fi
+
+# --- the peer beside tusk ----------------------------------------------------------------------
+# One row per figure: tusk's, the peer's, and peer / tusk (above 1: the peer took longer, used
+# more, or for rates did more).
+peer_table() {
+    local step field label fmt t p any=""
+    printf '\nPeers side by side: tusk against tus-node-server (@tus/s3-store), same client, same moto\n\n'
+    printf '%-52s %14s %16s %12s\n' "step: figure" "tusk" "tus-node-server" "peer/tusk"
+    # step;jq filter;label;printf format
+    while IFS=';' read -r step field label fmt; do
+        [[ -f "$WORK/result.tusk.$step.json" || -f "$WORK/result.peer.$step.json" ]] || continue
+        any=1
+        t="$(jq -r "$field // empty" "$WORK/result.tusk.$step.json" 2>/dev/null || true)"
+        p="$(jq -r "$field // empty" "$WORK/result.peer.$step.json" 2>/dev/null || true)"
+        printf '%-52s %14s %16s %12s\n' "$step: $label" \
+            "$([[ -n "$t" ]] && printf "$fmt" "$t" || echo -)" \
+            "$([[ -n "$p" ]] && printf "$fmt" "$p" || echo -)" \
+            "$(awk -v a="$t" -v b="$p" 'BEGIN { if (a != "" && b != "" && a + 0 != 0) printf "%.2f", b / a; else print "-" }')"
+    done <<'ROWS'
+1;.tusk_median_s;upload, median s;%.3f
+1;.tusk_median_mib_s;upload, median MiB/s;%.1f
+1;.baseline_median_s;its run's baseline (S3 direct), median s;%.3f
+1;.ratio;server / baseline (medians);%.2f
+1;.cpu.server;server CPU-s (whole step, baseline rounds too);%.2f
+1;.cpu.moto;moto CPU-s (whole step);%.2f
+1;.cpu.wall;wall s (whole step);%.1f
+2;.patches_per_s;PATCHes/s (256 KiB each);%.1f
+2;.p50_ms;PATCH p50 ms;%.2f
+2;.p99_ms;PATCH p99 ms;%.2f
+2;.head_p50_ms;HEAD p50 ms;%.2f
+2;.cpu.server;server CPU-s;%.2f
+2;.cpu.moto;moto CPU-s;%.2f
+3;.seconds;8 x 256 MiB at once, total s;%.2f
+3;.aggregate_mib_s;aggregate MiB/s;%.1f
+3;.idle_rss / 1048576;idle RSS MiB;%.1f
+3;([.vm_hwm, .peak_rss_sampled] | max) / 1048576;peak RSS MiB;%.1f
+3;(([.vm_hwm, .peak_rss_sampled] | max) - .idle_rss) / 1048576;peak - idle MiB;%.1f
+3;.cpu.server;server CPU-s;%.2f
+3;.cpu.moto;moto CPU-s;%.2f
+4;.seconds;the same as 3 MiB PATCHes, total s;%.2f
+4;.aggregate_mib_s;aggregate MiB/s;%.1f
+4;.idle_rss / 1048576;idle RSS MiB;%.1f
+4;([.vm_hwm, .peak_rss_sampled] | max) / 1048576;peak RSS MiB;%.1f
+4;(([.vm_hwm, .peak_rss_sampled] | max) - .idle_rss) / 1048576;peak - idle MiB;%.1f
+4;.cpu.server;server CPU-s;%.2f
+4;.cpu.moto;moto CPU-s;%.2f
+ROWS
+    [[ -n "$any" ]] || printf '(no step produced figures)\n'
+    printf '\ntusk bound for steps 3 and 4: --max-buffered-bytes %s MiB; tus-node-server has none.\n' \
+        "$CONC_BUFFER_MIB"
+}
+if [[ "$PEERS" == 1 ]]; then
+    peer_table
 fi
 
 warnings="$(cat "$WORK"/*.log | grep -E 'WARN|ERROR' || true)"

@@ -5,6 +5,12 @@
 # Usage: scripts/bench-local.sh [SIZE_MIB]      (default 1024)
 #   TUSK_BIN=path/to/tusk   binary to run (default target/release/tusk; build it first with
 #                           `cargo build --release`; this script never builds)
+#   PEERS=1                 also run tusk's step against tus-node-server (@tus/server with
+#                           @tus/file-store, the versions pinned in scripts/lib/peers/, installed
+#                           once by npm into target/bench-peers or TUSK_PEERS_DIR), its data dir
+#                           on the same filesystem; skipped with a message if npm cannot install
+#                           it. The peer does not fsync before it answers, so its runs are timed
+#                           to the 204 and, separately, to the end of a `sync` right after it.
 #
 # Each measurement runs 3 times after one untimed warm-up run (the first write of fresh blocks on
 # this kind of disk is several times slower); every run and the median are printed. One tusk server serves the
@@ -18,8 +24,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SIZE_MIB="${1:-1024}"
 RUNS=3
 TUSK_BIN="${TUSK_BIN:-$ROOT/target/release/tusk}"
+PEERS="${PEERS:-0}"
+STOP_TIMEOUT=15 # seconds the peer gets to exit after SIGTERM (process.sh)
 
+log() { printf 'bench-local: %s\n' "$*"; }
 die() { printf 'bench-local: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib/process.sh
+source "$ROOT/scripts/lib/process.sh" # stop_pid, pid_alive (its `elapsed` is redefined below)
+# shellcheck source=scripts/lib/peers.sh
+source "$ROOT/scripts/lib/peers.sh"
+
+[[ "$PEERS" == 0 || "$PEERS" == 1 ]] || die "PEERS must be 0 or 1, got '$PEERS'"
 
 [[ "$SIZE_MIB" =~ ^[1-9][0-9]*$ ]] || die "SIZE_MIB must be a positive integer, got '$SIZE_MIB'"
 if [[ ! -x "$TUSK_BIN" ]]; then
@@ -34,11 +49,20 @@ done
 
 SIZE_BYTES=$((SIZE_MIB * 1024 * 1024))
 
+if [[ "$PEERS" == 1 ]] && ! peers_install; then
+    PEERS=0
+fi
+
 mkdir -p "$ROOT/target/bench-tmp"
 WORK="$(mktemp -d "$ROOT/target/bench-tmp/run.XXXXXX")"
 SERVER_PID=""
+PEER_PID=""
 
 cleanup() {
+    if [[ -n "$PEER_PID" ]] && pid_alive "$PEER_PID"; then
+        stop_pid "tus-node-server" "$PEER_PID" || true
+        wait "$PEER_PID" 2>/dev/null || true
+    fi
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 1 100); do
@@ -63,6 +87,13 @@ max_of() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 proc_mib() {
     awk -v f="$2:" '$1 == f { printf "%.1f", $2 / 1024; found = 1 } END { if (!found) exit 1 }' \
         "/proc/$1/status"
+}
+# CPU seconds (user + system) PID has used so far.
+cpu_s() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return 0; }
+    stat="${stat##*) }"
+    awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / t }' <<<"$stat"
 }
 # The value of header $2 in the header dump file $1 (case-insensitive, CR stripped).
 header() { awk -v h="$2" '{ sub(/\r$/, "") } tolower($1) == tolower(h ":") { print $2 }' "$1" | tail -n 1; }
@@ -133,6 +164,7 @@ IDLE_RSS="$(proc_mib "$SERVER_PID" VmRSS)"
 echo "bench-local: tusk ready on 127.0.0.1:$PORT, idle RSS $IDLE_RSS MiB"
 
 tusk_times=()
+TUSK_CPU0="$(cpu_s "$SERVER_PID")"
 for run in $(seq 0 "$RUNS"); do # run 0 is an untimed warm-up
     # Create the upload.
     code="$(curl -sS -o /dev/null -D "$WORK/post.h" -w '%{http_code}' -X POST \
@@ -170,6 +202,7 @@ for run in $(seq 0 "$RUNS"); do # run 0 is an untimed warm-up
 done
 
 PEAK_RSS="$(proc_mib "$SERVER_PID" VmHWM)"
+TUSK_CPU="$(awk -v a="$(cpu_s "$SERVER_PID")" -v b="$TUSK_CPU0" 'BEGIN { printf "%.2f", a - b }')"
 
 kill -TERM "$SERVER_PID"
 stopped=""
@@ -191,6 +224,91 @@ else
 fi
 SERVER_PID=""
 
+# --- the peer: tus-node-server with @tus/file-store (PEERS=1) --------------------------------
+# The same POST + one `curl -T` PATCH + cmp + DELETE, 3 runs after a warm-up. @tus/file-store
+# answers the PATCH without an fsync, so each run is timed to the 204 and, separately, to the end
+# of a `sync` started right after it (the bytes on disk, as tusk's 204 means). Any failure skips
+# the peer with a message; it never fails the benchmark.
+peer_times=()
+peer_sync_times=()
+PEER_IDLE_RSS="" PEER_PEAK_RSS="" PEER_CPU=""
+peer_local() {
+    local out="$WORK/peer.out" line url="" limit code loc purl pid offset t0 t1 t2 run cpu0
+    mkdir -p "$WORK/peer-data"
+    node "$PEER_SERVER" --modules "$PEERS_DIR" --store file --dir "$WORK/peer-data" \
+        </dev/null >"$out" 2>"$WORK/peer.err" &
+    PEER_PID=$!
+    limit="$(deadline 30)"
+    while :; do
+        line="$(head -n 1 "$out")"
+        if [[ "$line" =~ ^tus-node-server\ listening\ on\ (http://127\.0\.0\.1:([0-9]+)/files/)$ ]]; then
+            url="${BASH_REMATCH[1]}"
+            code="$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' -X OPTIONS "$url" || true)"
+            [[ "$code" == 204 ]] && break
+        fi
+        if ! pid_alive "$PEER_PID" || past "$limit"; then
+            tail -n 20 "$WORK/peer.err" >&2 || true
+            log "peer: tus-node-server did not start within 30 s"
+            return 1
+        fi
+        sleep 0.05
+    done
+    pid="$PEER_PID"
+    PEER_IDLE_RSS="$(proc_mib "$pid" VmRSS)"
+    cpu0="$(cpu_s "$pid")"
+    log "peer: tus-node-server (@tus/file-store, $(peers_versions)) ready on $url," \
+        "pid $pid, idle RSS $PEER_IDLE_RSS MiB"
+    for run in $(seq 0 "$RUNS"); do # run 0 is an untimed warm-up
+        code="$(curl -sS -o /dev/null -D "$WORK/ppost.h" -w '%{http_code}' -X POST \
+            -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $SIZE_BYTES" "$url")" || code=""
+        [[ "$code" == 201 ]] || { log "peer: POST $url: expected 201, got '$code'"; return 1; }
+        loc="$(header "$WORK/ppost.h" Location)"
+        case "$loc" in
+            http://127.0.0.1:*/files/*) purl="$loc" ;;
+            /files/*) purl="${url%/files/}$loc" ;; # a relative Location
+            *) log "peer: unexpected Location '$loc'"; return 1 ;;
+        esac
+        sync
+        t0="$(now)"
+        code="$(curl -sS -o /dev/null -D "$WORK/ppatch.h" -w '%{http_code}' -X PATCH \
+            -H 'Tus-Resumable: 1.0.0' -H 'Content-Type: application/offset+octet-stream' \
+            -H 'Upload-Offset: 0' -T "$SRC" "$purl")" || code=""
+        t1="$(now)"
+        sync
+        t2="$(now)"
+        [[ "$code" == 204 ]] || { log "peer: PATCH $purl: expected 204, got '$code'"; return 1; }
+        offset="$(header "$WORK/ppatch.h" Upload-Offset)"
+        [[ "$offset" == "$SIZE_BYTES" ]] || { log "peer: PATCH: Upload-Offset '$offset'"; return 1; }
+        cmp -s "$SRC" "$WORK/peer-data/${purl##*/}" ||
+            { log "peer: stored file ${purl##*/} differs from the source"; return 1; }
+        if ((run == 0)); then
+            log "peer warm-up: $(elapsed "$t0" "$t1") s, with sync $(elapsed "$t0" "$t2") s (not counted)"
+        else
+            peer_times+=("$(elapsed "$t0" "$t1")")
+            peer_sync_times+=("$(elapsed "$t0" "$t2")")
+            log "peer run $run: ${peer_times[-1]} s, with sync ${peer_sync_times[-1]} s (upload verified)"
+        fi
+        code="$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE -H 'Tus-Resumable: 1.0.0' "$purl")" || true
+        [[ "$code" == 204 ]] || log "peer: warning: DELETE $purl answered '$code'"
+    done
+    PEER_PEAK_RSS="$(proc_mib "$pid" VmHWM)"
+    PEER_CPU="$(awk -v a="$(cpu_s "$pid")" -v b="$cpu0" 'BEGIN { printf "%.2f", a - b }')"
+    stop_pid "tus-node-server" "$pid"
+    wait "$pid" 2>/dev/null || true
+    PEER_PID=""
+}
+if [[ "$PEERS" == 1 ]]; then
+    if ! peer_local; then
+        log "peer: skipped (see above)"
+        peer_times=() peer_sync_times=()
+    fi
+    if [[ -n "$PEER_PID" ]]; then
+        stop_pid "tus-node-server" "$PEER_PID" || true
+        wait "$PEER_PID" 2>/dev/null || true
+        PEER_PID=""
+    fi
+fi
+
 # --- report --------------------------------------------------------------------------------
 DD_MED="$(median "${dd_times[@]}")"
 TUSK_MED="$(median "${tusk_times[@]}")"
@@ -211,3 +329,32 @@ echo
 printf '%-28s %10s MiB\n' 'tusk idle RSS (VmRSS)' "$IDLE_RSS"
 printf '%-28s %10s MiB\n' 'tusk peak RSS (VmHWM)' "$PEAK_RSS"
 printf '%-28s %10s MiB\n' 'peak - idle' "$(awk -v a="$PEAK_RSS" -v b="$IDLE_RSS" 'BEGIN { printf "%.1f", a - b }')"
+printf '%-28s %10s s (%s uploads, warm-up included)\n' 'tusk CPU' "$TUSK_CPU" "$((RUNS + 1))"
+
+if ((${#peer_times[@]} == RUNS)); then
+    PEER_MED="$(median "${peer_times[@]}")"
+    PEER_SYNC_MED="$(median "${peer_sync_times[@]}")"
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+    echo
+    printf 'Peer: tus-node-server with @tus/file-store (%s), same file, same filesystem\n\n' \
+        "$(peers_versions)"
+    printf '%-8s %12s %12s %14s %14s %12s %14s\n' run 'tusk s' 'peer s' 'peer MiB/s' \
+        'peer+sync s' 'peer/tusk' 'peer+sync/tusk'
+    for i in $(seq 0 $((RUNS - 1))); do
+        printf '%-8s %12s %12s %14s %14s %12s %14s\n' "$((i + 1))" "${tusk_times[$i]}" \
+            "${peer_times[$i]}" "$(mibps "${peer_times[$i]}")" "${peer_sync_times[$i]}" \
+            "$(ratio "${peer_times[$i]}" "${tusk_times[$i]}")" \
+            "$(ratio "${peer_sync_times[$i]}" "${tusk_times[$i]}")"
+    done
+    printf '%-8s %12s %12s %14s %14s %12s %14s\n' median "$TUSK_MED" "$PEER_MED" \
+        "$(mibps "$PEER_MED")" "$PEER_SYNC_MED" "$(ratio "$PEER_MED" "$TUSK_MED")" \
+        "$(ratio "$PEER_SYNC_MED" "$TUSK_MED")"
+    echo
+    echo '(tusk fsyncs before its 204; the peer does not: "peer+sync" adds a sync right after its 204)'
+    printf '%-28s %10s MiB\n' 'peer idle RSS (VmRSS)' "$PEER_IDLE_RSS"
+    printf '%-28s %10s MiB\n' 'peer peak RSS (VmHWM)' "$PEER_PEAK_RSS"
+    printf '%-28s %10s MiB\n' 'peer peak - idle' \
+        "$(awk -v a="$PEER_PEAK_RSS" -v b="$PEER_IDLE_RSS" 'BEGIN { printf "%.1f", a - b }')"
+    printf '%-28s %10s s (%s uploads, warm-up included; tusk %s s)\n' 'peer CPU' "$PEER_CPU" \
+        "$((RUNS + 1))" "$TUSK_CPU"
+fi
