@@ -15,8 +15,11 @@ use crate::{AppState, cors, location};
 /// Bytes buffered between the socket and the engine: bounded, so a slow store slows the socket
 /// instead of growing memory. Counted in bytes, not chunks: HTTP/2 hands the body on in 16 KiB
 /// frames, HTTP/1.1 in reads of up to 64 KiB, and a bound in chunks made HTTP/2's queue a
-/// quarter of HTTP/1.1's.
+/// quarter of HTTP/1.1's. HTTP/2 needs 1 MiB to keep its speed (docs/benchmarks.md, "HTTPS");
+/// HTTP/1.1 runs as fast with a quarter of it, and this queue is outside the part buffer budget,
+/// once per upload in flight (8 uploads: 6 MiB less at peak, docs/benchmarks.md, "Memory").
 const BODY_QUEUE_BYTES: usize = 1 << 20;
+const BODY_QUEUE_BYTES_HTTP1: usize = 256 << 10;
 /// Frames that arrive together are joined into chunks of up to this size before they are
 /// queued, so the engine handles a few large chunks rather than many 16 KiB frames.
 const BODY_CHUNK: usize = 256 << 10;
@@ -116,7 +119,13 @@ async fn handle_tus(
             for (name, value) in req.headers() {
                 headers.insert(name.as_str(), String::from_utf8_lossy(value.as_bytes()));
             }
-            let body = matches!(method, Method::Post | Method::Patch).then(|| pump(payload, watch));
+            let queue = if req.version() == actix_web::http::Version::HTTP_2 {
+                BODY_QUEUE_BYTES
+            } else {
+                BODY_QUEUE_BYTES_HTTP1
+            };
+            let body = matches!(method, Method::Post | Method::Patch)
+                .then(|| pump(payload, watch, queue));
             // Only hooks are told these.
             let (uri, remote_addr) = if state.engine.hooks().is_some() {
                 (req.uri().to_string(), location::client_addr(&req, config))
@@ -274,9 +283,9 @@ pub(crate) fn route(base_path: &str, path: &str) -> Option<Target> {
 /// Move the request body (which lives on this worker thread) into a `Send` stream for the
 /// engine, through a small bounded queue. Dropping the stream stops the pump. The connection's
 /// watch learns when the body is empty, so a broken connection's last bytes are not lost.
-fn pump(mut payload: web::Payload, watch: Option<ConnWatch>) -> BodyStream {
+fn pump(mut payload: web::Payload, watch: Option<ConnWatch>, queue: usize) -> BodyStream {
     // A chunk holds its bytes' share of the queue's room until the engine takes it.
-    let room = std::sync::Arc::new(tokio::sync::Semaphore::new(BODY_QUEUE_BYTES));
+    let room = std::sync::Arc::new(tokio::sync::Semaphore::new(queue));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(
         std::io::Result<bytes::Bytes>,
         Option<tokio::sync::OwnedSemaphorePermit>,
@@ -337,7 +346,7 @@ fn pump(mut payload: web::Payload, watch: Option<ConnWatch>) -> BodyStream {
                     }
                     joined.freeze()
                 };
-                let share = u32::try_from(chunk.len().min(BODY_QUEUE_BYTES)).unwrap_or(u32::MAX);
+                let share = u32::try_from(chunk.len().min(queue)).unwrap_or(u32::MAX);
                 let Ok(permit) = room.clone().acquire_many_owned(share).await else {
                     break;
                 };
@@ -383,7 +392,7 @@ mod tests {
             let payload = web::Payload::from_request(&req, &mut payload)
                 .await
                 .unwrap();
-            let mut body = pump(payload, None);
+            let mut body = pump(payload, None, BODY_QUEUE_BYTES);
             let (mut got, mut chunks) = (Vec::new(), 0);
             let mut ended_in_error = false;
             while let Some(item) = body.next().await {
