@@ -35,6 +35,25 @@ struct InfoFile {
     info: UploadInfo,
 }
 
+/// A write of a filled buffer in progress on the blocking pool.
+type AppendTask = tokio::task::JoinHandle<Result<(File, Vec<u8>), LocalError>>;
+
+/// The data file and a spare buffer, or the write that holds them.
+enum Writer {
+    Idle(File, Vec<u8>),
+    Writing(AppendTask),
+}
+
+impl Writer {
+    /// Wait for the write in progress, if any; the file and the buffer it freed.
+    async fn idle(self) -> Result<(File, Vec<u8>), LocalError> {
+        match self {
+            Writer::Idle(file, spare) => Ok((file, spare)),
+            Writer::Writing(task) => task.await?,
+        }
+    }
+}
+
 impl LocalStore {
     /// Use (and create if needed) `dir`. Fails if it cannot be created or written.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LocalError> {
@@ -112,21 +131,17 @@ impl LocalStore {
         .await
     }
 
-    async fn append(
-        &self,
-        id: &UploadId,
-        mut file: File,
-        buf: Vec<u8>,
-    ) -> Result<(File, Vec<u8>), LocalError> {
+    /// Write `buf` at the end of `file` on the blocking pool; the task gives both back (the
+    /// buffer emptied, for reuse).
+    fn spawn_append(&self, id: &UploadId, mut file: File, buf: Vec<u8>) -> AppendTask {
         let path = self.data_path(id);
-        Self::blocking(move || {
+        tokio::task::spawn_blocking(move || {
             file.write_all(&buf)
                 .map_err(LocalError::io("write", &path))?;
             let mut buf = buf;
             buf.clear();
             Ok((file, buf))
         })
-        .await
     }
 }
 
@@ -185,12 +200,18 @@ impl UploadStore for LocalStore {
         let (id, offset) = (&upload.id, upload.offset);
         // Defence in depth: the engine limits the body, but a store never stores past the length.
         let room = info.length.map_or(u64::MAX, |l| l.saturating_sub(offset));
-        let mut file = self.open_at(id, offset).await?;
+        let file = self.open_at(id, offset).await?;
+        // Double-buffered: one buffer fills from the body while the other is being written, so
+        // the disk and the socket work at the same time.
+        let mut writer = Writer::Idle(file, Vec::with_capacity(WRITE_BUFFER));
         let mut buf = Vec::with_capacity(WRITE_BUFFER);
         let mut written = 0u64;
         while let Some(chunk) = body.next_chunk().await {
             written += chunk.len() as u64;
             if written > room {
+                // The write in flight ends before the lock is given back: no byte of this
+                // request lands after a later request's truncation.
+                let _ = writer.idle().await;
                 return Err(Error::new(
                     ErrorKind::TooLarge,
                     "body exceeds the upload's length",
@@ -198,13 +219,18 @@ impl UploadStore for LocalStore {
             }
             buf.extend_from_slice(&chunk);
             if buf.len() >= WRITE_BUFFER {
-                (file, buf) = self.append(id, file, buf).await?;
+                let (file, spare) = writer.idle().await?;
+                let full = std::mem::replace(&mut buf, spare);
+                writer = Writer::Writing(self.spawn_append(id, file, full));
             }
         }
+        let (file, _) = writer.idle().await?;
         if !body.may_commit() || written == 0 {
             return Ok(info);
         }
-        let (file, _) = self.append(id, file, buf).await?;
+        let (file, _) = Writer::Writing(self.spawn_append(id, file, buf))
+            .idle()
+            .await?;
         let path = self.data_path(id);
         Self::blocking(move || file.sync_data().map_err(LocalError::io("fsync", &path))).await?;
         info.offset += written;
