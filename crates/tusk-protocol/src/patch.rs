@@ -30,22 +30,7 @@ impl Engine {
         let checksum = checksum_header(&req)?;
         tracing::Span::current().record("offset", offset);
 
-        let guard = self.lock_existing(id).await?;
-        let info = self.store().info_locked(id, guard.fence()).await?;
-        let info = self.unexpired(info, guard.fence()).await?;
-        if matches!(info.concat, Some(tusk_core::Concat::Final(_))) {
-            return Err(TusError::FinalUpload);
-        }
-        if info.offset != offset {
-            return Err(TusError::OffsetMismatch {
-                client: offset,
-                server: info.offset,
-            });
-        }
-        // An upload being written is not expiring: a period from now, before the body (the
-        // reaper would otherwise ask a long PATCH of a nearly expired upload to stop). Usually
-        // within the slack of the last PATCH's refresh, so nothing is written.
-        let mut info = self.refresh_expiry(info, guard.fence()).await;
+        let (guard, mut info) = self.lock_for_append(id, offset).await?;
         if let Some(length) = declared_length {
             // A body that cannot fit is refused before the length is fixed: a refused PATCH
             // changes nothing.
@@ -73,6 +58,32 @@ impl Engine {
         let changes = finish_hooks?;
         let resp = TusResponse::status(204).header("Upload-Offset", info.offset.to_string());
         Ok(changes.apply(crate::expiry::with_expires(resp, &info)))
+    }
+
+    /// Lock upload `id` for an append at `offset`: it exists, has not expired, is not a final
+    /// upload (made only from its partials) and is at that offset. Its expiry is refreshed
+    /// before the body: an upload being written is not expiring (the reaper would otherwise ask
+    /// a long PATCH of a nearly expired upload to stop); usually within the slack of the last
+    /// PATCH's refresh, so nothing is written.
+    pub(crate) async fn lock_for_append(
+        &self,
+        id: &UploadId,
+        offset: u64,
+    ) -> Result<(tusk_core::LockGuard, UploadInfo), TusError> {
+        let guard = self.lock_existing(id).await?;
+        let info = self.store().info_locked(id, guard.fence()).await?;
+        let info = self.unexpired(info, guard.fence()).await?;
+        if matches!(info.concat, Some(tusk_core::Concat::Final(_))) {
+            return Err(TusError::FinalUpload);
+        }
+        if info.offset != offset {
+            return Err(TusError::OffsetMismatch {
+                client: offset,
+                server: info.offset,
+            });
+        }
+        let info = self.refresh_expiry(info, guard.fence()).await;
+        Ok((guard, info))
     }
 
     /// creation-defer-length: set the length once; repeating the same value is harmless.

@@ -486,21 +486,32 @@ impl Proxy {
     }
 }
 
+/// A fresh bucket, a raw client for it and `S3Objects` over it with `prefix`, its settings
+/// changed by `change`.
+async fn in_new_bucket(
+    prefix: &str,
+    change: impl FnOnce(S3Config) -> S3Config,
+) -> (aws_sdk_s3::Client, String, S3Objects) {
+    let endpoint = endpoint();
+    let client = raw_client(&endpoint);
+    let bucket = new_bucket(&client).await;
+    let objects = S3Objects::connect(change(config(&endpoint, &bucket, prefix)))
+        .await
+        .unwrap();
+    (client, bucket, objects)
+}
+
 #[tokio::test]
 async fn objects_carry_their_attributes_storage_class_and_encryption() {
     if !services_enabled("objects_carry_their_attributes_storage_class_and_encryption") {
         return;
     }
-    let endpoint = endpoint();
-    let client = raw_client(&endpoint);
-    let bucket = new_bucket(&client).await;
-    let objects = S3Objects::connect(S3Config {
+    let (client, bucket, objects) = in_new_bucket("p/", |config| S3Config {
         storage_class: Some("STANDARD_IA".to_owned()),
         sse: Some("AES256".to_owned()),
-        ..config(&endpoint, &bucket, "p/")
+        ..config
     })
-    .await
-    .unwrap();
+    .await;
     let attributes = ObjectAttributes {
         content_type: Some("image/jpeg".to_owned()),
         content_disposition: Some("inline; filename=\"fire.jpg\"".to_owned()),
@@ -591,15 +602,11 @@ async fn records_go_under_the_meta_prefix_and_data_under_the_data_prefix() {
     if !services_enabled("records_go_under_the_meta_prefix_and_data_under_the_data_prefix") {
         return;
     }
-    let endpoint = endpoint();
-    let client = raw_client(&endpoint);
-    let bucket = new_bucket(&client).await;
-    let objects = S3Objects::connect(S3Config {
+    let (client, bucket, objects) = in_new_bucket("data/", |config| S3Config {
         meta_prefix: Some("meta/".to_owned()),
-        ..config(&endpoint, &bucket, "data/")
+        ..config
     })
-    .await
-    .unwrap();
+    .await;
     let none = ObjectAttributes::default();
     objects
         .put_object("abc", Bytes::from_static(b"bytes"), &none)

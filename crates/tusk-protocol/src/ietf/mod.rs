@@ -276,19 +276,7 @@ impl Engine {
         let checksum = content_digest(headers)?;
         tracing::Span::current().record("offset", offset);
 
-        let guard = self.lock_existing(id).await?;
-        let info = self.store().info_locked(id, guard.fence()).await?;
-        let info = self.unexpired(info, guard.fence()).await?;
-        if matches!(info.concat, Some(tusk_core::Concat::Final(_))) {
-            return Err(TusError::FinalUpload);
-        }
-        if info.offset != offset {
-            return Err(TusError::OffsetMismatch {
-                client: offset,
-                server: info.offset,
-            });
-        }
-        let mut info = self.refresh_expiry(info, guard.fence()).await;
+        let (guard, mut info) = self.lock_for_append(id, offset).await?;
         let implied = match (complete, content_length) {
             (true, Some(len)) => Some(offset.saturating_add(len)),
             _ => None,
