@@ -32,12 +32,9 @@ impl Engine {
 
         let (guard, mut info) = self.lock_for_append(id, offset).await?;
         if let Some(length) = declared_length {
-            // A body that cannot fit is refused before the length is fixed: a refused PATCH
-            // changes nothing.
-            if content_length.is_some_and(|len| len > length.saturating_sub(info.offset)) {
-                return Err(TusError::BodyTooLarge);
-            }
-            info = self.declare_length(info, length, guard.fence()).await?;
+            info = self
+                .declare_length_for_body(info, length, content_length, guard.fence())
+                .await?;
         }
         let was_complete = info.is_complete();
         let info = self
@@ -84,6 +81,21 @@ impl Engine {
         }
         let info = self.refresh_expiry(info, guard.fence()).await;
         Ok((guard, info))
+    }
+
+    /// [`Engine::declare_length`] for a request whose body of `content_length` must fit: a body
+    /// that cannot is refused before the length is fixed, so a refused request changes nothing.
+    pub(crate) async fn declare_length_for_body(
+        &self,
+        info: UploadInfo,
+        length: u64,
+        content_length: Option<u64>,
+        fence: u64,
+    ) -> Result<UploadInfo, TusError> {
+        if content_length.is_some_and(|len| len > length.saturating_sub(info.offset)) {
+            return Err(TusError::BodyTooLarge);
+        }
+        self.declare_length(info, length, fence).await
     }
 
     /// creation-defer-length: set the length once; repeating the same value is harmless.

@@ -103,28 +103,9 @@ impl Engine {
         } else {
             None
         };
-        let created_at = self.now_secs();
         let info = self
-            .store()
-            .create(NewUpload {
-                id: id.clone(),
-                length,
-                metadata,
-                expires_at: if length == Some(0) {
-                    self.finished_expiry()
-                } else {
-                    self.unfinished_expiry(Some(created_at))
-                },
-                created_at: Some(created_at),
-                concat: concat.clone(),
-            })
+            .create_upload(id.clone(), length, metadata, concat.clone())
             .await?;
-        tracing::info!(upload_id = %id, length = ?length, "upload created");
-        tracing::Span::current().record("upload_id", tracing::field::display(&id));
-        tusk_metrics::metrics().uploads_created.inc();
-        if let Some(hooks) = self.hooks() {
-            hooks.notify(HookType::PostCreate, self.hook_upload(&info));
-        }
         if info.is_complete() {
             // Empty: stored complete at creation (an empty final upload too).
             changes.merge(self.finished_logged(&info).await);
@@ -173,6 +154,40 @@ impl Engine {
             resp = resp.header("Upload-Offset", info.offset.to_string());
         }
         Ok(changes.apply(crate::expiry::with_expires(resp, &info)))
+    }
+
+    /// Store a new upload (its expiry from now, or its retention if it is complete at once),
+    /// count it and tell the post-create hook.
+    pub(crate) async fn create_upload(
+        &self,
+        id: UploadId,
+        length: Option<u64>,
+        metadata: Metadata,
+        concat: Option<Concat>,
+    ) -> Result<tusk_core::UploadInfo, TusError> {
+        let created_at = self.now_secs();
+        let info = self
+            .store()
+            .create(NewUpload {
+                id: id.clone(),
+                length,
+                metadata,
+                expires_at: if length == Some(0) {
+                    self.finished_expiry()
+                } else {
+                    self.unfinished_expiry(Some(created_at))
+                },
+                created_at: Some(created_at),
+                concat,
+            })
+            .await?;
+        tracing::info!(upload_id = %id, length = ?length, "upload created");
+        tracing::Span::current().record("upload_id", tracing::field::display(&id));
+        tusk_metrics::metrics().uploads_created.inc();
+        if let Some(hooks) = self.hooks() {
+            hooks.notify(HookType::PostCreate, self.hook_upload(&info));
+        }
+        Ok(info)
     }
 
     /// An upload id a pre-create hook chose: valid, not reserved ("_" starts tusk's own lock

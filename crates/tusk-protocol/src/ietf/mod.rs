@@ -8,11 +8,10 @@ mod interop;
 
 pub use interop::{Draft, INTEROP_HEADER, INTEROP_VERSIONS, PARTIAL_UPLOAD};
 
-use tusk_core::{Metadata, NewUpload, UploadId, UploadInfo};
+use tusk_core::{Metadata, UploadId, UploadInfo};
 
 use crate::body::BodyEnd;
 use crate::headers::optional_u64;
-use crate::hooks::HookType;
 use crate::message::{Method, Target, TusRequest, TusResponse};
 use crate::{Engine, TusError};
 
@@ -134,28 +133,9 @@ impl Engine {
         } else {
             None
         };
-        let created_at = self.now_secs();
         let mut info = self
-            .store()
-            .create(NewUpload {
-                id: id.clone(),
-                length,
-                metadata,
-                expires_at: if length == Some(0) {
-                    self.finished_expiry()
-                } else {
-                    self.unfinished_expiry(Some(created_at))
-                },
-                created_at: Some(created_at),
-                concat: None,
-            })
+            .create_upload(id.clone(), length, metadata, None)
             .await?;
-        tracing::info!(upload_id = %id, length = ?length, interop = draft.version(), "upload created (IETF draft)");
-        tracing::Span::current().record("upload_id", tracing::field::display(&id));
-        tusk_metrics::metrics().uploads_created.inc();
-        if let Some(hooks) = self.hooks() {
-            hooks.notify(HookType::PostCreate, self.hook_upload(&info));
-        }
         let location = format!("{}{id}", req.location_base);
         let limits = self.draft_limits(draft, &info);
         if let Some(interim) = &req.interim {
@@ -284,10 +264,9 @@ impl Engine {
         if let Some(length) = agreed_length(info.length, upload_length, implied)?
             && info.length.is_none()
         {
-            if content_length.is_some_and(|len| len > length.saturating_sub(info.offset)) {
-                return Err(TusError::BodyTooLarge);
-            }
-            info = self.declare_length(info, length, guard.fence()).await?;
+            info = self
+                .declare_length_for_body(info, length, content_length, guard.fence())
+                .await?;
         }
         let was_complete = info.is_complete();
         let (info, end) = self
