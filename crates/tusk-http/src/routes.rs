@@ -124,8 +124,8 @@ async fn handle_tus(
             } else {
                 BODY_QUEUE_BYTES_HTTP1
             };
-            let body = matches!(method, Method::Post | Method::Patch)
-                .then(|| pump(payload, watch, queue));
+            let body =
+                matches!(method, Method::Post | Method::Patch).then(|| pump(payload, watch, queue));
             // Only hooks are told these.
             let (uri, remote_addr) = if state.engine.hooks().is_some() {
                 (req.uri().to_string(), location::client_addr(&req, config))
