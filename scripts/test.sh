@@ -56,6 +56,9 @@ CARGO_DENY_VERSION=0.20.2
 if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
     cargo install cargo-deny --locked --version "$CARGO_DENY_VERSION"
 fi
+# cargo-deny reads the whole dependency graph, other platforms' crates included, which the
+# build above did not download.
+cargo fetch --locked
 cargo deny --offline check licenses bans sources
 
 log "cargo machete (unused dependencies)"
