@@ -58,6 +58,13 @@
 # sides' figures and the peer/tusk ratios in one table. If npm cannot install the packages (no
 # network) or the peer fails, its steps are skipped with a message; tusk's are not affected.
 #
+# S3_SERVER=garage runs the steps against garage instead of moto (a Rust S3 server: GARAGE_BIN,
+# default /work/tools/garage/bin/garage or garage on PATH; install it once, outside the repo,
+# with `cargo install --locked garage --root DIR`, 20-30 minutes on 2 cores). The script starts
+# a single-node garage with a key and the bucket, and runs tusk with --s3-checksum
+# when-required (garage rejects the SDK's streamed checksums); the peer is skipped. Without the
+# binary it says so and exits 0.
+#
 # For each step it also prints the CPU seconds used by tusk, moto, Redis, etcd and the benchmark
 # client (the machine's capacity is cores x wall time), to show who is the bottleneck.
 #
@@ -160,6 +167,9 @@ cleanup() {
         stop_pid "tus-node-server" "$PEER_PID" || true
     fi
     PEER_PID=""
+    if [[ -n "$GARAGE_PID" ]] && pid_alive "$GARAGE_PID"; then
+        stop_pid "garage" "$GARAGE_PID" || true
+    fi
     for pid in "${LOAD_PIDS[@]}"; do
         if pid_alive "$pid"; then
             stop_pid "tusk node" "$pid" || true
@@ -170,7 +180,7 @@ cleanup() {
             stop_pid "redis-server" "$pid" || true
         fi
     done
-    if [[ -n "$BUCKET" && -n "$S3_ENDPOINT" && -z "$STOP_SERVICES" ]]; then
+    if [[ -n "$BUCKET" && -n "$S3_ENDPOINT" && -z "$STOP_SERVICES" && -z "$GARAGE_PID" ]]; then
         # Empty after a complete run (the benchmark deletes its objects); moto refuses to delete a
         # bucket that is not, which only leaves a small bucket behind after a failed run.
         curl -s -o /dev/null -X DELETE "$S3_ENDPOINT/$BUCKET" || true
@@ -202,6 +212,65 @@ cpu_s() {
 }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_garage: a single-node garage on free ports with a fresh key and the run's bucket; points
+# S3_ENDPOINT and the AWS credentials at it (S3_SERVER=garage). Exits 0 without the binary.
+start_garage() {
+    local bin="${GARAGE_BIN:-}" port rpc limit hex
+    if [[ -z "$bin" ]]; then
+        if [[ -x /work/tools/garage/bin/garage ]]; then
+            bin=/work/tools/garage/bin/garage
+        else
+            bin="$(command -v garage || true)"
+        fi
+    fi
+    if [[ -z "$bin" || ! -x "$bin" ]]; then
+        log "S3_SERVER=garage: no garage binary (set GARAGE_BIN, or: cargo install --locked garage --root DIR; 20-30 min); skipped"
+        exit 0
+    fi
+    PEERS=0
+    port="$(free_port)" rpc="$(free_port)"
+    hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+    mkdir -p "$WORK/garage/meta" "$WORK/garage/data"
+    cat >"$WORK/garage/garage.toml" <<TOML
+metadata_dir = "$WORK/garage/meta"
+data_dir = "$WORK/garage/data"
+db_engine = "lmdb"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$rpc"
+rpc_public_addr = "127.0.0.1:$rpc"
+rpc_secret = "$(hex 32)"
+
+[s3_api]
+s3_region = "us-east-1"
+api_bind_addr = "127.0.0.1:$port"
+root_domain = ".s3.garage.localhost"
+TOML
+    BUCKET="tusk-bench-$(date +%s)-$$"
+    AWS_ACCESS_KEY_ID="GK$(hex 12)"
+    AWS_SECRET_ACCESS_KEY="$(hex 32)"
+    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+    export AWS_REQUEST_CHECKSUM_CALCULATION=when_required
+    GARAGE_DEFAULT_ACCESS_KEY="$AWS_ACCESS_KEY_ID" GARAGE_DEFAULT_SECRET_KEY="$AWS_SECRET_ACCESS_KEY" \
+        GARAGE_DEFAULT_BUCKET="$BUCKET" \
+        "$bin" -c "$WORK/garage/garage.toml" server --single-node --default-bucket \
+        </dev/null >"$WORK/garage.log" 2>&1 &
+    GARAGE_PID=$!
+    S3_ENDPOINT="http://127.0.0.1:$port"
+    limit="$(deadline "$READY_TIMEOUT")"
+    until curl -s -o /dev/null --max-time 2 "$S3_ENDPOINT/"; do
+        if ! pid_alive "$GARAGE_PID" || past "$limit"; then
+            tail -n 30 "$WORK/garage.log" >&2 || true
+            die "garage did not start within ${READY_TIMEOUT}s"
+        fi
+        sleep 0.1
+    done
+    TUSK_S3_FLAGS=(--s3-checksum when-required)
+    log "garage ($("$bin" --version 2>/dev/null | head -n 1)) on $S3_ENDPOINT with bucket $BUCKET"
+}
+
 # --- services and bucket ---------------------------------------------------------------------
 services_up_before="$("$ROOT/scripts/services.sh" status 2>/dev/null | awk '$2 == "up"' | wc -l)" || true
 "$ROOT/scripts/services.sh" up
@@ -216,16 +285,24 @@ fi
 # shellcheck source=/dev/null
 source "$ROOT/.services/env"
 S3_ENDPOINT="${TUSK_TEST_S3_ENDPOINT:?not set by .services/env}"
+S3_SERVER="${S3_SERVER:-moto}"
+GARAGE_PID=""
+TUSK_S3_FLAGS=()
+if [[ "$S3_SERVER" == garage ]]; then
+    start_garage
+fi
 REDIS_URL="${TUSK_TEST_REDIS_URL:?not set by .services/env}"
 ETCD_ENDPOINTS="${TUSK_TEST_ETCD_ENDPOINTS:?not set by .services/env}"
-MOTO_PID="$(cat "$ROOT/.services/run/moto.pid")"
+MOTO_PID="${GARAGE_PID:-$(cat "$ROOT/.services/run/moto.pid")}"
 REDIS_PID="$(cat "$ROOT/.services/run/redis.pid")"
 ETCD_PID="$(cat "$ROOT/.services/run/etcd.pid")"
 
-BUCKET="tusk-bench-$(date +%s)-$$"
-curl -sf -o /dev/null -X PUT "$S3_ENDPOINT/$BUCKET" ||
-    die "could not create bucket $BUCKET at $S3_ENDPOINT (see .services/run/moto.log)"
-log "bucket $BUCKET created at $S3_ENDPOINT"
+if [[ "$S3_SERVER" != garage ]]; then
+    BUCKET="tusk-bench-$(date +%s)-$$"
+    curl -sf -o /dev/null -X PUT "$S3_ENDPOINT/$BUCKET" ||
+        die "could not create bucket $BUCKET at $S3_ENDPOINT (see .services/run/moto.log)"
+    log "bucket $BUCKET created at $S3_ENDPOINT"
+fi
 if [[ "$PEERS" == 1 ]]; then
     PEER_BUCKET="$BUCKET-peer"
     if curl -sf -o /dev/null -X PUT "$S3_ENDPOINT/$PEER_BUCKET"; then
@@ -252,11 +329,13 @@ start_node() {
         --redis-prefix "$BUCKET:"
         --etcd-endpoints "$ETCD_ENDPOINTS"
         --etcd-prefix "$BUCKET/"
+        "${TUSK_S3_FLAGS[@]}"
     )
     [[ -z "$PART_SIZE_MIB" ]] || flags+=(--preferred-part-size "${PART_SIZE_MIB}MiB")
     [[ -z "$CONCURRENCY" ]] || flags+=(--max-inflight-parts "$CONCURRENCY")
     flags+=("$@")
-    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
+    AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" \
+        AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}" AWS_EC2_METADATA_DISABLED=true \
         "$TUSK_BIN" serve "${flags[@]}" </dev/null >"$WORK/$name.out" 2>"$WORK/$name.log" &
     NODE_PID=$!
     NODE_URL=""
@@ -353,7 +432,7 @@ measure() {
     printf 'CPU during %s (wall %s s; %s cores = %s CPU-s available):\n' "$step" "$wall" "$(nproc)" \
         "$(awk -v w="$wall" -v n="$(nproc)" 'BEGIN { printf "%.1f", w * n }')"
     printf '  %-22s %8s s\n' "$label" "$server_cpu" \
-        "moto (S3)" "$moto_cpu" \
+        "$S3_SERVER (S3)" "$moto_cpu" \
         "redis" "$redis_cpu" \
         "etcd" "$etcd_cpu" \
         "tusk-bench (client)" "$client"
@@ -516,7 +595,6 @@ fi
 
 # --- 7. what replica waits and a Redis Cluster cost a small PATCH ----------------------------
 # A free TCP port on 127.0.0.1.
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 if want 7; then
     primary_port="$(free_port)"
     replica_port="$(free_port)"

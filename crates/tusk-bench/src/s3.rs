@@ -38,6 +38,19 @@ fn sdk_error(what: &str, err: impl std::error::Error) -> anyhow::Error {
     anyhow!("S3 {what}: {}", DisplayErrorContext(err))
 }
 
+/// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` when set (garage has real keys), else the
+/// placeholder moto accepts.
+fn credentials() -> Credentials {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| "test".to_owned());
+    Credentials::new(
+        var("AWS_ACCESS_KEY_ID"),
+        var("AWS_SECRET_ACCESS_KEY"),
+        None,
+        None,
+        "tusk-bench",
+    )
+}
+
 impl S3 {
     /// Connect and check with HeadBucket that the bucket exists.
     pub async fn connect(endpoint: &str, bucket: &str) -> Result<Self> {
@@ -49,7 +62,7 @@ impl S3 {
         let sdk_config = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(endpoint.as_str().trim_end_matches('/'))
-            .credentials_provider(Credentials::new("test", "test", None, None, "tusk-bench"))
+            .credentials_provider(credentials())
             .timeout_config(timeouts)
             .load()
             .await;
