@@ -220,7 +220,6 @@ impl AsyncRead for WatchedIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.watch.0.interims.note_waker(cx);
         if this.watch.0.ended.get() {
             return this.poll_end(cx);
         }
@@ -266,7 +265,6 @@ impl AsyncWrite for WatchedIo {
         if !interims.enabled() {
             return Pin::new(&mut this.io).poll_write(cx, buf);
         }
-        interims.note_waker(cx);
         std::task::ready!(interims.poll_write_due(&mut this.io, cx))?;
         let allowed = interims.writable_len(buf);
         let written = std::task::ready!(Pin::new(&mut this.io).poll_write(cx, &buf[..allowed]))?;
@@ -298,8 +296,9 @@ impl AsyncWrite for WatchedIo {
         let this = self.get_mut();
         let interims = this.watch.0.interims.clone();
         if interims.enabled() {
-            // The dispatcher flushes on every turn: queued interim responses go out here
-            // while it has nothing else to write.
+            // The dispatcher flushes on every turn (so this is where its waker is kept, not on
+            // every read): queued interim responses go out here while it has nothing else to
+            // write.
             interims.note_waker(cx);
             std::task::ready!(interims.poll_write_due(&mut this.io, cx))?;
         }

@@ -151,7 +151,9 @@ impl Interims {
                         Poll::Pending => return Poll::Pending,
                     }
                 }
-                let status = std::str::from_utf8(&bytes[9..12])
+                let status = bytes
+                    .get(9..12)
+                    .and_then(|code| std::str::from_utf8(code).ok())
                     .unwrap_or("1xx")
                     .to_owned();
                 tusk_metrics::metrics()

@@ -51,16 +51,7 @@ impl Engine {
             }
             (Some(length), None) => Some(length),
         };
-        let metadata = match headers.get("Upload-Metadata") {
-            Some(raw) if raw.len() > self.config().max_metadata_bytes => {
-                return Err(TusError::MetadataTooLarge {
-                    size: raw.len(),
-                    max: self.config().max_metadata_bytes,
-                });
-            }
-            Some(raw) => Metadata::parse(raw)?,
-            None => Metadata::default(),
-        };
+        let metadata = self.upload_metadata(headers)?.unwrap_or_default();
         let with_body = is_offset_octet_stream(headers);
         if with_body && is_final {
             return Err(TusError::FinalUpload);
@@ -154,6 +145,24 @@ impl Engine {
             resp = resp.header("Upload-Offset", info.offset.to_string());
         }
         Ok(changes.apply(crate::expiry::with_expires(resp, &info)))
+    }
+
+    /// The request's `Upload-Metadata`, parsed, within the configured size.
+    pub(crate) fn upload_metadata(
+        &self,
+        headers: &crate::message::Headers,
+    ) -> Result<Option<Metadata>, TusError> {
+        let Some(raw) = headers.get("Upload-Metadata") else {
+            return Ok(None);
+        };
+        let max = self.config().max_metadata_bytes;
+        if raw.len() > max {
+            return Err(TusError::MetadataTooLarge {
+                size: raw.len(),
+                max,
+            });
+        }
+        Ok(Some(Metadata::parse(raw)?))
     }
 
     /// Store a new upload (its expiry from now, or its retention if it is complete at once),

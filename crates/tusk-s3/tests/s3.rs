@@ -116,13 +116,8 @@ async fn s3_objects_pass_the_object_suite() {
     if !services_enabled("s3_objects_pass_the_object_suite") {
         return;
     }
-    let endpoint = endpoint();
-    let client = raw_client(&endpoint);
-    let bucket = new_bucket(&client).await;
     let prefix = "uploads/";
-    let objects = S3Objects::connect(config(&endpoint, &bucket, prefix))
-        .await
-        .expect("connect");
+    let (client, bucket, objects) = in_new_bucket(prefix, |config| config).await;
     let reader = Reader {
         client: client.clone(),
         bucket: bucket.clone(),

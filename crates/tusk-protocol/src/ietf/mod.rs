@@ -194,14 +194,8 @@ impl Engine {
     /// The metadata of a draft upload: tus's `Upload-Metadata` when the client sends it
     /// (tus-js-client does in draft mode), else the representation's own headers.
     fn draft_metadata(&self, headers: &crate::message::Headers) -> Result<Metadata, TusError> {
-        match headers.get("Upload-Metadata") {
-            Some(raw) if raw.len() > self.config().max_metadata_bytes => {
-                Err(TusError::MetadataTooLarge {
-                    size: raw.len(),
-                    max: self.config().max_metadata_bytes,
-                })
-            }
-            Some(raw) => Ok(Metadata::parse(raw)?),
+        match self.upload_metadata(headers)? {
+            Some(metadata) => Ok(metadata),
             None => representation_metadata(headers),
         }
     }
@@ -209,10 +203,7 @@ impl Engine {
     /// Offset retrieval (HEAD, or GET with the interop header). Holds the lock, so an in-flight
     /// append is asked to commit first and the offset is current.
     async fn draft_offset(&self, draft: Draft, id: &UploadId) -> Result<TusResponse, TusError> {
-        let guard = self.lock_existing(id).await?;
-        let info = self.store().info_locked(id, guard.fence()).await?;
-        let info = self.unexpired(info, guard.fence()).await?;
-        let info = self.assemble_if_ready(info, guard.fence()).await?;
+        let info = self.current(id).await?;
         Ok(self.draft_state(draft, TusResponse::status(204), &info))
     }
 
