@@ -6,12 +6,12 @@ use serde::Deserialize;
 
 use crate::units::{ByteSize, CommaList, HumanDuration, LogFormat, OtlpProtocol, Secret};
 
-/// tusk: a resumable-upload server for the tus 1.0 protocol.
+/// tusk: a resumable-upload server for tus 1.0 and the IETF resumable-upload draft.
 #[derive(Debug, Parser)]
 #[command(
     name = "tusk",
     version,
-    about = "tusk: a resumable-upload server for the tus 1.0 protocol",
+    about = "tusk: a resumable-upload server for tus 1.0 and the IETF resumable-upload draft",
     long_about = None
 )]
 pub struct Cli {
