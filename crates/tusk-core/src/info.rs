@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Metadata, UploadId};
+use crate::{Metadata, Placement, UploadId};
 
 /// What a client asked for when creating an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct NewUpload {
     pub created_at: Option<u64>,
     /// Its part in a concatenation, if any.
     pub concat: Option<Concat>,
+    /// Where its object goes, as its pre-create hook chose (default: the store's settings).
+    pub placement: Placement,
 }
 
 /// What part an upload plays in concatenation (`Upload-Concat`).
@@ -56,6 +58,9 @@ pub struct UploadInfo {
     /// Its part in a concatenation, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concat: Option<Concat>,
+    /// Where its object is stored, if its pre-create hook chose.
+    #[serde(default, skip_serializing_if = "Placement::is_default")]
+    pub placement: Placement,
     /// What the store read to report this, kept for the store itself: the engine hands an
     /// upload read under its lock back to the store's write, so a PATCH reads its state once.
     #[serde(skip)]

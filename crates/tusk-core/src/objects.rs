@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{ByteStream, Metadata, Result};
+use crate::{ByteStream, Metadata, Placement, Result};
 
 /// The suffix of tusk's own records among object keys (`<id>.info`).
 pub const RECORD_SUFFIX: &str = ".info";
@@ -14,16 +14,25 @@ pub struct ObjectAttributes {
     pub content_type: Option<String>,
     /// `Content-Disposition`.
     pub content_disposition: Option<String>,
+    /// Storage class, instead of the store's.
+    pub storage_class: Option<String>,
+    /// Server-side encryption, instead of the store's.
+    pub server_side_encryption: Option<String>,
+    /// The KMS key for `aws:kms` encryption, instead of the store's.
+    pub sse_kms_key_id: Option<String>,
 }
 
 impl ObjectAttributes {
     /// An upload's object: the same `Content-Type` and `Content-Disposition` as tusk's GET
-    /// answers with (see [`crate::presentation`]).
-    pub fn of_upload(metadata: &Metadata) -> Self {
+    /// answers with (see [`crate::presentation`]), stored as its pre-create hook chose.
+    pub fn of_upload(metadata: &Metadata, placement: &Placement) -> Self {
         let (content_type, disposition) = crate::presentation(metadata);
         Self {
             content_type: Some(content_type),
             content_disposition: Some(disposition),
+            storage_class: placement.storage_class.clone(),
+            server_side_encryption: placement.server_side_encryption.clone(),
+            sse_kms_key_id: placement.sse_kms_key_id.clone(),
         }
     }
 
@@ -31,7 +40,7 @@ impl ObjectAttributes {
     pub fn json() -> Self {
         Self {
             content_type: Some("application/json".to_owned()),
-            content_disposition: None,
+            ..Self::default()
         }
     }
 }
@@ -53,6 +62,13 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Where `key` lives, for hooks (`Storage`): for S3, `Type`, `Bucket` and `Key`.
     fn location(&self, key: &str) -> Vec<(&'static str, String)> {
         vec![("Key", key.to_owned())]
+    }
+
+    /// Whether objects can be created as `placement` says (its storage class and encryption
+    /// are ones this store knows). By default: yes.
+    fn check_placement(&self, placement: &Placement) -> std::result::Result<(), String> {
+        let _ = placement;
+        Ok(())
     }
 
     /// Start a multipart upload for `key`, the object to have `attributes`; returns its

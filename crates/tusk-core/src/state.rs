@@ -3,7 +3,7 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{Concat, Metadata, Result, UploadId, UploadInfo};
+use crate::{Concat, Metadata, Placement, Result, UploadId, UploadInfo};
 
 /// An upload's state in the distributed store (kept in Redis).
 ///
@@ -35,6 +35,9 @@ pub struct UploadState {
     pub created_at: Option<u64>,
     /// Its part in a concatenation, if any.
     pub concat: Option<Concat>,
+    /// Where its object goes (key prefix, storage class, encryption), as its pre-create hook
+    /// chose.
+    pub placement: Placement,
 }
 
 impl UploadState {
@@ -47,6 +50,11 @@ impl UploadState {
         }
     }
 
+    /// The key of the upload's object in object storage.
+    pub fn object_key(&self) -> String {
+        self.placement.object_key(&self.id)
+    }
+
     /// The protocol's view of this state.
     pub fn info(&self) -> UploadInfo {
         UploadInfo {
@@ -57,6 +65,7 @@ impl UploadState {
             expires_at: self.expires_at,
             created_at: self.created_at,
             concat: self.concat.clone(),
+            placement: self.placement.clone(),
             loaded: crate::Loaded::default(),
         }
     }

@@ -56,8 +56,19 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 pub trait UploadStore: Send + Sync + 'static {
     /// Where an upload's bytes live, for hooks (tusd's `Storage`: `Type` and store-specific
     /// keys). By default: nothing said.
-    fn location(&self, _id: &UploadId) -> Vec<(&'static str, String)> {
+    fn location(&self, _upload: &UploadInfo) -> Vec<(&'static str, String)> {
         Vec::new()
+    }
+
+    /// Whether an upload may be stored as `placement` says (a pre-create hook's choice of key
+    /// prefix, storage class and encryption); the engine asks before creating it. By default:
+    /// no, unless nothing is chosen.
+    fn check_placement(&self, placement: &crate::Placement) -> std::result::Result<(), String> {
+        if placement.is_default() {
+            Ok(())
+        } else {
+            Err("this store places uploads itself and takes no ChangeFileInfo.Storage".to_owned())
+        }
     }
 
     /// Whether the services behind the store answer (for readiness probes). By default: yes.

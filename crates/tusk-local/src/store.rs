@@ -153,14 +153,21 @@ fn sync_dir(dir: &Path) -> Result<(), LocalError> {
 
 #[async_trait]
 impl UploadStore for LocalStore {
-    fn location(&self, id: &UploadId) -> Vec<(&'static str, String)> {
+    fn location(&self, upload: &UploadInfo) -> Vec<(&'static str, String)> {
         vec![
             ("Type", "filestore".to_owned()),
-            ("Path", self.data_path(id).display().to_string()),
+            ("Path", self.data_path(&upload.id).display().to_string()),
         ]
     }
 
     async fn create(&self, upload: NewUpload) -> Result<UploadInfo> {
+        if !upload.placement.is_default() {
+            // The engine refuses such a hook answer first (`check_placement`).
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "local storage takes no per-upload placement",
+            ));
+        }
         let path = self.data_path(&upload.id);
         Self::blocking(move || {
             let f = OpenOptions::new()
@@ -179,6 +186,7 @@ impl UploadStore for LocalStore {
             expires_at: upload.expires_at,
             created_at: upload.created_at,
             concat: upload.concat,
+            placement: upload.placement,
             loaded: Default::default(),
         };
         self.write_info(&info).await?;
@@ -468,6 +476,7 @@ mod tests {
                 expires_at: None,
                 created_at: None,
                 concat: None,
+                placement: Default::default(),
             })
             .await
             .unwrap();

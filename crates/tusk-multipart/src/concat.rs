@@ -1,6 +1,8 @@
 //! Final uploads (concatenation) in object storage: assembled inside S3 with UploadPartCopy
 //! wherever part sizes allow, streamed through the node otherwise.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tusk_core::{Error, ErrorKind, Result, UploadId, UploadInfo};
@@ -132,15 +134,21 @@ impl MultipartStore {
         };
         // Refused before any copy: a plan of more parts than S3 allows would fail at the last.
         part_number(pieces.len().max(1))?;
-        let key = id.as_str();
+        let key = &state.object_key();
         if pieces.is_empty() {
-            let attributes = tusk_core::ObjectAttributes::of_upload(&state.metadata);
+            let attributes =
+                tusk_core::ObjectAttributes::of_upload(&state.metadata, &state.placement);
             self.objects
                 .put_object(key, Bytes::new(), &attributes)
                 .await?;
         } else {
+            // Each partial's object is where its own pre-create hook placed it.
+            let sources: HashMap<&UploadId, String> = partials
+                .iter()
+                .map(|p| (&p.id, p.placement.object_key(&p.id)))
+                .collect();
             let multipart_id = self.ensure_multipart(&mut state, fence).await?;
-            let assembled = self.make_parts(key, &multipart_id, &pieces).await;
+            let assembled = self.make_parts(key, &multipart_id, &pieces, &sources).await;
             self.completed(key, Some(length), assembled).await?;
         }
         self.mark_finished(&mut state, fence).await?;
@@ -152,14 +160,35 @@ impl MultipartStore {
         Ok(state.info())
     }
 
-    async fn make_parts(&self, key: &str, multipart_id: &str, pieces: &[Piece]) -> Result<()> {
+    async fn make_parts(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        pieces: &[Piece],
+        sources: &HashMap<&UploadId, String>,
+    ) -> Result<()> {
+        let source_key = |id: &UploadId| {
+            sources.get(id).cloned().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Backend,
+                    format!("upload {key}: partial upload {id} is not among its partials"),
+                )
+            })
+        };
         let mut etags = Vec::with_capacity(pieces.len());
         for (i, piece) in pieces.iter().enumerate() {
             let number = part_number(i + 1)?;
             let etag = match piece {
                 Piece::Copy { source, start, end } => {
                     self.objects
-                        .upload_part_copy(key, multipart_id, number, source.as_str(), *start, *end)
+                        .upload_part_copy(
+                            key,
+                            multipart_id,
+                            number,
+                            &source_key(source)?,
+                            *start,
+                            *end,
+                        )
                         .await?
                 }
                 Piece::Stream(ranges) => {
@@ -173,7 +202,7 @@ impl MultipartStore {
                     for (source, start, end) in ranges {
                         let mut stream = self
                             .objects
-                            .get_object(source.as_str(), *start, *end)
+                            .get_object(&source_key(source)?, *start, *end)
                             .await?;
                         while let Some(chunk) = stream.next().await {
                             part.extend_from_slice(&chunk?)?;

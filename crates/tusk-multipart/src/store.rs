@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tusk_core::{
     ByteStream, ChunkSource, Concatenation, Error, ErrorKind, Expiration, LengthDeclaration,
-    NewUpload, ObjectAttributes, ObjectStore, Result, StateStore, Termination, UploadId,
+    NewUpload, ObjectAttributes, ObjectStore, Placement, Result, StateStore, Termination, UploadId,
     UploadInfo, UploadState, UploadStore,
 };
 
@@ -103,6 +103,9 @@ impl MultipartStore {
             "metadata": state.metadata,
             "part_size": state.part_size,
             "finished": state.finished,
+            // Where the data is when a hook placed it elsewhere: with the state lost, this
+            // record is what still leads an operator to it.
+            "key": state.object_key(),
         });
         let body = Bytes::from(doc.to_string());
         if let Err(err) = self
@@ -150,8 +153,8 @@ impl MultipartStore {
         if tail.len() as u64 != state.tail_len {
             return Err(corrupt_tail(&state.id, state.tail_len, tail.len()));
         }
-        let key = state.id.as_str();
-        let attributes = ObjectAttributes::of_upload(&state.metadata);
+        let key = &state.object_key();
+        let attributes = ObjectAttributes::of_upload(&state.metadata, &state.placement);
         let store = async {
             match state.multipart_id.as_deref() {
                 // Smaller than one part: a single PUT, no multipart upload needed.
@@ -228,8 +231,8 @@ impl MultipartStore {
         if let Some(id) = &state.multipart_id {
             return Ok(id.clone());
         }
-        let key = state.id.as_str();
-        let attributes = ObjectAttributes::of_upload(&state.metadata);
+        let key = &state.object_key();
+        let attributes = ObjectAttributes::of_upload(&state.metadata, &state.placement);
         let multipart_id = self.objects.create_multipart(key, &attributes).await?;
         if let Err(err) = self
             .state
@@ -253,7 +256,7 @@ impl MultipartStore {
 
     /// Upload the tail as the last part and complete the multipart upload.
     async fn assemble(&self, state: &UploadState, multipart_id: &str, tail: Bytes) -> Result<()> {
-        let key = state.id.as_str();
+        let key = &state.object_key();
         let mut etags = self.state.etags(&state.id).await?;
         if etags.len() != state.part_count as usize {
             // The list only grows, and only under the lock we hold: this is damage, not a race.
@@ -294,7 +297,7 @@ impl MultipartStore {
         if state.finished {
             return Ok(Some(state));
         }
-        let Some(size) = self.objects.object_size(state.id.as_str()).await? else {
+        let Some(size) = self.objects.object_size(&state.object_key()).await? else {
             return Ok(None);
         };
         match state.length {
@@ -392,8 +395,13 @@ pub(crate) fn corrupt_tail(id: &UploadId, counted: u64, read: usize) -> Error {
 
 #[async_trait]
 impl UploadStore for MultipartStore {
-    fn location(&self, id: &UploadId) -> Vec<(&'static str, String)> {
-        self.objects.location(id.as_str())
+    fn location(&self, upload: &UploadInfo) -> Vec<(&'static str, String)> {
+        self.objects
+            .location(&upload.placement.object_key(&upload.id))
+    }
+
+    fn check_placement(&self, placement: &Placement) -> std::result::Result<(), String> {
+        self.objects.check_placement(placement)
     }
 
     async fn check(&self) -> Result<()> {
@@ -414,6 +422,7 @@ impl UploadStore for MultipartStore {
             expires_at: upload.expires_at,
             created_at: upload.created_at,
             concat: upload.concat,
+            placement: upload.placement,
         };
         self.state.create(&state).await?;
         self.write_info_object(&state).await;
@@ -450,7 +459,11 @@ impl UploadStore for MultipartStore {
         if !state.finished {
             return Err(Error::new(ErrorKind::Invalid, "upload is not finished"));
         }
-        match self.objects.get_object(id.as_str(), start, end).await {
+        match self
+            .objects
+            .get_object(&state.object_key(), start, end)
+            .await
+        {
             Err(err) if err.kind() == ErrorKind::NotFound => {
                 tusk_metrics::metrics().objects_missing.inc();
                 tracing::error!(upload_id = %id, length = ?state.length, "the upload is finished but its object is missing from object storage (deleted outside tusk?)");
@@ -523,14 +536,13 @@ impl LengthDeclaration for MultipartStore {
 impl Termination for MultipartStore {
     async fn terminate(&self, id: &UploadId, fence: u64) -> Result<()> {
         let state = self.state.load(id, fence).await?;
+        let key = state.object_key();
         // Object storage first: if it fails, the state still points at everything and the
         // client can retry; an abort of an already aborted upload succeeds.
         if let Some(multipart_id) = &state.multipart_id {
-            self.objects
-                .abort_multipart(id.as_str(), multipart_id)
-                .await?;
+            self.objects.abort_multipart(&key, multipart_id).await?;
         }
-        self.objects.delete_object(id.as_str()).await?;
+        self.objects.delete_object(&key).await?;
         self.objects.delete_object(&Self::info_key(id)).await?;
         self.state.delete(id, fence).await?;
         tracing::info!(upload_id = %id, "upload terminated");

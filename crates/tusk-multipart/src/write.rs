@@ -255,7 +255,7 @@ impl Writer<'_> {
         self.part_open = false;
         let permit = self.buf_permit.take();
         let objects = self.store.objects.clone();
-        let key = self.state.id.as_str().to_owned();
+        let key = self.state.object_key();
         let task = tokio::spawn(async move {
             let etag = objects.upload_part(&key, &multipart_id, number, body).await;
             // The part's bytes are released with the permit once object storage has them.

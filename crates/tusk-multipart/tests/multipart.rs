@@ -13,8 +13,8 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tusk_core::{
     ByteStream, ChunkSource, Commit, Error, ErrorKind, LengthDeclaration, Metadata, NewUpload,
-    ObjectAttributes, ObjectStore, Result, StateStore, Termination, UploadId, UploadInfo,
-    UploadState, UploadStore,
+    ObjectAttributes, ObjectStore, Placement, Result, StateStore, Termination, UploadId,
+    UploadInfo, UploadState, UploadStore,
 };
 use tusk_multipart::{BufferBudget, MultipartConfig, MultipartStore};
 use tusk_testkit::store_suite::{self, ReadBack};
@@ -122,6 +122,7 @@ async fn create(store: &MultipartStore, length: Option<u64>) -> UploadId {
             expires_at: None,
             created_at: None,
             concat: None,
+            placement: Default::default(),
         })
         .await
         .expect("create");
@@ -1049,6 +1050,7 @@ async fn concatenated(partials: &[u64], equal_parts: bool) -> (Vec<u8>, Vec<u8>,
                 expires_at: None,
                 created_at: None,
                 concat: Some(Concat::Partial),
+                placement: Default::default(),
             })
             .await
             .unwrap();
@@ -1065,6 +1067,7 @@ async fn concatenated(partials: &[u64], equal_parts: bool) -> (Vec<u8>, Vec<u8>,
             expires_at: None,
             created_at: None,
             concat: Some(Concat::Final(infos.iter().map(|i| i.id.clone()).collect())),
+            placement: Default::default(),
         })
         .await
         .unwrap();
@@ -1112,12 +1115,17 @@ async fn objects_present_themselves_as_tusk_s_downloads_do() {
                 expires_at: None,
                 created_at: None,
                 concat: None,
+                placement: Default::default(),
             })
             .await
             .unwrap();
         write(&store, &id, 0, &pattern(len, 9)).await;
         let attributes = cluster.objects.attributes(id.as_str()).unwrap();
-        assert_eq!(attributes, ObjectAttributes::of_upload(&metadata), "{len}");
+        assert_eq!(
+            attributes,
+            ObjectAttributes::of_upload(&metadata, &Placement::default()),
+            "{len}"
+        );
         assert_eq!(attributes.content_type.as_deref(), Some("image/jpeg"));
         assert_eq!(
             attributes.content_disposition.as_deref(),
@@ -1126,4 +1134,85 @@ async fn objects_present_themselves_as_tusk_s_downloads_do() {
         let info = cluster.objects.attributes(&format!("{id}.info")).unwrap();
         assert_eq!(info.content_type.as_deref(), Some("application/json"));
     }
+}
+
+/// A pre-create hook's placement: every object operation of the upload (parts, a single PUT,
+/// download, concatenation's sources and final, termination) uses its key under the chosen
+/// prefix, and the object is created with the chosen class and encryption.
+#[tokio::test]
+async fn placed_uploads_live_under_their_prefix_for_their_whole_life() {
+    use tusk_core::{Concat, Concatenation};
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    let placed = |prefix: &str| Placement {
+        key_prefix: Some(prefix.to_owned()),
+        storage_class: Some("STANDARD_IA".to_owned()),
+        server_side_encryption: Some("aws:kms".to_owned()),
+        sse_kms_key_id: Some("key-1".to_owned()),
+    };
+    let create = |len: u64, concat: Option<Concat>, placement: Placement| {
+        let store = store.clone();
+        async move {
+            let id = UploadId::generate();
+            store
+                .create(NewUpload {
+                    id: id.clone(),
+                    length: Some(len),
+                    metadata: Metadata::default(),
+                    expires_at: None,
+                    created_at: None,
+                    concat,
+                    placement,
+                })
+                .await
+                .unwrap();
+            id
+        }
+    };
+    // One of parts and a tail, one small enough for a single PUT: both partials.
+    let mut expected = Vec::new();
+    let mut infos = Vec::new();
+    for (len, prefix) in [(2 * P + 7, "tenant-a/2026/"), (100, "tenant-b/")] {
+        let id = create(len, Some(Concat::Partial), placed(prefix)).await;
+        let data = pattern(len, len as u8);
+        write(&store, &id, 0, &data).await;
+        let key = format!("{prefix}{id}");
+        assert_eq!(cluster.objects.object(&key).as_deref(), Some(&data[..]));
+        assert_eq!(
+            cluster.objects.object(id.as_str()),
+            None,
+            "nothing at the plain key"
+        );
+        let attributes = cluster.objects.attributes(&key).unwrap();
+        assert_eq!(attributes.storage_class.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(
+            attributes.server_side_encryption.as_deref(),
+            Some("aws:kms")
+        );
+        assert_eq!(attributes.sse_kms_key_id.as_deref(), Some("key-1"));
+        assert_eq!(download(&store, &id).await.unwrap(), data);
+        // Its record stays where tusk's records are, and says where the data is.
+        let record = cluster.objects.object(&format!("{id}.info")).unwrap();
+        let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
+        assert_eq!(record["key"], key.as_str());
+        let info = store.info(&id).await.unwrap();
+        assert_eq!(info.placement, placed(prefix));
+        infos.push(info);
+        expected.extend(data);
+    }
+    // The final is placed by its own hook; its parts come from the partials' placed objects.
+    let final_id = create(
+        expected.len() as u64,
+        Some(Concat::Final(infos.iter().map(|i| i.id.clone()).collect())),
+        placed("finals/"),
+    )
+    .await;
+    store.concatenate(&final_id, &infos, 1).await.unwrap();
+    let final_key = format!("finals/{final_id}");
+    assert!(cluster.objects.object(&final_key).unwrap() == expected);
+    assert_eq!(download(&store, &final_id).await.unwrap(), expected);
+    // Termination removes the placed object and the record.
+    store.terminate(&final_id, 2).await.unwrap();
+    assert_eq!(cluster.objects.object(&final_key), None);
+    assert_eq!(cluster.objects.object(&format!("{final_id}.info")), None);
 }

@@ -298,7 +298,7 @@ impl Engine {
 
     /// The hook event view of `info`.
     pub(crate) fn hook_upload(&self, info: &UploadInfo) -> HookUpload {
-        let location = self.store().location(&info.id);
+        let location = self.store().location(info);
         HookUpload::from_info(
             info,
             location

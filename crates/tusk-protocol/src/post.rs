@@ -1,4 +1,4 @@
-use tusk_core::{Concat, Metadata, NewUpload, UploadId};
+use tusk_core::{Concat, Metadata, NewUpload, Placement, UploadId};
 
 use crate::headers::{is_offset_octet_stream, optional_u64};
 use crate::hooks::{HookHttpResponse, HookType, HookUpload};
@@ -73,7 +73,12 @@ impl Engine {
         }
 
         // What the hooks of this request ask to change in its response, later ones winning.
-        let (id, metadata, mut changes) = self
+        let PreCreated {
+            id,
+            metadata,
+            placement,
+            mut changes,
+        } = self
             .pre_create(UploadId::generate(), metadata, length, concat.as_ref())
             .await?;
         if let Some(Concat::Final(ids)) = &concat {
@@ -95,7 +100,7 @@ impl Engine {
             None
         };
         let info = self
-            .create_upload(id.clone(), length, metadata, concat.clone())
+            .create_upload(id.clone(), length, metadata, concat.clone(), placement)
             .await?;
         if info.is_complete() {
             // Empty: stored complete at creation (an empty final upload too).
@@ -173,6 +178,7 @@ impl Engine {
         length: Option<u64>,
         metadata: Metadata,
         concat: Option<Concat>,
+        placement: Placement,
     ) -> Result<tusk_core::UploadInfo, TusError> {
         let created_at = self.now_secs();
         let info = self
@@ -188,6 +194,7 @@ impl Engine {
                 },
                 created_at: Some(created_at),
                 concat,
+                placement,
             })
             .await?;
         tracing::info!(upload_id = %id, length = ?length, "upload created");
@@ -222,22 +229,29 @@ impl Engine {
         }
     }
 
-    /// The pre-create hook: it may refuse the upload, or change its id or metadata.
+    /// The pre-create hook: it may refuse the upload, or change its id, its metadata or where
+    /// its object is stored (`ChangeFileInfo.Storage`, if the store places objects).
     pub(crate) async fn pre_create(
         &self,
         id: UploadId,
         metadata: Metadata,
         length: Option<u64>,
         concat: Option<&Concat>,
-    ) -> Result<(UploadId, Metadata, HookHttpResponse), TusError> {
+    ) -> Result<PreCreated, TusError> {
+        let unchanged = |id, metadata| PreCreated {
+            id,
+            metadata,
+            placement: Placement::default(),
+            changes: HookHttpResponse::default(),
+        };
         let Some(hooks) = self.hooks() else {
-            return Ok((id, metadata, HookHttpResponse::default()));
+            return Ok(unchanged(id, metadata));
         };
         let hook = HookType::PreCreate;
         let upload = HookUpload::new(length, &metadata, concat);
         let answer = match hooks.call(hook, upload).await {
             Ok(Some(answer)) => answer,
-            Ok(None) => return Ok((id, metadata, HookHttpResponse::default())),
+            Ok(None) => return Ok(unchanged(id, metadata)),
             Err(err) => {
                 return Err(TusError::HookFailed {
                     hook,
@@ -252,6 +266,16 @@ impl Engine {
             });
         }
         let changes = answer.change_file_info;
+        let failed = |reason: String| TusError::HookFailed { hook, reason };
+        // Checked before anything is created: a placement the store cannot honour fails the
+        // request instead of storing the bytes somewhere the hook did not ask for.
+        let placement = match &changes.storage {
+            None => Placement::default(),
+            Some(storage) => Placement::from_hook(storage).map_err(&failed)?,
+        };
+        self.store()
+            .check_placement(&placement)
+            .map_err(|why| failed(format!("it chose a placement the store refuses: {why}")))?;
         let id = if changes.id.is_empty() {
             id
         } else {
@@ -259,14 +283,28 @@ impl Engine {
         };
         let metadata = match &changes.metadata {
             None => metadata,
-            Some(pairs) => Metadata::from_pairs(
-                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .map_err(|e| TusError::HookFailed {
-                hook,
-                reason: format!("it chose invalid metadata: {e}"),
-            })?,
+            Some(pairs) => {
+                Metadata::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .map_err(|e| failed(format!("it chose invalid metadata: {e}")))?
+            }
         };
-        Ok((id, metadata, answer.http_response))
+        Ok(PreCreated {
+            id,
+            metadata,
+            placement,
+            changes: answer.http_response,
+        })
     }
+}
+
+/// A new upload as its pre-create hook left it.
+pub(crate) struct PreCreated {
+    /// Its id (the generated one, or the hook's).
+    pub id: UploadId,
+    /// Its metadata (the client's, or the hook's).
+    pub metadata: Metadata,
+    /// Where its object goes (the hook's `ChangeFileInfo.Storage`).
+    pub placement: Placement,
+    /// What the hook asked to change in the response.
+    pub changes: HookHttpResponse,
 }

@@ -6,7 +6,8 @@
 //! - `<prefix>{<id>}:state`: hash with `v` (schema version, 1), `length` (empty while
 //!   deferred), `metadata` (JSON), `part_size`, `multipart` (empty until set), `finished` (0/1)
 //!   `fence` (the newest fencing token seen), `expires` and `created` (Unix seconds, empty
-//!   when none) and `concat` (JSON, empty when none);
+//!   when none), `concat` (JSON, empty when none) and `placement` (JSON: the key prefix,
+//!   storage class and encryption a pre-create hook chose; empty or absent when none);
 //! - `<prefix>{<id>}:parts`: list of the committed parts' ETags, part 1 first;
 //! - `<prefix>{<id>}:tail`: string with the bytes after the last committed part (absent when
 //!   empty).

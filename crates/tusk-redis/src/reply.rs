@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use redis::Value;
-use tusk_core::{Metadata, UploadId, UploadState};
+use tusk_core::{Metadata, Placement, UploadId, UploadState};
 
 use crate::RedisError;
 
@@ -126,6 +126,12 @@ pub(crate) fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadStat
                 .map_err(|e| RedisError::Corrupt(format!("concat is not valid JSON: {e}")))?,
         ),
     };
+    let placement = match fields.remove(b"placement".as_slice()) {
+        None => Placement::default(),
+        Some(p) if p.is_empty() => Placement::default(),
+        Some(p) => serde_json::from_slice(&p)
+            .map_err(|e| RedisError::Corrupt(format!("placement is not valid JSON: {e}")))?,
+    };
     let part_count = match parts {
         Value::Int(n) => u32::try_from(n)
             .map_err(|_| RedisError::Corrupt(format!("number of parts {n} is out of range")))?,
@@ -148,6 +154,7 @@ pub(crate) fn parse_state(id: &UploadId, items: Vec<Value>) -> Result<UploadStat
         expires_at,
         created_at,
         concat,
+        placement,
     })
 }
 

@@ -74,7 +74,7 @@ impl OomSafe {
 
 /// ARGV: length (or ""), metadata JSON, part size, multipart id (or ""), finished (0/1),
 /// expiry in Unix seconds (or ""), concatenation role as JSON (or ""), creation time in Unix
-/// seconds (or ""). Replies `ok` or `exists`.
+/// seconds (or ""), placement as JSON (or ""). Replies `ok` or `exists`.
 pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -83,7 +83,7 @@ if redis.call('EXISTS', state) == 1 then return {'exists'} end
 redis.call('DEL', parts, tail, finals)
 redis.call('HSET', state, 'v', '1', 'length', ARGV[1], 'metadata', ARGV[2],
            'part_size', ARGV[3], 'multipart', ARGV[4], 'finished', ARGV[5], 'fence', '0',
-           'expires', ARGV[6], 'concat', ARGV[7], 'created', ARGV[8])
+           'expires', ARGV[6], 'concat', ARGV[7], 'created', ARGV[8], 'placement', ARGV[9])
 return {'ok'}
 "#,
     )

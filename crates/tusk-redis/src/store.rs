@@ -186,6 +186,12 @@ impl StateStore for RedisState {
                 .map_err(|e| RedisError::Corrupt(format!("concat does not serialise: {e}")))?,
             None => String::new(),
         };
+        let placement = if state.placement.is_default() {
+            String::new()
+        } else {
+            serde_json::to_string(&state.placement)
+                .map_err(|e| RedisError::Corrupt(format!("placement does not serialise: {e}")))?
+        };
         self.run_acknowledged("create", &scripts::CREATE, &state.id, |inv| {
             inv.arg(length)
                 .arg(metadata)
@@ -204,7 +210,8 @@ impl StateStore for RedisState {
                         .created_at
                         .map(|at| at.to_string())
                         .unwrap_or_default(),
-                );
+                )
+                .arg(placement.as_str());
         })
         .await?;
         Ok(())

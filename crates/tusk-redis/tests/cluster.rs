@@ -87,6 +87,7 @@ fn new_state(expires_at: Option<u64>) -> UploadState {
         expires_at,
         created_at: Some(1_790_000_000),
         concat: None,
+        placement: Default::default(),
     }
 }
 

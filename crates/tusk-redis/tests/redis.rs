@@ -107,6 +107,7 @@ fn new_state() -> UploadState {
         expires_at: None,
         created_at: None,
         concat: None,
+        placement: Default::default(),
     }
 }
 

@@ -201,6 +201,7 @@ async fn a_frozen_replica_stops_every_acknowledgement_and_nothing_else() {
         expires_at: None,
         created_at: None,
         concat: None,
+        placement: Default::default(),
     };
     let id = upload.id.clone();
     state.create(&upload).await.unwrap();

@@ -89,41 +89,54 @@ impl S3Config {
                 message: format!("{endpoint:?} must be an http:// or https:// URL"),
             });
         }
-        if let Some(class) = &self.storage_class
-            && !aws_sdk_s3::types::StorageClass::values().contains(&class.as_str())
-        {
-            return Err(S3Error::Setting {
-                key: "s3_storage_class",
-                message: format!(
-                    "{class:?} is not an S3 storage class; use one of {}",
-                    aws_sdk_s3::types::StorageClass::values().join(", ")
-                ),
-            });
-        }
-        if let Some(sse) = &self.sse
-            && !aws_sdk_s3::types::ServerSideEncryption::values().contains(&sse.as_str())
-        {
-            return Err(S3Error::Setting {
-                key: "s3_sse",
-                message: format!(
-                    "{sse:?} is not an S3 server-side encryption; use one of {}",
-                    aws_sdk_s3::types::ServerSideEncryption::values().join(", ")
-                ),
-            });
-        }
-        if self.sse_kms_key_id.is_some()
-            && !self
-                .sse
-                .as_deref()
-                .is_some_and(|s| s.starts_with("aws:kms"))
-        {
-            return Err(S3Error::Setting {
-                key: "s3_sse_kms_key_id",
-                message: "needs s3_sse = \"aws:kms\" (or \"aws:kms:dsse\")".to_owned(),
-            });
-        }
+        check_storage_settings(
+            self.storage_class.as_deref(),
+            self.sse.as_deref(),
+            self.sse_kms_key_id.is_some(),
+        )
+        .map_err(|(key, message)| S3Error::Setting { key, message })?;
         Ok(())
     }
+}
+
+/// Storage class and encryption S3 knows, and a KMS key only with KMS encryption: for the
+/// bucket's settings and for an upload's own (a pre-create hook's). The error names the
+/// setting by its TOML key.
+pub(crate) fn check_storage_settings(
+    storage_class: Option<&str>,
+    sse: Option<&str>,
+    has_kms_key: bool,
+) -> Result<(), (&'static str, String)> {
+    use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
+    if let Some(class) = storage_class
+        && !StorageClass::values().contains(&class)
+    {
+        return Err((
+            "s3_storage_class",
+            format!(
+                "{class:?} is not an S3 storage class; use one of {}",
+                StorageClass::values().join(", ")
+            ),
+        ));
+    }
+    if let Some(sse) = sse
+        && !ServerSideEncryption::values().contains(&sse)
+    {
+        return Err((
+            "s3_sse",
+            format!(
+                "{sse:?} is not an S3 server-side encryption; use one of {}",
+                ServerSideEncryption::values().join(", ")
+            ),
+        ));
+    }
+    if has_kms_key && !sse.is_some_and(|s| s.starts_with("aws:kms")) {
+        return Err((
+            "s3_sse_kms_key_id",
+            "needs s3_sse = \"aws:kms\" (or \"aws:kms:dsse\")".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// A fixed access key. Its `Debug` output shows nothing of the key.

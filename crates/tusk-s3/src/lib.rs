@@ -8,4 +8,4 @@ mod objects;
 
 pub use config::{ChecksumMode, S3Config, StaticCredentials};
 pub use error::S3Error;
-pub use objects::S3Objects;
+pub use objects::{S3Objects, check_placement};

@@ -13,7 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use tracing::Instrument;
-use tusk_core::{Error, ErrorKind, ObjectAttributes, ObjectStore, Result};
+use tusk_core::{Error, ErrorKind, ObjectAttributes, ObjectStore, Placement, Result};
 
 use crate::{S3Config, S3Error};
 
@@ -206,6 +206,31 @@ impl S3Objects {
         &self.prefix
     }
 
+    /// Storage class and encryption of an object with `attributes`: an upload's own choice
+    /// (from its pre-create hook) over the bucket's settings. Encryption is chosen whole: an
+    /// upload that picks `AES256` must not inherit the bucket setting's KMS key.
+    fn stored_as(
+        &self,
+        attributes: &ObjectAttributes,
+    ) -> (
+        Option<aws_sdk_s3::types::StorageClass>,
+        Option<aws_sdk_s3::types::ServerSideEncryption>,
+        Option<String>,
+    ) {
+        let storage_class = match &attributes.storage_class {
+            Some(class) => Some(aws_sdk_s3::types::StorageClass::from(class.as_str())),
+            None => self.storage_class.clone(),
+        };
+        match &attributes.server_side_encryption {
+            Some(sse) => (
+                storage_class,
+                Some(aws_sdk_s3::types::ServerSideEncryption::from(sse.as_str())),
+                attributes.sse_kms_key_id.clone(),
+            ),
+            None => (storage_class, self.sse.clone(), self.sse_kms_key_id.clone()),
+        }
+    }
+
     fn key(&self, key: &str) -> String {
         match &self.meta_prefix {
             Some(meta) if key.ends_with(tusk_core::RECORD_SUFFIX) => format!("{meta}{key}"),
@@ -264,6 +289,25 @@ impl S3Objects {
     }
 }
 
+/// Whether S3 can store an upload's object as `placement` says: a storage class and an
+/// encryption it knows (the key prefix and the KMS key's pairing with `aws:kms` are checked
+/// where the hook's answer is read). The message names the hook's key.
+pub fn check_placement(placement: &Placement) -> std::result::Result<(), String> {
+    crate::config::check_storage_settings(
+        placement.storage_class.as_deref(),
+        placement.server_side_encryption.as_deref(),
+        placement.sse_kms_key_id.is_some(),
+    )
+    .map_err(|(key, message)| {
+        let key = match key {
+            "s3_storage_class" => "StorageClass",
+            "s3_sse" => "ServerSideEncryption",
+            _ => "SSEKMSKeyId",
+        };
+        format!("Storage.{key}: {message}")
+    })
+}
+
 /// S3 numbers parts as a signed 32-bit integer (1..=10,000).
 fn part_number(n: u32) -> Result<i32> {
     i32::try_from(n)
@@ -291,7 +335,12 @@ impl ObjectStore for S3Objects {
         Ok(self.check_bucket(self.endpoint.clone()).await?)
     }
 
+    fn check_placement(&self, placement: &Placement) -> std::result::Result<(), String> {
+        check_placement(placement)
+    }
+
     async fn create_multipart(&self, key: &str, attributes: &ObjectAttributes) -> Result<String> {
+        let (storage_class, sse, sse_kms_key_id) = self.stored_as(attributes);
         let out = self
             .client
             .create_multipart_upload()
@@ -299,9 +348,9 @@ impl ObjectStore for S3Objects {
             .key(self.key(key))
             .set_content_type(attributes.content_type.clone())
             .set_content_disposition(attributes.content_disposition.clone())
-            .set_storage_class(self.storage_class.clone())
-            .set_server_side_encryption(self.sse.clone())
-            .set_ssekms_key_id(self.sse_kms_key_id.clone())
+            .set_storage_class(storage_class)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(sse_kms_key_id)
             .send()
             .instrument(tracing::debug_span!("s3.create_multipart_upload", key))
             .timed("CreateMultipartUpload")
@@ -452,6 +501,7 @@ impl ObjectStore for S3Objects {
         attributes: &ObjectAttributes,
     ) -> Result<()> {
         let size = body.len();
+        let (storage_class, sse, sse_kms_key_id) = self.stored_as(attributes);
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -459,9 +509,9 @@ impl ObjectStore for S3Objects {
             .body(ByteStream::from(body))
             .set_content_type(attributes.content_type.clone())
             .set_content_disposition(attributes.content_disposition.clone())
-            .set_storage_class(self.storage_class.clone())
-            .set_server_side_encryption(self.sse.clone())
-            .set_ssekms_key_id(self.sse_kms_key_id.clone())
+            .set_storage_class(storage_class)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(sse_kms_key_id)
             .send()
             .instrument(tracing::debug_span!("s3.put_object", key, size))
             .timed("PutObject")

@@ -510,6 +510,7 @@ async fn objects_carry_their_attributes_storage_class_and_encryption() {
     let attributes = ObjectAttributes {
         content_type: Some("image/jpeg".to_owned()),
         content_disposition: Some("inline; filename=\"fire.jpg\"".to_owned()),
+        ..ObjectAttributes::default()
     };
     objects
         .put_object("small", Bytes::from_static(b"abc"), &attributes)
@@ -549,6 +550,63 @@ async fn objects_carry_their_attributes_storage_class_and_encryption() {
             "{key}"
         );
     }
+    // An upload's own choice (a pre-create hook's) wins over the bucket's settings.
+    let own = ObjectAttributes {
+        storage_class: Some("ONEZONE_IA".to_owned()),
+        ..attributes
+    };
+    objects
+        .put_object("own", Bytes::from_static(b"abc"), &own)
+        .await
+        .unwrap();
+    let head = client
+        .head_object()
+        .bucket(&bucket)
+        .key("p/own")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.storage_class(),
+        Some(&aws_sdk_s3::types::StorageClass::OnezoneIa)
+    );
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&aws_sdk_s3::types::ServerSideEncryption::Aes256)
+    );
+}
+
+#[test]
+fn an_upload_s_placement_is_checked_like_the_bucket_settings() {
+    use tusk_core::Placement;
+    for (placement, names) in [
+        (
+            Placement {
+                storage_class: Some("CHEAP".to_owned()),
+                ..Placement::default()
+            },
+            "Storage.StorageClass",
+        ),
+        (
+            Placement {
+                server_side_encryption: Some("rot13".to_owned()),
+                ..Placement::default()
+            },
+            "Storage.ServerSideEncryption",
+        ),
+    ] {
+        let err = tusk_s3::check_placement(&placement).unwrap_err();
+        assert!(err.starts_with(names), "{err}");
+    }
+    assert!(
+        tusk_s3::check_placement(&Placement {
+            storage_class: Some("GLACIER_IR".to_owned()),
+            server_side_encryption: Some("aws:kms:dsse".to_owned()),
+            sse_kms_key_id: Some("k".to_owned()),
+            key_prefix: Some("t/".to_owned()),
+        })
+        .is_ok()
+    );
 }
 
 #[test]

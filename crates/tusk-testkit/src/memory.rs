@@ -42,6 +42,7 @@ impl UploadStore for MemoryStore {
             expires_at: upload.expires_at,
             created_at: upload.created_at,
             concat: upload.concat,
+            placement: upload.placement,
             loaded: Default::default(),
         };
         self.map().insert(upload.id, (info.clone(), Vec::new()));

@@ -44,6 +44,7 @@ async fn create(store: &dyn UploadStore, length: Option<u64>) -> UploadId {
             expires_at: None,
             created_at: None,
             concat: None,
+            placement: Default::default(),
         })
         .await
         .expect("create");

@@ -245,7 +245,8 @@ pub struct FileInfoChanges {
     /// Metadata replacing the client's, if set.
     #[serde(rename = "MetaData")]
     pub metadata: Option<BTreeMap<String, String>>,
-    /// Accepted for compatibility and ignored: tusk places objects itself.
+    /// Where the upload's object goes (S3 store): `KeyPrefix`, `StorageClass`,
+    /// `ServerSideEncryption`, `SSEKMSKeyId` (see [`tusk_core::Placement`]).
     pub storage: Option<BTreeMap<String, String>>,
 }
 

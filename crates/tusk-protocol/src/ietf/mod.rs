@@ -123,7 +123,12 @@ impl Engine {
         let metadata = self.draft_metadata(headers)?;
         let checksum = content_digest(headers)?;
 
-        let (id, metadata, mut changes) = self
+        let crate::post::PreCreated {
+            id,
+            metadata,
+            placement,
+            mut changes,
+        } = self
             .pre_create(UploadId::generate(), metadata, length, None)
             .await?;
         // Locked before it exists (see `post`): a HEAD after the 104 waits for the content's
@@ -134,7 +139,7 @@ impl Engine {
             None
         };
         let mut info = self
-            .create_upload(id.clone(), length, metadata, None)
+            .create_upload(id.clone(), length, metadata, None, placement)
             .await?;
         let location = format!("{}{id}", req.location_base);
         let limits = self.draft_limits(draft, &info);

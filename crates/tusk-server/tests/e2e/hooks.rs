@@ -625,3 +625,126 @@ async fn a_redirecting_hook_receiver_is_a_failure_and_is_not_followed() {
     );
     redirecting.abort();
 }
+
+/// A pre-create hook's `ChangeFileInfo.Storage` places the upload's object: under its key
+/// prefix, with its storage class and encryption, for every node and every later request; a
+/// placement S3 would refuse, or a key tusk does not know, fails the POST before anything exists.
+#[tokio::test]
+async fn a_pre_create_hook_places_the_object_under_its_prefix_class_and_encryption() {
+    if !services_enabled(
+        "a_pre_create_hook_places_the_object_under_its_prefix_class_and_encryption",
+    ) {
+        return;
+    }
+    let receiver = Receiver::start(|hook| {
+        let request = hook.json();
+        if request["Type"] != "pre-create" {
+            return Answer::ok(json!({}));
+        }
+        let storage = match request["Event"]["Upload"]["MetaData"]["place"].as_str() {
+            Some("yes") => json!({
+                "KeyPrefix": "tenant-7/2026/",
+                "StorageClass": "STANDARD_IA",
+                "ServerSideEncryption": "AES256"
+            }),
+            Some("cheap") => json!({"StorageClass": "CHEAP"}),
+            Some("typo") => json!({"StorageClas": "STANDARD_IA"}),
+            _ => Value::Null,
+        };
+        Answer::ok(json!({"ChangeFileInfo": {"Storage": storage}}))
+    })
+    .await;
+    let cluster = Cluster::start(
+        2,
+        &[
+            "--hooks-url",
+            &receiver.url,
+            "--hooks-events",
+            "pre-create,post-finish",
+        ],
+    )
+    .await;
+    let create = |place: &'static str, len: usize| {
+        let node = cluster.nodes[0].url.clone();
+        async move {
+            use base64::Engine as _;
+            let place = base64::engine::general_purpose::STANDARD.encode(place);
+            client()
+                .post(node)
+                .header(TUS.0, TUS.1)
+                .header("Upload-Length", len.to_string())
+                .header("Upload-Metadata", format!("place {place}"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Parts and a tail, sent half through each node: both read the placement from the state.
+    let len = (5 << 20) + 1_234_567; // one 5 MiB part and a tail
+    let data = pattern(len, 7);
+    let resp = create("yes", len).await;
+    assert_eq!(resp.status(), 201);
+    let url = resp.headers()["location"].to_str().unwrap().to_owned();
+    let id = id_of(&url).to_owned();
+    let half = len / 2;
+    let (status, _) = patch(&cluster.on(0, &url), 0, data[..half].to_vec()).await;
+    assert_eq!(status, 204);
+    let (status, offset) = patch(&cluster.on(1, &url), half as u64, data[half..].to_vec()).await;
+    assert_eq!((status, offset), (204, Some(len as u64)));
+    assert!(download(&cluster.on(1, &url)).await == data);
+
+    let key = format!("tenant-7/2026/{id}");
+    let s3 = cluster.s3().await;
+    let head = s3
+        .head_object()
+        .bucket(&cluster.bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("the object is under the hook's prefix");
+    assert_eq!(head.content_length(), Some(len as i64));
+    assert_eq!(
+        head.storage_class(),
+        Some(&aws_sdk_s3::types::StorageClass::StandardIa)
+    );
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&aws_sdk_s3::types::ServerSideEncryption::Aes256)
+    );
+    assert!(
+        cluster.object(&url).await.is_none(),
+        "nothing at the plain key"
+    );
+    wait_until("post-finish", || {
+        about(&receiver, "post-finish", &id).len() == 1
+    })
+    .await;
+    let storage = &about(&receiver, "post-finish", &id)[0]["Event"]["Upload"]["Storage"];
+    assert_eq!(storage["Key"], key.as_str());
+
+    // DELETE removes the placed object.
+    let resp = client()
+        .delete(cluster.on(1, &url))
+        .header(TUS.0, TUS.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let gone = s3
+        .head_object()
+        .bucket(&cluster.bucket)
+        .key(&key)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the placed object is deleted");
+
+    // Refused placements: a hook failure (503) naming the setting, and no upload.
+    for (place, names) in [("cheap", "StorageClass"), ("typo", "StorageClas")] {
+        let resp = create(place, 10).await;
+        assert_eq!(resp.status(), 503, "{place}");
+        assert!(resp.headers().get("location").is_none());
+        let body = resp.text().await.unwrap();
+        assert!(body.contains(names), "{place}: {body}");
+    }
+}

@@ -212,7 +212,7 @@ impl Cluster {
     }
 
     /// A signed S3 client for the cluster's S3 endpoint.
-    async fn s3(&self) -> aws_sdk_s3::Client {
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
         let creds = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "e2e");
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))

@@ -2,7 +2,9 @@
 //! unknown ids not found, the multipart id and a deferred length set once, finish and delete.
 
 use bytes::Bytes;
-use tusk_core::{Commit, ErrorKind, Metadata, StateStore, TailChange, UploadId, UploadState};
+use tusk_core::{
+    Commit, ErrorKind, Metadata, Placement, StateStore, TailChange, UploadId, UploadState,
+};
 
 use super::{P, append, assert_kind, assert_stored, binary_metadata, create, etag, new_state};
 
@@ -23,6 +25,23 @@ pub(super) async fn create_then_get_round_trips_every_field(state: &dyn StateSto
     assert_eq!(got.length, None);
     assert_eq!(got.multipart_id, None);
     assert_eq!(got.offset(), 0);
+
+    // Where a pre-create hook placed the object comes back as it was given.
+    let placed = UploadState {
+        placement: Placement {
+            key_prefix: Some("tenant-7/2026/".to_owned()),
+            storage_class: Some("GLACIER_IR".to_owned()),
+            server_side_encryption: Some("aws:kms".to_owned()),
+            sse_kms_key_id: Some("arn:aws:kms:eu-west-1:1:key/k".to_owned()),
+        },
+        ..new_state(Some(5), Metadata::default())
+    };
+    state.create(&placed).await.expect("create placed");
+    assert_eq!(state.get(&placed.id).await.expect("get placed"), placed);
+    assert_eq!(
+        state.load(&placed.id, 1).await.expect("load placed"),
+        placed
+    );
 }
 
 pub(super) async fn create_of_an_existing_id_fails(state: &dyn StateStore) {

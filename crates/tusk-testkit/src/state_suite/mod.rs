@@ -84,6 +84,7 @@ fn new_state(length: Option<u64>, metadata: Metadata) -> UploadState {
         // Kept and reported as it was given.
         created_at: Some(1_790_000_000),
         concat: None,
+        placement: Default::default(),
     }
 }
 

@@ -24,6 +24,7 @@ async fn clones_share_uploads() {
         expires_at: None,
         created_at: None,
         concat: None,
+        placement: Default::default(),
     };
     a.create(&s).await.expect("create");
     assert_eq!(b.get(&s.id).await.expect("get through the clone"), s);
