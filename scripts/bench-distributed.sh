@@ -62,7 +62,8 @@
 # default /work/tools/garage/bin/garage or garage on PATH; install it once, outside the repo,
 # with `cargo install --locked garage --root DIR`, 20-30 minutes on 2 cores). The script starts
 # a single-node garage with a key and the bucket, and runs tusk with --s3-checksum
-# when-required (garage rejects the SDK's streamed checksums); the peer is skipped. Without the
+# when-required, the baseline client's mode there (garage refuses the SDK's streamed checksum
+# bodies); the peer is skipped. Without the
 # binary it says so and exits 0.
 #
 # For each step it also prints the CPU seconds used by tusk, moto, Redis, etcd and the benchmark
@@ -109,6 +110,8 @@ die() {
 source "$ROOT/scripts/lib/process.sh"
 # shellcheck source=scripts/lib/peers.sh
 source "$ROOT/scripts/lib/peers.sh"
+# shellcheck source=scripts/lib/garage.sh
+source "$ROOT/scripts/lib/garage.sh"
 
 positive() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, got '$2'"; }
 positive SIZE_MIB "$SIZE_MIB"
@@ -215,60 +218,23 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 # A free TCP port on 127.0.0.1.
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# start_garage: a single-node garage on free ports with a fresh key and the run's bucket; points
-# S3_ENDPOINT and the AWS credentials at it (S3_SERVER=garage). Exits 0 without the binary.
+# start_garage: a single-node garage (scripts/lib/garage.sh) with a fresh key and the run's
+# bucket; points S3_ENDPOINT and the AWS credentials at it (S3_SERVER=garage). Exits 0 without
+# the binary.
 start_garage() {
-    local bin="${GARAGE_BIN:-}" port rpc limit hex
+    local bin
+    bin="$(garage_bin)"
     if [[ -z "$bin" ]]; then
-        if [[ -x /work/tools/garage/bin/garage ]]; then
-            bin=/work/tools/garage/bin/garage
-        else
-            bin="$(command -v garage || true)"
-        fi
-    fi
-    if [[ -z "$bin" || ! -x "$bin" ]]; then
-        log "S3_SERVER=garage: no garage binary (set GARAGE_BIN, or: cargo install --locked garage --root DIR; 20-30 min); skipped"
+        log "S3_SERVER=garage: $GARAGE_MISSING; skipped"
         exit 0
     fi
     PEERS=0
-    port="$(free_port)" rpc="$(free_port)"
-    hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
-    mkdir -p "$WORK/garage/meta" "$WORK/garage/data"
-    cat >"$WORK/garage/garage.toml" <<TOML
-metadata_dir = "$WORK/garage/meta"
-data_dir = "$WORK/garage/data"
-db_engine = "lmdb"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$rpc"
-rpc_public_addr = "127.0.0.1:$rpc"
-rpc_secret = "$(hex 32)"
-
-[s3_api]
-s3_region = "us-east-1"
-api_bind_addr = "127.0.0.1:$port"
-root_domain = ".s3.garage.localhost"
-TOML
     BUCKET="tusk-bench-$(date +%s)-$$"
-    AWS_ACCESS_KEY_ID="GK$(hex 12)"
-    AWS_SECRET_ACCESS_KEY="$(hex 32)"
-    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+    garage_start "$bin" "$WORK/garage" "$BUCKET"
+    export AWS_ACCESS_KEY_ID="$GARAGE_KEY_ID" AWS_SECRET_ACCESS_KEY="$GARAGE_SECRET"
     export AWS_REQUEST_CHECKSUM_CALCULATION=when_required
-    GARAGE_DEFAULT_ACCESS_KEY="$AWS_ACCESS_KEY_ID" GARAGE_DEFAULT_SECRET_KEY="$AWS_SECRET_ACCESS_KEY" \
-        GARAGE_DEFAULT_BUCKET="$BUCKET" \
-        "$bin" -c "$WORK/garage/garage.toml" server --single-node --default-bucket \
-        </dev/null >"$WORK/garage.log" 2>&1 &
-    GARAGE_PID=$!
-    S3_ENDPOINT="http://127.0.0.1:$port"
-    limit="$(deadline "$READY_TIMEOUT")"
-    until curl -s -o /dev/null --max-time 2 "$S3_ENDPOINT/"; do
-        if ! pid_alive "$GARAGE_PID" || past "$limit"; then
-            tail -n 30 "$WORK/garage.log" >&2 || true
-            die "garage did not start within ${READY_TIMEOUT}s"
-        fi
-        sleep 0.1
-    done
+    S3_ENDPOINT="$GARAGE_ENDPOINT"
     TUSK_S3_FLAGS=(--s3-checksum when-required)
-    log "garage ($("$bin" --version 2>/dev/null | head -n 1)) on $S3_ENDPOINT with bucket $BUCKET"
 }
 
 # --- services and bucket ---------------------------------------------------------------------

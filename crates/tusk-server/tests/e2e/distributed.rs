@@ -518,9 +518,7 @@ async fn assert_refuses_to_start(args: &[&str], expected: &[&str]) {
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(s3_env())
             .kill_on_drop(true)
             .output(),
     )
@@ -545,12 +543,7 @@ async fn start_up_fails_fast_naming_the_service_that_does_not_answer() {
     }
     let shared = Endpoints::shared();
     let bucket = unique("tusk-e2e");
-    let resp = client()
-        .put(format!("{}/{bucket}", shared.s3))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    create_bucket(&shared.s3, &bucket).await;
     let s3 = ["--s3-endpoint", &shared.s3, "--s3-force-path-style"];
     // The single Redis whatever the nodes of other tests use: this test is about start-up.
     let redis = std::env::var("TUSK_TEST_REDIS_URL").unwrap();
@@ -612,12 +605,7 @@ async fn start_up_warns_when_redis_may_evict_upload_state() {
     let shared = Endpoints::shared();
     let (_redis, redis_url) = Private::redis_with(&["--maxmemory-policy", "allkeys-lru"]).await;
     let bucket = unique("tusk-e2e");
-    let resp = client()
-        .put(format!("{}/{bucket}", shared.s3))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    create_bucket(&shared.s3, &bucket).await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tusk"))
         .arg("serve")
         .args([
@@ -628,9 +616,7 @@ async fn start_up_warns_when_redis_may_evict_upload_state() {
             "--s3-force-path-style",
         ])
         .args(["--s3-endpoint", &shared.s3, "--redis-url", &redis_url])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(s3_env())
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())

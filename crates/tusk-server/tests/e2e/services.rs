@@ -33,6 +33,35 @@ pub struct Endpoints {
     pub s3: String,
 }
 
+/// The S3 server's access key id and secret: moto takes any (`test`); a real store (garage, by
+/// `scripts/e2e-garage.sh`) names its own in `TUSK_TEST_S3_ACCESS_KEY_ID` and
+/// `TUSK_TEST_S3_SECRET_ACCESS_KEY`.
+pub fn s3_credentials() -> (String, String) {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| "test".to_owned());
+    (
+        var("TUSK_TEST_S3_ACCESS_KEY_ID"),
+        var("TUSK_TEST_S3_SECRET_ACCESS_KEY"),
+    )
+}
+
+/// Whether the test S3 server keeps an object's storage class and encryption and reports them
+/// on HeadObject: moto does; garage ignores both (`scripts/e2e-garage.sh` sets
+/// `TUSK_TEST_S3_NO_OBJECT_SETTINGS=1`).
+pub fn s3_keeps_object_settings() -> bool {
+    std::env::var("TUSK_TEST_S3_NO_OBJECT_SETTINGS").as_deref() != Ok("1")
+}
+
+/// The environment a `tusk` process over the test services needs for S3.
+pub fn s3_env() -> Vec<(&'static str, String)> {
+    let (key, secret) = s3_credentials();
+    vec![
+        ("AWS_ACCESS_KEY_ID", key),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+}
+
 fn required(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
@@ -145,12 +174,8 @@ impl Cluster {
 
     async fn spawn_node(&self) -> Server {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let mut envs = vec![
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ];
+        let s3 = s3_env();
+        let mut envs: Vec<(&str, &str)> = s3.iter().map(|(k, v)| (*k, v.as_str())).collect();
         envs.extend(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Server::spawn(&self.dir.path().join("unused-data-dir"), &args, &envs).await
     }
@@ -162,9 +187,7 @@ impl Cluster {
             Command::new(env!("CARGO_BIN_EXE_tusk"))
                 .arg("cleanup")
                 .args(&self.args)
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
-                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .envs(s3_env())
                 .kill_on_drop(true)
                 .output(),
         )
@@ -187,12 +210,8 @@ impl Cluster {
         let at = args.iter().position(|a| a == "--redis-url").unwrap();
         args[at + 1] = redis_url.to_owned();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let envs = [
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ];
+        let s3 = s3_env();
+        let envs: Vec<(&str, &str)> = s3.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Server::spawn(&self.dir.path().join("unused-data-dir"), &args, &envs).await
     }
 
@@ -213,17 +232,7 @@ impl Cluster {
 
     /// A signed S3 client for the cluster's S3 endpoint.
     pub async fn s3(&self) -> aws_sdk_s3::Client {
-        let creds = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "e2e");
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(creds)
-            .endpoint_url(&self.endpoints.s3)
-            .load()
-            .await;
-        let config = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        s3_client(&self.endpoints.s3).await
     }
 
     /// The finished object of an upload, read straight from S3.
@@ -310,17 +319,30 @@ impl Cluster {
     }
 }
 
-async fn create_bucket(s3: &str, bucket: &str) {
-    let resp = client()
-        .put(format!("{s3}/{bucket}"))
+pub async fn create_bucket(s3: &str, bucket: &str) {
+    s3_client(s3)
+        .await
+        .create_bucket()
+        .bucket(bucket)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("S3 at {s3} unreachable: {e}"));
-    assert!(
-        resp.status().is_success(),
-        "create bucket: {}",
-        resp.status()
-    );
+        .unwrap_or_else(|e| panic!("create bucket {bucket} at {s3}: {e:?}"));
+}
+
+/// A signed S3 client for the test services' S3 server at `s3`.
+pub async fn s3_client(s3: &str) -> aws_sdk_s3::Client {
+    let (key, secret) = s3_credentials();
+    let creds = aws_sdk_s3::config::Credentials::new(key, secret, None, None, "e2e");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .endpoint_url(s3)
+        .load()
+        .await;
+    let config = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 pub fn free_port() -> u16 {
