@@ -23,6 +23,9 @@
 #   FLAKY_SIZE_MIB  (default 64), FLAKY_CUT_KIB (default 1024), FLAKY_RUNS (default 1),
 #   FLAKY_RATE_KIB  (default 4096: link bandwidth, KiB/s; 0 unthrottled)  step 5
 #   PEERS           (default 0)     1: run steps 1-4 against tus-node-server too (see "Peers")
+#   UNSIGNED_PAYLOAD (default 0)    1: parts as UNSIGNED-PAYLOAD on both sides (tusk with
+#                                   --s3-payload-signing never, the baseline likewise); by
+#                                   default both hash every part (plain HTTP to the S3 server)
 #
 # Steps (all on 127.0.0.1; S3 = moto, plus Redis and etcd, from scripts/services.sh):
 #   1. s3-vs-tusk: SIZE_MIB MiB straight to S3 (multipart, PART_SIZE_MIB parts, CONCURRENCY in
@@ -234,7 +237,7 @@ start_garage() {
     export AWS_ACCESS_KEY_ID="$GARAGE_KEY_ID" AWS_SECRET_ACCESS_KEY="$GARAGE_SECRET"
     export AWS_REQUEST_CHECKSUM_CALCULATION=when_required
     S3_ENDPOINT="$GARAGE_ENDPOINT"
-    TUSK_S3_FLAGS=(--s3-checksum when-required)
+    TUSK_S3_FLAGS+=(--s3-checksum when-required)
 }
 
 # --- services and bucket ---------------------------------------------------------------------
@@ -254,6 +257,10 @@ S3_ENDPOINT="${TUSK_TEST_S3_ENDPOINT:?not set by .services/env}"
 S3_SERVER="${S3_SERVER:-moto}"
 GARAGE_PID=""
 TUSK_S3_FLAGS=()
+UNSIGNED_PAYLOAD="${UNSIGNED_PAYLOAD:-0}"
+if [[ "$UNSIGNED_PAYLOAD" == 1 ]]; then
+    TUSK_S3_FLAGS+=(--s3-payload-signing never)
+fi
 if [[ "$S3_SERVER" == garage ]]; then
     start_garage
 fi
@@ -444,6 +451,7 @@ if want 1; then
     log "step 1: s3-vs-tusk, $SIZE_MIB MiB, $RUNS runs"
     s3_args=(--s3-endpoint "$S3_ENDPOINT" --size "$((SIZE_MIB * MIB))"
         --part-size "$((${PART_SIZE_MIB:-8} * MIB))" --concurrency "${CONCURRENCY:-2}" --runs "$RUNS")
+    [[ "$UNSIGNED_PAYLOAD" == 1 ]] && s3_args+=(--unsigned-payload)
     measure "s3-vs-tusk" "$BENCH_BIN" s3-vs-tusk --bucket "$BUCKET" --tusk "$NODE_URL" "${s3_args[@]}"
     [[ "$PEERS" == 1 ]] && keep tusk 1
     if [[ -n "$peer_main" ]]; then

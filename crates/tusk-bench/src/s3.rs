@@ -24,6 +24,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct S3 {
     client: Client,
     bucket: String,
+    /// Parts go as UNSIGNED-PAYLOAD instead of with their SHA-256.
+    unsigned_payload: bool,
 }
 
 /// How long the phases of one direct multipart upload took.
@@ -52,6 +54,12 @@ fn credentials() -> Credentials {
 }
 
 impl S3 {
+    /// Send parts as UNSIGNED-PAYLOAD (as tusk does with `--s3-payload-signing never`).
+    pub fn with_unsigned_payload(mut self, unsigned: bool) -> Self {
+        self.unsigned_payload = unsigned;
+        self
+    }
+
     /// Connect and check with HeadBucket that the bucket exists.
     pub async fn connect(endpoint: &str, bucket: &str) -> Result<Self> {
         let endpoint = crate::tus::loopback_url(endpoint)?;
@@ -72,6 +80,7 @@ impl S3 {
         let s3 = Self {
             client: Client::from_conf(config),
             bucket: bucket.to_owned(),
+            unsigned_payload: false,
         };
         s3.client
             .head_bucket()
@@ -164,11 +173,14 @@ impl S3 {
                 .upload_id(upload_id)
                 .part_number(number)
                 .body(ByteStream::from(body));
+            let unsigned = self.unsigned_payload;
             tasks.spawn(async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&format!("UploadPart {number}"), e))?;
+                let sent = if unsigned {
+                    request.customize().disable_payload_signing().send().await
+                } else {
+                    request.send().await
+                };
+                let out = sent.map_err(|e| sdk_error(&format!("UploadPart {number}"), e))?;
                 let etag = out
                     .e_tag
                     .with_context(|| format!("UploadPart {number} answered without an ETag"))?;

@@ -36,6 +36,11 @@ pub struct Args {
     /// Timed rounds (after one untimed warm-up of each side)
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Send the baseline's parts as UNSIGNED-PAYLOAD (run tusk with --s3-payload-signing
+    /// never to compare like with like); by default they carry their SHA-256, as tusk's do over
+    /// plain HTTP
+    #[arg(long)]
+    unsigned_payload: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,7 +95,9 @@ pub async fn run(args: Args) -> Result<()> {
         STREAM_CHUNK / 1024
     );
     let mut bench = Bench {
-        s3: S3::connect(&args.s3_endpoint, &args.bucket).await?,
+        s3: S3::connect(&args.s3_endpoint, &args.bucket)
+            .await?
+            .with_unsigned_payload(args.unsigned_payload),
         tus: Tus::new(&args.tusk)?,
         data,
         sha256,

@@ -6,6 +6,6 @@ mod config;
 mod error;
 mod objects;
 
-pub use config::{ChecksumMode, S3Config, StaticCredentials};
+pub use config::{ChecksumMode, PayloadSigning, S3Config, StaticCredentials};
 pub use error::S3Error;
 pub use objects::{S3Objects, check_placement};

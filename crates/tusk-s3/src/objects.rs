@@ -61,6 +61,8 @@ pub struct S3Objects {
     storage_class: Option<aws_sdk_s3::types::StorageClass>,
     sse: Option<aws_sdk_s3::types::ServerSideEncryption>,
     sse_kms_key_id: Option<String>,
+    /// Whether part and object bodies carry their SHA-256 (else `UNSIGNED-PAYLOAD`).
+    sign_payload: bool,
     /// Where S3 is, for messages.
     endpoint: String,
 }
@@ -137,6 +139,7 @@ impl S3Objects {
                 .as_deref()
                 .map(aws_sdk_s3::types::ServerSideEncryption::from),
             sse_kms_key_id: config.sse_kms_key_id,
+            sign_payload: config.payload_signing.signs(config.endpoint.as_deref()),
             endpoint: endpoint.clone(),
         };
         objects.check_bucket(endpoint).await?;
@@ -368,15 +371,22 @@ impl ObjectStore for S3Objects {
         body: Bytes,
     ) -> Result<String> {
         let size = body.len();
-        let out = self
+        let request = self
             .client
             .upload_part()
             .bucket(&self.bucket)
             .key(self.key(key))
             .upload_id(multipart_id)
             .part_number(self::part_number(part_number)?)
-            .body(ByteStream::from(body))
-            .send()
+            .body(ByteStream::from(body));
+        let sent = async {
+            if self.sign_payload {
+                request.send().await
+            } else {
+                request.customize().disable_payload_signing().send().await
+            }
+        };
+        let out = sent
             .instrument(tracing::debug_span!(
                 "s3.upload_part",
                 key,
@@ -502,7 +512,8 @@ impl ObjectStore for S3Objects {
     ) -> Result<()> {
         let size = body.len();
         let (storage_class, sse, sse_kms_key_id) = self.stored_as(attributes);
-        self.client
+        let request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(self.key(key))
@@ -511,9 +522,15 @@ impl ObjectStore for S3Objects {
             .set_content_disposition(attributes.content_disposition.clone())
             .set_storage_class(storage_class)
             .set_server_side_encryption(sse)
-            .set_ssekms_key_id(sse_kms_key_id)
-            .send()
-            .instrument(tracing::debug_span!("s3.put_object", key, size))
+            .set_ssekms_key_id(sse_kms_key_id);
+        let sent = async {
+            if self.sign_payload {
+                request.send().await
+            } else {
+                request.customize().disable_payload_signing().send().await
+            }
+        };
+        sent.instrument(tracing::debug_span!("s3.put_object", key, size))
             .timed("PutObject")
             .await
             .map_err(|e| S3Error::from_sdk("PutObject", e))?;

@@ -6,11 +6,13 @@
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tusk_core::{ErrorKind, ObjectAttributes, ObjectStore, UploadId};
@@ -431,13 +433,17 @@ fn lookup<const N: usize>(env: &[(&str, OsString); N]) -> impl Fn(&str) -> Optio
     move |name| env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
 }
 
-/// A TCP proxy to the S3 server that the test can cut, to make the endpoint go away.
+/// A TCP proxy to the S3 server that the test can cut, to make the endpoint go away; it keeps
+/// the first [`Proxy::KEPT`] bytes the client sent, to look at the requests.
 struct Proxy {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    sent: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Proxy {
+    const KEPT: usize = 16 << 20;
+
     async fn start(endpoint: &str) -> Self {
         let authority = endpoint
             .trim_start_matches("http://")
@@ -450,18 +456,50 @@ impl Proxy {
             .expect("an address for the S3 endpoint");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let kept = sent.clone();
         let task = tokio::spawn(async move {
             // Dropping the set (when the task is aborted) closes every proxied connection.
             let mut connections = JoinSet::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let kept = kept.clone();
                 connections.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
+                    let Ok(outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = inbound.into_split();
+                    let (mut from_server, mut to_server) = outbound.into_split();
+                    let upstream = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            match from_client.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    {
+                                        let mut kept = kept.lock().unwrap();
+                                        let room = Self::KEPT.saturating_sub(kept.len());
+                                        kept.extend_from_slice(&buf[..n.min(room)]);
+                                    }
+                                    if to_server.write_all(&buf[..n]).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to_server.shutdown().await;
+                    };
+                    let downstream = tokio::io::copy(&mut from_server, &mut to_client);
+                    let _ = tokio::join!(upstream, downstream);
                 });
             }
         });
-        Self { addr, task }
+        Self { addr, task, sent }
+    }
+
+    /// How often `needle` occurs in what clients sent so far.
+    fn count_sent(&self, needle: &[u8]) -> usize {
+        let sent = self.sent.lock().unwrap();
+        sent.windows(needle.len()).filter(|w| *w == needle).count()
     }
 
     fn endpoint(&self) -> String {
@@ -682,4 +720,89 @@ async fn records_go_under_the_meta_prefix_and_data_under_the_data_prefix() {
     objects.delete_object("abc.info").await.unwrap();
     assert_eq!(objects.object_size("abc.info").await.unwrap(), None);
     assert_eq!(objects.object_size("abc").await.unwrap(), Some(5));
+}
+
+#[test]
+fn payload_signing_follows_the_transport() {
+    use tusk_s3::PayloadSigning;
+    for (signing, endpoint, signs) in [
+        (PayloadSigning::Auto, None, false),
+        (PayloadSigning::Auto, Some("https://s3.example"), false),
+        (PayloadSigning::Auto, Some("HTTP://127.0.0.1:9000"), true),
+        (PayloadSigning::Always, None, true),
+        (PayloadSigning::Never, Some("http://127.0.0.1:9000"), false),
+    ] {
+        assert_eq!(signing.signs(endpoint), signs, "{signing:?} {endpoint:?}");
+    }
+    for value in ["auto", "always", "never"] {
+        assert_eq!(PayloadSigning::parse(value).unwrap().as_str(), value);
+    }
+    let err = PayloadSigning::parse("sometimes").unwrap_err();
+    assert!(err.to_string().starts_with("s3_payload_signing:"), "{err}");
+}
+
+/// Part and object bodies go as `UNSIGNED-PAYLOAD` when told to (S3 takes them, the bytes
+/// arrive whole), and carry their SHA-256 otherwise: counted in the requests themselves.
+#[tokio::test]
+async fn bodies_are_signed_or_not_as_configured() {
+    if !services_enabled("bodies_are_signed_or_not_as_configured") {
+        return;
+    }
+    let endpoint = endpoint();
+    let client = raw_client(&endpoint);
+    let bucket = new_bucket(&client).await;
+    for (signing, unsigned_bodies) in [
+        (tusk_s3::PayloadSigning::Never, true),
+        (tusk_s3::PayloadSigning::Auto, false),
+    ] {
+        let proxy = Proxy::start(&endpoint).await;
+        let objects = S3Objects::connect(S3Config {
+            payload_signing: signing,
+            ..config(&proxy.endpoint(), &bucket, "")
+        })
+        .await
+        .expect("connect through the proxy");
+        let key = format!("{}-{signing:?}", UploadId::generate());
+        let id = objects
+            .create_multipart(&key, &ObjectAttributes::default())
+            .await
+            .unwrap();
+        let body = Bytes::from(vec![7u8; 100_000]);
+        let etag = objects
+            .upload_part(&key, &id, 1, body.clone())
+            .await
+            .unwrap();
+        objects
+            .complete_multipart(&key, &id, &[etag])
+            .await
+            .unwrap();
+        objects
+            .put_object(
+                "small",
+                Bytes::from_static(b"abc"),
+                &ObjectAttributes::default(),
+            )
+            .await
+            .unwrap();
+        let stored = client
+            .get_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        assert!(stored == body, "{signing:?}: the part arrived whole");
+        // The start-up check's part, this part and this PutObject.
+        let unsigned = proxy.count_sent(b"UNSIGNED-PAYLOAD");
+        if unsigned_bodies {
+            assert!(unsigned >= 3, "{signing:?}: {unsigned} unsigned bodies");
+        } else {
+            assert_eq!(unsigned, 0, "{signing:?} over plain HTTP signs every body");
+        }
+    }
 }

@@ -347,6 +347,17 @@ pub struct Settings {
     )]
     pub s3_checksum: Option<String>,
 
+    /// Whether part bodies are SHA-256 signed: auto (unsigned over HTTPS, where TLS protects
+    /// them; signed over plain HTTP), always, or never (a store on a trusted network)
+    /// [default: auto].
+    #[arg(
+        long,
+        env = "TUSK_S3_PAYLOAD_SIGNING",
+        value_name = "WHEN",
+        help_heading = "Distributed mode"
+    )]
+    pub s3_payload_signing: Option<String>,
+
     /// Assemble concatenated (final) uploads from parts of one size too, copying ranges of the
     /// partial uploads and streaming parts that span two of them through the node, for stores
     /// that require all parts but the last to be the same size (Cloudflare R2)
@@ -653,6 +664,7 @@ impl Settings {
             s3_meta_prefix,
             s3_force_path_style,
             s3_checksum,
+            s3_payload_signing,
             s3_equal_parts,
             s3_storage_class,
             s3_sse,

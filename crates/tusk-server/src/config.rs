@@ -100,6 +100,22 @@ pub enum ConfigError {
     },
 }
 
+/// An S3 setting that is one of a few words, read by tusk-s3's `parse` (which names its key);
+/// unset, its default.
+fn s3_choice<T: Default>(
+    value: Option<String>,
+    key: &'static str,
+    parse: fn(&str) -> Result<T, tusk_s3::S3Error>,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(T::default()),
+        Some(value) => parse(&value).map_err(|err| match err {
+            tusk_s3::S3Error::Setting { key, message } => invalid(key, message),
+            other => invalid(key, other.to_string()),
+        }),
+    }
+}
+
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -431,13 +447,16 @@ fn storage(s: &mut Settings, max_size: u64) -> Result<Storage, ConfigError> {
         meta_prefix: s.s3_meta_prefix.take(),
         force_path_style: s.s3_force_path_style.unwrap_or(false),
         credentials: None,
-        checksum: match s.s3_checksum.take() {
-            Some(value) => tusk_s3::ChecksumMode::parse(&value).map_err(|err| match err {
-                tusk_s3::S3Error::Setting { key, message } => invalid(key, message),
-                other => invalid("s3_checksum", other.to_string()),
-            })?,
-            None => tusk_s3::ChecksumMode::default(),
-        },
+        checksum: s3_choice(
+            s.s3_checksum.take(),
+            "s3_checksum",
+            tusk_s3::ChecksumMode::parse,
+        )?,
+        payload_signing: s3_choice(
+            s.s3_payload_signing.take(),
+            "s3_payload_signing",
+            tusk_s3::PayloadSigning::parse,
+        )?,
         storage_class: s.s3_storage_class.take(),
         sse: s.s3_sse.take(),
         sse_kms_key_id: s.s3_sse_kms_key_id.take(),
@@ -711,6 +730,11 @@ mod tests {
                 Duration(c.reap_interval),
             ),
             ("s3_checksum", None, Text(d.s3.checksum.as_str().to_owned())),
+            (
+                "s3_payload_signing",
+                None,
+                Text(d.s3.payload_signing.as_str().to_owned()),
+            ),
             ("redis_prefix", None, Text(d.redis_prefix)),
             (
                 "redis_cluster",
@@ -1133,6 +1157,10 @@ mod tests {
             (
                 "s3_bucket = \"b\"\nredis_url = \"redis://r\"\ns3_checksum = \"sometimes\"",
                 "s3_checksum",
+            ),
+            (
+                "s3_bucket = \"b\"\nredis_url = \"redis://r\"\ns3_payload_signing = \"yes\"",
+                "s3_payload_signing",
             ),
             ("etcd_endpoints = \"http://e:2379\"", "etcd_endpoints"),
             (
