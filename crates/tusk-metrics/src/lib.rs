@@ -70,6 +70,8 @@ pub struct Metrics {
     pub hook_refusals: IntCounterVec,
     /// `tusk_hook_access_cache_hits_total`.
     pub hook_access_cache_hits: IntCounter,
+    /// `tusk_known_upload_hits_total`.
+    pub known_upload_hits: IntCounter,
     /// `tusk_part_buffer_limit_bytes`.
     pub part_buffer_limit: IntGauge,
     /// `tusk_part_buffer_reserved_bytes`.
@@ -271,6 +273,11 @@ impl Metrics {
                 r,
                 "tusk_hook_access_cache_hits_total",
                 "Requests allowed from the pre-access cache (hooks_access_cache) without asking the hook.",
+            ),
+            known_upload_hits: counter(
+                r,
+                "tusk_known_upload_hits_total",
+                "Requests on an upload this node saw exist seconds ago, locked without reading the store first.",
             ),
             hooks_dropped: counter_vec(
                 r,

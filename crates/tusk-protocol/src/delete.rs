@@ -44,6 +44,7 @@ impl Engine {
             });
         };
         termination.terminate(id, guard.fence()).await?;
+        self.forget_known(id);
         tusk_metrics::metrics().uploads_terminated.inc();
         if let Some(hooks) = hooks {
             // Whatever events are on: the post-receive throttle keeps an entry per upload.

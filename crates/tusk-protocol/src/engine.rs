@@ -134,6 +134,8 @@ pub struct Engine {
     shutdown: CancellationToken,
     hooks: Option<Arc<Hooks>>,
     clock: Arc<dyn Clock>,
+    /// Ids the store said exist moments ago: their pre-lock read is skipped.
+    known: crate::known::KnownUploads,
 }
 
 impl Engine {
@@ -147,6 +149,7 @@ impl Engine {
             shutdown: CancellationToken::new(),
             hooks: None,
             clock: Arc::new(SystemClock),
+            known: Default::default(),
         }
     }
 
@@ -389,11 +392,25 @@ impl Engine {
     /// fenced; the locked read that follows is, so an upload removed in between is still 404.
     ///
     /// The pre-access hook, when on, is asked here too, from the same read: a refused request
-    /// takes no lock and changes nothing.
+    /// takes no lock and changes nothing. Without that hook, an id the store said exists a few
+    /// seconds ago on this node is locked without the read ([`crate::known`]).
     pub(crate) async fn lock_existing(&self, id: &UploadId) -> Result<LockGuard, TusError> {
+        let asks_hook = self
+            .hooks()
+            .is_some_and(|hooks| hooks.enabled(crate::hooks::HookType::PreAccess));
+        if !asks_hook && self.known.contains(id) {
+            tusk_metrics::metrics().known_upload_hits.inc();
+            return self.lock(id).await;
+        }
         let info = self.store().info(id).await?;
         self.authorize(&info).await?;
+        self.known.insert(id);
         self.lock(id).await
+    }
+
+    /// Upload `id` is gone: its next request reads the store before locking again.
+    pub(crate) fn forget_known(&self, id: &UploadId) {
+        self.known.forget(id);
     }
 
     /// The pre-access hook's answer for the current request on `info`'s upload (allowed when

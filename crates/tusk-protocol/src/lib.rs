@@ -17,6 +17,7 @@ mod head;
 mod headers;
 mod hooks;
 mod ietf;
+mod known;
 mod message;
 mod options;
 mod patch;
