@@ -283,13 +283,7 @@ async fn g_termination_aborts_the_multipart_upload_and_deletes_state_and_tail() 
     assert_eq!(cluster.multipart_uploads().await, 1);
     assert!(!cluster.redis_keys().is_empty());
 
-    let resp = client()
-        .delete(cluster.on(2, &url))
-        .header(TUS.0, TUS.1)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    assert_eq!(delete(&cluster.on(2, &url)).await, 204);
     for i in 0..3 {
         assert_eq!(head(&cluster.on(i, &url)).await, (404, None), "node {i}");
         let (status, _) = patch(&cluster.on(i, &url), P as u64 + 100, vec![1]).await;
@@ -920,13 +914,7 @@ async fn a_node_that_knows_an_upload_skips_its_pre_lock_read_and_still_sees_it_d
     );
 
     // Deleted through the other node: node 0 still knows the id, locks it, and answers 404.
-    let resp = client()
-        .delete(cluster.on(1, &url))
-        .header(TUS.0, TUS.1)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    assert_eq!(delete(&cluster.on(1, &url)).await, 204);
     assert_eq!(head(&node0).await.0, 404);
     assert_eq!(
         patch(&node0, 5, b"fghij".to_vec()).await.0,

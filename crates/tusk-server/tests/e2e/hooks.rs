@@ -726,13 +726,7 @@ async fn a_pre_create_hook_places_the_object_under_its_prefix_class_and_encrypti
     assert_eq!(storage["Key"], key.as_str());
 
     // DELETE removes the placed object.
-    let resp = client()
-        .delete(cluster.on(1, &url))
-        .header(TUS.0, TUS.1)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    assert_eq!(delete(&cluster.on(1, &url)).await, 204);
     let gone = s3
         .head_object()
         .bucket(&cluster.bucket)

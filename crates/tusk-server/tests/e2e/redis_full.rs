@@ -106,13 +106,7 @@ async fn a_full_redis_refuses_growth_but_lets_uploads_free_memory_and_then_recov
     assert!(resp.bytes().await.unwrap() == data, "stored bytes differ");
     // An upload is deleted.
     let (deleted, _) = held.remove(0);
-    let resp = client()
-        .delete(&deleted)
-        .header(TUS.0, TUS.1)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204, "DELETE while Redis is full");
+    assert_eq!(delete(&deleted).await, 204, "DELETE while Redis is full");
     assert_eq!(head(&deleted).await.0, 404);
 
     // With that memory back (6 MiB of tails), the refused upload resumes and new uploads are
@@ -202,13 +196,7 @@ async fn new_uploads_are_refused_at_max_uploads_until_one_finishes_or_goes() {
     let fourth = node.create(10).await;
     assert_eq!(try_create(&node.url, 10, None).await.0, 503);
     // So does one that is deleted.
-    let resp = client()
-        .delete(&urls[1])
-        .header(TUS.0, TUS.1)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    assert_eq!(delete(&urls[1]).await, 204);
     let fifth = node.create(10).await;
     assert_ne!(fourth, fifth);
 }
@@ -262,13 +250,7 @@ async fn new_uploads_are_refused_above_the_redis_memory_high_water_mark() {
     // With the other tails deleted, new uploads are taken again (once the next reading of
     // memory shows it).
     for (url, _) in held.drain(..) {
-        let resp = client()
-            .delete(&url)
-            .header(TUS.0, TUS.1)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 204);
+        assert_eq!(delete(&url).await, 204);
     }
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {

@@ -158,6 +158,18 @@ pub fn sample(scrape: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// DELETE of an upload: its status.
+pub async fn delete(url: &str) -> u16 {
+    client()
+        .delete(url)
+        .header(TUS.0, TUS.1)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// HEAD of an upload: (status, Upload-Offset).
 pub async fn head(url: &str) -> (u16, Option<u64>) {
     let resp = client()
