@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::Client;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tusk_core::{LockGuard, Locker, UploadId};
 
@@ -47,6 +48,8 @@ struct Inner {
     requests: AtomicU64,
     /// Unlocks of dropped guards still talking to etcd; `flush` waits for them.
     unlocks: TaskTracker,
+    /// The same unlocks by lock key, for this node's next request on the upload to wait on.
+    releasing: Releasing,
     /// The runtime `connect` ran on, which owns the client's connections. Unlocks run there:
     /// a request's own runtime (an HTTP worker's) may stop before the unlock is done.
     runtime: tokio::runtime::Handle,
@@ -110,6 +113,47 @@ impl Locker for EtcdLocker {
         })
     }
 }
+/// Lock keys whose unlock this node has sent and etcd has not confirmed yet: a request of this
+/// node for the same lock waits for it (a fraction of a millisecond) rather than finding the
+/// key held, writing a release request and watching, which took tens of milliseconds. Entries
+/// live as long as their unlock task, so the map holds at most the node's unlocks in flight.
+#[derive(Default)]
+struct Releasing {
+    keys: std::sync::Mutex<std::collections::HashMap<String, (u64, CancellationToken)>>,
+    next: AtomicU64,
+}
+
+impl Releasing {
+    /// An unlock of `key` starts; returns its number, for [`Releasing::finish`].
+    fn start(&self, key: &str) -> (u64, CancellationToken) {
+        let entry = (
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            CancellationToken::new(),
+        );
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.insert(key.to_owned(), entry.clone());
+        }
+        entry
+    }
+
+    /// The unlock `done` of `key` is over (done or given up): wake whoever waits on it.
+    fn finish(&self, key: &str, done: (u64, CancellationToken)) {
+        done.1.cancel();
+        if let Ok(mut keys) = self.keys.lock()
+            && keys.get(key).is_some_and(|(n, _)| *n == done.0)
+        {
+            keys.remove(key);
+        }
+    }
+
+    /// What to wait on for this node's unlock of `key` in flight, if there is one: cancelled
+    /// once it is over.
+    fn wait(&self, key: &str) -> Option<CancellationToken> {
+        let keys = self.keys.lock().ok()?;
+        keys.get(key).map(|(_, done)| done.clone())
+    }
+}
+
 /// The keys of one lock request and its token (the lease id, unique per request).
 struct Keys {
     lock_key: String,

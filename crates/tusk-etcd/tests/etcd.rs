@@ -1029,3 +1029,65 @@ async fn with_authentication_the_role_must_cover_the_whole_prefix() {
     drop(guard);
     etcdctl(at, Some("root:root-pw"), &["get", "tusk-rbac/epoch"]);
 }
+
+/// A request that wants a lock its own node is giving back waits for that unlock instead of
+/// asking its own node to release: etcd's history under the prefix shows the unlock and the
+/// new lock, and no release request in between.
+#[tokio::test]
+async fn a_lock_its_own_node_is_giving_back_is_taken_without_a_release_request() {
+    if !services_enabled("a_lock_its_own_node_is_giving_back_is_taken_without_a_release_request") {
+        return;
+    }
+    let prefix = unique_prefix("regive");
+    let locker = locker(&prefix, Duration::from_secs(5)).await;
+    let id = UploadId::generate();
+    let mut client = raw_client().await;
+    for round in 0..20 {
+        let first = within("first lock", locker.lock(&id, PATIENCE))
+            .await
+            .unwrap();
+        let start = client.get("tusk-test/", None).await.unwrap();
+        let from = start.header().unwrap().revision() + 1;
+        drop(first);
+        // At once, while the dropped guard's delete is on its way to etcd.
+        let second = within("second lock", locker.lock(&id, PATIENCE))
+            .await
+            .unwrap();
+        let sentinel = format!("{prefix}sentinel");
+        client
+            .put(sentinel.as_str(), round.to_string(), None)
+            .await
+            .unwrap();
+        // Everything under the prefix since the first lock, up to the sentinel.
+        let mut events = client
+            .watch(
+                prefix.as_str(),
+                Some(
+                    etcd_client::WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(from),
+                ),
+            )
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = Vec::new();
+        within("the history up to the sentinel", async {
+            while !keys.contains(&sentinel) {
+                let reply = events.message().await.unwrap().unwrap();
+                keys.extend(
+                    reply
+                        .events()
+                        .iter()
+                        .filter_map(|e| e.kv()?.key_str().ok().map(str::to_owned)),
+                );
+            }
+        })
+        .await;
+        assert!(
+            !keys.contains(&release_key(&prefix, &id)),
+            "round {round}: a release request was written: {keys:?}"
+        );
+        assert!(keys.contains(&lock_key(&prefix, &id)), "{keys:?}");
+        drop(second);
+    }
+}

@@ -25,6 +25,12 @@ impl EtcdLocker {
         let deadline = Instant::now() + wait;
         let lock_key = self.key("lock", id);
         let release_key = self.key("release", id);
+        if let Some(unlocking) = self.inner.releasing.wait(&lock_key) {
+            // This node's previous request on the upload is giving the lock back right now:
+            // its delete is a round trip away, far sooner than a release request would be
+            // answered.
+            let _ = tokio::time::timeout_at(deadline, unlocking.cancelled()).await;
+        }
         let mut lease = self.inner.lease.get().await?;
         // Lease ids are unique in the cluster and the number is unique on this node, so this
         // tells waiters (and holders) apart.

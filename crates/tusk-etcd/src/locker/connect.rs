@@ -112,6 +112,7 @@ impl EtcdLocker {
                 ttl_secs: config.ttl_secs(),
                 endpoints,
                 unlocks: TaskTracker::new(),
+                releasing: Default::default(),
                 runtime: tokio::runtime::Handle::current(),
             }),
         })

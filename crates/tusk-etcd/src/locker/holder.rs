@@ -111,27 +111,35 @@ impl Drop for Held {
         let key = std::mem::take(&mut self.lock_key);
         let revision = self.revision;
         let inner = &self.locker.inner;
+        // A request of this node that wants the same lock meanwhile waits for this unlock
+        // instead of asking its own node to let go (a release request and a watch).
+        let done = inner.releasing.start(&key);
         inner.unlocks.spawn_on(
             async move {
-                for attempt in 1..=UNLOCK_ATTEMPTS {
-                    // A lost lease took the key with it.
-                    if lease.lost().is_cancelled()
-                        || unlock(&locker.inner.client, &key, revision).await
-                    {
-                        return;
+                let unlocked = async {
+                    for attempt in 1..=UNLOCK_ATTEMPTS {
+                        // A lost lease took the key with it.
+                        if lease.lost().is_cancelled()
+                            || unlock(&locker.inner.client, &key, revision).await
+                        {
+                            return;
+                        }
+                        if attempt < UNLOCK_ATTEMPTS {
+                            sleep(RESYNC_BACKOFF * attempt).await;
+                        }
                     }
-                    if attempt < UNLOCK_ATTEMPTS {
-                        sleep(RESYNC_BACKOFF * attempt).await;
-                    }
-                }
-                // The node's lease would keep the key alive for as long as the node runs: stop
-                // using that lease, so the key goes with it once its last lock is dropped.
-                tracing::warn!(
-                    key,
-                    lease = lease.id(),
-                    "cannot delete an etcd lock key; retiring the node's lease so it goes with it"
-                );
-                locker.inner.lease.retire(&lease).await;
+                    // The node's lease would keep the key alive for as long as the node runs:
+                    // stop using that lease, so the key goes with it once its last lock is
+                    // dropped.
+                    tracing::warn!(
+                        key,
+                        lease = lease.id(),
+                        "cannot delete an etcd lock key; retiring the node's lease so it goes with it"
+                    );
+                    locker.inner.lease.retire(&lease).await;
+                };
+                unlocked.await;
+                locker.inner.releasing.finish(&key, done);
             },
             &inner.runtime,
         );
