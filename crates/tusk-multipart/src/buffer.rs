@@ -1,9 +1,10 @@
 use bytes::Bytes;
-use memmap2::{Advice, MmapMut};
+use memmap2::MmapMut;
 use tusk_core::{Error, ErrorKind, Result};
 
 /// Writes at least this long prefault their pages in one call (below it, a page fault or two
 /// costs less than the call).
+#[cfg(target_os = "linux")]
 const POPULATE_AT_LEAST: usize = 64 * 1024;
 
 /// The bytes of one part while a PATCH fills it, in their own anonymous memory mapping.
@@ -80,12 +81,13 @@ impl PartBuffer {
                         .with_source(e)
                 })?),
         };
+        #[cfg(target_os = "linux")]
         if data.len() >= POPULATE_AT_LEAST {
             // One call makes the range's pages resident, where the copy would take a page fault
-            // per 4 KiB (a fifth of the node's CPU on the S3 path). Only the range about to be
-            // written, so memory still follows the bytes that arrived. Without the advice (an
-            // older kernel), the copy faults the pages in as before.
-            let _ = map.advise_range(Advice::PopulateWrite, at, data.len());
+            // per 4 KiB (the fault entries were 6.5 % of the node's CPU on the S3 path). Only
+            // the range about to be written, so memory still follows the bytes that arrived.
+            // Without the advice (a kernel before 5.14), the copy faults the pages in as before.
+            let _ = map.advise_range(memmap2::Advice::PopulateWrite, at, data.len());
         }
         map[at..end].copy_from_slice(data);
         Ok(())

@@ -507,8 +507,13 @@ async fn post_receive_can_stop_an_upload_mid_patch() {
 #[tokio::test]
 async fn hooks_work_the_same_in_local_mode() {
     let receiver = Receiver::start(|hook| {
-        if hook.json()["Type"] == "pre-finish" {
+        let request = hook.json();
+        if request["Type"] == "pre-finish" {
             return Answer::ok(json!({"HTTPResponse": {"Body": "{\"processed\":true}"}}));
+        }
+        // tusd's file store takes a path here; local storage places files itself.
+        if request["Type"] == "pre-create" && request["Event"]["Upload"]["Size"] == 7 {
+            return Answer::ok(json!({"ChangeFileInfo": {"Storage": {"Path": "./elsewhere"}}}));
         }
         Answer::ok(json!({}))
     })
@@ -541,6 +546,18 @@ async fn hooks_work_the_same_in_local_mode() {
         "post-receive is off unless listed"
     );
     assert_eq!(head(&url).await, (200, Some(4)));
+
+    // A placement local storage cannot honour fails the POST before anything exists.
+    let resp = client()
+        .post(&server.url)
+        .header(TUS.0, TUS.1)
+        .header("Upload-Length", "7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("location").is_none());
+    assert!(resp.text().await.unwrap().contains("Storage.Path"));
 }
 
 #[tokio::test]
