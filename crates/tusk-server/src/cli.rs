@@ -338,7 +338,7 @@ pub struct Settings {
 
     /// When the S3 client adds checksums: when-supported (the AWS SDK's default, a CRC32 with
     /// every part) or when-required (for stores that reject those: Cloudflare R2, Backblaze B2,
-    /// Wasabi, older MinIO, garage) [default: when-supported].
+    /// Wasabi, older MinIO) [default: when-supported].
     #[arg(
         long,
         env = "TUSK_S3_CHECKSUM",
