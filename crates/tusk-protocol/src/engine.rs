@@ -408,6 +408,11 @@ impl Engine {
         self.lock(id).await
     }
 
+    /// Upload `id` was just created here: its next requests on this node lock without the read.
+    pub(crate) fn known_to_exist(&self, id: &UploadId) {
+        self.known.insert(id);
+    }
+
     /// Upload `id` is gone: its next request reads the store before locking again.
     pub(crate) fn forget_known(&self, id: &UploadId) {
         self.known.forget(id);

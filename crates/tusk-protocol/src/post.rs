@@ -198,6 +198,8 @@ impl Engine {
             })
             .await?;
         tracing::info!(upload_id = %id, length = ?length, "upload created");
+        // The client's first PATCH follows at once: this node knows the upload exists.
+        self.known_to_exist(&id);
         tracing::Span::current().record("upload_id", tracing::field::display(&id));
         tusk_metrics::metrics().uploads_created.inc();
         if let Some(hooks) = self.hooks() {
