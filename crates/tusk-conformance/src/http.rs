@@ -116,7 +116,12 @@ impl Url {
 
     /// `reference` (a `Location`, absolute or relative) resolved against this URL.
     pub fn join(&self, reference: &str) -> Result<Url, HttpError> {
-        if reference.contains("://") {
+        // Absolute only if a scheme comes before the first `/` (a query may hold `://`).
+        if reference
+            .split('/')
+            .next()
+            .is_some_and(|first| first.len() > 1 && first.ends_with(':'))
+        {
             return Url::parse(reference);
         }
         let path = if reference.starts_with("//") {
@@ -367,6 +372,11 @@ async fn read_response_from(
     loop {
         let (mut response, rest) = read_head(stream, &mut buf).await?;
         if (100..200).contains(&response.status) {
+            if interim.len() >= MAX_INTERIM {
+                return Err(HttpError::Malformed(format!(
+                    "more than {MAX_INTERIM} interim responses"
+                )));
+            }
             interim.push(response);
             buf = rest;
             continue;
@@ -425,6 +435,9 @@ async fn read_response_from(
 }
 
 const MAX_HEAD: usize = 1 << 20;
+/// Interim (1xx) responses accepted before one final response: a server sending them for ever
+/// must not grow the list until the timeout.
+const MAX_INTERIM: usize = 64;
 
 async fn read_head(
     stream: &mut TcpStream,
@@ -483,6 +496,9 @@ async fn read_chunked(
     // Bounded: every pass consumes input or reads more, and reads end at EOF or the size cap.
     loop {
         let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") else {
+            if buf.len() > MAX_HEAD {
+                return Err(HttpError::Malformed("a chunk-size line over 1 MiB".into()));
+            }
             let n = stream.read(&mut chunk).await.map_err(io("read chunk"))?;
             if n == 0 {
                 return Err(HttpError::Malformed("chunked body ended early".into()));
@@ -496,7 +512,8 @@ async fn read_chunked(
         if size == 0 {
             return Ok(body);
         }
-        if body.len() + size > max_body {
+        // Compared without adding: a server's size near usize::MAX must not wrap around.
+        if size > max_body.saturating_sub(body.len()) {
             return Err(HttpError::Malformed("body exceeds the read limit".into()));
         }
         let need = line_end + 2 + size + 2;
@@ -693,6 +710,47 @@ mod tests {
         assert!(Url::parse("https://example.com/").is_err());
         let v6 = Url::parse("http://[::1]:9/a").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v6.bare_host(), "::1");
+        // A relative reference whose query holds a URL stays relative.
+        assert_eq!(
+            url.join("/files/a?from=http://x/y").map(|u| u.path).ok(),
+            Some("/files/a?from=http://x/y".to_owned())
+        );
+    }
+
+    /// A server on 127.0.0.1 that answers every connection with `answer`, then closes.
+    async fn hostile(answer: &'static [u8]) -> Url {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut head = [0u8; 4096];
+                let _ = conn.read(&mut head).await;
+                let _ = conn.write_all(answer).await;
+            }
+        });
+        Url::parse(&format!("http://127.0.0.1:{port}/files/")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What a misbehaving server sends is an error of the run, never a panic or a wait until
+    /// the timeout.
+    #[tokio::test]
+    async fn hostile_answers_are_errors() {
+        let limits = Limits {
+            timeout: Duration::from_secs(5),
+            max_body: 1 << 20,
+        };
+        let overflow: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+            4\r\nabcd\r\nffffffffffffffff\r\n";
+        let url = hostile(overflow).await;
+        let err = send(&Request::new("GET", &url), limits).await.unwrap_err();
+        assert!(err.to_string().contains("read limit"), "{err}");
+
+        let endless: &'static [u8] = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(100).leak();
+        let url = hostile(endless).await;
+        let err = send(&Request::new("GET", &url), limits).await.unwrap_err();
+        assert!(err.to_string().contains("interim responses"), "{err}");
     }
 
     #[test]

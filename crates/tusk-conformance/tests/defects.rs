@@ -10,21 +10,6 @@ use std::time::Duration;
 use fake::{Defect, Fake};
 use tusk_conformance::{Config, Protocol, Report, Status};
 
-/// Everything the fake advertises, plus `cors` and `get`, which it offers too.
-const ALL: &[&str] = &[
-    "creation",
-    "creation-with-upload",
-    "creation-defer-length",
-    "termination",
-    "checksum",
-    "checksum-trailer",
-    "expiration",
-    "concatenation",
-    "concatenation-unfinished",
-    "cors",
-    "get",
-];
-
 /// A strict run of `only` (all checks of the suite when empty): the IETF suite when the ids
 /// are IETF checks, else tus with every extension required.
 fn config(url: &str, only: &[&str]) -> Config {
@@ -36,7 +21,12 @@ fn config(url: &str, only: &[&str]) -> Config {
     if !only.is_empty() && only.iter().all(|id| id.starts_with("ietf-")) {
         config.protocol = Protocol::Ietf;
     } else {
-        config.require = ALL.iter().map(|s| (*s).to_owned()).collect();
+        // Everything the fake advertises, plus `cors` and `get`, which it offers too.
+        config.require = fake::EXTENSIONS
+            .iter()
+            .chain(&["cors", "get"])
+            .map(|s| (*s).to_owned())
+            .collect();
     }
     config
 }

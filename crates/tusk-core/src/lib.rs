@@ -19,7 +19,7 @@ pub use info::{Concat, Loaded, NewUpload, UploadInfo};
 pub use lock::{LockGuard, Locker};
 pub use metadata::{Metadata, MetadataError};
 pub use objects::{ObjectAttributes, ObjectStore, RECORD_SUFFIX};
-pub use placement::{PLACEMENT_KEYS, Placement};
+pub use placement::Placement;
 pub use presentation::presentation;
 pub use state::{Commit, StateStore, TailChange, UploadState};
 pub use store::{

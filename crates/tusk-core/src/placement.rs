@@ -24,7 +24,7 @@ pub struct Placement {
 }
 
 /// The `ChangeFileInfo.Storage` keys tusk reads, as hooks spell them.
-pub const PLACEMENT_KEYS: [&str; 4] = [
+const PLACEMENT_KEYS: [&str; 4] = [
     "KeyPrefix",
     "StorageClass",
     "ServerSideEncryption",

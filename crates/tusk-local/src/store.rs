@@ -161,13 +161,9 @@ impl UploadStore for LocalStore {
     }
 
     async fn create(&self, upload: NewUpload) -> Result<UploadInfo> {
-        if !upload.placement.is_default() {
-            // The engine refuses such a hook answer first (`check_placement`).
-            return Err(Error::new(
-                ErrorKind::Invalid,
-                "local storage takes no per-upload placement",
-            ));
-        }
+        // The engine refuses such a hook answer first; a store never trusts that.
+        self.check_placement(&upload.placement)
+            .map_err(|why| Error::new(ErrorKind::Invalid, why))?;
         let path = self.data_path(&upload.id);
         Self::blocking(move || {
             let f = OpenOptions::new()

@@ -43,15 +43,10 @@ impl Engine {
                 allow: self.upload_methods(),
             });
         };
-        termination.terminate(id, guard.fence()).await?;
-        self.forget_known(id);
+        self.remove_upload(termination, id, guard.fence()).await?;
         tusk_metrics::metrics().uploads_terminated.inc();
-        if let Some(hooks) = hooks {
-            // Whatever events are on: the post-receive throttle keeps an entry per upload.
-            hooks.forget(id);
-            if let Some(upload) = upload {
-                hooks.notify(HookType::PostTerminate, upload);
-            }
+        if let (Some(hooks), Some(upload)) = (hooks, upload) {
+            hooks.notify(HookType::PostTerminate, upload);
         }
         Ok(TusResponse::status(204))
     }

@@ -413,9 +413,21 @@ impl Engine {
         self.known.insert(id);
     }
 
-    /// Upload `id` is gone: its next request reads the store before locking again.
-    pub(crate) fn forget_known(&self, id: &UploadId) {
+    /// Remove upload `id` (under its lock, `fence`) and everything this node keeps about it:
+    /// its place among the known uploads, its hook throttle. The one way DELETE, a stopping
+    /// post-receive hook and the reaper remove an upload.
+    pub(crate) async fn remove_upload(
+        &self,
+        termination: &dyn tusk_core::Termination,
+        id: &UploadId,
+        fence: u64,
+    ) -> Result<(), TusError> {
+        termination.terminate(id, fence).await?;
         self.known.forget(id);
+        if let Some(hooks) = self.hooks() {
+            hooks.forget(id);
+        }
+        Ok(())
     }
 
     /// The pre-access hook's answer for the current request on `info`'s upload (allowed when

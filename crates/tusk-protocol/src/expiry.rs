@@ -296,7 +296,7 @@ impl Engine {
                 "the store keeps expiry times but cannot remove uploads",
             )));
         };
-        termination.terminate(id, guard.fence()).await?;
+        self.remove_upload(termination, id, guard.fence()).await?;
         tusk_metrics::metrics().uploads_expired.inc();
         tracing::info!(upload_id = %id, "expired upload removed");
         Ok(true)

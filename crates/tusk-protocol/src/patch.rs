@@ -259,12 +259,14 @@ impl Engine {
     ) -> TusError {
         tracing::info!(upload_id = %info.id, "upload stopped by the post-receive hook");
         if let Some(termination) = self.termination() {
-            if let Err(err) = termination.terminate(&info.id, guard.fence()).await {
-                return err.into();
+            if let Err(err) = self
+                .remove_upload(termination, &info.id, guard.fence())
+                .await
+            {
+                return err;
             }
             tusk_metrics::metrics().uploads_terminated.inc();
-        }
-        if let Some(hooks) = self.hooks() {
+        } else if let Some(hooks) = self.hooks() {
             hooks.forget(&info.id);
         }
         TusError::HookRejected {

@@ -41,6 +41,10 @@ pub enum RedisError {
     /// A commit's expected parts or tail length no longer match.
     #[error("the upload's state moved on since it was read")]
     Mismatch,
+    /// A commit's staged tail bytes are gone from Redis (evicted or expired before the commit):
+    /// nothing was committed and the client resends from the offset it is told.
+    #[error("the tail bytes staged for this commit are gone from Redis (evicted or expired)")]
+    StagingLost,
     /// A value that may be set only once is already set.
     #[error("the upload's {0} is already set")]
     AlreadySet(&'static str),
@@ -125,7 +129,9 @@ impl RedisError {
             | RedisError::AlreadySet(_)
             | RedisError::Invalid(_)
             | RedisError::Setting { .. } => ErrorKind::Invalid,
-            RedisError::Full(_) | RedisError::NotReplicated { .. } => ErrorKind::Unavailable,
+            RedisError::Full(_) | RedisError::NotReplicated { .. } | RedisError::StagingLost => {
+                ErrorKind::Unavailable
+            }
             RedisError::InvalidUrl { .. }
             | RedisError::InvalidPrefix(_)
             | RedisError::Connect { .. }
@@ -197,6 +203,7 @@ mod tests {
             (RedisError::AlreadySet("length"), K::Invalid),
             (RedisError::Exists, K::Invalid),
             (RedisError::Corrupt("x".into()), K::Backend),
+            (RedisError::StagingLost, K::Unavailable),
         ];
         for (e, kind) in cases {
             let core = tusk_core::Error::from(e);

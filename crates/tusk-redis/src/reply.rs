@@ -27,6 +27,7 @@ pub(crate) fn split_marker(reply: Value) -> Result<Vec<Value>, RedisError> {
         b"notfound" => Err(RedisError::NotFound),
         b"fenced" => Err(RedisError::Fenced),
         b"mismatch" => Err(RedisError::Mismatch),
+        b"staging" => Err(RedisError::StagingLost),
         b"exists" => Err(RedisError::Exists),
         // The caller knows which value was already set and says so.
         b"set" => Err(RedisError::AlreadySet("value")),

@@ -3,7 +3,7 @@
 //! never be separated by another writer.
 //!
 //! Every script takes `KEYS = [state, parts, tail, finals]` and replies with an array whose first element
-//! is a marker: `ok` (followed by the result), or `notfound`, `fenced`, `mismatch`, `set`,
+//! is a marker: `ok` (followed by the result), or `notfound`, `fenced`, `mismatch`, `staging`, `set`,
 //! `exists`. Markers rather than error replies, so that no Redis version's error wrapping can
 //! blur them.
 
@@ -167,7 +167,7 @@ return {'ok'}
 
 /// ARGV: fence, expected parts, expected tail length, tail mode (`keep`, `append`,
 /// `replace`), tail bytes, then the new parts' ETags. Replies like [`GET`] with the new state,
-/// or `notfound`, `fenced`, `mismatch`. The flagged form is for commits that add parts and
+/// or `notfound`, `fenced`, `mismatch`, `staging` (the staged bytes are gone). The flagged form is for commits that add parts and
 /// empty the tail (a few bytes for up to a part freed); appends stay refused when Redis is full.
 ///
 /// Modes `append-staged` and `replace-staged` take the tail bytes from `KEYS[5]`, where the
@@ -184,8 +184,9 @@ if redis.call('LLEN', parts) ~= tonumber(ARGV[2])
 end
 local mode, bytes = ARGV[4], ARGV[5]
 if mode == 'append-staged' or mode == 'replace-staged' then
-  bytes = redis.call('GET', KEYS[5]) or ''
-  if #bytes ~= tonumber(ARGV[5]) then return {'mismatch'} end
+  -- Gone only if Redis evicted or expired it: not the upload moving on.
+  bytes = redis.call('GET', KEYS[5])
+  if not bytes or #bytes ~= tonumber(ARGV[5]) then return {'staging'} end
   redis.call('DEL', KEYS[5])
   if mode == 'append-staged' then mode = 'append' else mode = 'replace' end
 end

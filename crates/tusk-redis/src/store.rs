@@ -15,9 +15,8 @@ use crate::{RedisError, RedisState, scripts};
 /// entry in one slot, on one master.
 const CLUSTER_EXPIRY_SHARDS: u32 = 16;
 
-/// Tails longer than this are staged in slices before their commit (see `stage`).
-const STAGE_ABOVE: usize = 512 << 10;
-/// The bytes one staging command carries.
+/// The bytes one staging command carries; a tail longer than one slice is staged in slices
+/// before its commit (see `stage`).
 const STAGE_SLICE: usize = 512 << 10;
 /// How long staged bytes wait for their commit: far longer than any commit takes.
 const STAGE_TTL_MS: u64 = 10 * 60 * 1000;
@@ -68,26 +67,27 @@ impl RedisState {
     /// never mixes in) in slices of [`STAGE_SLICE`], one command at a time; returns the key.
     /// It expires by itself if the commit never comes.
     async fn stage(&self, id: &UploadId, fence: u64, bytes: &[u8]) -> Result<String, RedisError> {
-        let key = format!("{}{{{}}}:staging:{fence}", self.prefix, id.as_str());
-        let mut conn = self.conn.clone();
-        let mut first = true;
-        for slice in bytes.chunks(STAGE_SLICE) {
-            let mut cmd = redis::cmd(if first { "SET" } else { "APPEND" });
+        let key = format!("{}:staging:{fence}", self.base(id));
+        for (n, slice) in bytes.chunks(STAGE_SLICE).enumerate() {
+            let mut cmd = redis::cmd(if n == 0 { "SET" } else { "APPEND" });
             cmd.arg(&key).arg(slice);
-            if first {
+            if n == 0 {
                 cmd.arg("PX").arg(STAGE_TTL_MS);
             }
-            self.timed("stage", Some(id), cmd.query_async::<Value>(&mut conn))
-                .await?;
-            first = false;
+            self.query::<Value>("stage", Some(id), &cmd).await?;
         }
         Ok(key)
+    }
+
+    /// What every key of `id` starts with: the prefix and the upload's hash tag.
+    fn base(&self, id: &UploadId) -> String {
+        format!("{}{{{}}}", self.prefix, id.as_str())
     }
 
     /// The keys of `id`, sharing its hash tag: state, parts, tail, and the final uploads made
     /// from it.
     pub(crate) fn keys(&self, id: &UploadId) -> [String; 4] {
-        let base = format!("{}{{{}}}", self.prefix, id.as_str());
+        let base = self.base(id);
         [
             format!("{base}:state"),
             format!("{base}:parts"),
@@ -299,9 +299,15 @@ impl StateStore for RedisState {
         fence: u64,
         commit: Commit,
     ) -> tusk_core::Result<UploadState> {
+        // A large tail goes to Redis in slices first: each command copies one slice, where
+        // one command would copy the whole tail into the node's memory, outside the part
+        // buffer budget.
+        let staged = |b: &[u8]| b.len() > STAGE_SLICE;
         let (mode, bytes) = match &commit.tail {
             TailChange::Keep => ("keep", &[][..]),
+            TailChange::Append(b) if staged(b) => ("append-staged", &b[..]),
             TailChange::Append(b) => ("append", &b[..]),
+            TailChange::Replace(b) if staged(b) => ("replace-staged", &b[..]),
             TailChange::Replace(b) => ("replace", &b[..]),
         };
         // Adding parts and emptying the tail frees memory: allowed when Redis is full.
@@ -309,18 +315,10 @@ impl StateStore for RedisState {
             TailChange::Replace(b) if b.is_empty() => self.oom_safe(&scripts::COMMIT),
             _ => &scripts::COMMIT.plain,
         };
-        // A large tail goes to Redis in slices first: each command copies one slice, where
-        // one command would copy the whole tail into the node's memory, outside the part
-        // buffer budget.
-        let staging = if bytes.len() > STAGE_ABOVE {
+        let staging = if staged(bytes) {
             Some(self.stage(id, fence, bytes).await?)
         } else {
             None
-        };
-        let (mode, length) = match (&staging, mode) {
-            (Some(_), "append") => ("append-staged", bytes.len().to_string()),
-            (Some(_), _) => ("replace-staged", bytes.len().to_string()),
-            (None, mode) => (mode, String::new()),
         };
         let items = self
             .run_acknowledged_keys("commit", script, id, staging.as_deref(), |inv| {
@@ -328,8 +326,9 @@ impl StateStore for RedisState {
                     .arg(commit.expect_parts)
                     .arg(commit.expect_tail_len)
                     .arg(mode);
+                // A staged tail is in the staging key: the script checks its length.
                 if staging.is_some() {
-                    inv.arg(length.as_str());
+                    inv.arg(bytes.len());
                 } else {
                     inv.arg(bytes);
                 }

@@ -128,11 +128,7 @@ pub(super) async fn unsupported_version_412(p: &mut Probe) -> Outcome {
         response.status,
         response.header("tus-version")
     );
-    if let Some(location) = response.header("location")
-        && let Ok(url) = p.collection().join(location)
-    {
-        p.track(url);
-    }
+    p.track_location(&response);
     Ok(String::new())
 }
 

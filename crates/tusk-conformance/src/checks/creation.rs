@@ -83,12 +83,7 @@ pub(super) async fn max_size(p: &mut Probe) -> Outcome {
                 .header("Upload-Length", (max + 1).to_string()),
         )
         .await?;
-    if response.status == 201
-        && let Some(location) = response.header("location")
-        && let Ok(url) = p.collection().join(location)
-    {
-        p.track(url);
-    }
+    p.track_location(&response);
     ensure!(
         response.status == 413,
         "POST with Upload-Length {} (Tus-Max-Size + 1) answered {}, expected 413",
@@ -100,11 +95,7 @@ pub(super) async fn max_size(p: &mut Probe) -> Outcome {
 
 pub(super) async fn length_required(p: &mut Probe) -> Outcome {
     let response = p.send(Request::new("POST", &p.collection()).tus()).await?;
-    if let Some(location) = response.header("location")
-        && let Ok(url) = p.collection().join(location)
-    {
-        p.track(url);
-    }
+    p.track_location(&response);
     ensure!(
         (400..500).contains(&response.status),
         "POST without Upload-Length or Upload-Defer-Length answered {}, expected 400",
@@ -240,11 +231,7 @@ pub(super) async fn defer_value(p: &mut Probe) -> Outcome {
                 .header("Upload-Defer-Length", "2"),
         )
         .await?;
-    if let Some(location) = response.header("location")
-        && let Ok(url) = p.collection().join(location)
-    {
-        p.track(url);
-    }
+    p.track_location(&response);
     ensure!(
         response.status == 400,
         "POST with Upload-Defer-Length: 2 answered {}, expected 400",

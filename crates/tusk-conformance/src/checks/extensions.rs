@@ -301,8 +301,7 @@ pub(super) async fn cors_expose(p: &mut Probe) -> Outcome {
         fail!("POST with Origin answered {}", response.status);
     };
     let url = p
-        .collection()
-        .join(location)
+        .resolve(location)
         .map_err(|e| Verdict::Fail(e.to_string()))?;
     p.track(url.clone());
     if !response.has("access-control-allow-origin") {

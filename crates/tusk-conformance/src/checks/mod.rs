@@ -864,9 +864,7 @@ impl Probe {
             );
         };
         let url = self
-            .cx
-            .collection
-            .join(location)
+            .resolve(location)
             .map_err(|e| Verdict::Fail(format!("Location {location:?}: {e}")))?;
         self.created.push(url.clone());
         Ok((url, response))
@@ -1025,6 +1023,32 @@ impl Probe {
     pub fn track(&mut self, url: Url) {
         self.created.push(url);
     }
+
+    /// `location` (a server's `Location`) resolved against the collection. A URL on another
+    /// server is refused unless `--allow-remote`: the target's vetting must not be undone by
+    /// a `Location` that sends this run's PATCHes and DELETEs somewhere else.
+    pub fn resolve(&self, location: &str) -> Result<Url, HttpError> {
+        let url = self.cx.collection.join(location)?;
+        if !self.cx.config.allow_remote
+            && (url.host != self.cx.collection.host || url.port != self.cx.collection.port)
+        {
+            return Err(HttpError::Url {
+                url: location.to_owned(),
+                why: "points at another server than the one checked (--allow-remote allows it)",
+            });
+        }
+        Ok(url)
+    }
+
+    /// Remember the upload a successful response's `Location` names, so cleanup deletes it.
+    pub fn track_location(&mut self, response: &Response) {
+        if response.is_success()
+            && let Some(location) = response.header("location")
+            && let Ok(url) = self.resolve(location)
+        {
+            self.track(url);
+        }
+    }
 }
 
 fn shorten(text: &str) -> String {
@@ -1171,6 +1195,10 @@ fn validate(config: &Config) -> Result<(), Error> {
     }
     if config.timeout.is_zero() {
         return Err(Error::Invalid("--timeout must be above zero".into()));
+    }
+    // Deadlines are computed from it (a check's budget is 12 of them): no overflow.
+    if config.timeout > Duration::from_secs(3600) {
+        return Err(Error::Invalid("--timeout must be at most 3600 s".into()));
     }
     if config.big < 1024 {
         return Err(Error::Invalid("--big must be at least 1024 bytes".into()));

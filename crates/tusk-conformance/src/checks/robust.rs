@@ -12,15 +12,6 @@ use crate::http::{HttpError, Request, Response, Streaming, Url};
 
 const CHUNK: usize = 64 * 1024;
 
-fn track_location(p: &mut Probe, response: &Response) {
-    if response.status == 201
-        && let Some(location) = response.header("location")
-        && let Ok(url) = p.collection().join(location)
-    {
-        p.track(url);
-    }
-}
-
 fn client_error(status: u16) -> bool {
     (400..500).contains(&status)
 }
@@ -42,7 +33,7 @@ pub(super) async fn length_invalid(p: &mut Probe) -> Outcome {
             .tus()
             .header("Upload-Length", value);
         let response = p.send(request).await?;
-        track_location(p, &response);
+        p.track_location(&response);
         if !client_error(response.status) {
             wrong.push(format!("{value:?} -> {}", response.status));
         }
@@ -63,7 +54,7 @@ pub(super) async fn length_huge(p: &mut Probe) -> Outcome {
             .tus()
             .header("Upload-Length", value.to_string());
         let response = p.send(request).await?;
-        track_location(p, &response);
+        p.track_location(&response);
         match max {
             Some(max) if value > max => ensure!(
                 response.status == 413,
@@ -120,7 +111,7 @@ pub(super) async fn duplicate_headers(p: &mut Probe) -> Outcome {
         .header("Upload-Length", "10")
         .header("Upload-Length", "20");
     let created = p.send(request).await?;
-    track_location(p, &created);
+    p.track_location(&created);
     let url = p.create(10).await?;
     let request = Probe::patch_request(&url, 0, b"abc".to_vec()).header("Upload-Offset", "3");
     let patched = p.send(request).await?;
@@ -150,12 +141,12 @@ pub(super) async fn metadata_malformed(p: &mut Probe) -> Outcome {
             .header("Upload-Length", "1")
             .header("Upload-Metadata", value.clone());
         let response = p.send(request).await?;
-        track_location(p, &response);
+        p.track_location(&response);
         if response.status != 201 && !client_error(response.status) {
             wrong.push(format!("{value:?} -> {}", response.status));
         } else if response.status == 201
             && let Some(location) = response.header("location")
-            && let Ok(url) = p.collection().join(location)
+            && let Ok(url) = p.resolve(location)
         {
             let head = p.head(&url).await?;
             if !head.is_success() {
@@ -180,7 +171,7 @@ pub(super) async fn metadata_large(p: &mut Probe) -> Outcome {
             .header("Upload-Length", "1")
             .header("Upload-Metadata", value);
         let response = p.send(request).await?;
-        track_location(p, &response);
+        p.track_location(&response);
         ensure!(
             response.status == 201 || client_error(response.status),
             "POST with {size} bytes of metadata answered {}, expected 201 or a 4xx (413, 431)",
@@ -219,11 +210,8 @@ pub(super) async fn metadata_injection(p: &mut Probe) -> Outcome {
     if response.status != 201 {
         return Ok(format!("metadata refused with {}", response.status));
     }
-    track_location(p, &response);
-    let Some(url) = response
-        .header("location")
-        .and_then(|l| p.collection().join(l).ok())
-    else {
+    p.track_location(&response);
+    let Some(url) = response.header("location").and_then(|l| p.resolve(l).ok()) else {
         fail!("201 without a usable Location");
     };
     let head = p.head(&url).await?;
@@ -437,6 +425,11 @@ pub(super) async fn finish(
         if offset == data.len() as u64 {
             return Ok(());
         }
+        ensure!(
+            Instant::now() < deadline,
+            "HEAD still reports offset {offset} of {} at the deadline: appends were acknowledged but not applied",
+            data.len()
+        );
         let request = p.append_request(url, offset, data[offset as usize..].to_vec(), true);
         let response = p.send(request).await?;
         match response.status {

@@ -162,6 +162,26 @@ async fn receive(
 }
 
 /// Marks `id` complete (or not, for a transfer that did not end well) after `end`.
+/// Settles a request's body (`ignored`: the defect that drops a completing `?1`): whether the
+/// upload is complete and its offset, or the 400 a cut body gets.
+async fn conclude(
+    server: &Server,
+    id: &str,
+    complete: bool,
+    end: &Received,
+    ignored: bool,
+) -> Result<(bool, u64), Resp> {
+    let complete = settle(server, id, complete, end).await && !ignored;
+    let mut state = server.state.lock().await;
+    if !complete && let Some(upload) = state.uploads.get_mut(id) {
+        upload.complete = false;
+    }
+    if !matches!(end, Received::All) {
+        return Err(Resp::new(400).closing());
+    }
+    Ok((complete, state.uploads.get(id).map_or(0, |u| u.offset)))
+}
+
 async fn settle(server: &Server, id: &str, complete: bool, end: &Received) -> bool {
     let mut state = server.state.lock().await;
     let Some(upload) = state.uploads.get_mut(id) else {
@@ -242,21 +262,18 @@ async fn create(server: &Server, conn: &mut Conn, req: &mut Req) -> Resp {
     }
     let store = !server.has(Defect::IetfCreationDropsContent);
     let end = receive(server, conn, &id, 0, declared, stop, store).await;
-    let complete = settle(server, &id, complete, &end).await
-        && !server.has(Defect::IetfCreationCompleteIgnored);
-    if !complete && let Some(upload) = server.state.lock().await.uploads.get_mut(&id) {
-        upload.complete = false;
-    }
-    if !matches!(end, Received::All) {
-        return Resp::new(400).closing();
-    }
-    let offset = server
-        .state
-        .lock()
-        .await
-        .uploads
-        .get(&id)
-        .map_or(0, |u| u.offset);
+    let (complete, offset) = match conclude(
+        server,
+        &id,
+        complete,
+        &end,
+        server.has(Defect::IetfCreationCompleteIgnored),
+    )
+    .await
+    {
+        Ok(settled) => settled,
+        Err(resp) => return resp,
+    };
     let mut resp = Resp::new(if server.has(Defect::IetfCreate200) {
         200
     } else {
@@ -386,21 +403,18 @@ async fn append(server: &Server, conn: &mut Conn, req: &mut Req) -> Resp {
     }
     let store = !server.has(Defect::IetfAppendNotApplied);
     let end = receive(server, conn, &id, offset, declared, stop, store).await;
-    let complete =
-        settle(server, &id, complete, &end).await && !server.has(Defect::IetfAppendCompleteIgnored);
-    if !complete && let Some(upload) = server.state.lock().await.uploads.get_mut(&id) {
-        upload.complete = false;
-    }
-    if !matches!(end, Received::All) {
-        return Resp::new(400).closing();
-    }
-    let offset = server
-        .state
-        .lock()
-        .await
-        .uploads
-        .get(&id)
-        .map_or(0, |u| u.offset);
+    let (complete, offset) = match conclude(
+        server,
+        &id,
+        complete,
+        &end,
+        server.has(Defect::IetfAppendCompleteIgnored),
+    )
+    .await
+    {
+        Ok(settled) => settled,
+        Err(resp) => return resp,
+    };
     let resp = Resp::new(204).h("Upload-Offset", offset.to_string());
     if server.has(Defect::IetfAppendNoComplete) && !complete {
         resp

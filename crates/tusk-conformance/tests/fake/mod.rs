@@ -555,21 +555,24 @@ async fn handle(server: &Server, conn: &mut Conn, req: &mut Req) -> Resp {
     }
 }
 
+/// The tus extensions the fake advertises (`Tus-Extension`) unless a defect hides some.
+pub const EXTENSIONS: &[&str] = &[
+    "creation",
+    "creation-with-upload",
+    "creation-defer-length",
+    "termination",
+    "checksum",
+    "checksum-trailer",
+    "expiration",
+    "concatenation",
+    "concatenation-unfinished",
+];
+
 fn extensions(server: &Server) -> String {
     if server.has(Defect::BadExtensionList) {
         return "Creation; Termination; Checksum".into();
     }
-    let mut list = vec![
-        "creation",
-        "creation-with-upload",
-        "creation-defer-length",
-        "termination",
-        "checksum",
-        "checksum-trailer",
-        "expiration",
-        "concatenation",
-        "concatenation-unfinished",
-    ];
+    let mut list = EXTENSIONS.to_vec();
     if server.has(Defect::WithUploadWithoutCreation) {
         list.retain(|e| *e != "creation");
     }

@@ -113,36 +113,53 @@ impl Drop for Held {
         let inner = &self.locker.inner;
         // A request of this node that wants the same lock meanwhile waits for this unlock
         // instead of asking its own node to let go (a release request and a watch).
-        let done = inner.releasing.start(&key);
+        let unlocking = Unlocking {
+            entry: Some(inner.releasing.start(&key)),
+            locker: locker.clone(),
+            key,
+        };
         inner.unlocks.spawn_on(
             async move {
-                let unlocked = async {
-                    for attempt in 1..=UNLOCK_ATTEMPTS {
-                        // A lost lease took the key with it.
-                        if lease.lost().is_cancelled()
-                            || unlock(&locker.inner.client, &key, revision).await
-                        {
-                            return;
-                        }
-                        if attempt < UNLOCK_ATTEMPTS {
-                            sleep(RESYNC_BACKOFF * attempt).await;
-                        }
+                let key = unlocking.key.as_str();
+                for attempt in 1..=UNLOCK_ATTEMPTS {
+                    // A lost lease took the key with it.
+                    if lease.lost().is_cancelled()
+                        || unlock(&locker.inner.client, key, revision).await
+                    {
+                        return;
                     }
-                    // The node's lease would keep the key alive for as long as the node runs:
-                    // stop using that lease, so the key goes with it once its last lock is
-                    // dropped.
-                    tracing::warn!(
-                        key,
-                        lease = lease.id(),
-                        "cannot delete an etcd lock key; retiring the node's lease so it goes with it"
-                    );
-                    locker.inner.lease.retire(&lease).await;
-                };
-                unlocked.await;
-                locker.inner.releasing.finish(&key, done);
+                    if attempt < UNLOCK_ATTEMPTS {
+                        sleep(RESYNC_BACKOFF * attempt).await;
+                    }
+                }
+                // The node's lease would keep the key alive for as long as the node runs: stop
+                // using that lease, so the key goes with it once its last lock is dropped.
+                tracing::warn!(
+                    key,
+                    lease = lease.id(),
+                    "cannot delete an etcd lock key; retiring the node's lease so it goes with it"
+                );
+                locker.inner.lease.retire(&lease).await;
             },
             &inner.runtime,
         );
+    }
+}
+
+/// An unlock in flight, as this node's next request on the key waits for it (see
+/// `Releasing`). Dropped when the unlock task ends, however it ends (done, given up, or the task
+/// dropped with its runtime), so no waiter is left waiting on an entry that never finishes.
+struct Unlocking {
+    locker: EtcdLocker,
+    key: String,
+    entry: Option<(u64, CancellationToken)>,
+}
+
+impl Drop for Unlocking {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.locker.inner.releasing.finish(&self.key, entry);
+        }
     }
 }
 

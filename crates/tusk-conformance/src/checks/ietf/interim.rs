@@ -213,9 +213,7 @@ pub(super) async fn optimistic_cut(p: &mut Probe) -> Outcome {
             )));
         }
     };
-    let url = interim
-        .header("location")
-        .and_then(|l| p.collection().join(l).ok());
+    let url = interim.header("location").and_then(|l| p.resolve(l).ok());
     let (sent, note) = robust::cut_stream(p, &request, stream, Cut::Rst).await?;
     let Some(url) = url else {
         fail!(

@@ -492,7 +492,7 @@ fn located(p: &mut Probe, response: &Response) -> Option<Url> {
             .find(|i| i.status == 104)
             .and_then(|i| i.header("location"))
     })?;
-    let url = p.collection().join(location).ok()?;
+    let url = p.resolve(location).ok()?;
     p.track(url.clone());
     Some(url)
 }
@@ -531,8 +531,7 @@ fn created(p: &mut Probe, response: &Response) -> Result<Url, Verdict> {
         );
     };
     let url = p
-        .collection()
-        .join(location)
+        .resolve(location)
         .map_err(|e| Verdict::Fail(format!("Location {location:?}: {e}")))?;
     p.track(url.clone());
     Ok(url)
