@@ -27,7 +27,7 @@ pub struct ConformanceArgs {
     #[arg(long, value_name = "LIST")]
     pub checks: Option<CommaList>,
 
-    /// Bound on each request (a whole check gets 12 times this).
+    /// Bound on each request, at most 1h (a whole check gets 12 times this).
     #[arg(long, value_name = "DURATION", default_value = "15s")]
     pub timeout: HumanDuration,
 
@@ -57,8 +57,9 @@ pub struct ConformanceArgs {
     #[arg(long, value_name = "DIR")]
     pub store_dir: Option<PathBuf>,
 
-    /// Allow a target that resolves to a public address (by default only loopback and
-    /// private networks: the checks write, delete and send hostile requests).
+    /// Allow a target that resolves to a public address, and a `Location` on another server
+    /// (by default only loopback and private networks: the checks write, delete and send
+    /// hostile requests).
     #[arg(long)]
     pub allow_remote: bool,
 
