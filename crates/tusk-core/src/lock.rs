@@ -53,7 +53,9 @@ impl LockGuard {
         }
     }
 
-    /// The fencing token: strictly greater than any earlier holder's for the same upload.
+    /// The fencing token: strictly greater than any earlier holder's for the same upload. A
+    /// lock a node keeps between its requests on the upload (the etcd locker does) is still
+    /// the same holder's and keeps its token.
     pub fn fence(&self) -> u64 {
         self.fence
     }

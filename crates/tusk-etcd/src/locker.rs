@@ -6,6 +6,7 @@
 mod acquire;
 mod connect;
 mod holder;
+mod kept;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -32,7 +33,8 @@ use crate::{EtcdError, rpc};
 /// A guard's [`LockGuard::lost`] fires when etcd says the node's lease is gone, when the lock
 /// key is deleted from outside, or when the lease may have expired by the local clock (a tenth
 /// of the TTL early, so a partitioned or paused holder stops before etcd lets anyone else in).
-/// Dropping the guard deletes the key in a spawned task.
+/// Dropping the guard deletes the key in a spawned task, or, when this node's requests on the
+/// upload follow each other, keeps the lock a moment for the next one (`kept`).
 #[derive(Clone)]
 pub struct EtcdLocker {
     inner: Arc<Inner>,
@@ -50,6 +52,8 @@ struct Inner {
     unlocks: TaskTracker,
     /// The same unlocks by lock key, for this node's next request on the upload to wait on.
     releasing: Releasing,
+    /// Locks kept between this node's requests on an upload.
+    kept: kept::Kept,
     /// The runtime `connect` ran on, which owns the client's connections. Unlocks run there:
     /// a request's own runtime (an HTTP worker's) may stop before the unlock is done.
     runtime: tokio::runtime::Handle,
@@ -88,6 +92,9 @@ impl Locker for EtcdLocker {
     }
 
     async fn flush(&self, timeout: Duration) {
+        for hold in self.inner.kept.close() {
+            self.unlock_later(hold);
+        }
         self.inner.unlocks.close();
         if tokio::time::timeout(timeout, self.inner.unlocks.wait())
             .await
@@ -99,6 +106,7 @@ impl Locker for EtcdLocker {
             );
         }
         self.inner.unlocks.reopen();
+        self.inner.kept.reopen();
         // Whatever this node still has in etcd (a lock whose unlock failed, a waiter's release
         // request) goes with the lease now, not a TTL later.
         self.inner.lease.revoke().await;
@@ -121,7 +129,13 @@ impl Locker for EtcdLocker {
 struct Releasing {
     keys: std::sync::Mutex<std::collections::HashMap<String, (u64, CancellationToken)>>,
     next: AtomicU64,
+    /// When this node last gave each lock back, for the last [`kept::KEEP_FOR`]: a request
+    /// that takes one of these follows the node's previous request on the upload.
+    given_back: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
 }
+
+/// At most this many locks remembered as given back a moment ago.
+const MAX_GIVEN_BACK: usize = 4096;
 
 impl Releasing {
     /// An unlock of `key` starts; returns its number, for [`Releasing::finish`].
@@ -144,6 +158,28 @@ impl Releasing {
         {
             keys.remove(key);
         }
+        if let Ok(mut given_back) = self.given_back.lock() {
+            if given_back.len() >= MAX_GIVEN_BACK {
+                given_back.retain(|_, at| at.elapsed() < kept::KEEP_FOR);
+                // A flood of uploads: forgetting them all costs a kept lock or two, not memory.
+                if given_back.len() >= MAX_GIVEN_BACK {
+                    given_back.clear();
+                }
+            }
+            given_back.insert(key.to_owned(), tokio::time::Instant::now());
+        }
+    }
+
+    /// Whether this node gave the lock `key` back within the last [`kept::KEEP_FOR`], or is
+    /// giving it back now.
+    fn given_back_lately(&self, key: &str) -> bool {
+        let unlocking = self.keys.lock().is_ok_and(|keys| keys.contains_key(key));
+        unlocking
+            || self.given_back.lock().is_ok_and(|given_back| {
+                given_back
+                    .get(key)
+                    .is_some_and(|at| at.elapsed() < kept::KEEP_FOR)
+            })
     }
 
     /// What to wait on for this node's unlock of `key` in flight, if there is one: cancelled

@@ -1040,9 +1040,10 @@ async fn a_lock_its_own_node_is_giving_back_is_taken_without_a_release_request()
     }
     let prefix = unique_prefix("regive");
     let locker = locker(&prefix, Duration::from_secs(5)).await;
-    let id = UploadId::generate();
     let mut client = raw_client().await;
     for round in 0..20 {
+        // A new upload each round: on one the node has just locked twice, it keeps the lock.
+        let id = UploadId::generate();
         let first = within("first lock", locker.lock(&id, PATIENCE))
             .await
             .unwrap();
@@ -1090,4 +1091,147 @@ async fn a_lock_its_own_node_is_giving_back_is_taken_without_a_release_request()
         assert!(keys.contains(&lock_key(&prefix, &id)), "{keys:?}");
         drop(second);
     }
+}
+
+/// The revision of the etcd cluster now: it moves with every write.
+async fn revision(client: &mut Client) -> i64 {
+    client
+        .get("tusk-test/", Some(GetOptions::new().with_count_only()))
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision()
+}
+
+/// Take the lock twice in a row on `node`, so that it keeps it after the second: its requests
+/// on the upload follow each other. Returns the fence it keeps.
+async fn lock_twice(node: &EtcdLocker, id: &UploadId) -> u64 {
+    drop(within("lock", node.lock(id, PATIENCE)).await.unwrap());
+    let second = within("lock again", node.lock(id, PATIENCE)).await.unwrap();
+    second.fence()
+}
+
+#[tokio::test]
+async fn a_node_keeps_a_lock_between_its_requests_without_writing_to_etcd() {
+    if !services_enabled("a_node_keeps_a_lock_between_its_requests_without_writing_to_etcd") {
+        return;
+    }
+    let prefix = unique_prefix("kept");
+    let node = locker(&prefix, Duration::from_secs(10)).await;
+    let id = UploadId::generate();
+    let kept_fence = lock_twice(&node, &id).await;
+    let mut raw = raw_client().await;
+    // The kept lock's key stays; the unlock of the first lock is the last write.
+    eventually_keys(&prefix, "the kept lock stays in etcd", |keys| {
+        keys.contains(&lock_key(&prefix, &id))
+    })
+    .await;
+    let before = revision(&mut raw).await;
+    for _ in 0..10 {
+        let guard = within("the kept lock", node.lock(&id, PATIENCE))
+            .await
+            .unwrap();
+        assert_eq!(guard.fence(), kept_fence, "the same holder keeps its token");
+        assert!(!guard.release_requested().is_cancelled());
+        assert!(!guard.lost().is_cancelled());
+    }
+    assert_eq!(
+        revision(&mut raw).await,
+        before,
+        "taking a kept lock wrote to etcd"
+    );
+    // Not kept forever: it goes by itself.
+    eventually_keys(&prefix, "the kept lock given back in time", |keys| {
+        !keys.contains(&lock_key(&prefix, &id))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_kept_lock_goes_to_another_node_at_once_and_is_not_reused_after() {
+    if !services_enabled("a_kept_lock_goes_to_another_node_at_once_and_is_not_reused_after") {
+        return;
+    }
+    let prefix = unique_prefix("kept-handover");
+    let ttl = Duration::from_secs(10);
+    let node_a = locker(&prefix, ttl).await;
+    let node_b = locker(&prefix, ttl).await;
+    let id = UploadId::generate();
+    let kept_fence = lock_twice(&node_a, &id).await;
+    let started = std::time::Instant::now();
+    let on_b = within(
+        "node B takes the lock node A keeps",
+        node_b.lock(&id, PATIENCE),
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    println!("node B took the kept lock after {took:?}");
+    // Kept locks are given back for 2 s at most; a request elsewhere must not wait that out.
+    assert!(
+        took < Duration::from_secs(1),
+        "node B waited {took:?}, as if for the keep time"
+    );
+    assert!(on_b.fence() > kept_fence);
+    // Node A's next request queues behind node B's and gets a lock of its own.
+    let b_fence = on_b.fence();
+    let again = tokio::spawn({
+        let node_a = node_a.clone();
+        let id = id.clone();
+        async move { node_a.lock(&id, PATIENCE).await }
+    });
+    within(
+        "node B asked to let go",
+        on_b.release_requested().cancelled(),
+    )
+    .await;
+    drop(on_b);
+    let on_a = within("node A again", again).await.unwrap().unwrap();
+    assert!(on_a.fence() > b_fence, "node A reused a lock it gave away");
+}
+
+#[tokio::test]
+async fn a_kept_lock_whose_lease_is_lost_is_not_reused() {
+    if !services_enabled("a_kept_lock_whose_lease_is_lost_is_not_reused") {
+        return;
+    }
+    let prefix = unique_prefix("kept-lost");
+    let node = locker(&prefix, Duration::from_secs(10)).await;
+    let id = UploadId::generate();
+    let kept_fence = lock_twice(&node, &id).await;
+    let mut raw = raw_client().await;
+    let held = raw.get(lock_key(&prefix, &id), None).await.unwrap();
+    let lease = held.kvs()[0].lease();
+    raw.lease_revoke(lease).await.expect("revoke from outside");
+    eventually_keys(&prefix, "the kept lock gone with its lease", |keys| {
+        !keys.contains(&lock_key(&prefix, &id))
+    })
+    .await;
+    let guard = within("lock after the lease is gone", node.lock(&id, PATIENCE))
+        .await
+        .unwrap();
+    assert!(guard.fence() > kept_fence, "a lost lock was reused");
+    assert!(!guard.lost().is_cancelled());
+}
+
+#[tokio::test]
+async fn flush_gives_back_the_locks_a_node_keeps() {
+    if !services_enabled("flush_gives_back_the_locks_a_node_keeps") {
+        return;
+    }
+    let prefix = unique_prefix("kept-flush");
+    let node = locker(&prefix, Duration::from_secs(30)).await;
+    let id = UploadId::generate();
+    let kept_fence = lock_twice(&node, &id).await;
+    node.flush(PATIENCE).await;
+    let epoch_key = format!("{prefix}epoch");
+    eventually_keys(&prefix, "nothing of the node left", |keys| {
+        keys == [epoch_key.as_str()]
+    })
+    .await;
+    let guard = within("lock after flush", node.lock(&id, PATIENCE))
+        .await
+        .unwrap();
+    assert!(guard.fence() > kept_fence, "a flushed lock was reused");
 }

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub lock_releases_honoured: IntCounter,
     /// `tusk_locks_lost_total`.
     pub locks_lost: IntCounter,
+    /// `tusk_locks_kept_reused_total`.
+    pub locks_kept_reused: IntCounter,
     /// `tusk_s3_request_duration_seconds{operation}`.
     pub s3_duration: HistogramVec,
     /// `tusk_s3_errors_total{operation}`.
@@ -217,6 +219,11 @@ impl Metrics {
                 r,
                 "tusk_locks_lost_total",
                 "Requests whose upload lock was lost (lease expired, newer holder) and that committed nothing more.",
+            ),
+            locks_kept_reused: counter(
+                r,
+                "tusk_locks_kept_reused_total",
+                "Requests that took an upload's lock their node kept from its previous request on it, without a lock service round trip.",
             ),
             s3_duration: seconds_vec(
                 r,

@@ -11,7 +11,7 @@ use etcd_client::{
 use tokio::time::{Instant, sleep_until};
 use tusk_core::{LockGuard, UploadId};
 
-use super::holder::{RESYNC_BACKOFF, unlock};
+use super::holder::{RESYNC_BACKOFF, Taken, unlock};
 use super::{EtcdLocker, Keys};
 use crate::lease::Lease;
 use crate::{EtcdError, rpc};
@@ -25,6 +25,16 @@ impl EtcdLocker {
         let deadline = Instant::now() + wait;
         let lock_key = self.key("lock", id);
         let release_key = self.key("release", id);
+        if let Some(hold) = self.inner.kept.take(&lock_key) {
+            if !hold.asked.is_cancelled() && !hold.lost.is_cancelled() {
+                tusk_metrics::metrics().locks_kept_reused.inc();
+                tracing::debug!(upload_id = %id, "kept etcd lock taken");
+                return Ok(self.guard(hold));
+            }
+            // Another request asked for it, or it is lost: it goes, and this request queues.
+            self.unlock_later(hold);
+        }
+        let follows_own = self.inner.releasing.given_back_lately(&lock_key);
         if let Some(unlocking) = self.inner.releasing.wait(&lock_key) {
             // This node's previous request on the upload is giving the lock back right now:
             // its delete is a round trip away, far sooner than a release request would be
@@ -78,7 +88,13 @@ impl EtcdLocker {
                         release_key,
                         token,
                     };
-                    return self.hold(id, keys, lease, revision, epoch, waiter);
+                    let taken = Taken {
+                        revision,
+                        epoch,
+                        waiter,
+                        follows_own,
+                    };
+                    return self.hold(id, keys, lease, taken);
                 }
                 Attempt::Held { revision } => {
                     // Counted once per waiting request, as the in-process locker does; later

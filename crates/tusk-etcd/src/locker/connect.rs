@@ -113,6 +113,7 @@ impl EtcdLocker {
                 endpoints,
                 unlocks: TaskTracker::new(),
                 releasing: Default::default(),
+                kept: Default::default(),
                 runtime: tokio::runtime::Handle::current(),
             }),
         })

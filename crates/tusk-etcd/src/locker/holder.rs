@@ -24,31 +24,37 @@ const WATCH_DELAY: Duration = Duration::from_millis(100);
 pub(super) const RESYNC_BACKOFF: Duration = Duration::from_millis(200);
 
 impl EtcdLocker {
+    /// The guard of a lock just taken (see [`Taken`]).
     pub(super) fn hold(
         &self,
         id: &UploadId,
         keys: Keys,
         lease: Arc<Lease>,
-        revision: i64,
-        epoch: u64,
-        waiter: bool,
+        taken: Taken,
     ) -> Result<LockGuard, EtcdError> {
         let Keys {
             lock_key,
             release_key,
             token,
         } = keys;
+        let Taken {
+            revision,
+            epoch,
+            waiter,
+            follows_own,
+        } = taken;
         let fence = fence(epoch, revision)
             .ok_or(EtcdError::Unexpected("the lock transaction (revision)"))?;
-        let release = CancellationToken::new();
+        let asked = CancellationToken::new();
         if waiter {
             // Someone was already waiting for the previous holder: make way for them at once.
-            release.cancel();
+            asked.cancel();
         }
         // A child: losing this lock (its key deleted from outside) must not cancel the node's
         // lease for every other lock.
         let lost = lease.lost().child_token();
         let stop = CancellationToken::new();
+        let watch_now = CancellationToken::new();
         tokio::spawn(
             Holder {
                 client: self.inner.client.clone(),
@@ -56,61 +62,66 @@ impl EtcdLocker {
                 release_key,
                 token,
                 revision,
-                release: release.clone(),
+                release: asked.clone(),
                 lost: lost.clone(),
                 stop: stop.clone(),
+                watch_now: watch_now.clone(),
             }
             .run(),
         );
         tracing::debug!(upload_id = %id, fence, "etcd lock taken");
-        let held = Held {
-            locker: self.clone(),
+        Ok(self.guard(Hold {
             lock_key,
             revision,
-            lease: Some(lease),
+            fence,
+            lease,
             stop,
-        };
-        Ok(LockGuard::new(fence, release, lost, Box::new(held)))
+            asked,
+            lost,
+            watch_now,
+            keep: follows_own,
+        }))
     }
-}
 
-/// Delete the lock key created at `revision`, if it is still that one: once the lease was lost,
-/// the key may be someone else's. Returns whether etcd answered.
-pub(super) async fn unlock(client: &Client, key: &str, revision: i64) -> bool {
-    let unlock = Txn::new()
-        .when([Compare::create_revision(key, CompareOp::Equal, revision)])
-        .and_then([TxnOp::delete(key, None)]);
-    match rpc("release a lock", client.kv_client().txn(unlock)).await {
-        Ok(_) => true,
-        Err(error) => {
-            tracing::debug!(key, %error, "cannot delete etcd lock key");
-            false
+    /// A guard over `hold`, for one request.
+    pub(super) fn guard(&self, hold: Hold) -> LockGuard {
+        LockGuard::new(
+            hold.fence,
+            hold.asked.clone(),
+            hold.lost.clone(),
+            Box::new(Held {
+                locker: self.clone(),
+                hold: Some(hold),
+            }),
+        )
+    }
+
+    /// A request is done with `hold`: keep it for this node's next request on the upload when
+    /// that is worth it and safe (nobody asked for it, it is not lost), else unlock.
+    fn give_back(&self, hold: Hold) {
+        if hold.keep && !hold.asked.is_cancelled() && !hold.lost.is_cancelled() {
+            // From now on a request of another node must be heard at once, not after the delay
+            // that spares short locks a watch.
+            hold.watch_now.cancel();
+            match self.inner.kept.put(self, hold) {
+                Ok(()) => return,
+                Err(hold) => return self.unlock_later(hold),
+            }
         }
+        self.unlock_later(hold);
     }
-}
 
-/// Attempts to delete a lock key before its lease is retired instead.
-const UNLOCK_ATTEMPTS: u32 = 3;
-
-/// What the guard owns: dropping it unlocks.
-struct Held {
-    locker: EtcdLocker,
-    lock_key: String,
-    revision: i64,
-    lease: Option<Arc<Lease>>,
-    stop: CancellationToken,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        let Some(lease) = self.lease.take() else {
-            return;
-        };
-        let locker = self.locker.clone();
-        let key = std::mem::take(&mut self.lock_key);
-        let revision = self.revision;
-        let inner = &self.locker.inner;
+    /// Delete the lock key of `hold` in a task of the locker's runtime (tracked, for `flush`).
+    pub(super) fn unlock_later(&self, hold: Hold) {
+        hold.stop.cancel();
+        let Hold {
+            lock_key: key,
+            revision,
+            lease,
+            ..
+        } = hold;
+        let locker = self.clone();
+        let inner = &self.inner;
         // A request of this node that wants the same lock meanwhile waits for this unlock
         // instead of asking its own node to let go (a release request and a watch).
         let unlocking = Unlocking {
@@ -146,6 +157,68 @@ impl Drop for Held {
     }
 }
 
+/// A lock the lock transaction created.
+pub(super) struct Taken {
+    /// The lock key's create revision.
+    pub(super) revision: i64,
+    /// The cluster's epoch.
+    pub(super) epoch: u64,
+    /// A release request was already waiting for it.
+    pub(super) waiter: bool,
+    /// This node gave the lock back a moment ago: its requests on the upload follow each
+    /// other, so the lock is kept for the next one when this guard is dropped (`kept`).
+    pub(super) follows_own: bool,
+}
+
+/// Delete the lock key created at `revision`, if it is still that one: once the lease was lost,
+/// the key may be someone else's. Returns whether etcd answered.
+pub(super) async fn unlock(client: &Client, key: &str, revision: i64) -> bool {
+    let unlock = Txn::new()
+        .when([Compare::create_revision(key, CompareOp::Equal, revision)])
+        .and_then([TxnOp::delete(key, None)]);
+    match rpc("release a lock", client.kv_client().txn(unlock)).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::debug!(key, %error, "cannot delete etcd lock key");
+            false
+        }
+    }
+}
+
+/// Attempts to delete a lock key before its lease is retired instead.
+const UNLOCK_ATTEMPTS: u32 = 3;
+
+/// A lock this node holds in etcd, whether a request uses it or the node keeps it.
+pub(super) struct Hold {
+    pub(super) lock_key: String,
+    revision: i64,
+    fence: u64,
+    lease: Arc<Lease>,
+    /// Stops the holder task (the watch).
+    stop: CancellationToken,
+    /// Fired by the holder task when a request (of any node) asks for the lock.
+    pub(super) asked: CancellationToken,
+    pub(super) lost: CancellationToken,
+    /// Starts the holder task's watch before its delay is over.
+    watch_now: CancellationToken,
+    /// Keep it for this node's next request on the upload once this one is done.
+    keep: bool,
+}
+
+/// What a guard owns: dropping it gives the lock back (kept or unlocked).
+struct Held {
+    locker: EtcdLocker,
+    hold: Option<Hold>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(hold) = self.hold.take() {
+            self.locker.give_back(hold);
+        }
+    }
+}
+
 /// An unlock in flight, as this node's next request on the key waits for it (see
 /// `Releasing`). Dropped when the unlock task ends, however it ends (done, given up, or the task
 /// dropped with its runtime), so no waiter is left waiting on an entry that never finishes.
@@ -173,6 +246,7 @@ struct Holder {
     release: CancellationToken,
     lost: CancellationToken,
     stop: CancellationToken,
+    watch_now: CancellationToken,
 }
 
 enum Watched {
@@ -193,7 +267,11 @@ impl Holder {
                 // Most locks (a HEAD, a small PATCH) are gone before this: they cost etcd no
                 // watch at all. The watch starts from the lock's revision, so a release request
                 // written meanwhile is replayed, not missed; it only reaches us this much later.
-                sleep(WATCH_DELAY).await;
+                // A lock kept between requests watches at once.
+                tokio::select! {
+                    () = sleep(WATCH_DELAY) => {}
+                    () = self.watch_now.cancelled() => {}
+                }
                 self.watch().await;
             } => {}
         }

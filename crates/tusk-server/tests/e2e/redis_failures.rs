@@ -200,7 +200,11 @@ async fn a_failover_to_a_replica_that_missed_the_last_patch_keeps_the_finished_f
     // The primary dies; the replica is promoted and the node talks to it.
     pair.primary.kill().await;
     assert_eq!(redis_cli(replica_port, &["REPLICAOF", "NO", "ONE"]), "OK");
-    cluster.nodes.clear();
+    // The node restarts to follow the failover, as in a rolling restart: it gives back the
+    // lock it keeps after its requests (a killed node's locks go with its lease, a TTL later).
+    for node in cluster.nodes.drain(..) {
+        node.stop().await;
+    }
     let node = cluster.node_with_redis(&replica_url).await;
     let on_node = format!("{}{}", node.url, id_of(&url));
     // The promoted state is behind: HEAD reports its stale offset, or, once that state's

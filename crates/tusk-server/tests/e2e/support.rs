@@ -120,6 +120,16 @@ impl Server {
             .unwrap();
         assert!(status.success());
     }
+
+    /// Stop the server as an orchestrator does (SIGTERM) and wait until it has exited.
+    pub async fn stop(mut self) {
+        self.signal("TERM");
+        let exit = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("tusk did not exit after SIGTERM")
+            .unwrap();
+        assert!(exit.success(), "{exit:?}");
+    }
 }
 
 pub fn id_of(url: &str) -> &str {
