@@ -58,6 +58,8 @@ pub struct Metrics {
     pub redis_duration: HistogramVec,
     /// `tusk_tail_appended_bytes_total`.
     pub tail_appended_bytes: IntCounter,
+    /// `tusk_tail_cache_hits_total`.
+    pub tail_cache_hits: IntCounter,
     /// `tusk_checksum_mismatches_total`.
     pub checksum_mismatches: IntCounter,
     /// `tusk_ready`.
@@ -247,6 +249,11 @@ impl Metrics {
                 r,
                 "tusk_tail_appended_bytes_total",
                 "Bytes appended to upload tails in Redis (distributed mode).",
+            ),
+            tail_cache_hits: counter(
+                r,
+                "tusk_tail_cache_hits_total",
+                "PATCHes that found their upload's tail in this node's memory (written by this node under the same lock) and did not read it back from the state store.",
             ),
             checksum_mismatches: counter(
                 r,

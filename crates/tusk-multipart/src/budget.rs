@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::tail_cache::TailCache;
+
 /// Budget accounting is in KiB so that a 5 GiB part still fits a semaphore's `u32` request.
 const UNIT: u64 = 1024;
 
@@ -16,6 +18,8 @@ const UNIT: u64 = 1024;
 pub struct BufferBudget {
     semaphore: Arc<Semaphore>,
     units: u64,
+    /// Copies of tails held in the budget, given back whenever a reservation finds it short.
+    tails: TailCache,
 }
 
 /// Why a bounded reservation came back without room.
@@ -40,6 +44,7 @@ impl BufferBudget {
         Self {
             semaphore: Arc::new(Semaphore::new(units as usize)),
             units,
+            tails: TailCache::default(),
         }
     }
 
@@ -53,11 +58,32 @@ impl BufferBudget {
         self.semaphore.available_permits() as u64 * UNIT
     }
 
+    /// The copies of tails this node keeps in the budget.
+    pub(crate) fn tails(&self) -> &TailCache {
+        &self.tails
+    }
+
+    /// `units` now, if there is room, after giving back the room of kept tail copies if need be:
+    /// bytes on their way to object storage come before copies that only save a read.
+    fn try_acquire(&self, units: u32) -> Option<OwnedSemaphorePermit> {
+        let semaphore = &self.semaphore;
+        semaphore
+            .clone()
+            .try_acquire_many_owned(units)
+            .ok()
+            .or_else(|| {
+                self.tails
+                    .clear()
+                    .then(|| semaphore.clone().try_acquire_many_owned(units).ok())
+                    .flatten()
+            })
+    }
+
     /// Reserve room for `bytes` if there is room right now (waiters queued before get freed
     /// room first).
     pub(crate) fn try_reserve(&self, bytes: u64) -> Option<Reservation> {
         let units = u32::try_from(bytes.div_ceil(UNIT)).ok()?;
-        let permit = self.semaphore.clone().try_acquire_many_owned(units).ok()?;
+        let permit = self.try_acquire(units)?;
         // Counted as a wait of zero: the histogram's quantiles are over all reservations.
         tusk_metrics::metrics().part_buffer_wait.observe(0.0);
         Some(Reservation::new(permit, units))
@@ -79,12 +105,12 @@ impl BufferBudget {
         let units = u32::try_from(units).map_err(|_| NoRoom::TooLarge)?;
         let metrics = tusk_metrics::metrics();
         // Without a wait when there is room: the common case costs no timer.
-        let permit = match self.semaphore.clone().try_acquire_many_owned(units) {
-            Ok(permit) => {
+        let permit = match self.try_acquire(units) {
+            Some(permit) => {
                 metrics.part_buffer_wait.observe(0.0);
                 permit
             }
-            Err(_) => {
+            None => {
                 let started = Instant::now();
                 metrics.part_buffer_waiting.inc();
                 let waited = tokio::select! {

@@ -48,6 +48,36 @@ impl PartBuffer {
         self.len
     }
 
+    /// The prefix and the bytes appended after it: the bytes the buffer holds once its prefix
+    /// is written.
+    pub(crate) fn written(&self) -> usize {
+        self.prefix + self.len
+    }
+
+    /// The bytes appended after the prefix.
+    pub(crate) fn appended(&self) -> &[u8] {
+        match &self.map {
+            Some(map) => &map[self.prefix..self.prefix + self.len],
+            None => &[],
+        }
+    }
+
+    /// The byte at `at` of the prefix and the bytes after it, if written.
+    pub(crate) fn byte_at(&self, at: usize) -> Option<u8> {
+        let map = self.map.as_ref()?;
+        (at < self.prefix + self.len).then(|| map[at])
+    }
+
+    /// The same buffer with everything in it (a written prefix and the bytes after it) as the
+    /// prefix: the start of a part that later bytes go after.
+    pub(crate) fn into_written(self) -> Self {
+        Self {
+            prefix: self.prefix + self.len,
+            len: 0,
+            ..self
+        }
+    }
+
     /// Append `data` after the prefix; the caller never writes past the capacity it asked for.
     pub(crate) fn extend_from_slice(&mut self, data: &[u8]) -> Result<()> {
         let at = self.prefix + self.len;
@@ -147,5 +177,26 @@ mod tests {
         tail_only.extend_from_slice(b"xyz").unwrap();
         assert_eq!(&tail_only.freeze_appended()[..], b"xyz");
         assert!(PartBuffer::after_prefix(3, 10).freeze_appended().is_empty());
+    }
+
+    #[test]
+    fn a_buffer_kept_whole_becomes_the_written_prefix_of_the_next_bytes() {
+        let mut buf = PartBuffer::with_capacity(10);
+        buf.extend_from_slice(b"abc").unwrap();
+        assert_eq!(buf.appended(), b"abc");
+        let mut next = buf.into_written();
+        assert_eq!(
+            (next.written(), next.len(), next.appended()),
+            (3, 0, &b""[..])
+        );
+        next.extend_from_slice(b"de").unwrap();
+        assert_eq!((next.written(), next.appended()), (5, &b"de"[..]));
+        assert!(
+            next.write_prefix(2, b"x").is_ok(),
+            "the prefix is the kept bytes"
+        );
+        assert_eq!((next.byte_at(4), next.byte_at(5)), (Some(b'e'), None));
+        assert_eq!(&next.freeze()[..], b"abxde");
+        assert_eq!(PartBuffer::default().appended(), b"");
     }
 }

@@ -535,6 +535,7 @@ impl LengthDeclaration for MultipartStore {
 #[async_trait]
 impl Termination for MultipartStore {
     async fn terminate(&self, id: &UploadId, fence: u64) -> Result<()> {
+        self.budget.tails().forget(id);
         let state = self.state.load(id, fence).await?;
         let key = state.object_key();
         // Object storage first: if it fails, the state still points at everything and the

@@ -9,6 +9,7 @@ use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, Uploa
 use crate::MultipartStore;
 use crate::buffer::PartBuffer;
 use crate::store::{corrupt_tail, part_number};
+use crate::tail_cache::{CachedTail, Lookup};
 
 /// A part on its way to object storage: its ETag. The task is aborted if the PATCH is dropped.
 type InflightPart = AbortOnDropHandle<Result<String>>;
@@ -32,8 +33,11 @@ struct Writer<'a> {
     fence: u64,
     /// The current part: room for the `stored` tail bytes, then this body's bytes.
     buf: PartBuffer,
-    /// Bytes of the current part that are in the stored tail, not in `buf`.
+    /// Bytes of the current part that are in the stored tail.
     stored: usize,
+    /// The stored tail's bytes are also in `buf`, as its written prefix (this node wrote them
+    /// under this lock: see `tail_cache`), so they are not read back.
+    tail_in_buf: bool,
     /// A part is being filled in `buf`.
     part_open: bool,
     /// Budget reserved for the current part (its stored prefix and its bytes so far).
@@ -67,6 +71,7 @@ impl MultipartStore {
             buf: PartBuffer::default(),
             // Bytes of the current part already in the stored tail.
             stored: usize::try_from(state.tail_len).unwrap_or(usize::MAX),
+            tail_in_buf: false,
             part_open: false,
             buf_permit: None,
             gave_up: None,
@@ -89,7 +94,7 @@ impl MultipartStore {
             }
             while !chunk.is_empty() {
                 if !writer.part_open {
-                    writer.open_part();
+                    writer.open_part().await?;
                 }
                 let want = writer.part_size() - writer.stored - writer.buf.len();
                 let piece = chunk.split_to(want.min(chunk.len()));
@@ -137,10 +142,50 @@ impl Writer<'_> {
         usize::try_from(self.state.part_size).unwrap_or(usize::MAX)
     }
 
-    /// Start filling the next part (its budget is reserved as its bytes arrive).
-    fn open_part(&mut self) {
-        self.buf = PartBuffer::after_prefix(self.stored, self.part_size());
+    /// Start filling the next part (its budget is reserved as its bytes arrive). A stored tail
+    /// this node still has in memory comes with its buffer and its room in the budget. When
+    /// this node's last request on the upload wrote the tail under another lock (the lock it
+    /// gave back before the one it holds now: a node keeps locks from its second request on),
+    /// a tail of at most a slice is read in at once, so that this PATCH's buffer holds the whole
+    /// tail and is kept for the next one; otherwise the tail is read only when the part is
+    /// full.
+    async fn open_part(&mut self) -> Result<()> {
         self.part_open = true;
+        self.tail_in_buf = self.stored == 0;
+        let lookup = if self.stored > 0 {
+            self.store.budget.tails().take(
+                &self.state.id,
+                self.fence,
+                self.state.part_count,
+                self.stored,
+            )
+        } else {
+            Lookup::Absent
+        };
+        let other_lock = match lookup {
+            Lookup::Found(cached) => {
+                self.hold(cached.reservation);
+                self.buf = cached.buffer;
+                self.tail_in_buf = true;
+                return Ok(());
+            }
+            Lookup::OtherLock => true,
+            Lookup::Absent => false,
+        };
+        self.buf = PartBuffer::after_prefix(self.stored, self.part_size());
+        if other_lock && !self.all_or_nothing && self.stored <= TAIL_SLICE {
+            let tail = self
+                .store
+                .state
+                .read_tail_range(&self.state.id, 0..self.stored as u64, Some(self.fence))
+                .await?;
+            if tail.len() != self.stored {
+                return Err(corrupt_tail(&self.state.id, self.stored as u64, tail.len()));
+            }
+            self.buf.write_prefix(0, &tail)?;
+            self.tail_in_buf = true;
+        }
+        Ok(())
     }
 
     /// How much more budget the current part needs before `more` bytes go in: it covers the
@@ -234,6 +279,8 @@ impl Writer<'_> {
         );
         self.stored += own.len();
         self.buf = PartBuffer::after_prefix(self.stored, self.part_size());
+        // The tail goes back to being read when the part is full: its room is given back.
+        self.tail_in_buf = self.stored == 0;
         self.buf_permit = None;
         Ok(())
     }
@@ -272,6 +319,24 @@ impl Writer<'_> {
     async fn take_part(&mut self) -> Result<Bytes> {
         let mut part = std::mem::take(&mut self.buf);
         let mut read = 0;
+        if self.tail_in_buf && self.stored > 0 {
+            // The tail is in the buffer: only its last byte is read, fenced like the read it
+            // replaces, so a holder that lost the lock since sends no part. A stored tail that
+            // ends otherwise is read back whole.
+            let last = self.stored - 1;
+            let probe = self
+                .store
+                .state
+                .read_tail_range(
+                    &self.state.id,
+                    last as u64..self.stored as u64,
+                    Some(self.fence),
+                )
+                .await?;
+            if probe.len() == 1 && part.byte_at(last) == Some(probe[0]) {
+                read = self.stored;
+            }
+        }
         while read < self.stored {
             let want = (self.stored - read).min(TAIL_SLICE);
             let range = read as u64..(read + want) as u64;
@@ -376,6 +441,12 @@ impl Writer<'_> {
     /// they are returned, and the buffer is left empty.
     async fn append_buffer_to_tail(&mut self) -> Result<Bytes> {
         let own = std::mem::take(&mut self.buf).freeze_appended();
+        self.append_to_tail(&own).await?;
+        Ok(own)
+    }
+
+    /// Append `own` to the stored tail (one fenced commit), if there is any.
+    async fn append_to_tail(&mut self, own: &Bytes) -> Result<()> {
         if !own.is_empty() {
             self.commit(Vec::new(), TailChange::Append(own.clone()))
                 .await?;
@@ -383,13 +454,23 @@ impl Writer<'_> {
                 .tail_appended_bytes
                 .inc_by(own.len() as u64);
         }
-        Ok(own)
+        Ok(())
     }
 
     /// The body ended and every part is committed: store the rest of the buffer as the tail, and
     /// finish the upload if that was its last byte.
+    ///
+    /// When the buffer holds the whole tail (the stored part of it too), it is kept: to finish
+    /// the upload from, or, for this lock's next PATCH, in the node's tail copies.
     async fn commit_tail(mut self) -> Result<UploadState> {
-        let own = self.append_buffer_to_tail().await?;
+        let whole_tail = self.part_open && self.tail_in_buf && self.gave_up.is_none();
+        let (own, kept) = if whole_tail {
+            let own = Bytes::copy_from_slice(self.buf.appended());
+            (own, Some(std::mem::take(&mut self.buf).into_written()))
+        } else {
+            (std::mem::take(&mut self.buf).freeze_appended(), None)
+        };
+        self.append_to_tail(&own).await?;
         let Writer {
             store,
             state,
@@ -399,12 +480,28 @@ impl Writer<'_> {
             ..
         } = self;
         if !state.finished && state.length == Some(state.offset()) {
-            // With tail bytes from earlier PATCHes, finalize reads the whole tail back. Either
-            // way the last part is at most one part, covered until object storage has it by
-            // this body's reservation, or, if the body brought none of its bytes, by one
-            // finalize takes.
-            let tail = (stored == 0).then_some(own);
+            // Without the whole tail in memory, finalize reads it back. Either way the last
+            // part is at most one part, covered until object storage has it by this body's
+            // reservation, or, if the body brought none of its bytes, by one finalize takes.
+            let tail = match kept {
+                Some(buffer) => Some(buffer.freeze()),
+                None => (stored == 0).then_some(own),
+            };
             return store.finalize(state, fence, tail, buf_permit).await;
+        }
+        // Not a reservation of a whole part for a few bytes (an all-or-nothing body's).
+        if let (Some(buffer), Some(reservation)) = (kept, buf_permit)
+            && buffer.written() as u64 == state.tail_len
+            && state.tail_len > 0
+            && reservation.bytes() <= state.tail_len + RESERVE_STEP
+        {
+            let cached = CachedTail {
+                fence,
+                parts: state.part_count,
+                buffer,
+                reservation,
+            };
+            store.budget.tails().put(&state.id, cached);
         }
         Ok(state)
     }

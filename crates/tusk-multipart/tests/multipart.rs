@@ -745,7 +745,9 @@ async fn a_body_that_sends_little_holds_little_budget() {
     assert_eq!(budget.available(), P - 256 * 1024);
     resume_tx.send(()).unwrap();
     assert_eq!(writer.await.unwrap().unwrap().offset, 3);
-    assert_eq!(budget.available(), P);
+    // Afterwards only the node's copy of the 3-byte tail holds budget (one step, given back
+    // whenever a reservation needs it).
+    assert_eq!(budget.available(), P - 256 * 1024);
 }
 
 /// With the budget spent, a PATCH that needs more stores what it buffered in the tail and gives
@@ -1215,4 +1217,164 @@ async fn placed_uploads_live_under_their_prefix_for_their_whole_life() {
     store.terminate(&final_id, 2).await.unwrap();
     assert_eq!(cluster.objects.object(&final_key), None);
     assert_eq!(cluster.objects.object(&format!("{final_id}.info")), None);
+}
+
+/// Write `data` from offset 0 as PATCHes of `piece` bytes, the `i`th under fence `fence(i)`.
+async fn write_pieces(
+    store: &MultipartStore,
+    id: &UploadId,
+    data: &[u8],
+    piece: usize,
+    fence: impl Fn(usize) -> u64,
+) {
+    let mut offset = 0;
+    for (i, bytes) in data.chunks(piece).enumerate() {
+        let mut src = ChunkList::split(bytes, 64 * 1024);
+        offset = store
+            .write_at(id, offset, &mut src, fence(i))
+            .await
+            .expect("write")
+            .offset;
+    }
+    assert_eq!(offset, data.len() as u64);
+}
+
+/// Small PATCHes under one lock (a lock the node keeps between requests keeps its token): the
+/// PATCH that fills a part takes the tail from the node's memory, reading back one fenced byte
+/// instead of the part's other bytes. The node keeps its lock from its second request on, so
+/// that one reads its small tail in to start the copy. Under a new lock for each PATCH, each
+/// on another node, every fill reads the tail back. The objects are byte-exact either way.
+#[tokio::test]
+async fn a_tail_this_node_wrote_under_the_same_lock_is_not_read_back() {
+    let cluster = Cluster::new();
+    let store = cluster.node();
+    let len = 2 * P + 3 * MIB;
+    let data = pattern(len, 21);
+    let piece = 256 * 1024;
+
+    let same_lock = create(&store, Some(len)).await;
+    write_pieces(
+        &store,
+        &same_lock,
+        &data,
+        piece,
+        |i| if i == 0 { 1 } else { 2 },
+    )
+    .await;
+    assert_eq!(
+        cluster.objects.object(same_lock.as_str()),
+        Some(data.clone())
+    );
+    assert_equal_parts(&cluster.objects, &same_lock, P);
+    let read = cluster.state.tail_bytes_read();
+    assert!(
+        read <= piece as u64 + 3,
+        "{read} tail bytes read back under one lock"
+    );
+
+    let nodes = [cluster.node(), cluster.node()];
+    let new_locks = create(&store, Some(len)).await;
+    let mut offset = 0;
+    for (i, bytes) in data.chunks(piece).enumerate() {
+        let mut src = ChunkList::split(bytes, 64 * 1024);
+        let node = &nodes[i % 2];
+        offset = node
+            .write_at(&new_locks, offset, &mut src, 10 + i as u64)
+            .await
+            .unwrap()
+            .offset;
+    }
+    assert_eq!(cluster.objects.object(new_locks.as_str()), Some(data));
+    let read = cluster.state.tail_bytes_read() - read;
+    // Two fills of a part (the rest of it from the tail), and the last part's whole tail,
+    // which finishing reads back.
+    let expected = 2 * (P - piece as u64) + 3 * MIB;
+    assert_eq!(read, expected, "tail bytes read back under new locks");
+}
+
+/// The node's copy of a tail is used only for the state it was written to: after a failover
+/// to a state store that missed the last append (same lock, so the same token), the client
+/// resends from the older offset, with other bytes, and those are what the object holds.
+#[tokio::test]
+async fn a_tail_copy_the_state_store_lost_is_not_used() {
+    let objects = MemoryObjects::new();
+    let primary = MemoryState::new();
+    let budget = BufferBudget::new(64 * MIB);
+    let on = |state: &MemoryState| {
+        MultipartStore::new(
+            Arc::new(objects.clone()),
+            Arc::new(state.clone()),
+            config(),
+            budget.clone(),
+        )
+        .unwrap()
+    };
+    let len = P + MIB;
+    let first = pattern(len, 31);
+    let resent = pattern(len, 32);
+    let store = on(&primary);
+    let id = create(&store, Some(len)).await;
+    let half = (P / 2) as usize;
+    write_pieces(&store, &id, &first[..half], half, |_| 1).await;
+    let replica = primary.snapshot();
+    // Acknowledged by the primary only: the node's copy of the tail has it.
+    let mut src = ChunkList::split(&first[half..half + MIB as usize], 64 * 1024);
+    store.write_at(&id, half as u64, &mut src, 1).await.unwrap();
+
+    let promoted = on(&replica);
+    assert_eq!(promoted.info(&id).await.unwrap().offset, half as u64);
+    let mut expected = first[..half].to_vec();
+    expected.extend_from_slice(&resent[half..]);
+    let mut src = ChunkList::split(&expected[half..], 64 * 1024);
+    let info = promoted
+        .write_at(&id, half as u64, &mut src, 1)
+        .await
+        .unwrap();
+    assert_eq!(info.offset, len);
+    assert_eq!(objects.object(id.as_str()), Some(expected));
+}
+
+/// Copies of tails give their budget back to any reservation that finds the budget short: a
+/// body that needs a whole part does not wait for them.
+#[tokio::test]
+async fn tail_copies_give_their_budget_back_on_demand() {
+    let objects = MemoryObjects::new();
+    let budget = BufferBudget::new(P);
+    let store = MultipartStore::new(
+        Arc::new(objects.clone()),
+        Arc::new(MemoryState::new()),
+        // Without the copies given back, the second body would wait this long and give up.
+        store_config(Duration::from_secs(600)),
+        budget.clone(),
+    )
+    .unwrap();
+    let kept = create(&store, Some(2 * P)).await;
+    let tail = pattern(3 * MIB, 41);
+    write_pieces(&store, &kept, &tail, MIB as usize, |_| 1).await;
+    assert_eq!(
+        budget.available(),
+        P - 3 * MIB,
+        "the tail's copy holds its bytes"
+    );
+
+    let whole = pattern(P, 42);
+    let other = create(&store, Some(P)).await;
+    let wrote = tokio::time::timeout(
+        Duration::from_secs(10),
+        write_pieces(&store, &other, &whole, P as usize, |_| 1),
+    )
+    .await;
+    assert!(
+        wrote.is_ok(),
+        "a body waited for the budget tail copies hold"
+    );
+    assert_eq!(objects.object(other.as_str()), Some(whole));
+    // The first upload goes on from its stored tail.
+    let rest = pattern(2 * P, 41);
+    let mut src = ChunkList::split(&rest[3 * MIB as usize..], 64 * 1024);
+    store.write_at(&kept, 3 * MIB, &mut src, 1).await.unwrap();
+    let mut expected = tail;
+    expected.extend_from_slice(&rest[3 * MIB as usize..]);
+    assert_eq!(objects.object(kept.as_str()), Some(expected));
+    assert_eq!(budget.available(), P);
 }

@@ -14,6 +14,8 @@ use tusk_core::{Commit, Error, ErrorKind, Result, StateStore, TailChange, Upload
 pub struct MemoryState {
     uploads: Arc<Mutex<HashMap<UploadId, Entry>>>,
     finals: crate::links::FinalLinks,
+    /// Tail bytes returned by `read_tail_range`, for tests of what a store reads back.
+    tail_bytes_read: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One upload: its state (with `tail_len` kept equal to `tail.len()` and `part_count` to
@@ -38,7 +40,14 @@ impl MemoryState {
         Self {
             uploads: Arc::new(Mutex::new(self.map().clone())),
             finals: self.finals.clone(),
+            tail_bytes_read: Arc::default(),
         }
+    }
+
+    /// Tail bytes read back so far (by this store and its clones, not its snapshots).
+    pub fn tail_bytes_read(&self) -> u64 {
+        self.tail_bytes_read
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<UploadId, Entry>> {
@@ -126,6 +135,10 @@ impl StateStore for MemoryState {
         let tail = &entry.tail;
         let clamp = |at: u64| usize::try_from(at).unwrap_or(usize::MAX).min(tail.len());
         let (start, end) = (clamp(range.start), clamp(range.end));
+        self.tail_bytes_read.fetch_add(
+            end.saturating_sub(start) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(Bytes::copy_from_slice(
             tail.get(start..end).unwrap_or_default(),
         ))
