@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use bytes::Bytes;
 use memmap2::MmapMut;
 use tusk_core::{Error, ErrorKind, Result};
@@ -20,7 +22,9 @@ const POPULATE_AT_LEAST: usize = 64 * 1024;
 /// The default is empty, with no room: a placeholder while no part is being filled.
 #[derive(Default)]
 pub(crate) struct PartBuffer {
-    map: Option<MmapMut>,
+    /// Shared only with views of written bytes ([`Self::view_appended`]); written only while
+    /// no view is left.
+    map: Option<Arc<MmapMut>>,
     capacity: usize,
     prefix: usize,
     len: usize,
@@ -54,12 +58,22 @@ impl PartBuffer {
         self.prefix + self.len
     }
 
-    /// The bytes appended after the prefix.
-    pub(crate) fn appended(&self) -> &[u8] {
+    /// The bytes appended after the prefix, without copying; the buffer takes more bytes only
+    /// once the view and its clones are dropped.
+    pub(crate) fn view_appended(&self) -> Bytes {
         match &self.map {
-            Some(map) => &map[self.prefix..self.prefix + self.len],
-            None => &[],
+            Some(map) if self.len > 0 => {
+                Bytes::from_owner(SharedMap(map.clone())).slice(self.prefix..self.prefix + self.len)
+            }
+            _ => Bytes::new(),
         }
+    }
+
+    /// No view of the buffer is left: it takes more bytes.
+    pub(crate) fn is_unshared(&mut self) -> bool {
+        self.map
+            .as_mut()
+            .is_none_or(|map| Arc::get_mut(map).is_some())
     }
 
     /// The byte at `at` of the prefix and the bytes after it, if written.
@@ -106,10 +120,16 @@ impl PartBuffer {
             Some(map) => map,
             None => self
                 .map
-                .insert(MmapMut::map_anon(self.capacity).map_err(|e| {
+                .insert(Arc::new(MmapMut::map_anon(self.capacity).map_err(|e| {
                     Error::new(ErrorKind::Unavailable, "cannot allocate a part buffer")
                         .with_source(e)
-                })?),
+                })?)),
+        };
+        let Some(map) = Arc::get_mut(map) else {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                "part buffer written while a view of it is alive (a bug)",
+            ));
         };
         #[cfg(target_os = "linux")]
         if data.len() >= POPULATE_AT_LEAST {
@@ -138,9 +158,18 @@ impl PartBuffer {
 
     fn freeze_range(self, start: usize, end: usize) -> Bytes {
         match self.map {
-            Some(map) if start < end => Bytes::from_owner(map).slice(start..end),
+            Some(map) if start < end => Bytes::from_owner(SharedMap(map)).slice(start..end),
             _ => Bytes::new(),
         }
+    }
+}
+
+/// A part buffer's mapping as the owner of `Bytes` views.
+struct SharedMap(Arc<MmapMut>);
+
+impl AsRef<[u8]> for SharedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0[..]
     }
 }
 
@@ -183,20 +212,23 @@ mod tests {
     fn a_buffer_kept_whole_becomes_the_written_prefix_of_the_next_bytes() {
         let mut buf = PartBuffer::with_capacity(10);
         buf.extend_from_slice(b"abc").unwrap();
-        assert_eq!(buf.appended(), b"abc");
+        let view = buf.view_appended();
+        assert_eq!(&view[..], b"abc");
+        assert!(!buf.is_unshared());
+        assert!(buf.extend_from_slice(b"x").is_err(), "written under a view");
+        drop(view);
+        assert!(buf.is_unshared());
         let mut next = buf.into_written();
-        assert_eq!(
-            (next.written(), next.len(), next.appended()),
-            (3, 0, &b""[..])
-        );
+        assert_eq!((next.written(), next.len()), (3, 0));
+        assert!(next.view_appended().is_empty());
         next.extend_from_slice(b"de").unwrap();
-        assert_eq!((next.written(), next.appended()), (5, &b"de"[..]));
+        assert_eq!((next.written(), &next.view_appended()[..]), (5, &b"de"[..]));
         assert!(
             next.write_prefix(2, b"x").is_ok(),
             "the prefix is the kept bytes"
         );
         assert_eq!((next.byte_at(4), next.byte_at(5)), (Some(b'e'), None));
         assert_eq!(&next.freeze()[..], b"abxde");
-        assert_eq!(PartBuffer::default().appended(), b"");
+        assert!(PartBuffer::default().view_appended().is_empty());
     }
 }

@@ -465,7 +465,8 @@ impl Writer<'_> {
     async fn commit_tail(mut self) -> Result<UploadState> {
         let whole_tail = self.part_open && self.tail_in_buf && self.gave_up.is_none();
         let (own, kept) = if whole_tail {
-            let own = Bytes::copy_from_slice(self.buf.appended());
+            // A view: the buffer is kept, and written again only once the view is gone.
+            let own = self.buf.view_appended();
             (own, Some(std::mem::take(&mut self.buf).into_written()))
         } else {
             (std::mem::take(&mut self.buf).freeze_appended(), None)
@@ -490,7 +491,9 @@ impl Writer<'_> {
             return store.finalize(state, fence, tail, buf_permit).await;
         }
         // Not a reservation of a whole part for a few bytes (an all-or-nothing body's).
-        if let (Some(buffer), Some(reservation)) = (kept, buf_permit)
+        drop(own);
+        if let (Some(mut buffer), Some(reservation)) = (kept, buf_permit)
+            && buffer.is_unshared()
             && buffer.written() as u64 == state.tail_len
             && state.tail_len > 0
             && reservation.bytes() <= state.tail_len + RESERVE_STEP
