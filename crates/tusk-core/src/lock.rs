@@ -32,6 +32,7 @@ pub trait Locker: Send + Sync + 'static {
 /// A held lock. Dropping it unlocks.
 pub struct LockGuard {
     fence: u64,
+    kept: bool,
     release_requested: CancellationToken,
     lost: CancellationToken,
     _held: Box<dyn Send + Sync>,
@@ -47,6 +48,7 @@ impl LockGuard {
     ) -> Self {
         Self {
             fence,
+            kept: false,
             release_requested,
             lost,
             _held: held,
@@ -58,6 +60,19 @@ impl LockGuard {
     /// the same holder's and keeps its token.
     pub fn fence(&self) -> u64 {
         self.fence
+    }
+
+    /// Mark the lock as one its node keeps after the request ([`Self::kept`]).
+    pub fn kept_after(mut self, kept: bool) -> Self {
+        self.kept = kept;
+        self
+    }
+
+    /// Whether the node keeps this lock after the request, for its next request on the upload
+    /// (which then runs under the same fencing token), unless another request asks for it
+    /// first. A store may keep per-upload data in memory for that request.
+    pub fn kept(&self) -> bool {
+        self.kept
     }
 
     /// Fires when another request asks this holder to let go.
@@ -75,6 +90,7 @@ impl std::fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LockGuard")
             .field("fence", &self.fence)
+            .field("kept", &self.kept)
             .field("release_requested", &self.release_requested.is_cancelled())
             .field("lost", &self.lost.is_cancelled())
             .finish()

@@ -40,6 +40,13 @@ pub trait ChunkSource: Send {
     fn lock_lost(&self) -> tokio_util::sync::CancellationToken {
         tokio_util::sync::CancellationToken::new()
     }
+
+    /// Whether the request's node keeps its lock after it (see [`crate::LockGuard::kept`]): the
+    /// node's next request on the upload runs under the same fencing token, so what this one
+    /// leaves in memory may serve it. By default, no.
+    fn lock_kept(&self) -> bool {
+        false
+    }
 }
 
 /// The bytes of a download, streamed from the store; an error ends it early.

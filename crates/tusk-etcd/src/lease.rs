@@ -63,6 +63,17 @@ impl NodeLease {
         }
     }
 
+    /// Whether `lease` is the node's lease now (not lost, not retired).
+    pub(crate) async fn is_current(&self, lease: &Lease) -> bool {
+        !lease.lost().is_cancelled()
+            && self
+                .current
+                .lock()
+                .await
+                .as_ref()
+                .is_some_and(|current| current.id() == lease.id())
+    }
+
     /// Revoke the current lease now (at shutdown): every key this node still has goes at once
     /// instead of after the TTL.
     pub(crate) async fn revoke(&self) {

@@ -129,13 +129,7 @@ impl Locker for EtcdLocker {
 struct Releasing {
     keys: std::sync::Mutex<std::collections::HashMap<String, (u64, CancellationToken)>>,
     next: AtomicU64,
-    /// When this node last gave each lock back, for the last [`kept::KEEP_FOR`]: a request
-    /// that takes one of these follows the node's previous request on the upload.
-    given_back: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
 }
-
-/// At most this many locks remembered as given back a moment ago.
-const MAX_GIVEN_BACK: usize = 4096;
 
 impl Releasing {
     /// An unlock of `key` starts; returns its number, for [`Releasing::finish`].
@@ -158,28 +152,6 @@ impl Releasing {
         {
             keys.remove(key);
         }
-        if let Ok(mut given_back) = self.given_back.lock() {
-            if given_back.len() >= MAX_GIVEN_BACK {
-                given_back.retain(|_, at| at.elapsed() < kept::KEEP_FOR);
-                // A flood of uploads: forgetting them all costs a kept lock or two, not memory.
-                if given_back.len() >= MAX_GIVEN_BACK {
-                    given_back.clear();
-                }
-            }
-            given_back.insert(key.to_owned(), tokio::time::Instant::now());
-        }
-    }
-
-    /// Whether this node gave the lock `key` back within the last [`kept::KEEP_FOR`], or is
-    /// giving it back now.
-    fn given_back_lately(&self, key: &str) -> bool {
-        let unlocking = self.keys.lock().is_ok_and(|keys| keys.contains_key(key));
-        unlocking
-            || self.given_back.lock().is_ok_and(|given_back| {
-                given_back
-                    .get(key)
-                    .is_some_and(|at| at.elapsed() < kept::KEEP_FOR)
-            })
     }
 
     /// What to wait on for this node's unlock of `key` in flight, if there is one: cancelled

@@ -1107,9 +1107,20 @@ async fn revision(client: &mut Client) -> i64 {
 /// Take the lock twice in a row on `node`, so that it keeps it after the second: its requests
 /// on the upload follow each other. Returns the fence it keeps.
 async fn lock_twice(node: &EtcdLocker, id: &UploadId) -> u64 {
-    drop(within("lock", node.lock(id, PATIENCE)).await.unwrap());
+    lock_twice_watching(node, id).await.0
+}
+
+/// [`lock_twice`], with the kept lock's `lost` token.
+async fn lock_twice_watching(node: &EtcdLocker, id: &UploadId) -> (u64, CancellationToken) {
+    let first = within("lock", node.lock(id, PATIENCE)).await.unwrap();
+    assert!(
+        !first.kept(),
+        "a node's first lock on an upload is not kept"
+    );
+    drop(first);
     let second = within("lock again", node.lock(id, PATIENCE)).await.unwrap();
-    second.fence()
+    assert!(second.kept(), "the second lock in a row is kept");
+    (second.fence(), second.lost().clone())
 }
 
 #[tokio::test]
@@ -1199,15 +1210,12 @@ async fn a_kept_lock_whose_lease_is_lost_is_not_reused() {
     let prefix = unique_prefix("kept-lost");
     let node = locker(&prefix, Duration::from_secs(10)).await;
     let id = UploadId::generate();
-    let kept_fence = lock_twice(&node, &id).await;
+    let (kept_fence, lost) = lock_twice_watching(&node, &id).await;
     let mut raw = raw_client().await;
     let held = raw.get(lock_key(&prefix, &id), None).await.unwrap();
     let lease = held.kvs()[0].lease();
     raw.lease_revoke(lease).await.expect("revoke from outside");
-    eventually_keys(&prefix, "the kept lock gone with its lease", |keys| {
-        !keys.contains(&lock_key(&prefix, &id))
-    })
-    .await;
+    within("the node sees the kept lock lost", lost.cancelled()).await;
     let guard = within("lock after the lease is gone", node.lock(&id, PATIENCE))
         .await
         .unwrap();
@@ -1216,22 +1224,28 @@ async fn a_kept_lock_whose_lease_is_lost_is_not_reused() {
 }
 
 #[tokio::test]
-async fn flush_gives_back_the_locks_a_node_keeps() {
-    if !services_enabled("flush_gives_back_the_locks_a_node_keeps") {
+async fn a_node_asked_for_a_lock_stops_keeping_it_for_a_while() {
+    if !services_enabled("a_node_asked_for_a_lock_stops_keeping_it_for_a_while") {
         return;
     }
-    let prefix = unique_prefix("kept-flush");
-    let node = locker(&prefix, Duration::from_secs(30)).await;
+    let prefix = unique_prefix("kept-contested");
+    let ttl = Duration::from_secs(10);
+    let node_a = locker(&prefix, ttl).await;
+    let node_b = locker(&prefix, ttl).await;
     let id = UploadId::generate();
-    let kept_fence = lock_twice(&node, &id).await;
-    node.flush(PATIENCE).await;
-    let epoch_key = format!("{prefix}epoch");
-    eventually_keys(&prefix, "nothing of the node left", |keys| {
-        keys == [epoch_key.as_str()]
-    })
-    .await;
-    let guard = within("lock after flush", node.lock(&id, PATIENCE))
-        .await
-        .unwrap();
-    assert!(guard.fence() > kept_fence, "a flushed lock was reused");
+    lock_twice(&node_a, &id).await;
+    // Requests on the upload alternate between the nodes (a round-robin balancer): node B asks
+    // for the lock node A keeps.
+    drop(within("node B", node_b.lock(&id, PATIENCE)).await.unwrap());
+    // Node A's requests follow each other again, but it was asked for the lock a moment ago:
+    // it keeps none, so the next request elsewhere needs no release.
+    let mut last = 0;
+    for round in 0..3 {
+        let guard = within("node A again", node_a.lock(&id, PATIENCE))
+            .await
+            .unwrap();
+        assert!(!guard.kept(), "round {round}: kept a contested lock");
+        assert!(guard.fence() > last, "round {round}: a lock was reused");
+        last = guard.fence();
+    }
 }

@@ -112,6 +112,8 @@ impl BufferBudget {
             }
             None => {
                 let started = Instant::now();
+                // No tail copies from here until the wait is over.
+                let _waiting = self.tails.waiting();
                 metrics.part_buffer_waiting.inc();
                 let waited = tokio::select! {
                     permit = tokio::time::timeout(
@@ -278,5 +280,48 @@ mod tests {
         assert_eq!(budget.available(), 3 * 1024);
         drop(a);
         assert_eq!(budget.available(), 8 * 1024);
+    }
+
+    #[tokio::test]
+    async fn no_tail_copy_is_kept_while_a_reservation_waits() {
+        use crate::buffer::PartBuffer;
+        use crate::tail_cache::CachedTail;
+        let budget = BufferBudget::new(8 * 1024);
+        let held = budget
+            .reserve_within(6 * 1024, LONG, std::future::pending())
+            .await
+            .unwrap();
+        let copy_room = budget.try_reserve(1024).unwrap();
+        let waiting = tokio::spawn({
+            let budget = budget.clone();
+            async move {
+                budget
+                    .reserve_within(4 * 1024, LONG, std::future::pending())
+                    .await
+                    .is_ok()
+            }
+        });
+        tokio::time::timeout(LONG, async {
+            while !budget.tails().waited_on() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the reservation waits");
+        // A PATCH ends now and would keep its tail: not while someone waits for room.
+        let id = tusk_core::UploadId::generate();
+        let copy = CachedTail {
+            fence: 1,
+            parts: 0,
+            buffer: PartBuffer::with_capacity(1024),
+            reservation: copy_room,
+        };
+        budget.tails().put(&id, copy);
+        assert!(
+            budget.tails().take(&id, 1, 0, 0).is_none(),
+            "a copy was kept"
+        );
+        drop(held);
+        assert!(tokio::time::timeout(LONG, waiting).await.unwrap().unwrap());
     }
 }

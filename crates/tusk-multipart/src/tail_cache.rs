@@ -12,10 +12,12 @@
 //! length as the state it loaded (a state store that lost writes, as in a failover, disagrees);
 //! anything else drops it and reads the tail from the store. The copies hold their room in the
 //! node's part buffer budget, which takes it back whenever a reservation finds the budget
-//! short, and each is dropped [`KEEP_FOR`] after it was kept.
+//! short; none is kept while a reservation waits; each is dropped [`KEEP_FOR`] after it was
+//! kept. Only requests whose lock their node keeps leave copies (no other request could use
+//! them).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,18 +45,6 @@ pub(crate) struct CachedTail {
     pub(crate) reservation: Reservation,
 }
 
-/// What [`TailCache::take`] found.
-pub(crate) enum Lookup {
-    /// The upload's tail, as the caller's state has it.
-    Found(CachedTail),
-    /// A copy of a tail as long as the caller's, kept by this node's last request on the
-    /// upload under another lock (one it gave back before the one it holds now): nobody wrote
-    /// since, most likely, but only the same lock proves it, so it is dropped.
-    OtherLock,
-    /// No copy (or one of another state: dropped).
-    Absent,
-}
-
 #[derive(Clone, Default)]
 pub(crate) struct TailCache {
     inner: Arc<Inner>,
@@ -64,6 +54,17 @@ pub(crate) struct TailCache {
 struct Inner {
     tails: Mutex<HashMap<UploadId, (u64, CachedTail)>>,
     next: AtomicU64,
+    /// Reservations waiting for room: no copy is kept while there are any.
+    waiters: AtomicUsize,
+}
+
+/// A reservation waiting for room (see [`TailCache::waiting`]).
+pub(crate) struct Waiting(Arc<Inner>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for TailCache {
@@ -82,7 +83,9 @@ impl TailCache {
             let Ok(mut tails) = self.inner.tails.lock() else {
                 return;
             };
-            if tails.len() >= MAX_TAILS && !tails.contains_key(id) {
+            if self.inner.waiters.load(Ordering::SeqCst) > 0
+                || (tails.len() >= MAX_TAILS && !tails.contains_key(id))
+            {
                 return;
             }
             tails.insert(id.clone(), (number, tail));
@@ -105,24 +108,29 @@ impl TailCache {
 
     /// The copy of upload `id`'s tail if it is exactly the tail of the state the caller loaded
     /// under `fence` (`parts` committed, `len` tail bytes); any other copy is dropped.
-    pub(crate) fn take(&self, id: &UploadId, fence: u64, parts: u32, len: usize) -> Lookup {
-        let Some((_, tail)) = self
-            .inner
-            .tails
-            .lock()
-            .ok()
-            .and_then(|mut tails| tails.remove(id))
-        else {
-            return Lookup::Absent;
-        };
-        if tail.parts != parts || tail.buffer.written() != len {
-            return Lookup::Absent;
+    pub(crate) fn take(
+        &self,
+        id: &UploadId,
+        fence: u64,
+        parts: u32,
+        len: usize,
+    ) -> Option<CachedTail> {
+        let (_, tail) = self.inner.tails.lock().ok()?.remove(id)?;
+        let same = tail.fence == fence && tail.parts == parts && tail.buffer.written() == len;
+        if same {
+            tusk_metrics::metrics().tail_cache_hits.inc();
         }
-        if tail.fence != fence {
-            return Lookup::OtherLock;
-        }
-        tusk_metrics::metrics().tail_cache_hits.inc();
-        Lookup::Found(tail)
+        same.then_some(tail)
+    }
+
+    /// A reservation is about to wait for room: every copy is dropped now, and none is kept
+    /// until the returned guard is dropped (the wait is over).
+    pub(crate) fn waiting(&self) -> Waiting {
+        // Counted before the copies are dropped: a copy kept meanwhile sees the count (both
+        // under the map's lock), so none is left holding room a waiter needs.
+        self.inner.waiters.fetch_add(1, Ordering::SeqCst);
+        self.clear();
+        Waiting(self.inner.clone())
     }
 
     /// Drop the copy of upload `id`'s tail, if any.
@@ -139,6 +147,12 @@ impl TailCache {
             Err(_) => return false,
         };
         !dropped.is_empty()
+    }
+
+    /// Whether a reservation waits for room now.
+    #[cfg(test)]
+    pub(crate) fn waited_on(&self) -> bool {
+        self.inner.waiters.load(Ordering::SeqCst) > 0
     }
 
     fn len(&self) -> usize {

@@ -9,7 +9,7 @@ use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, Uploa
 use crate::MultipartStore;
 use crate::buffer::PartBuffer;
 use crate::store::{corrupt_tail, part_number};
-use crate::tail_cache::{CachedTail, Lookup};
+use crate::tail_cache::CachedTail;
 
 /// A part on its way to object storage: its ETag. The task is aborted if the PATCH is dropped.
 type InflightPart = AbortOnDropHandle<Result<String>>;
@@ -50,6 +50,9 @@ struct Writer<'a> {
     /// ETags of parts confirmed but held back (all-or-nothing bodies commit at the end).
     held: Vec<String>,
     all_or_nothing: bool,
+    /// The node keeps the request's lock after it: a tail left in memory can serve its next
+    /// PATCH.
+    lock_kept: bool,
     /// The request's lock is lost: waiting for object storage is pointless.
     lock_lost: CancellationToken,
 }
@@ -78,6 +81,7 @@ impl MultipartStore {
             inflight: VecDeque::new(),
             held: Vec::new(),
             all_or_nothing: body.all_or_nothing(),
+            lock_kept: body.lock_kept(),
             lock_lost: body.lock_lost(),
             state,
             fence,
@@ -143,48 +147,47 @@ impl Writer<'_> {
     }
 
     /// Start filling the next part (its budget is reserved as its bytes arrive). A stored tail
-    /// this node still has in memory comes with its buffer and its room in the budget. When
-    /// this node's last request on the upload wrote the tail under another lock (the lock it
-    /// gave back before the one it holds now: a node keeps locks from its second request on),
-    /// a tail of at most a slice is read in at once, so that this PATCH's buffer holds the whole
-    /// tail and is kept for the next one; otherwise the tail is read only when the part is
-    /// full.
+    /// this node still has in memory comes with its buffer and its room in the budget. Under a
+    /// lock the node keeps after this request, a stored tail of at most a slice is read in at
+    /// once if there is room for it (a node keeps locks from its second request on an upload),
+    /// so that this PATCH's buffer holds the whole tail and is kept for the next one; otherwise
+    /// the tail is read only when the part is full.
     async fn open_part(&mut self) -> Result<()> {
         self.part_open = true;
         self.tail_in_buf = self.stored == 0;
-        let lookup = if self.stored > 0 {
-            self.store.budget.tails().take(
-                &self.state.id,
-                self.fence,
-                self.state.part_count,
-                self.stored,
-            )
-        } else {
-            Lookup::Absent
-        };
-        let other_lock = match lookup {
-            Lookup::Found(cached) => {
-                self.hold(cached.reservation);
-                self.buf = cached.buffer;
-                self.tail_in_buf = true;
-                return Ok(());
-            }
-            Lookup::OtherLock => true,
-            Lookup::Absent => false,
-        };
-        self.buf = PartBuffer::after_prefix(self.stored, self.part_size());
-        if other_lock && !self.all_or_nothing && self.stored <= TAIL_SLICE {
-            let tail = self
-                .store
-                .state
-                .read_tail_range(&self.state.id, 0..self.stored as u64, Some(self.fence))
-                .await?;
-            if tail.len() != self.stored {
-                return Err(corrupt_tail(&self.state.id, self.stored as u64, tail.len()));
-            }
-            self.buf.write_prefix(0, &tail)?;
-            self.tail_in_buf = true;
+        if self.stored == 0 {
+            self.buf = PartBuffer::with_capacity(self.part_size());
+            return Ok(());
         }
+        if let Some(cached) = self.store.budget.tails().take(
+            &self.state.id,
+            self.fence,
+            self.state.part_count,
+            self.stored,
+        ) {
+            self.hold(cached.reservation);
+            self.buf = cached.buffer;
+            self.tail_in_buf = true;
+            return Ok(());
+        }
+        self.buf = PartBuffer::after_prefix(self.stored, self.part_size());
+        if !self.lock_kept || self.all_or_nothing || self.stored > TAIL_SLICE {
+            return Ok(());
+        }
+        let Some(room) = self.store.budget.try_reserve(self.stored as u64) else {
+            return Ok(());
+        };
+        self.hold(room);
+        let tail = self
+            .store
+            .state
+            .read_tail_range(&self.state.id, 0..self.stored as u64, Some(self.fence))
+            .await?;
+        if tail.len() != self.stored {
+            return Err(corrupt_tail(&self.state.id, self.stored as u64, tail.len()));
+        }
+        self.buf.write_prefix(0, &tail)?;
+        self.tail_in_buf = true;
         Ok(())
     }
 
@@ -463,7 +466,8 @@ impl Writer<'_> {
     /// When the buffer holds the whole tail (the stored part of it too), it is kept: to finish
     /// the upload from, or, for this lock's next PATCH, in the node's tail copies.
     async fn commit_tail(mut self) -> Result<UploadState> {
-        let whole_tail = self.part_open && self.tail_in_buf && self.gave_up.is_none();
+        let whole_tail =
+            self.part_open && self.tail_in_buf && self.gave_up.is_none() && self.lock_kept;
         let (own, kept) = if whole_tail {
             // A view: the buffer is kept, and written again only once the view is gone.
             let own = self.buf.view_appended();

@@ -745,9 +745,7 @@ async fn a_body_that_sends_little_holds_little_budget() {
     assert_eq!(budget.available(), P - 256 * 1024);
     resume_tx.send(()).unwrap();
     assert_eq!(writer.await.unwrap().unwrap().offset, 3);
-    // Afterwards only the node's copy of the 3-byte tail holds budget (one step, given back
-    // whenever a reservation needs it).
-    assert_eq!(budget.available(), P - 256 * 1024);
+    assert_eq!(budget.available(), P);
 }
 
 /// With the budget spent, a PATCH that needs more stores what it buffered in the tail and gives
@@ -1219,7 +1217,9 @@ async fn placed_uploads_live_under_their_prefix_for_their_whole_life() {
     assert_eq!(cluster.objects.object(&format!("{final_id}.info")), None);
 }
 
-/// Write `data` from offset 0 as PATCHes of `piece` bytes, the `i`th under fence `fence(i)`.
+/// Write `data` from offset 0 as PATCHes of `piece` bytes, the `i`th under fence `fence(i)`,
+/// each under a lock its node keeps after it but the first (as a node keeps its locks from its
+/// second request on an upload).
 async fn write_pieces(
     store: &MultipartStore,
     id: &UploadId,
@@ -1230,6 +1230,9 @@ async fn write_pieces(
     let mut offset = 0;
     for (i, bytes) in data.chunks(piece).enumerate() {
         let mut src = ChunkList::split(bytes, 64 * 1024);
+        if i > 0 {
+            src = src.under_kept_lock();
+        }
         offset = store
             .write_at(id, offset, &mut src, fence(i))
             .await
@@ -1242,8 +1245,8 @@ async fn write_pieces(
 /// Small PATCHes under one lock (a lock the node keeps between requests keeps its token): the
 /// PATCH that fills a part takes the tail from the node's memory, reading back one fenced byte
 /// instead of the part's other bytes. The node keeps its lock from its second request on, so
-/// that one reads its small tail in to start the copy. Under a new lock for each PATCH, each
-/// on another node, every fill reads the tail back. The objects are byte-exact either way.
+/// that one reads its small tail in to start the copy. Under a new lock for each PATCH, none
+/// kept, every fill reads the tail back. The objects are byte-exact either way.
 #[tokio::test]
 async fn a_tail_this_node_wrote_under_the_same_lock_is_not_read_back() {
     let cluster = Cluster::new();
@@ -1272,13 +1275,11 @@ async fn a_tail_this_node_wrote_under_the_same_lock_is_not_read_back() {
         "{read} tail bytes read back under one lock"
     );
 
-    let nodes = [cluster.node(), cluster.node()];
     let new_locks = create(&store, Some(len)).await;
     let mut offset = 0;
     for (i, bytes) in data.chunks(piece).enumerate() {
         let mut src = ChunkList::split(bytes, 64 * 1024);
-        let node = &nodes[i % 2];
-        offset = node
+        offset = store
             .write_at(&new_locks, offset, &mut src, 10 + i as u64)
             .await
             .unwrap()
@@ -1314,22 +1315,20 @@ async fn a_tail_copy_the_state_store_lost_is_not_used() {
     let resent = pattern(len, 32);
     let store = on(&primary);
     let id = create(&store, Some(len)).await;
-    let half = (P / 2) as usize;
-    write_pieces(&store, &id, &first[..half], half, |_| 1).await;
+    // Two PATCHes: the second, under a kept lock, reads the first's tail in and keeps a copy.
+    let mib = MIB as usize;
+    write_pieces(&store, &id, &first[..mib], mib / 2, |_| 1).await;
     let replica = primary.snapshot();
     // Acknowledged by the primary only: the node's copy of the tail has it.
-    let mut src = ChunkList::split(&first[half..half + MIB as usize], 64 * 1024);
-    store.write_at(&id, half as u64, &mut src, 1).await.unwrap();
+    let mut src = ChunkList::split(&first[mib..2 * mib], 64 * 1024).under_kept_lock();
+    store.write_at(&id, MIB, &mut src, 1).await.unwrap();
 
     let promoted = on(&replica);
-    assert_eq!(promoted.info(&id).await.unwrap().offset, half as u64);
-    let mut expected = first[..half].to_vec();
-    expected.extend_from_slice(&resent[half..]);
-    let mut src = ChunkList::split(&expected[half..], 64 * 1024);
-    let info = promoted
-        .write_at(&id, half as u64, &mut src, 1)
-        .await
-        .unwrap();
+    assert_eq!(promoted.info(&id).await.unwrap().offset, MIB);
+    let mut expected = first[..mib].to_vec();
+    expected.extend_from_slice(&resent[mib..]);
+    let mut src = ChunkList::split(&expected[mib..], 64 * 1024).under_kept_lock();
+    let info = promoted.write_at(&id, MIB, &mut src, 1).await.unwrap();
     assert_eq!(info.offset, len);
     assert_eq!(objects.object(id.as_str()), Some(expected));
 }

@@ -68,6 +68,8 @@ pub(crate) struct PatchBody {
     draining: Option<(BodyEnd, Instant)>,
     /// The announced checksum and the running digest, for a body under a checksum.
     checksum: Option<(Checksum, Option<Hasher>)>,
+    /// The request's node keeps its lock after it.
+    lock_kept: bool,
 }
 
 /// What stops a body besides the body itself.
@@ -93,7 +95,14 @@ impl PatchBody {
             end: None,
             draining: None,
             checksum: None,
+            lock_kept: false,
         }
+    }
+
+    /// Its lock stays with this node after the request (see `LockGuard::kept`).
+    pub(crate) fn with_lock_kept(mut self, kept: bool) -> Self {
+        self.lock_kept = kept;
+        self
     }
 
     /// Verify the whole body against `checksum`: nothing is committed unless it matches.
@@ -221,6 +230,10 @@ impl ChunkSource for PatchBody {
 
     fn lock_lost(&self) -> CancellationToken {
         self.lost.clone()
+    }
+
+    fn lock_kept(&self) -> bool {
+        self.lock_kept
     }
 
     fn stopped(&self) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {

@@ -488,6 +488,7 @@ impl Engine {
                 stopped_by_hook,
             },
         )
+        .with_lock_kept(guard.kept())
     }
 }
 

@@ -7,6 +7,7 @@ use tusk_core::ChunkSource;
 pub struct ChunkList {
     chunks: std::collections::VecDeque<Bytes>,
     may_commit: bool,
+    lock_kept: bool,
 }
 
 impl ChunkList {
@@ -15,6 +16,7 @@ impl ChunkList {
         Self {
             chunks: chunks.into_iter().collect(),
             may_commit: true,
+            lock_kept: false,
         }
     }
 
@@ -28,6 +30,12 @@ impl ChunkList {
         self.may_commit = false;
         self
     }
+
+    /// Chunks of a request whose node keeps its lock after it (`ChunkSource::lock_kept`).
+    pub fn under_kept_lock(mut self) -> Self {
+        self.lock_kept = true;
+        self
+    }
 }
 
 #[async_trait]
@@ -38,5 +46,9 @@ impl ChunkSource for ChunkList {
 
     fn may_commit(&self) -> bool {
         self.may_commit
+    }
+
+    fn lock_kept(&self) -> bool {
+        self.lock_kept
     }
 }

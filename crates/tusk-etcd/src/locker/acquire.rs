@@ -26,7 +26,12 @@ impl EtcdLocker {
         let lock_key = self.key("lock", id);
         let release_key = self.key("release", id);
         if let Some(hold) = self.inner.kept.take(&lock_key) {
-            if !hold.asked.is_cancelled() && !hold.lost.is_cancelled() {
+            // Not on a lease the node retired (an unlock that failed): that lease must go, with
+            // the key it could not delete, once its last lock is dropped.
+            let usable = !hold.asked.is_cancelled()
+                && !hold.lost.is_cancelled()
+                && self.inner.lease.is_current(hold.lease()).await;
+            if usable {
                 tusk_metrics::metrics().locks_kept_reused.inc();
                 tracing::debug!(upload_id = %id, "kept etcd lock taken");
                 return Ok(self.guard(hold));
@@ -34,7 +39,7 @@ impl EtcdLocker {
             // Another request asked for it, or it is lost: it goes, and this request queues.
             self.unlock_later(hold);
         }
-        let follows_own = self.inner.releasing.given_back_lately(&lock_key);
+        let follows_own = self.inner.kept.follows_own(&lock_key);
         if let Some(unlocking) = self.inner.releasing.wait(&lock_key) {
             // This node's previous request on the upload is giving the lock back right now:
             // its delete is a round trip away, far sooner than a release request would be

@@ -55,7 +55,9 @@ impl EtcdLocker {
         let lost = lease.lost().child_token();
         let stop = CancellationToken::new();
         let watch_now = CancellationToken::new();
-        tokio::spawn(
+        // On the locker's runtime: a kept lock outlives its request, and the request's runtime
+        // (an HTTP worker's) may stop first.
+        self.inner.runtime.spawn(
             Holder {
                 client: self.inner.client.clone(),
                 lock_key: lock_key.clone(),
@@ -85,6 +87,7 @@ impl EtcdLocker {
 
     /// A guard over `hold`, for one request.
     pub(super) fn guard(&self, hold: Hold) -> LockGuard {
+        let kept = hold.keep;
         LockGuard::new(
             hold.fence,
             hold.asked.clone(),
@@ -94,6 +97,7 @@ impl EtcdLocker {
                 hold: Some(hold),
             }),
         )
+        .kept_after(kept)
     }
 
     /// A request is done with `hold`: keep it for this node's next request on the upload when
@@ -114,6 +118,13 @@ impl EtcdLocker {
     /// Delete the lock key of `hold` in a task of the locker's runtime (tracked, for `flush`).
     pub(super) fn unlock_later(&self, hold: Hold) {
         hold.stop.cancel();
+        if !hold.lost.is_cancelled() {
+            // Asked for by another request: this upload's requests do not follow each other
+            // on this node.
+            self.inner
+                .kept
+                .given_back(&hold.lock_key, hold.asked.is_cancelled());
+        }
         let Hold {
             lock_key: key,
             revision,
@@ -203,6 +214,13 @@ pub(super) struct Hold {
     watch_now: CancellationToken,
     /// Keep it for this node's next request on the upload once this one is done.
     keep: bool,
+}
+
+impl Hold {
+    /// The node lease the lock is on.
+    pub(super) fn lease(&self) -> &Lease {
+        &self.lease
+    }
 }
 
 /// What a guard owns: dropping it gives the lock back (kept or unlocked).

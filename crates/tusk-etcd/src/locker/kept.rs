@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,34 +27,59 @@ pub(super) const KEEP_FOR: Duration = Duration::from_secs(2);
 /// At most this many locks kept per node: each is a key and a watch in etcd.
 const MAX_KEPT: usize = 1024;
 
-/// The locks a node keeps, by lock key.
+/// A node that was asked to give a lock back (another request wanted it) does not keep that
+/// lock for this long: requests on the upload alternate between nodes (a round-robin load
+/// balancer), or compete on this one, and keeping would make each wait for a release.
+const CONTESTED_FOR: Duration = Duration::from_secs(10);
+
+/// At most this many locks remembered (given back or asked for) per node.
+const MAX_REMEMBERED: usize = 4096;
+
+/// The locks a node keeps, by lock key, and what it remembers of the locks it gave back.
 #[derive(Default)]
 pub(super) struct Kept {
-    locks: Mutex<HashMap<String, (u64, Hold)>>,
+    locks: Mutex<KeptLocks>,
     /// Numbers each keeping, so the end of an old one cannot take a newer one.
     next: AtomicU64,
+    history: Mutex<HashMap<String, GivenBack>>,
+}
+
+#[derive(Default)]
+struct KeptLocks {
+    by_key: HashMap<String, (u64, Hold)>,
     /// Shutting down: nothing more is kept.
-    closed: AtomicBool,
+    closed: bool,
+}
+
+/// When this node last gave a lock back on its own, and when it was last asked to.
+#[derive(Clone, Copy, Default)]
+struct GivenBack {
+    freely: Option<Instant>,
+    asked: Option<Instant>,
 }
 
 impl Kept {
-    /// Keep `hold`; it is handed back if it cannot be kept (too many, or shutting down).
+    /// Keep `hold`; it is handed back if it cannot be kept (too many, or shutting down). A
+    /// lock kept under the same key before (whose loss the node had not seen yet when this one
+    /// was taken) is given back.
     pub(super) fn put(&self, locker: &EtcdLocker, hold: Hold) -> Result<(), Hold> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(hold);
-        }
-        let Ok(mut locks) = self.locks.lock() else {
-            return Err(hold);
-        };
-        if locks.len() >= MAX_KEPT {
-            return Err(hold);
-        }
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let key = hold.lock_key.clone();
         let asked = hold.asked.clone();
         let lost = hold.lost.clone();
-        locks.insert(key.clone(), (number, hold));
-        drop(locks);
+        let displaced = {
+            let Ok(mut locks) = self.locks.lock() else {
+                return Err(hold);
+            };
+            if locks.closed || (locks.by_key.len() >= MAX_KEPT && !locks.by_key.contains_key(&key))
+            {
+                return Err(hold);
+            }
+            locks.by_key.insert(key.clone(), (number, hold))
+        };
+        if let Some((_, old)) = displaced {
+            locker.unlock_later(old);
+        }
         // Given back when its time is up, when a request asks for it, or when it is lost; unless
         // this node's next request took it first.
         let until = Instant::now() + KEEP_FOR;
@@ -75,28 +100,72 @@ impl Kept {
     /// The kept lock with this key, if any: the caller uses it or gives it back.
     pub(super) fn take(&self, key: &str) -> Option<Hold> {
         let mut locks = self.locks.lock().ok()?;
-        locks.remove(key).map(|(_, hold)| hold)
+        locks.by_key.remove(key).map(|(_, hold)| hold)
     }
 
     fn take_numbered(&self, key: &str, number: u64) -> Option<Hold> {
         let mut locks = self.locks.lock().ok()?;
-        if locks.get(key).is_some_and(|(n, _)| *n == number) {
-            return locks.remove(key).map(|(_, hold)| hold);
+        if locks.by_key.get(key).is_some_and(|(n, _)| *n == number) {
+            return locks.by_key.remove(key).map(|(_, hold)| hold);
         }
         None
     }
 
     /// Stop keeping locks (the node shuts down) and return those kept, to be given back.
     pub(super) fn close(&self) -> Vec<Hold> {
-        self.closed.store(true, Ordering::Release);
         match self.locks.lock() {
-            Ok(mut locks) => locks.drain().map(|(_, (_, hold))| hold).collect(),
+            Ok(mut locks) => {
+                locks.closed = true;
+                locks.by_key.drain().map(|(_, (_, hold))| hold).collect()
+            }
             Err(_) => Vec::new(),
         }
     }
 
     /// Keep locks again (after a `flush` that was not a shutdown).
     pub(super) fn reopen(&self) {
-        self.closed.store(false, Ordering::Release);
+        if let Ok(mut locks) = self.locks.lock() {
+            locks.closed = false;
+        }
+    }
+
+    /// This node gives the lock `key` back: on its own (`asked` false), or because a request
+    /// asked for it.
+    pub(super) fn given_back(&self, key: &str, asked: bool) {
+        let Ok(mut history) = self.history.lock() else {
+            return;
+        };
+        if history.len() >= MAX_REMEMBERED && !history.contains_key(key) {
+            history.retain(|_, given| {
+                [given.freely, given.asked]
+                    .into_iter()
+                    .flatten()
+                    .any(|at| at.elapsed() < CONTESTED_FOR)
+            });
+            // A flood of uploads: forgetting them all costs a kept lock or two, not memory.
+            if history.len() >= MAX_REMEMBERED {
+                history.clear();
+            }
+        }
+        let entry = history.entry(key.to_owned()).or_default();
+        let now = Some(Instant::now());
+        if asked {
+            entry.asked = now;
+        } else {
+            entry.freely = now;
+        }
+    }
+
+    /// Whether a lock taken now follows this node's previous request on the upload: the node
+    /// gave the lock back on its own within [`KEEP_FOR`], and nobody asked it for the lock
+    /// within [`CONTESTED_FOR`]. Such a lock is kept after its request.
+    pub(super) fn follows_own(&self, key: &str) -> bool {
+        let Ok(history) = self.history.lock() else {
+            return false;
+        };
+        history.get(key).is_some_and(|given| {
+            given.freely.is_some_and(|at| at.elapsed() < KEEP_FOR)
+                && given.asked.is_none_or(|at| at.elapsed() >= CONTESTED_FOR)
+        })
     }
 }
