@@ -26,6 +26,10 @@
 #   UNSIGNED_PAYLOAD (default 0)    1: parts as UNSIGNED-PAYLOAD on both sides (tusk with
 #                                   --s3-payload-signing never, the baseline likewise); by
 #                                   default both hash every part (plain HTTP to the S3 server)
+#   S3_CPU          (default unset) a CPU number: the S3 server (moto or garage) runs on that
+#                                   CPU alone and everything else (Redis, etcd, the nodes, the
+#                                   clients) on the other CPUs, with taskset: on a small machine,
+#                                   what a separate S3 server would look like (put back at exit)
 #
 # Steps (all on 127.0.0.1; S3 = moto, plus Redis and etcd, from scripts/services.sh):
 #   1. s3-vs-tusk: SIZE_MIB MiB straight to S3 (multipart, PART_SIZE_MIB parts, CONCURRENCY in
@@ -159,6 +163,7 @@ PEER_URL=""
 PEER_BUCKET=""
 LOAD_PIDS=() # step 6's nodes, stopped by cleanup too
 REDIS_PIDS=() # step 7's Redis primary and replica, stopped by cleanup too
+PINNED_PIDS=() # services pinned to CPUs with S3_CPU, put back by cleanup
 BUCKET=""
 S3_ENDPOINT="" REDIS_URL="" ETCD_ENDPOINTS="" # from .services/env
 STOP_SERVICES=""
@@ -198,6 +203,9 @@ cleanup() {
                 xargs -r -n 100 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
         fi
     fi
+    for pid in "${PINNED_PIDS[@]}"; do
+        taskset -a -cp "0-$(($(nproc --all) - 1))" "$pid" >/dev/null 2>&1 || true
+    done
     if [[ -n "$STOP_SERVICES" ]]; then
         log "stopping the services this script started"
         "$ROOT/scripts/services.sh" down || true
@@ -269,6 +277,20 @@ ETCD_ENDPOINTS="${TUSK_TEST_ETCD_ENDPOINTS:?not set by .services/env}"
 MOTO_PID="${GARAGE_PID:-$(cat "$ROOT/.services/run/moto.pid")}"
 REDIS_PID="$(cat "$ROOT/.services/run/redis.pid")"
 ETCD_PID="$(cat "$ROOT/.services/run/etcd.pid")"
+if [[ -n "${S3_CPU:-}" ]]; then
+    command -v taskset >/dev/null 2>&1 || die "S3_CPU needs taskset (util-linux)"
+    cpus="$(nproc --all)"
+    [[ "$S3_CPU" =~ ^[0-9]+$ ]] && ((S3_CPU < cpus && cpus > 1)) ||
+        die "S3_CPU=$S3_CPU: a CPU number below $cpus, on a machine with at least 2"
+    others="$(seq 0 $((cpus - 1)) | grep -vx "$S3_CPU" | paste -sd, -)"
+    PINNED_PIDS=("$MOTO_PID" "$REDIS_PID" "$ETCD_PID")
+    taskset -a -cp "$S3_CPU" "$MOTO_PID" >/dev/null
+    # This shell too: the nodes and clients it starts inherit it.
+    for pid in "$REDIS_PID" "$ETCD_PID" "$$"; do
+        taskset -a -cp "$others" "$pid" >/dev/null
+    done
+    log "S3_CPU=$S3_CPU: the S3 server (pid $MOTO_PID) on CPU $S3_CPU alone, everything else on CPUs $others"
+fi
 
 if [[ "$S3_SERVER" != garage ]]; then
     BUCKET="tusk-bench-$(date +%s)-$$"
