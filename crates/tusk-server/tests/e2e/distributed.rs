@@ -133,6 +133,47 @@ async fn c_a_node_killed_mid_patch_does_not_block_the_resume_for_long() {
     drop(raw);
 }
 
+/// A node keeps an upload's lock between a client's requests once they follow each other on it
+/// (docs/architecture.md, "Kept locks"). Killed outright while it keeps one, it cannot give it
+/// back: the lock goes with its lease, and the resume on the other node gets through within the
+/// lease and the lock wait, at the acknowledged offset.
+#[tokio::test]
+async fn c_a_node_killed_while_keeping_a_lock_blocks_the_resume_only_until_its_lease() {
+    if !services_enabled(
+        "c_a_node_killed_while_keeping_a_lock_blocks_the_resume_only_until_its_lease",
+    ) {
+        return;
+    }
+    let lease = Duration::from_secs(3);
+    let wait = Duration::from_secs(5);
+    let cluster = Cluster::start(2, &["--lock-lease", "3s", "--lock-wait", "5s"]).await;
+    let len = P + 2 * MIB;
+    let data = pattern(len, 33);
+    let url = cluster.create(0, len as u64).await;
+    let on_0 = cluster.on(0, &url);
+    let (status, end) = patch(&on_0, 0, data[..MIB].to_vec()).await;
+    assert_eq!((status, end), (204, Some(MIB as u64)));
+    let (status, end) = patch(&on_0, MIB as u64, data[MIB..2 * MIB].to_vec()).await;
+    assert_eq!((status, end), (204, Some(2 * MIB as u64)));
+    cluster.nodes[0].signal("KILL");
+    // The kept lock outlives the node, on its lease.
+    wait_until_locked(&cluster, &url).await;
+    let started = Instant::now();
+    let (status, offset) = head(&cluster.on(1, &url)).await;
+    let waited = started.elapsed();
+    eprintln!("resume HEAD after kill -9 of the node keeping the lock: {waited:?}");
+    assert_eq!((status, offset), (200, Some(2 * MIB as u64)));
+    assert!(waited < lease + wait, "took {waited:?}");
+    let (status, end) = patch(
+        &cluster.on(1, &url),
+        2 * MIB as u64,
+        data[2 * MIB..].to_vec(),
+    )
+    .await;
+    assert_eq!((status, end), (204, Some(len as u64)));
+    cluster.assert_object(&url, &data).await;
+}
+
 /// Wait until a request on another node would have to ask for the upload's lock: the holder
 /// shows up as a lock key in etcd.
 async fn wait_until_locked(cluster: &Cluster, url: &str) {
