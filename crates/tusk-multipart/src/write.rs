@@ -155,7 +155,7 @@ impl Writer<'_> {
     async fn open_part(&mut self) -> Result<()> {
         self.part_open = true;
         self.tail_in_buf = self.stored == 0;
-        if self.stored == 0 {
+        if self.tail_in_buf {
             self.buf = PartBuffer::with_capacity(self.part_size());
             return Ok(());
         }
@@ -494,12 +494,13 @@ impl Writer<'_> {
             };
             return store.finalize(state, fence, tail, buf_permit).await;
         }
-        // Not a reservation of a whole part for a few bytes (an all-or-nothing body's).
+        // The view of the buffer goes first: a kept buffer takes more bytes later.
         drop(own);
         if let (Some(mut buffer), Some(reservation)) = (kept, buf_permit)
             && buffer.is_unshared()
             && buffer.written() as u64 == state.tail_len
             && state.tail_len > 0
+            // Not a whole part's reservation for a few bytes (an all-or-nothing body's).
             && reservation.bytes() <= state.tail_len + RESERVE_STEP
         {
             let cached = CachedTail {
