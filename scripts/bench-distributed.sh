@@ -104,7 +104,7 @@ CONC_UPLOADS=8
 CONC_SIZE_MIB=256
 CONC_BUFFER_MIB=64
 RESUMED_PATCH_MIB=3
-READY_TIMEOUT=30 # seconds the node gets to print its address and answer OPTIONS
+READY_TIMEOUT=${READY_TIMEOUT:-30} # seconds the node gets to print its address and answer OPTIONS
 STOP_TIMEOUT=15  # seconds the node gets to exit after SIGTERM, before SIGKILL (process.sh)
 
 log() { printf 'bench-distributed: %s\n' "$*"; }

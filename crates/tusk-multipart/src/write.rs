@@ -15,8 +15,11 @@ use crate::tail_cache::CachedTail;
 type InflightPart = AbortOnDropHandle<Result<String>>;
 
 /// How much of a stored tail one read fetches: the memory a resumed part holds beyond its
-/// budget while it is assembled.
-const TAIL_SLICE: usize = 1024 * 1024;
+/// budget while it is assembled (the reply, and the Redis connection's read buffer, which keeps
+/// the size of the largest reply it held).
+const TAIL_SLICE: usize = 256 * 1024;
+/// A stored tail of at most this many bytes is read in when a part opens under a kept lock.
+const READ_IN_AT_MOST: usize = 1024 * 1024;
 /// Budget is reserved in steps of this size as a part's bytes arrive, so a client that sends
 /// little holds little: to hold budget a client must send the bytes it holds (a whole part
 /// reserved at the first byte let six clients dripping a byte every 10 s hold a node's budget).
@@ -171,23 +174,39 @@ impl Writer<'_> {
             return Ok(());
         }
         self.buf = PartBuffer::after_prefix(self.stored, self.part_size());
-        if !self.lock_kept || self.all_or_nothing || self.stored > TAIL_SLICE {
+        if !self.lock_kept || self.all_or_nothing || self.stored > READ_IN_AT_MOST {
             return Ok(());
         }
         let Some(room) = self.store.budget.try_reserve(self.stored as u64) else {
             return Ok(());
         };
         self.hold(room);
-        let tail = self
-            .store
-            .state
-            .read_tail_range(&self.state.id, 0..self.stored as u64, Some(self.fence))
-            .await?;
-        if tail.len() != self.stored {
-            return Err(corrupt_tail(&self.state.id, self.stored as u64, tail.len()));
-        }
-        self.buf.write_prefix(0, &tail)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        self.read_tail_into(&mut buf, 0).await?;
+        self.buf = buf;
         self.tail_in_buf = true;
+        Ok(())
+    }
+
+    /// Read the stored tail from byte `from` into the prefix of `buf`, in slices of
+    /// [`TAIL_SLICE`], fenced.
+    async fn read_tail_into(&self, buf: &mut PartBuffer, from: usize) -> Result<()> {
+        let mut read = from;
+        while read < self.stored {
+            let want = (self.stored - read).min(TAIL_SLICE);
+            let range = read as u64..(read + want) as u64;
+            let slice = self
+                .store
+                .state
+                .read_tail_range(&self.state.id, range, Some(self.fence))
+                .await?;
+            if slice.len() != want {
+                let short = read + slice.len();
+                return Err(corrupt_tail(&self.state.id, self.stored as u64, short));
+            }
+            buf.write_prefix(read, &slice)?;
+            read += want;
+        }
         Ok(())
     }
 
@@ -340,21 +359,7 @@ impl Writer<'_> {
                 read = self.stored;
             }
         }
-        while read < self.stored {
-            let want = (self.stored - read).min(TAIL_SLICE);
-            let range = read as u64..(read + want) as u64;
-            let slice = self
-                .store
-                .state
-                .read_tail_range(&self.state.id, range, Some(self.fence))
-                .await?;
-            if slice.len() != want {
-                let short = read + slice.len();
-                return Err(corrupt_tail(&self.state.id, self.stored as u64, short));
-            }
-            part.write_prefix(read, &slice)?;
-            read += want;
-        }
+        self.read_tail_into(&mut part, read).await?;
         self.stored = 0;
         Ok(part.freeze())
     }

@@ -17,7 +17,7 @@ const CLUSTER_EXPIRY_SHARDS: u32 = 16;
 
 /// The bytes one staging command carries; a tail longer than one slice is staged in slices
 /// before its commit (see `stage`).
-const STAGE_SLICE: usize = 512 << 10;
+const STAGE_SLICE: usize = 128 << 10;
 /// How long staged bytes wait for their commit: far longer than any commit takes.
 const STAGE_TTL_MS: u64 = 10 * 60 * 1000;
 
