@@ -17,6 +17,7 @@
 #                                   UploadParts in flight
 #   RUNS            (default 3)     timed rounds in step 1, after one untimed warm-up of each side
 #   TUSK_BIN, BENCH_BIN             binaries (default target/release/tusk, target/release/tusk-bench)
+#   READY_TIMEOUT   (default 30)    seconds a node gets to start (more under a profiler)
 #   STEPS           (default "1 2 3 4 5")  which steps to run
 #   LOAD_UPLOADS    (default 1000), LOAD_CONCURRENCY (default 64), LOAD_DRIPPERS (default 100)
 #                   step 6
