@@ -15,8 +15,12 @@ use crate::{RedisError, RedisState, scripts};
 /// entry in one slot, on one master.
 const CLUSTER_EXPIRY_SHARDS: u32 = 16;
 
-/// The bytes one staging command carries; a tail longer than one slice is staged in slices
-/// before its commit (see `stage`).
+/// A tail up to this long goes to Redis inside its commit script (one round trip for a small
+/// PATCH's bytes); a longer one is staged first. At 512 KiB, the copies of inline tails raised
+/// the peak RSS of 8 concurrent uploads by 4 MiB (docs/benchmarks.md).
+const INLINE_AT_MOST: usize = 256 << 10;
+/// The bytes one staging command carries (see `stage`): each command copies one slice into
+/// the node's memory, three times on its way (argument, packed command, connection buffer).
 const STAGE_SLICE: usize = 128 << 10;
 /// How long staged bytes wait for their commit: far longer than any commit takes.
 const STAGE_TTL_MS: u64 = 10 * 60 * 1000;
@@ -302,7 +306,7 @@ impl StateStore for RedisState {
         // A large tail goes to Redis in slices first: each command copies one slice, where
         // one command would copy the whole tail into the node's memory, outside the part
         // buffer budget.
-        let staged = |b: &[u8]| b.len() > STAGE_SLICE;
+        let staged = |b: &[u8]| b.len() > INLINE_AT_MOST;
         let (mode, bytes) = match &commit.tail {
             TailChange::Keep => ("keep", &[][..]),
             TailChange::Append(b) if staged(b) => ("append-staged", &b[..]),
