@@ -12,17 +12,26 @@
 #                           it. The peer does not fsync before it answers, so its runs are timed
 #                           to the 204 and, separately, to the end of a `sync` right after it.
 #
-# Each measurement runs 3 times after one untimed warm-up run (the first write of fresh blocks on
-# this kind of disk is several times slower); every run and the median are printed. One tusk server serves the
-# 3 uploads; its peak RSS (VmHWM) is the maximum over all of them. Before each timed run the
-# script calls `sync` (untimed) so that no run pays for an earlier one's dirty pages; the source
-# file is read from the page cache in both cases. Works under target/bench-tmp
-# (same filesystem as the repo), removed on exit. Talks to 127.0.0.1 only.
+#   RUNS=N                  timed rounds (default 5)
+#
+# Each round times one dd and then one tusk upload, after one untimed warm-up round (the first
+# write of fresh blocks on this kind of disk is several times slower). This machine's disk is
+# bimodal (the same dd takes 0.6 s or 1.3-3 s from one run to the next), so the two sides are
+# measured side by side, over several rounds, rather than one block after the other. The order
+# is the same in every round, so each side always follows the other: with the order alternated,
+# the dd that came after two tusk uploads in a row took 1.5-2.1 s every time and the others
+# 0.6-0.7 s, a pattern of this disk that made the ratio depend on the order. Every
+# round, its tusk/dd time ratio, the medians, each side's best (the disk in its fast mode) and
+# the median of the rounds' ratios are printed. One tusk server serves every upload; its peak
+# RSS (VmHWM) is the maximum over all of them. Before each timed run the script calls `sync`
+# (untimed) so that no run pays for an earlier one's dirty pages; the source file is read from
+# the page cache in both cases. Works under target/bench-tmp (same filesystem as the repo),
+# removed on exit. Talks to 127.0.0.1 only.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SIZE_MIB="${1:-1024}"
-RUNS=3
+RUNS="${RUNS:-5}"
 TUSK_BIN="${TUSK_BIN:-$ROOT/target/release/tusk}"
 PEERS="${PEERS:-0}"
 STOP_TIMEOUT=15 # seconds the peer gets to exit after SIGTERM (process.sh)
@@ -83,6 +92,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 mibps() { awk -v s="$1" -v m="$SIZE_MIB" 'BEGIN { if (s > 0) printf "%.1f", m / s; else print "inf" }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 max_of() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+min_of() { printf '%s\n' "$@" | sort -g | head -n 1; }
 # A field (in kB) of /proc/PID/status, printed in MiB.
 proc_mib() {
     awk -v f="$2:" '$1 == f { printf "%.1f", $2 / 1024; found = 1 } END { if (!found) exit 1 }' \
@@ -111,7 +121,7 @@ free_port() {
     die "no free port found on 127.0.0.1"
 }
 
-echo "bench-local: $SIZE_MIB MiB, $RUNS runs each, binary $TUSK_BIN"
+echo "bench-local: $SIZE_MIB MiB, $RUNS rounds, binary $TUSK_BIN"
 echo "bench-local: work dir $WORK"
 
 # --- source data ---------------------------------------------------------------------------
@@ -119,23 +129,6 @@ SRC="$WORK/source.bin"
 echo "bench-local: generating $SIZE_MIB MiB of random data..."
 dd if=/dev/urandom of="$SRC" bs=1M count="$SIZE_MIB" status=none
 [[ "$(stat -c %s "$SRC")" == "$SIZE_BYTES" ]] || die "source file has the wrong size"
-
-# --- baseline: dd with fsync ---------------------------------------------------------------
-dd_times=()
-for run in $(seq 0 "$RUNS"); do # run 0 is an untimed warm-up
-    rm -f "$WORK/dd.out"
-    sync # start each run with no dirty pages from earlier steps (outside the timing)
-    t0="$(now)"
-    dd if="$SRC" of="$WORK/dd.out" bs=1M conv=fsync status=none
-    t1="$(now)"
-    if ((run == 0)); then
-        echo "bench-local: dd warm-up: $(elapsed "$t0" "$t1") s (not counted)"
-        continue
-    fi
-    dd_times+=("$(elapsed "$t0" "$t1")")
-    echo "bench-local: dd run $run: ${dd_times[-1]} s"
-done
-rm -f "$WORK/dd.out"
 
 # --- tusk ----------------------------------------------------------------------------------
 PORT="$(free_port)"
@@ -163,42 +156,65 @@ done
 IDLE_RSS="$(proc_mib "$SERVER_PID" VmRSS)"
 echo "bench-local: tusk ready on 127.0.0.1:$PORT, idle RSS $IDLE_RSS MiB"
 
-tusk_times=()
-TUSK_CPU0="$(cpu_s "$SERVER_PID")"
-for run in $(seq 0 "$RUNS"); do # run 0 is an untimed warm-up
-    # Create the upload.
+# One dd run with fsync, to a file removed first; prints its time.
+dd_run() {
+    local t0 t1
+    rm -f "$WORK/dd.out"
+    sync # start each run with no dirty pages from earlier steps (outside the timing)
+    t0="$(now)"
+    dd if="$SRC" of="$WORK/dd.out" bs=1M conv=fsync status=none
+    t1="$(now)"
+    rm -f "$WORK/dd.out"
+    elapsed "$t0" "$t1"
+}
+
+# One tusk upload: POST, the whole file in one streamed PATCH (timed), the stored file compared
+# with the source, DELETE. Prints its time and the upload's ID.
+tusk_run() {
+    local code url offset id t0 t1
     code="$(curl -sS -o /dev/null -D "$WORK/post.h" -w '%{http_code}' -X POST \
         -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $SIZE_BYTES" "$ENDPOINT")"
     [[ "$code" == "201" ]] || die "POST $ENDPOINT: expected 201, got $code"
-    URL="$(header "$WORK/post.h" Location)"
-    [[ -n "$URL" ]] || die "POST $ENDPOINT: no Location header"
-    case "$URL" in
+    url="$(header "$WORK/post.h" Location)"
+    [[ -n "$url" ]] || die "POST $ENDPOINT: no Location header"
+    case "$url" in
         http://127.0.0.1:"$PORT"/*) ;;
-        *) die "unexpected Location '$URL'" ;;
+        *) die "unexpected Location '$url'" ;;
     esac
-    ID="${URL##*/}"
+    id="${url##*/}"
 
-    # Upload everything in one streamed PATCH (-T reads the file as it sends).
+    # -T reads the file as it sends.
     sync
     t0="$(now)"
     code="$(curl -sS -o /dev/null -D "$WORK/patch.h" -w '%{http_code}' -X PATCH \
         -H 'Tus-Resumable: 1.0.0' -H 'Content-Type: application/offset+octet-stream' \
-        -H 'Upload-Offset: 0' -T "$SRC" "$URL")"
+        -H 'Upload-Offset: 0' -T "$SRC" "$url")"
     t1="$(now)"
-    [[ "$code" == "204" ]] || die "PATCH $URL: expected 204, got $code"
+    [[ "$code" == "204" ]] || die "PATCH $url: expected 204, got $code"
     offset="$(header "$WORK/patch.h" Upload-Offset)"
-    [[ "$offset" == "$SIZE_BYTES" ]] || die "PATCH $URL: Upload-Offset '$offset', expected $SIZE_BYTES"
-    cmp -s "$SRC" "$WORK/tusk-data/$ID" || die "stored file $WORK/tusk-data/$ID differs from the source"
-    if ((run == 0)); then
-        echo "bench-local: tusk warm-up: $(elapsed "$t0" "$t1") s (not counted; upload $ID verified)"
-    else
-        tusk_times+=("$(elapsed "$t0" "$t1")")
-        echo "bench-local: tusk run $run: ${tusk_times[-1]} s (upload $ID verified)"
-    fi
+    [[ "$offset" == "$SIZE_BYTES" ]] || die "PATCH $url: Upload-Offset '$offset', expected $SIZE_BYTES"
+    cmp -s "$SRC" "$WORK/tusk-data/$id" || die "stored file $WORK/tusk-data/$id differs from the source"
 
     # Free the disk space again (termination extension).
-    code="$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE -H 'Tus-Resumable: 1.0.0' "$URL")"
-    [[ "$code" == "204" ]] || echo "bench-local: warning: DELETE $URL answered $code" >&2
+    code="$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE -H 'Tus-Resumable: 1.0.0' "$url")"
+    [[ "$code" == "204" ]] || echo "bench-local: warning: DELETE $url answered $code" >&2
+    echo "$(elapsed "$t0" "$t1") $id"
+}
+
+dd_times=()
+tusk_times=()
+TUSK_CPU0="$(cpu_s "$SERVER_PID")"
+for run in $(seq 0 "$RUNS"); do # run 0 is an untimed warm-up
+    dd_s="$(dd_run)"
+    read -r tusk_s id < <(tusk_run)
+    [[ -n "${tusk_s:-}" ]] || die "round $run: the tusk upload failed (see above)"
+    if ((run == 0)); then
+        echo "bench-local: warm-up: dd $dd_s s, tusk $tusk_s s (not counted; upload $id verified)"
+        continue
+    fi
+    dd_times+=("$dd_s")
+    tusk_times+=("$tusk_s")
+    echo "bench-local: round $run: dd $dd_s s, tusk $tusk_s s (upload $id verified)"
 done
 
 PEAK_RSS="$(proc_mib "$SERVER_PID" VmHWM)"
@@ -314,8 +330,8 @@ DD_MED="$(median "${dd_times[@]}")"
 TUSK_MED="$(median "${tusk_times[@]}")"
 
 echo
-printf 'Results for %s MiB (%s runs; tusk %s)\n\n' "$SIZE_MIB" "$RUNS" "$TUSK_BIN"
-printf '%-8s %12s %12s %12s %12s %14s\n' run 'dd s' 'dd MiB/s' 'tusk s' 'tusk MiB/s' 'tusk/dd time'
+printf 'Results for %s MiB (%s rounds; tusk %s)\n\n' "$SIZE_MIB" "$RUNS" "$TUSK_BIN"
+printf '%-8s %12s %12s %12s %12s %14s\n' round 'dd s' 'dd MiB/s' 'tusk s' 'tusk MiB/s' 'tusk/dd time'
 for i in $(seq 0 $((RUNS - 1))); do
     printf '%-8s %12s %12s %12s %12s %14s\n' "$((i + 1))" \
         "${dd_times[$i]}" "$(mibps "${dd_times[$i]}")" \
@@ -325,6 +341,20 @@ done
 printf '%-8s %12s %12s %12s %12s %14s\n' median \
     "$DD_MED" "$(mibps "$DD_MED")" "$TUSK_MED" "$(mibps "$TUSK_MED")" \
     "$(awk -v a="$TUSK_MED" -v b="$DD_MED" 'BEGIN { printf "%.2f", a / b }')"
+DD_MIN="$(min_of "${dd_times[@]}")"
+TUSK_MIN="$(min_of "${tusk_times[@]}")"
+printf '%-8s %12s %12s %12s %12s %14s\n' best \
+    "$DD_MIN" "$(mibps "$DD_MIN")" "$TUSK_MIN" "$(mibps "$TUSK_MIN")" \
+    "$(awk -v a="$TUSK_MIN" -v b="$DD_MIN" 'BEGIN { printf "%.2f", a / b }')"
+round_ratios=()
+for i in $(seq 0 $((RUNS - 1))); do
+    round_ratios+=("$(awk -v a="${tusk_times[$i]}" -v b="${dd_times[$i]}" 'BEGIN { printf "%.4f", a / b }')")
+done
+RATIO_MED="$(median "${round_ratios[@]}")"
+printf '%-40s %10s\n' "median of the rounds' tusk/dd time" \
+    "$(awk -v r="$RATIO_MED" 'BEGIN { printf "%.2f", r }')"
+printf '%-40s %10s\n' "tusk's throughput / dd's (from it)" \
+    "$(awk -v r="$RATIO_MED" 'BEGIN { printf "%.2fx", 1 / r }')"
 echo
 printf '%-28s %10s MiB\n' 'tusk idle RSS (VmRSS)' "$IDLE_RSS"
 printf '%-28s %10s MiB\n' 'tusk peak RSS (VmHWM)' "$PEAK_RSS"
