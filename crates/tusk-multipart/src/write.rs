@@ -181,9 +181,12 @@ impl Writer<'_> {
             return Ok(());
         };
         self.hold(room);
+        // The buffer is put back whatever the read gives, so the writer is never left with the
+        // empty placeholder.
         let mut buf = std::mem::take(&mut self.buf);
-        self.read_tail_into(&mut buf, 0).await?;
+        let read = self.read_tail_into(&mut buf, 0).await;
         self.buf = buf;
+        read?;
         self.tail_in_buf = true;
         Ok(())
     }
