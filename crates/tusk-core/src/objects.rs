@@ -85,6 +85,32 @@ pub trait ObjectStore: Send + Sync + 'static {
         body: Bytes,
     ) -> Result<String>;
 
+    /// Whether [`Self::upload_part_streamed`] can send a part's bytes while they are still
+    /// arriving (for S3: only when bodies are not signed, since a signature needs the whole
+    /// body's hash first). By default: no.
+    fn streams_parts(&self) -> bool {
+        false
+    }
+
+    /// Upload part `part_number` of exactly `size` bytes, sending them as `body` yields them
+    /// (it may wait a long while between bytes); returns the part's ETag. A body that fails or
+    /// ends before `size` bytes stores nothing. Only called when [`Self::streams_parts`] says
+    /// yes; by default it refuses.
+    async fn upload_part_streamed(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        part_number: u32,
+        size: u64,
+        body: ByteStream,
+    ) -> Result<String> {
+        let _ = (key, multipart_id, part_number, size, body);
+        Err(crate::Error::new(
+            crate::ErrorKind::Backend,
+            "this object store cannot stream a part",
+        ))
+    }
+
     /// Assemble the object from `etags` (part 1 first). `NotFound` if the multipart upload is
     /// gone, which after a crash may mean it was already completed.
     async fn complete_multipart(

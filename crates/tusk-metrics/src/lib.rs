@@ -60,6 +60,10 @@ pub struct Metrics {
     pub tail_appended_bytes: IntCounter,
     /// `tusk_tail_cache_hits_total`.
     pub tail_cache_hits: IntCounter,
+    /// `tusk_parts_streamed_total`.
+    pub parts_streamed: IntCounter,
+    /// `tusk_parts_stream_abandoned_total`.
+    pub parts_stream_abandoned: IntCounter,
     /// `tusk_checksum_mismatches_total`.
     pub checksum_mismatches: IntCounter,
     /// `tusk_ready`.
@@ -254,6 +258,16 @@ impl Metrics {
                 r,
                 "tusk_tail_cache_hits_total",
                 "PATCHes that found their upload's tail in this node's memory (written by this node under the same lock) and did not read it back from the state store.",
+            ),
+            parts_streamed: counter(
+                r,
+                "tusk_parts_streamed_total",
+                "Parts sent to object storage while the PATCHes that filled them arrived, and stored that way (distributed mode, unsigned part bodies).",
+            ),
+            parts_stream_abandoned: counter(
+                r,
+                "tusk_parts_stream_abandoned_total",
+                "Parts streamed while they filled whose stream was given up (it failed, fell behind, or the part's bytes were read back from Redis); the part was then sent whole.",
             ),
             checksum_mismatches: counter(
                 r,

@@ -89,6 +89,14 @@ impl BufferBudget {
         Some(Reservation::new(permit, units))
     }
 
+    /// Reserve room for `bytes` only if it is free without giving back kept tail copies: for
+    /// memory that only saves time.
+    pub(crate) fn try_reserve_spare(&self, bytes: u64) -> Option<Reservation> {
+        let units = u32::try_from(bytes.div_ceil(UNIT)).ok()?;
+        let permit = self.semaphore.clone().try_acquire_many_owned(units).ok()?;
+        Some(Reservation::new(permit, units))
+    }
+
     /// Reserve room for `bytes`, waiting at most `wait`, and no longer than until `stop`
     /// completes. Waiters are served in order, so a large reservation is not starved by small
     /// ones.
@@ -315,6 +323,7 @@ mod tests {
             parts: 0,
             buffer: PartBuffer::with_capacity(1024),
             reservation: copy_room,
+            ahead: None,
         };
         budget.tails().put(&id, copy);
         assert!(

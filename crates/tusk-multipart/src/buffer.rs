@@ -76,6 +76,14 @@ impl PartBuffer {
             .is_none_or(|map| Arc::get_mut(map).is_some())
     }
 
+    /// A copy of the prefix and the bytes after it (the caller has written the whole prefix).
+    pub(crate) fn copy_written(&self) -> Bytes {
+        match &self.map {
+            Some(map) => Bytes::copy_from_slice(&map[..self.prefix + self.len]),
+            None => Bytes::new(),
+        }
+    }
+
     /// The byte at `at` of the prefix and the bytes after it, if written.
     pub(crate) fn byte_at(&self, at: usize) -> Option<u8> {
         let map = self.map.as_ref()?;

@@ -6,6 +6,7 @@
 //!
 //! This crate depends only on the traits in `tusk-core`; the binary wires S3 and Redis in.
 
+mod ahead;
 mod budget;
 mod buffer;
 mod concat;

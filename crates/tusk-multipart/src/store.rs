@@ -19,6 +19,8 @@ pub struct MultipartStore {
     pub(crate) state: Arc<dyn StateStore>,
     pub(crate) config: MultipartConfig,
     pub(crate) budget: BufferBudget,
+    /// Slots for parts streamed while small PATCHes fill them (see `ahead`).
+    pub(crate) ahead_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for MultipartStore {
@@ -86,6 +88,7 @@ impl MultipartStore {
             state,
             config,
             budget,
+            ahead_slots: crate::ahead::slots(),
         })
     }
 

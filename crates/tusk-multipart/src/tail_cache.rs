@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use tusk_core::UploadId;
 
+use crate::ahead::PartAhead;
 use crate::budget::Reservation;
 use crate::buffer::PartBuffer;
 
@@ -43,6 +44,8 @@ pub(crate) struct CachedTail {
     pub(crate) buffer: PartBuffer,
     /// Its room in the budget.
     pub(crate) reservation: Reservation,
+    /// The part's upload, streamed as its bytes arrive (see `ahead`); dropped with the copy.
+    pub(crate) ahead: Option<PartAhead>,
 }
 
 #[derive(Clone, Default)]

@@ -7,6 +7,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, UploadState};
 
 use crate::MultipartStore;
+use crate::ahead::{AHEAD_QUEUE, PartAhead};
 use crate::buffer::PartBuffer;
 use crate::store::{corrupt_tail, part_number};
 use crate::tail_cache::CachedTail;
@@ -58,6 +59,8 @@ struct Writer<'a> {
     lock_kept: bool,
     /// The request's lock is lost: waiting for object storage is pointless.
     lock_lost: CancellationToken,
+    /// The current part's upload, fed as its bytes arrive (see `ahead`).
+    ahead: Option<PartAhead>,
 }
 
 impl MultipartStore {
@@ -86,6 +89,7 @@ impl MultipartStore {
             all_or_nothing: body.all_or_nothing(),
             lock_kept: body.lock_kept(),
             lock_lost: body.lock_lost(),
+            ahead: None,
             state,
             fence,
         };
@@ -110,7 +114,9 @@ impl MultipartStore {
                 }
                 writer.buf.extend_from_slice(&piece)?;
                 if writer.stored + writer.buf.len() == writer.part_size() {
-                    writer.send_part().await?;
+                    writer.send_part(piece).await?;
+                } else {
+                    writer.feed_ahead(piece);
                 }
             }
             writer.commit_confirmed(false).await?;
@@ -169,6 +175,10 @@ impl Writer<'_> {
             self.stored,
         ) {
             self.hold(cached.reservation);
+            // A body that commits nothing before its end sends no part early either.
+            self.ahead = cached
+                .ahead
+                .filter(|ahead| !self.all_or_nothing && ahead.fed() == cached.buffer.written());
             self.buf = cached.buffer;
             self.tail_in_buf = true;
             return Ok(());
@@ -189,6 +199,22 @@ impl Writer<'_> {
         read?;
         self.tail_in_buf = true;
         Ok(())
+    }
+
+    /// Hand `piece`, just appended to the part, to the part's streamed upload, if there is one;
+    /// one that cannot take it is given up (the part is sent whole when full).
+    fn feed_ahead(&mut self, piece: Bytes) {
+        if let Some(ahead) = &mut self.ahead
+            && !ahead.feed(piece)
+        {
+            self.abandon_ahead();
+        }
+    }
+
+    fn abandon_ahead(&mut self) {
+        if self.ahead.take().is_some() {
+            tusk_metrics::metrics().parts_stream_abandoned.inc();
+        }
     }
 
     /// Read the stored tail from byte `from` into the prefix of `buf`, in slices of
@@ -304,6 +330,8 @@ impl Writer<'_> {
         );
         self.stored += own.len();
         self.buf = PartBuffer::after_prefix(self.stored, self.part_size());
+        // The part is assembled from the stored tail again when full.
+        self.abandon_ahead();
         // The tail goes back to being read when the part is full: its room is given back.
         self.tail_in_buf = self.stored == 0;
         self.buf_permit = None;
@@ -311,7 +339,9 @@ impl Writer<'_> {
     }
 
     /// Send the full buffer as the next part; wait for the oldest part if too many are out.
-    async fn send_part(&mut self) -> Result<()> {
+    /// `last` are its last bytes: a part streamed while it filled gets them now, after the
+    /// fenced check of [`Self::take_part`].
+    async fn send_part(&mut self, last: Bytes) -> Result<()> {
         if self.inflight.len() >= self.store.config.max_inflight_parts.max(1) {
             self.commit_oldest().await?;
         }
@@ -323,13 +353,36 @@ impl Writer<'_> {
         let number = part_number(
             self.state.part_count as usize + self.held.len() + self.inflight.len() + 1,
         )?;
-        let body = self.take_part().await?;
+        let (body, as_buffered) = self.take_part().await?;
         self.part_open = false;
+        // The streamed upload has the part's bytes only if the buffer was not corrected from
+        // the stored tail.
+        let ahead = self.ahead.take().and_then(|mut ahead| {
+            let whole =
+                as_buffered && ahead.number == number && ahead.feed(last) && ahead.is_whole();
+            if !whole {
+                tusk_metrics::metrics().parts_stream_abandoned.inc();
+            }
+            whole.then_some(ahead)
+        });
         let permit = self.buf_permit.take();
         let objects = self.store.objects.clone();
         let key = self.state.object_key();
         let task = tokio::spawn(async move {
-            let etag = objects.upload_part(&key, &multipart_id, number, body).await;
+            let streamed = match ahead {
+                Some(ahead) => ahead.stored().await.map_err(|err| {
+                    tracing::debug!(error = %err, part_number = number, "streamed part not stored; sending it whole");
+                    tusk_metrics::metrics().parts_stream_abandoned.inc();
+                }),
+                None => Err(()),
+            };
+            let etag = match streamed {
+                Ok(etag) => {
+                    tusk_metrics::metrics().parts_streamed.inc();
+                    Ok(etag)
+                }
+                Err(()) => objects.upload_part(&key, &multipart_id, number, body).await,
+            };
             // The part's bytes are released with the permit once object storage has them.
             drop(permit);
             etag
@@ -340,8 +393,9 @@ impl Writer<'_> {
 
     /// The full current part: the stored tail (read now, the one time it is needed, into the
     /// room left for it) and then this body's bytes. The tail comes in slices, so reading it
-    /// holds at most one slice beyond the part's reserved budget.
-    async fn take_part(&mut self) -> Result<Bytes> {
+    /// holds at most one slice beyond the part's reserved budget. With it, whether the part is
+    /// the buffer as it was filled (no byte read back from the stored tail).
+    async fn take_part(&mut self) -> Result<(Bytes, bool)> {
         let mut part = std::mem::take(&mut self.buf);
         let mut read = 0;
         if self.tail_in_buf && self.stored > 0 {
@@ -362,9 +416,10 @@ impl Writer<'_> {
                 read = self.stored;
             }
         }
+        let as_buffered = read == self.stored;
         self.read_tail_into(&mut part, read).await?;
         self.stored = 0;
-        Ok(part.freeze())
+        Ok((part.freeze(), as_buffered))
     }
 
     /// Commit parts whose upload finished; with `wait`, wait for all of them.
@@ -486,10 +541,11 @@ impl Writer<'_> {
         self.append_to_tail(&own).await?;
         let Writer {
             store,
-            state,
+            mut state,
             fence,
             stored,
             buf_permit,
+            ahead,
             ..
         } = self;
         if !state.finished && state.length == Some(state.offset()) {
@@ -511,14 +567,69 @@ impl Writer<'_> {
             // Not a whole part's reservation for a few bytes (an all-or-nothing body's).
             && reservation.bytes() <= state.tail_len + RESERVE_STEP
         {
+            let ahead = match ahead {
+                Some(ahead) if ahead.fed() == buffer.written() => Some(ahead),
+                Some(_) => None,
+                None => store.start_ahead(&mut state, fence, &buffer).await,
+            };
             let cached = CachedTail {
                 fence,
                 parts: state.part_count,
                 buffer,
                 reservation,
+                ahead,
             };
             store.budget.tails().put(&state.id, cached);
         }
         Ok(state)
+    }
+}
+
+impl MultipartStore {
+    /// Start streaming the part that `buffer` (the upload's whole tail, kept for the next PATCH
+    /// under this lock) begins, if object storage can take a part before it is whole, the part
+    /// is a full one, and the node has a slot and the room (see `ahead`).
+    async fn start_ahead(
+        &self,
+        state: &mut UploadState,
+        fence: u64,
+        buffer: &PartBuffer,
+    ) -> Option<PartAhead> {
+        if !self.objects.streams_parts() || buffer.written() > AHEAD_QUEUE {
+            return None;
+        }
+        let part_end = (u64::from(state.part_count) + 1).checked_mul(state.part_size)?;
+        // Only a full part is streamed; a deferred length's part is full unless it is the
+        // last, and then its upload is dropped unfinished. Not before the upload has a
+        // multipart upload: a short deferred-length upload may never need one.
+        let full = match state.length {
+            Some(length) => part_end <= length,
+            None => state.multipart_id.is_some(),
+        };
+        if !full {
+            return None;
+        }
+        let number = part_number(state.part_count as usize + 1).ok()?;
+        let size = usize::try_from(state.part_size).ok()?;
+        let slot = self.ahead_slots.clone().try_acquire_owned().ok()?;
+        let room = self.budget.try_reserve_spare(AHEAD_QUEUE as u64)?;
+        let multipart_id = match self.ensure_multipart(state, fence).await {
+            Ok(id) => id,
+            Err(err) => {
+                // The PATCH's bytes are committed; its part is sent whole when full.
+                tracing::debug!(upload_id = %state.id, error = %err, "part not streamed");
+                return None;
+            }
+        };
+        PartAhead::start(
+            self.objects.clone(),
+            state.object_key(),
+            multipart_id,
+            number,
+            size,
+            buffer.copy_written(),
+            room,
+            slot,
+        )
     }
 }

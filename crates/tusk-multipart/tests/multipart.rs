@@ -655,6 +655,42 @@ impl ChunkSource for PausedBody {
     }
 }
 
+/// A body under token `stale` starts at the upload's offset with `first`, then a newer holder
+/// (token `newer`) takes the upload over, then the body sends `rest`: it must be refused.
+async fn refused_after_takeover(
+    store: &MultipartStore,
+    id: &UploadId,
+    first: &[u8],
+    rest: &[u8],
+    stale: u64,
+    newer: u64,
+) {
+    let offset = store.info(id).await.unwrap().offset;
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+    let mut body = PausedBody {
+        first: Some(Bytes::copy_from_slice(first)),
+        reached: Some(reached_tx),
+        resume: Some(resume_rx),
+        rest: Some(Bytes::copy_from_slice(rest)),
+    };
+    let writer = tokio::spawn({
+        let (store, id) = (store.clone(), id.clone());
+        async move { store.write_at(&id, offset, &mut body, stale).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), reached_rx)
+        .await
+        .expect("the stale body is under way")
+        .unwrap();
+    store.info_locked(id, newer).await.unwrap();
+    resume_tx.send(()).unwrap();
+    let err = writer
+        .await
+        .unwrap()
+        .expect_err("the stale holder is refused");
+    assert_eq!(err.kind(), ErrorKind::LockLost, "{err}");
+}
+
 /// S3 cannot refuse a part from a holder that lost its lock, so such a holder must not even
 /// build one from the tail the new holder may have changed: its tail read is fenced.
 #[tokio::test]
@@ -676,35 +712,19 @@ async fn a_holder_that_lost_its_lock_sends_no_part_built_from_the_tail() {
     store.write_at(&id, 0, &mut src, 7).await.unwrap();
     assert_eq!(objects.parts_sent.load(Ordering::SeqCst), 1);
 
-    // The stale holder (token 8) starts a body that will fill part 2 from the tail...
-    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
-    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+    // The stale holder (token 8) starts a body that will fill part 2 from the tail, when a
+    // newer holder (token 9) takes the upload over.
     let from = (P + MIB) as usize;
-    let mut stale = PausedBody {
-        first: Some(Bytes::copy_from_slice(&data[from..from + MIB as usize])),
-        reached: Some(reached_tx),
-        resume: Some(resume_rx),
-        rest: Some(Bytes::copy_from_slice(
-            &data[from + MIB as usize..2 * P as usize],
-        )),
-    };
-    let writer = tokio::spawn({
-        let (store, id) = (store.clone(), id.clone());
-        async move { store.write_at(&id, P + MIB, &mut stale, 8).await }
-    });
-    tokio::time::timeout(Duration::from_secs(10), reached_rx)
-        .await
-        .expect("the stale body is under way")
-        .unwrap();
-    // ...when a newer holder (token 9) takes the upload over.
-    store.info_locked(&id, 9).await.unwrap();
-    resume_tx.send(()).unwrap();
-
-    let err = writer
-        .await
-        .unwrap()
-        .expect_err("the stale holder is refused");
-    assert_eq!(err.kind(), ErrorKind::LockLost, "{err}");
+    let to = from + MIB as usize;
+    refused_after_takeover(
+        &store,
+        &id,
+        &data[from..to],
+        &data[to..2 * P as usize],
+        8,
+        9,
+    )
+    .await;
     assert_eq!(
         objects.parts_sent.load(Ordering::SeqCst),
         1,
@@ -1376,4 +1396,107 @@ async fn tail_copies_give_their_budget_back_on_demand() {
     expected.extend_from_slice(&rest[3 * MIB as usize..]);
     assert_eq!(objects.object(kept.as_str()), Some(expected));
     assert_eq!(budget.available(), P);
+}
+
+/// Object storage that takes a part's bytes as they arrive (S3 with unsigned bodies).
+fn streaming_cluster() -> Cluster {
+    let cluster = Cluster::new();
+    cluster.objects.set_streams_parts(true);
+    cluster
+}
+
+/// Small PATCHes under a lock the node keeps: each full part is streamed to object storage
+/// while the PATCHes fill it, whether a part starts at a PATCH's first byte or in its middle,
+/// and the objects are byte-exact in equal parts. The last part, shorter, is sent whole.
+#[tokio::test]
+async fn small_patches_under_a_kept_lock_stream_their_parts_while_they_fill() {
+    for (seed, piece) in [(51, 256 * 1024), (52, 300 * 1024 + 7)] {
+        let cluster = streaming_cluster();
+        let store = cluster.node();
+        let len = 2 * P + 3 * MIB;
+        let data = pattern(len, seed);
+        let id = create(&store, Some(len)).await;
+        write_pieces(&store, &id, &data, piece, |_| 1).await;
+        assert_eq!(cluster.objects.object(id.as_str()), Some(data));
+        assert_equal_parts(&cluster.objects, &id, P);
+        assert_eq!(
+            cluster.objects.streamed_parts(),
+            2,
+            "parts streamed, {piece}-byte PATCHes"
+        );
+        assert_eq!(cluster.objects.pending_multiparts(), 0);
+    }
+}
+
+/// A streamed part that object storage does not store is sent again whole from the buffer.
+#[tokio::test]
+async fn a_streamed_part_object_storage_refuses_is_sent_whole() {
+    let cluster = streaming_cluster();
+    cluster.objects.set_streamed_parts_fail(true);
+    let store = cluster.node();
+    let len = 2 * P + MIB;
+    let data = pattern(len, 53);
+    let id = create(&store, Some(len)).await;
+    write_pieces(&store, &id, &data, 256 * 1024, |_| 1).await;
+    assert_eq!(cluster.objects.object(id.as_str()), Some(data));
+    assert_equal_parts(&cluster.objects, &id, P);
+    assert_eq!(cluster.objects.streamed_parts(), 0);
+}
+
+/// A body under a checksum commits nothing before its end, so it sends no part early either:
+/// the part streamed so far is dropped, and a refused body stores nothing of it.
+#[tokio::test]
+async fn a_body_under_a_checksum_does_not_finish_a_streamed_part() {
+    let cluster = streaming_cluster();
+    let store = cluster.node();
+    let len = 2 * P;
+    let data = pattern(len, 54);
+    let id = create(&store, Some(len)).await;
+    let mib = MIB as usize;
+    write_pieces(&store, &id, &data[..mib], mib / 4, |_| 1).await;
+    let mut refused = Refused(ChunkList::split(&data[mib..2 * P as usize], 64 * 1024));
+    let info = store.write_at(&id, MIB, &mut refused, 1).await.unwrap();
+    assert_eq!(info.offset, MIB);
+    assert_eq!(cluster.objects.streamed_parts(), 0);
+    assert_eq!(write(&store, &id, MIB, &data[mib..]).await, len);
+    assert_eq!(cluster.objects.object(id.as_str()), Some(data));
+}
+
+/// A holder that lost its lock completes no streamed part: the part's last bytes go out only
+/// after the fenced read a full part always makes, and the upload is cut off with the request.
+/// The new holder's bytes are what the object holds.
+#[tokio::test]
+async fn a_holder_that_lost_its_lock_completes_no_streamed_part() {
+    let cluster = streaming_cluster();
+    let store = cluster.node();
+    let len = 2 * P;
+    let data = pattern(len, 55);
+    let id = create(&store, Some(len)).await;
+    let mib = MIB as usize;
+    // Four PATCHes under token 7, kept: part 1 is being streamed with the tail's 1 MiB.
+    write_pieces(&store, &id, &data[..mib], mib / 4, |_| 7).await;
+
+    refused_after_takeover(
+        &store,
+        &id,
+        &data[mib..2 * mib],
+        &data[2 * mib..P as usize],
+        7,
+        8,
+    )
+    .await;
+    assert_eq!(
+        cluster.objects.streamed_parts(),
+        0,
+        "a stale part was stored"
+    );
+
+    // The new holder resends from the committed offset, other bytes this time.
+    let resent = pattern(len, 56);
+    let mut expected = data[..mib].to_vec();
+    expected.extend_from_slice(&resent[mib..]);
+    let mut src = ChunkList::split(&expected[mib..], 64 * 1024);
+    let info = store.write_at(&id, MIB, &mut src, 8).await.unwrap();
+    assert_eq!(info.offset, len);
+    assert_eq!(cluster.objects.object(id.as_str()), Some(expected));
 }

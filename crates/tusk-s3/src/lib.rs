@@ -5,6 +5,7 @@
 mod config;
 mod error;
 mod objects;
+mod part_body;
 
 pub use config::{ChecksumMode, PayloadSigning, S3Config, StaticCredentials};
 pub use error::S3Error;

@@ -63,6 +63,9 @@ pub struct S3Objects {
     sse_kms_key_id: Option<String>,
     /// Whether part and object bodies carry their SHA-256 (else `UNSIGNED-PAYLOAD`).
     sign_payload: bool,
+    /// Whether parts may be streamed as their bytes arrive: bodies are unsigned and the store
+    /// took a streamed part at start-up.
+    stream_parts: bool,
     /// Where S3 is, for messages.
     endpoint: String,
 }
@@ -125,7 +128,7 @@ impl S3Objects {
             .request_checksum_calculation(request_checksums)
             .response_checksum_validation(response_checksums)
             .build();
-        let objects = Self {
+        let mut objects = Self {
             client: Client::from_conf(s3_config),
             bucket: config.bucket,
             prefix: config.prefix,
@@ -140,6 +143,7 @@ impl S3Objects {
                 .map(aws_sdk_s3::types::ServerSideEncryption::from),
             sse_kms_key_id: config.sse_kms_key_id,
             sign_payload: config.payload_signing.signs(config.endpoint.as_deref()),
+            stream_parts: !config.payload_signing.signs(config.endpoint.as_deref()),
             endpoint: endpoint.clone(),
         };
         objects.check_bucket(endpoint).await?;
@@ -149,9 +153,11 @@ impl S3Objects {
 
     /// Upload a small object as a multipart upload of one part, then delete it: a store that
     /// refuses how this client uploads parts (above all the SDK's checksums) fails here, at
-    /// start-up, instead of on the first user's upload.
+    /// start-up, instead of on the first user's upload. With unsigned bodies the part is first
+    /// sent as a stream; a store that refuses that (the SDK frames a streamed body with its
+    /// checksum differently) gets whole parts only, with a warning.
     async fn check_multipart(
-        &self,
+        &mut self,
         checksum: crate::ChecksumMode,
     ) -> std::result::Result<(), S3Error> {
         let mut suffix = [0u8; 8];
@@ -175,14 +181,26 @@ impl S3Objects {
             .create_multipart(&key, &ObjectAttributes::default())
             .await
             .map_err(|e| failed("CreateMultipartUpload", e))?;
+        let body = Bytes::from_static(b"tusk start-up check");
+        if self.stream_parts {
+            let stream: tusk_core::ByteStream =
+                Box::pin(futures_util::stream::iter([Ok(body.clone())]));
+            let streamed = self
+                .upload_part_streamed(&key, &multipart_id, 1, body.len() as u64, stream)
+                .await;
+            if let Err(err) = streamed {
+                tracing::warn!(
+                    bucket = %self.bucket,
+                    endpoint = %self.endpoint,
+                    error = %crate::error::chain(&err),
+                    "the S3 store refused a part streamed as its bytes arrive; parts go whole (s3_checksum = \"when-required\" may let it take them)"
+                );
+                self.stream_parts = false;
+            }
+        }
         let stored = async {
             let etag = self
-                .upload_part(
-                    &key,
-                    &multipart_id,
-                    1,
-                    Bytes::from_static(b"tusk start-up check"),
-                )
+                .upload_part(&key, &multipart_id, 1, body)
                 .await
                 .map_err(|e| failed("UploadPart", e))?;
             self.complete_multipart(&key, &multipart_id, &[etag])
@@ -232,6 +250,22 @@ impl S3Objects {
             ),
             None => (storage_class, self.sse.clone(), self.sse_kms_key_id.clone()),
         }
+    }
+
+    /// An `UploadPart` of part `part_number` of `multipart_id`, without its body.
+    fn part_request(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        part_number: u32,
+    ) -> Result<aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder> {
+        Ok(self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .upload_id(multipart_id)
+            .part_number(self::part_number(part_number)?))
     }
 
     fn key(&self, key: &str) -> String {
@@ -372,12 +406,7 @@ impl ObjectStore for S3Objects {
     ) -> Result<String> {
         let size = body.len();
         let request = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .upload_id(multipart_id)
-            .part_number(self::part_number(part_number)?)
+            .part_request(key, multipart_id, part_number)?
             .body(ByteStream::from(body));
         let sent = async {
             if self.sign_payload {
@@ -392,6 +421,50 @@ impl ObjectStore for S3Objects {
                 key,
                 part_number,
                 size
+            ))
+            .timed("UploadPart")
+            .await
+            .map_err(|e| S3Error::from_sdk("UploadPart", e))?;
+        out.e_tag.ok_or_else(|| missing("UploadPart", "an ETag"))
+    }
+
+    fn streams_parts(&self) -> bool {
+        // A signed body's hash goes in the request's headers, before its first byte.
+        self.stream_parts
+    }
+
+    async fn upload_part_streamed(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        part_number: u32,
+        size: u64,
+        body: tusk_core::ByteStream,
+    ) -> Result<String> {
+        if self.sign_payload {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                "a part cannot be streamed while bodies are signed (s3_payload_signing)",
+            ));
+        }
+        let length = i64::try_from(size)
+            .map_err(|_| Error::new(ErrorKind::Invalid, "a part of more than 2^63 bytes"))?;
+        // Not retried by the SDK (the body cannot be replayed): a failed attempt fails the call.
+        let out = self
+            .part_request(key, multipart_id, part_number)?
+            .content_length(length)
+            .body(ByteStream::from_body_1_x(crate::part_body::PartBody::new(
+                body, size,
+            )))
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .instrument(tracing::debug_span!(
+                "s3.upload_part",
+                key,
+                part_number,
+                size,
+                streamed = true
             ))
             .timed("UploadPart")
             .await

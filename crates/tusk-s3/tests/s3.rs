@@ -806,3 +806,121 @@ async fn bodies_are_signed_or_not_as_configured() {
         }
     }
 }
+
+/// A part body fed from a channel, as the distributed store feeds a part while PATCHes fill it.
+fn channel_body() -> (
+    tokio::sync::mpsc::UnboundedSender<tusk_core::Result<Bytes>>,
+    tusk_core::ByteStream,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let body = Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    (tx, body)
+}
+
+/// With unsigned bodies a part goes to S3 while its bytes are still arriving, under both
+/// checksum modes (the SDK frames a streamed body differently when it adds a checksum); a
+/// stream cut off before its last byte, or failing, stores nothing. Signed bodies cannot be
+/// streamed (their hash comes first).
+#[tokio::test]
+async fn a_part_streams_as_its_bytes_arrive_and_a_cut_stream_stores_nothing() {
+    if !services_enabled("a_part_streams_as_its_bytes_arrive_and_a_cut_stream_stores_nothing") {
+        return;
+    }
+    let (_, _, signed) = in_new_bucket("", |config| config).await;
+    assert!(
+        !signed.streams_parts(),
+        "plain HTTP signs bodies by default"
+    );
+
+    for checksum in [
+        tusk_s3::ChecksumMode::WhenSupported,
+        tusk_s3::ChecksumMode::WhenRequired,
+    ] {
+        let (client, bucket, objects) = in_new_bucket("", |config| S3Config {
+            payload_signing: tusk_s3::PayloadSigning::Never,
+            checksum,
+            ..config
+        })
+        .await;
+        assert!(objects.streams_parts());
+        let key = UploadId::generate().to_string();
+        let id = objects
+            .create_multipart(&key, &ObjectAttributes::default())
+            .await
+            .unwrap();
+        let part: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+
+        // Part 1: the first half, a pause while the request is under way, then the rest.
+        let (tx, body) = channel_body();
+        let upload = tokio::spawn({
+            let (objects, key, id) = (objects.clone(), key.clone(), id.clone());
+            let size = part.len() as u64;
+            async move { objects.upload_part_streamed(&key, &id, 1, size, body).await }
+        });
+        let half = part.len() / 2;
+        tx.send(Ok(Bytes::copy_from_slice(&part[..half]))).unwrap();
+        tokio::task::yield_now().await;
+        assert!(
+            !upload.is_finished(),
+            "{checksum:?}: answered before its last byte"
+        );
+        for piece in part[half..].chunks(256 * 1024) {
+            tx.send(Ok(Bytes::copy_from_slice(piece))).unwrap();
+        }
+        let etag = upload.await.unwrap().unwrap();
+
+        // Part 2 cut off after 1 MiB, part 3 failing after 1 MiB: neither is stored.
+        for (number, fail) in [(2, false), (3, true)] {
+            let (tx, body) = channel_body();
+            let upload = tokio::spawn({
+                let (objects, key, id) = (objects.clone(), key.clone(), id.clone());
+                async move {
+                    objects
+                        .upload_part_streamed(&key, &id, number, 5 * 1024 * 1024, body)
+                        .await
+                }
+            });
+            tx.send(Ok(Bytes::from(vec![9u8; 1024 * 1024]))).unwrap();
+            if fail {
+                tx.send(Err(tusk_core::Error::new(ErrorKind::LockLost, "gone")))
+                    .unwrap();
+            }
+            drop(tx);
+            let refused = tokio::time::timeout(Duration::from_secs(30), upload)
+                .await
+                .expect("a cut stream ends its request")
+                .unwrap();
+            assert!(refused.is_err(), "{checksum:?}: part {number} was stored");
+        }
+        let listed = client
+            .list_parts()
+            .bucket(&bucket)
+            .key(&key)
+            .upload_id(&id)
+            .send()
+            .await
+            .unwrap();
+        let numbers: Vec<_> = listed
+            .parts()
+            .iter()
+            .filter_map(|p| p.part_number())
+            .collect();
+        assert_eq!(numbers, vec![1], "{checksum:?}: parts S3 holds");
+
+        objects
+            .complete_multipart(&key, &id, &[etag])
+            .await
+            .unwrap();
+        let stored = Reader {
+            client,
+            bucket,
+            prefix: String::new(),
+        }
+        .read(&key)
+        .await;
+        assert!(
+            stored == part,
+            "{checksum:?}: the streamed part arrived whole"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -28,6 +28,12 @@ pub struct MemoryObjects {
 #[derive(Debug, Default)]
 struct Inner {
     unavailable: AtomicBool,
+    /// Parts may be streamed ([`MemoryObjects::set_streams_parts`]).
+    streams_parts: AtomicBool,
+    /// Streamed parts fail once all their bytes arrived, storing nothing.
+    streamed_parts_fail: AtomicBool,
+    /// Parts stored from a stream.
+    streamed_parts: AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -82,6 +88,22 @@ impl MemoryObjects {
     /// Fault switch: while `true`, every call fails with [`ErrorKind::Unavailable`].
     pub fn set_unavailable(&self, unavailable: bool) {
         self.inner.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Whether parts may be streamed ([`ObjectStore::streams_parts`]); off by default.
+    pub fn set_streams_parts(&self, on: bool) {
+        self.inner.streams_parts.store(on, Ordering::SeqCst);
+    }
+
+    /// Fault switch: while `true`, a streamed part fails after its last byte arrived, storing
+    /// nothing (as a store that refuses how the part was framed).
+    pub fn set_streamed_parts_fail(&self, fail: bool) {
+        self.inner.streamed_parts_fail.store(fail, Ordering::SeqCst);
+    }
+
+    /// How many parts were stored from a stream.
+    pub fn streamed_parts(&self) -> usize {
+        self.inner.streamed_parts.load(Ordering::SeqCst)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -153,6 +175,54 @@ impl ObjectStore for MemoryObjects {
         }
         let tag = etag(&body);
         multipart.parts.insert(part_number, (tag.clone(), body));
+        Ok(tag)
+    }
+
+    fn streams_parts(&self) -> bool {
+        self.inner.streams_parts.load(Ordering::SeqCst)
+    }
+
+    async fn upload_part_streamed(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        part_number: u32,
+        size: u64,
+        mut body: tusk_core::ByteStream,
+    ) -> Result<String> {
+        use futures_util::StreamExt;
+        if !self.streams_parts() {
+            return Err(Error::new(ErrorKind::Backend, "parts are not streamed"));
+        }
+        self.available()?.multipart(key, multipart_id)?;
+        let mut bytes = Vec::new();
+        while (bytes.len() as u64) < size {
+            match body.next().await {
+                Some(chunk) => bytes.extend_from_slice(&chunk?),
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "a streamed part ended short; nothing stored",
+                    ));
+                }
+            }
+        }
+        if bytes.len() as u64 != size {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                "a streamed part got more bytes than its size",
+            ));
+        }
+        if self.inner.streamed_parts_fail.load(Ordering::SeqCst) {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                "streamed parts are refused (fault switch)",
+            ));
+        }
+        let tag = self
+            .upload_part(key, multipart_id, part_number, Bytes::from(bytes))
+            .await?;
+        self.inner.streamed_parts.fetch_add(1, Ordering::SeqCst);
         Ok(tag)
     }
 

@@ -41,6 +41,9 @@ impl ChunkList {
 #[async_trait]
 impl ChunkSource for ChunkList {
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        // As a socket does between reads, let other tasks run (a store's background uploads
+        // take their bytes then, even on a single-threaded runtime).
+        tokio::task::yield_now().await;
         self.chunks.pop_front()
     }
 

@@ -70,6 +70,47 @@ async fn a_create_patch_head_on_different_nodes_then_small_pieces_round_robin() 
     );
 }
 
+/// With unsigned part bodies (the default over HTTPS; `--s3-payload-signing never` here), small
+/// PATCHes to one node stream each part to S3 while they fill it. A PATCH on another node in
+/// the middle of a part makes the first node give its lock and its streamed part up; the
+/// object is byte-exact in equal parts either way.
+#[tokio::test]
+async fn small_patches_to_one_node_stream_their_parts_to_s3_while_they_fill() {
+    if !services_enabled("small_patches_to_one_node_stream_their_parts_to_s3_while_they_fill") {
+        return;
+    }
+    let cluster = Cluster::start(2, &["--s3-payload-signing", "never"]).await;
+    let len = 3 * P + 1_000_003;
+    let data = pattern(len, 21);
+    let url = cluster.create(0, len as u64).await;
+    let detour = 2 * P + 2 * MIB;
+    let mut offset = 0;
+    while offset < len {
+        let end = (offset + 256 * KIB).min(len);
+        let node = usize::from(offset == detour);
+        let (status, new) = patch(
+            &cluster.on(node, &url),
+            offset as u64,
+            data[offset..end].to_vec(),
+        )
+        .await;
+        assert_eq!((status, new), (204, Some(end as u64)), "piece at {offset}");
+        offset = end;
+    }
+    cluster.assert_object(&url, &data).await;
+    assert_equal_parts(&cluster, &url, len).await;
+    let metrics = scrape(&cluster.nodes[0].url).await;
+    let streamed = sample(&metrics, "tusk_parts_streamed_total").unwrap_or(0.0);
+    assert!(
+        streamed >= 2.0,
+        "parts 1 and 2 were not streamed by node 0:\n{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "tusk_part_buffer_reserved_bytes"),
+        Some(0.0)
+    );
+}
+
 #[tokio::test]
 async fn b_a_patch_cut_off_on_one_node_resumes_on_another_without_loss_or_resend() {
     if !services_enabled("b_a_patch_cut_off_on_one_node_resumes_on_another_without_loss_or_resend")
