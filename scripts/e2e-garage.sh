@@ -66,6 +66,11 @@ export TUSK_TEST_S3_ACCESS_KEY_ID="$GARAGE_KEY_ID" TUSK_TEST_S3_SECRET_ACCESS_KE
 # reaches every node the tests start.
 # garage accepts storage class and encryption headers but keeps neither.
 export TUSK_TEST_S3_NO_OBJECT_SETTINGS=1
+# Under when-supported garage refuses a part streamed with the SDK's aws-chunked checksum: the
+# nodes send whole parts (the start-up check finds it), which the streaming test then expects.
+if [[ "${TUSK_S3_CHECKSUM:-when-supported}" != when-required ]]; then
+    export TUSK_TEST_S3_REFUSES_STREAMED_PARTS=1
+fi
 
 log "cargo test -p tusk-server --test e2e $*"
 cargo test --locked -p tusk-server --test e2e -- "$@"
