@@ -124,6 +124,11 @@ impl PartAhead {
         true
     }
 
+    /// Whether `len` more bytes complete the part.
+    pub(crate) fn completed_by(&self, len: usize) -> bool {
+        self.fed + len == self.size
+    }
+
     /// Whether the upload has all of the part's bytes.
     pub(crate) fn is_whole(&self) -> bool {
         self.fed == self.size

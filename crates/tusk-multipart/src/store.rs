@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use crate::ahead::PartAhead;
 use crate::budget::Reservation;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -124,13 +125,15 @@ impl MultipartStore {
     /// Idempotent: after a crash anywhere in here, running it again completes the same object.
     /// `tail` is the tail's bytes if the caller has them in memory; `reserved` is buffer
     /// budget the caller holds for them (at least the tail's length). Without it, reading the
-    /// tail back reserves its own.
+    /// tail back reserves its own. `streamed` is the tail's upload as the last part, already
+    /// handed all of its bytes (see `ahead`), if the caller streamed it.
     pub(crate) async fn finalize(
         &self,
         mut state: UploadState,
         fence: u64,
         tail: Option<Bytes>,
         reserved: Option<Reservation>,
+        streamed: Option<PartAhead>,
     ) -> Result<UploadState> {
         debug_assert!(!state.finished && state.length == Some(state.offset()));
         // Held until the object is assembled: the tail's bytes are in memory until then.
@@ -169,7 +172,7 @@ impl MultipartStore {
                     self.objects.abort_multipart(key, multipart_id).await
                 }
                 Some(multipart_id) => {
-                    let assembled = self.assemble(&state, multipart_id, tail).await;
+                    let assembled = self.assemble(&state, multipart_id, tail, streamed).await;
                     self.completed(key, state.length, assembled).await
                 }
             }
@@ -257,8 +260,15 @@ impl MultipartStore {
         Ok(multipart_id)
     }
 
-    /// Upload the tail as the last part and complete the multipart upload.
-    async fn assemble(&self, state: &UploadState, multipart_id: &str, tail: Bytes) -> Result<()> {
+    /// Upload the tail as the last part (or take it from its stream) and complete the multipart
+    /// upload.
+    async fn assemble(
+        &self,
+        state: &UploadState,
+        multipart_id: &str,
+        tail: Bytes,
+        streamed: Option<PartAhead>,
+    ) -> Result<()> {
         let key = &state.object_key();
         let mut etags = self.state.etags(&state.id).await?;
         if etags.len() != state.part_count as usize {
@@ -275,11 +285,33 @@ impl MultipartStore {
         }
         if !tail.is_empty() {
             let number = part_number(etags.len() + 1)?;
-            etags.push(
-                self.objects
-                    .upload_part(key, multipart_id, number, tail)
-                    .await?,
-            );
+            let streamed = match streamed {
+                Some(ahead) if ahead.number == number => match ahead.stored().await {
+                    Ok(etag) => Some(etag),
+                    Err(err) => {
+                        tracing::debug!(error = %err, part_number = number, "streamed last part not stored; sending it whole");
+                        tusk_metrics::metrics().parts_stream_abandoned.inc();
+                        None
+                    }
+                },
+                Some(_) => {
+                    tusk_metrics::metrics().parts_stream_abandoned.inc();
+                    None
+                }
+                None => None,
+            };
+            let etag = match streamed {
+                Some(etag) => {
+                    tusk_metrics::metrics().parts_streamed.inc();
+                    etag
+                }
+                None => {
+                    self.objects
+                        .upload_part(key, multipart_id, number, tail)
+                        .await?
+                }
+            };
+            etags.push(etag);
         }
         self.objects
             .complete_multipart(key, multipart_id, &etags)
@@ -355,7 +387,7 @@ impl MultipartStore {
     /// Finish an upload whose bytes are all stored but which a crashed holder left unfinished.
     async fn settle(&self, state: UploadState, fence: u64) -> Result<UploadState> {
         if !state.finished && state.length == Some(state.offset()) {
-            return self.finalize(state, fence, None, None).await;
+            return self.finalize(state, fence, None, None, None).await;
         }
         Ok(state)
     }
@@ -432,7 +464,9 @@ impl UploadStore for MultipartStore {
         if state.length == Some(0) {
             // Nobody else knows the id yet, so no lock is needed; fence 0 is older than any
             // lock's token, so a holder that arrives meanwhile wins.
-            let state = self.finalize(state, 0, Some(Bytes::new()), None).await?;
+            let state = self
+                .finalize(state, 0, Some(Bytes::new()), None, None)
+                .await?;
             return Ok(state.info());
         }
         Ok(state.info())

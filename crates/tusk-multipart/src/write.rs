@@ -61,6 +61,9 @@ struct Writer<'a> {
     lock_lost: CancellationToken,
     /// The current part's upload, fed as its bytes arrive (see `ahead`).
     ahead: Option<PartAhead>,
+    /// The last bytes of the upload's last part, kept from its stream until the tail's fenced
+    /// commit passed.
+    ahead_last: Option<Bytes>,
 }
 
 impl MultipartStore {
@@ -90,6 +93,7 @@ impl MultipartStore {
             lock_kept: body.lock_kept(),
             lock_lost: body.lock_lost(),
             ahead: None,
+            ahead_last: None,
             state,
             fence,
         };
@@ -203,10 +207,15 @@ impl Writer<'_> {
 
     /// Hand `piece`, just appended to the part, to the part's streamed upload, if there is one;
     /// one that cannot take it is given up (the part is sent whole when full).
+    /// Bytes that would complete the stream (only the upload's last part, shorter than a full
+    /// one, is completed here) are kept until the tail's fenced commit.
     fn feed_ahead(&mut self, piece: Bytes) {
-        if let Some(ahead) = &mut self.ahead
-            && !ahead.feed(piece)
-        {
+        let Some(ahead) = &mut self.ahead else {
+            return;
+        };
+        if ahead.completed_by(piece.len()) {
+            self.ahead_last = Some(piece);
+        } else if !ahead.feed(piece) {
             self.abandon_ahead();
         }
     }
@@ -546,9 +555,20 @@ impl Writer<'_> {
             stored,
             buf_permit,
             ahead,
+            ahead_last,
             ..
         } = self;
         if !state.finished && state.length == Some(state.offset()) {
+            // The tail's fenced commit passed: the last part's stream may be completed.
+            let streamed = ahead.and_then(|mut ahead| {
+                let whole = kept.is_some()
+                    && ahead_last.is_some_and(|last| ahead.feed(last))
+                    && ahead.is_whole();
+                if !whole {
+                    tusk_metrics::metrics().parts_stream_abandoned.inc();
+                }
+                whole.then_some(ahead)
+            });
             // Without the whole tail in memory, finalize reads it back. Either way the last
             // part is at most one part, covered until object storage has it by this body's
             // reservation, or, if the body brought none of its bytes, by one finalize takes.
@@ -556,7 +576,9 @@ impl Writer<'_> {
                 Some(buffer) => Some(buffer.freeze()),
                 None => (stored == 0).then_some(own),
             };
-            return store.finalize(state, fence, tail, buf_permit).await;
+            return store
+                .finalize(state, fence, tail, buf_permit, streamed)
+                .await;
         }
         // The view of the buffer goes first: a kept buffer takes more bytes later.
         drop(own);
@@ -598,19 +620,21 @@ impl MultipartStore {
         if !self.objects.streams_parts() || buffer.written() > AHEAD_QUEUE {
             return None;
         }
-        let part_end = (u64::from(state.part_count) + 1).checked_mul(state.part_size)?;
-        // Only a full part is streamed; a deferred length's part is full unless it is the
-        // last, and then its upload is dropped unfinished. Not before the upload has a
-        // multipart upload: a short deferred-length upload may never need one.
-        let full = match state.length {
-            Some(length) => part_end <= length,
-            None => state.multipart_id.is_some(),
+        let part_start = u64::from(state.part_count).checked_mul(state.part_size)?;
+        // A full part, or the last one of an upload of more than one part (an upload smaller
+        // than a part is stored with one PUT). A deferred length's part is taken as full: if
+        // it turns out to be the last, its stream is dropped unfinished. Not before the upload
+        // has a multipart upload: a short deferred-length upload may never need one.
+        let size = match state.length {
+            Some(length) if state.part_count > 0 || length > state.part_size => {
+                length.checked_sub(part_start)?.min(state.part_size)
+            }
+            Some(_) => return None,
+            None if state.multipart_id.is_some() => state.part_size,
+            None => return None,
         };
-        if !full {
-            return None;
-        }
         let number = part_number(state.part_count as usize + 1).ok()?;
-        let size = usize::try_from(state.part_size).ok()?;
+        let size = usize::try_from(size).ok().filter(|&size| size > 0)?;
         let slot = self.ahead_slots.clone().try_acquire_owned().ok()?;
         let room = self.budget.try_reserve_spare(AHEAD_QUEUE as u64)?;
         let multipart_id = match self.ensure_multipart(state, fence).await {

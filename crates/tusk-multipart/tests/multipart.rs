@@ -1405,9 +1405,9 @@ fn streaming_cluster() -> Cluster {
     cluster
 }
 
-/// Small PATCHes under a lock the node keeps: each full part is streamed to object storage
-/// while the PATCHes fill it, whether a part starts at a PATCH's first byte or in its middle,
-/// and the objects are byte-exact in equal parts. The last part, shorter, is sent whole.
+/// Small PATCHes under a lock the node keeps: each part is streamed to object storage while
+/// the PATCHes fill it, whether a part starts at a PATCH's first byte or in its middle, the
+/// last, shorter one too, and the objects are byte-exact in equal parts.
 #[tokio::test]
 async fn small_patches_under_a_kept_lock_stream_their_parts_while_they_fill() {
     for (seed, piece) in [(51, 256 * 1024), (52, 300 * 1024 + 7)] {
@@ -1421,7 +1421,7 @@ async fn small_patches_under_a_kept_lock_stream_their_parts_while_they_fill() {
         assert_equal_parts(&cluster.objects, &id, P);
         assert_eq!(
             cluster.objects.streamed_parts(),
-            2,
+            3,
             "parts streamed, {piece}-byte PATCHes"
         );
         assert_eq!(cluster.objects.pending_multiparts(), 0);
@@ -1472,15 +1472,17 @@ async fn a_holder_that_lost_its_lock_completes_no_streamed_part() {
     let len = 2 * P;
     let data = pattern(len, 55);
     let id = create(&store, Some(len)).await;
-    let mib = MIB as usize;
-    // Four PATCHes under token 7, kept: part 1 is being streamed with the tail's 1 MiB.
-    write_pieces(&store, &id, &data[..mib], mib / 4, |_| 7).await;
+    let (quarter, upto) = (MIB as usize / 4, (P - MIB) as usize);
+    // PATCHes of a quarter MiB under token 7, kept: part 1 is being streamed, all but its
+    // last MiB in. The stale body's last piece (half a MiB) would fit the stream's queue.
+    write_pieces(&store, &id, &data[..upto], quarter, |_| 7).await;
 
+    let half = upto + 2 * quarter;
     refused_after_takeover(
         &store,
         &id,
-        &data[mib..2 * mib],
-        &data[2 * mib..P as usize],
+        &data[upto..half],
+        &data[half..P as usize],
         7,
         8,
     )
@@ -1493,10 +1495,50 @@ async fn a_holder_that_lost_its_lock_completes_no_streamed_part() {
 
     // The new holder resends from the committed offset, other bytes this time.
     let resent = pattern(len, 56);
-    let mut expected = data[..mib].to_vec();
-    expected.extend_from_slice(&resent[mib..]);
-    let mut src = ChunkList::split(&expected[mib..], 64 * 1024);
-    let info = store.write_at(&id, MIB, &mut src, 8).await.unwrap();
+    let mut expected = data[..upto].to_vec();
+    expected.extend_from_slice(&resent[upto..]);
+    let mut src = ChunkList::split(&expected[upto..], 64 * 1024);
+    let info = store.write_at(&id, upto as u64, &mut src, 8).await.unwrap();
+    assert_eq!(info.offset, len);
+    assert_eq!(cluster.objects.object(id.as_str()), Some(expected));
+}
+
+/// The upload's last part, shorter than a full one, is streamed too, and its last bytes go out
+/// only after the tail's fenced commit: a holder that lost its lock completes neither the part
+/// nor the upload.
+#[tokio::test]
+async fn a_holder_that_lost_its_lock_completes_no_streamed_last_part() {
+    let cluster = streaming_cluster();
+    let store = cluster.node();
+    // A last part of 1 MiB: the stale body's last piece (half of it) fits the stream's queue.
+    let len = P + MIB;
+    let data = pattern(len, 57);
+    let id = create(&store, Some(len)).await;
+    let (p, quarter) = (P as usize, MIB as usize / 4);
+    // Part 1 streamed and stored; the last part open with a quarter MiB, being streamed.
+    write_pieces(&store, &id, &data[..p + quarter], quarter, |_| 7).await;
+    assert_eq!(cluster.objects.streamed_parts(), 1);
+
+    let (first, rest) = (
+        &data[p + quarter..p + 2 * quarter],
+        &data[p + 2 * quarter..],
+    );
+    refused_after_takeover(&store, &id, first, rest, 7, 8).await;
+    assert_eq!(
+        cluster.objects.streamed_parts(),
+        1,
+        "a stale last part was stored"
+    );
+    assert_eq!(cluster.objects.object(id.as_str()), None);
+
+    let resent = pattern(len, 58);
+    let mut expected = data[..p + quarter].to_vec();
+    expected.extend_from_slice(&resent[p + quarter..]);
+    let mut src = ChunkList::split(&expected[p + quarter..], 64 * 1024);
+    let info = store
+        .write_at(&id, (p + quarter) as u64, &mut src, 8)
+        .await
+        .unwrap();
     assert_eq!(info.offset, len);
     assert_eq!(cluster.objects.object(id.as_str()), Some(expected));
 }
