@@ -466,9 +466,10 @@ impl ObjectStore for S3Objects {
                 size,
                 streamed = true
             ))
-            .timed("UploadPart")
+            // Its own label: it lasts as long as the PATCHes that fill the part take.
+            .timed("UploadPartStreamed")
             .await
-            .map_err(|e| S3Error::from_sdk("UploadPart", e))?;
+            .map_err(|e| S3Error::from_sdk("UploadPartStreamed", e))?;
         out.e_tag.ok_or_else(|| missing("UploadPart", "an ETag"))
     }
 
