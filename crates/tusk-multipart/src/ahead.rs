@@ -22,9 +22,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::task::AbortOnDropHandle;
-use tusk_core::{ObjectStore, Result};
+use tusk_core::{ObjectStore, Result, UploadState};
 
+use crate::MultipartStore;
 use crate::budget::Reservation;
+use crate::buffer::PartBuffer;
+use crate::store::part_number;
 
 /// Bytes handed to a part's upload that it has not taken yet, at most: an upload that falls
 /// further behind is abandoned. Reserved in the node's part buffer budget while it lasts.
@@ -124,6 +127,17 @@ impl PartAhead {
         true
     }
 
+    /// Hand over the part's `last` bytes; `usable` says whether the stream's bytes are the
+    /// part's (the buffer was not corrected from the stored tail since). The stream with all of
+    /// the part's bytes, or `None` (counted as given up) when it cannot be completed.
+    pub(crate) fn completed(mut self, usable: bool, last: Bytes) -> Option<Self> {
+        if usable && self.feed(last) && self.is_whole() {
+            return Some(self);
+        }
+        tusk_metrics::metrics().parts_stream_abandoned.inc();
+        None
+    }
+
     /// Whether `len` more bytes complete the part.
     pub(crate) fn completed_by(&self, len: usize) -> bool {
         self.fed + len == self.size
@@ -151,5 +165,85 @@ impl PartAhead {
             )
             .with_source(err)),
         }
+    }
+}
+
+/// Part `number`'s ETag: from `streamed` (completed, see [`PartAhead::completed`]) if object
+/// storage stored it, otherwise by uploading `body`, the same bytes, whole.
+pub(crate) async fn store_part(
+    objects: &dyn ObjectStore,
+    key: &str,
+    multipart_id: &str,
+    number: u32,
+    body: Bytes,
+    streamed: Option<PartAhead>,
+) -> Result<String> {
+    if let Some(ahead) = streamed {
+        if ahead.number == number {
+            match ahead.stored().await {
+                Ok(etag) => {
+                    tusk_metrics::metrics().parts_streamed.inc();
+                    return Ok(etag);
+                }
+                Err(err) => tracing::debug!(
+                    error = %err,
+                    part_number = number,
+                    "streamed part not stored; sending it whole"
+                ),
+            }
+        }
+        tusk_metrics::metrics().parts_stream_abandoned.inc();
+    }
+    objects.upload_part(key, multipart_id, number, body).await
+}
+
+impl MultipartStore {
+    /// Start streaming the part that `buffer` (the upload's whole tail, kept for the next PATCH
+    /// under this lock) begins, if object storage can take a part before it is whole, the part
+    /// is a full one, and the node has a slot and the room (see `ahead`).
+    pub(crate) async fn start_ahead(
+        &self,
+        state: &mut UploadState,
+        fence: u64,
+        buffer: &PartBuffer,
+    ) -> Option<PartAhead> {
+        if !self.objects.streams_parts() || buffer.written() > AHEAD_QUEUE {
+            return None;
+        }
+        let part_start = u64::from(state.part_count).checked_mul(state.part_size)?;
+        // A full part, or the last one of an upload of more than one part (an upload smaller
+        // than a part is stored with one PUT). A deferred length's part is taken as full: if
+        // it turns out to be the last, its stream is dropped unfinished. Not before the upload
+        // has a multipart upload: a short deferred-length upload may never need one.
+        let size = match state.length {
+            Some(length) if state.part_count > 0 || length > state.part_size => {
+                length.checked_sub(part_start)?.min(state.part_size)
+            }
+            Some(_) => return None,
+            None if state.multipart_id.is_some() => state.part_size,
+            None => return None,
+        };
+        let number = part_number(state.part_count as usize + 1).ok()?;
+        let size = usize::try_from(size).ok().filter(|&size| size > 0)?;
+        let slot = self.ahead_slots.clone().try_acquire_owned().ok()?;
+        let room = self.budget.try_reserve_spare(AHEAD_QUEUE as u64)?;
+        let multipart_id = match self.ensure_multipart(state, fence).await {
+            Ok(id) => id,
+            Err(err) => {
+                // The PATCH's bytes are committed; its part is sent whole when full.
+                tracing::debug!(upload_id = %state.id, error = %err, "part not streamed");
+                return None;
+            }
+        };
+        PartAhead::start(
+            self.objects.clone(),
+            state.object_key(),
+            multipart_id,
+            number,
+            size,
+            buffer.copy_written(),
+            room,
+            slot,
+        )
     }
 }

@@ -285,32 +285,9 @@ impl MultipartStore {
         }
         if !tail.is_empty() {
             let number = part_number(etags.len() + 1)?;
-            let streamed = match streamed {
-                Some(ahead) if ahead.number == number => match ahead.stored().await {
-                    Ok(etag) => Some(etag),
-                    Err(err) => {
-                        tracing::debug!(error = %err, part_number = number, "streamed last part not stored; sending it whole");
-                        tusk_metrics::metrics().parts_stream_abandoned.inc();
-                        None
-                    }
-                },
-                Some(_) => {
-                    tusk_metrics::metrics().parts_stream_abandoned.inc();
-                    None
-                }
-                None => None,
-            };
-            let etag = match streamed {
-                Some(etag) => {
-                    tusk_metrics::metrics().parts_streamed.inc();
-                    etag
-                }
-                None => {
-                    self.objects
-                        .upload_part(key, multipart_id, number, tail)
-                        .await?
-                }
-            };
+            let etag =
+                crate::ahead::store_part(&*self.objects, key, multipart_id, number, tail, streamed)
+                    .await?;
             etags.push(etag);
         }
         self.objects

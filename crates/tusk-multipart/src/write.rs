@@ -7,7 +7,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tusk_core::{ChunkSource, Commit, Error, ErrorKind, Result, TailChange, UploadState};
 
 use crate::MultipartStore;
-use crate::ahead::{AHEAD_QUEUE, PartAhead};
+use crate::ahead::{PartAhead, store_part};
 use crate::buffer::PartBuffer;
 use crate::store::{corrupt_tail, part_number};
 use crate::tail_cache::CachedTail;
@@ -366,32 +366,15 @@ impl Writer<'_> {
         self.part_open = false;
         // The streamed upload has the part's bytes only if the buffer was not corrected from
         // the stored tail.
-        let ahead = self.ahead.take().and_then(|mut ahead| {
-            let whole =
-                as_buffered && ahead.number == number && ahead.feed(last) && ahead.is_whole();
-            if !whole {
-                tusk_metrics::metrics().parts_stream_abandoned.inc();
-            }
-            whole.then_some(ahead)
-        });
+        let ahead = self
+            .ahead
+            .take()
+            .and_then(|ahead| ahead.completed(as_buffered, last));
         let permit = self.buf_permit.take();
         let objects = self.store.objects.clone();
         let key = self.state.object_key();
         let task = tokio::spawn(async move {
-            let streamed = match ahead {
-                Some(ahead) => ahead.stored().await.map_err(|err| {
-                    tracing::debug!(error = %err, part_number = number, "streamed part not stored; sending it whole");
-                    tusk_metrics::metrics().parts_stream_abandoned.inc();
-                }),
-                None => Err(()),
-            };
-            let etag = match streamed {
-                Ok(etag) => {
-                    tusk_metrics::metrics().parts_streamed.inc();
-                    Ok(etag)
-                }
-                Err(()) => objects.upload_part(&key, &multipart_id, number, body).await,
-            };
+            let etag = store_part(&*objects, &key, &multipart_id, number, body, ahead).await;
             // The part's bytes are released with the permit once object storage has them.
             drop(permit);
             etag
@@ -560,15 +543,8 @@ impl Writer<'_> {
         } = self;
         if !state.finished && state.length == Some(state.offset()) {
             // The tail's fenced commit passed: the last part's stream may be completed.
-            let streamed = ahead.and_then(|mut ahead| {
-                let whole = kept.is_some()
-                    && ahead_last.is_some_and(|last| ahead.feed(last))
-                    && ahead.is_whole();
-                if !whole {
-                    tusk_metrics::metrics().parts_stream_abandoned.inc();
-                }
-                whole.then_some(ahead)
-            });
+            let streamed = ahead
+                .and_then(|ahead| ahead.completed(kept.is_some(), ahead_last.unwrap_or_default()));
             // Without the whole tail in memory, finalize reads it back. Either way the last
             // part is at most one part, covered until object storage has it by this body's
             // reservation, or, if the body brought none of its bytes, by one finalize takes.
@@ -604,56 +580,5 @@ impl Writer<'_> {
             store.budget.tails().put(&state.id, cached);
         }
         Ok(state)
-    }
-}
-
-impl MultipartStore {
-    /// Start streaming the part that `buffer` (the upload's whole tail, kept for the next PATCH
-    /// under this lock) begins, if object storage can take a part before it is whole, the part
-    /// is a full one, and the node has a slot and the room (see `ahead`).
-    async fn start_ahead(
-        &self,
-        state: &mut UploadState,
-        fence: u64,
-        buffer: &PartBuffer,
-    ) -> Option<PartAhead> {
-        if !self.objects.streams_parts() || buffer.written() > AHEAD_QUEUE {
-            return None;
-        }
-        let part_start = u64::from(state.part_count).checked_mul(state.part_size)?;
-        // A full part, or the last one of an upload of more than one part (an upload smaller
-        // than a part is stored with one PUT). A deferred length's part is taken as full: if
-        // it turns out to be the last, its stream is dropped unfinished. Not before the upload
-        // has a multipart upload: a short deferred-length upload may never need one.
-        let size = match state.length {
-            Some(length) if state.part_count > 0 || length > state.part_size => {
-                length.checked_sub(part_start)?.min(state.part_size)
-            }
-            Some(_) => return None,
-            None if state.multipart_id.is_some() => state.part_size,
-            None => return None,
-        };
-        let number = part_number(state.part_count as usize + 1).ok()?;
-        let size = usize::try_from(size).ok().filter(|&size| size > 0)?;
-        let slot = self.ahead_slots.clone().try_acquire_owned().ok()?;
-        let room = self.budget.try_reserve_spare(AHEAD_QUEUE as u64)?;
-        let multipart_id = match self.ensure_multipart(state, fence).await {
-            Ok(id) => id,
-            Err(err) => {
-                // The PATCH's bytes are committed; its part is sent whole when full.
-                tracing::debug!(upload_id = %state.id, error = %err, "part not streamed");
-                return None;
-            }
-        };
-        PartAhead::start(
-            self.objects.clone(),
-            state.object_key(),
-            multipart_id,
-            number,
-            size,
-            buffer.copy_written(),
-            room,
-            slot,
-        )
     }
 }
