@@ -10,6 +10,7 @@ use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
@@ -67,7 +68,12 @@ impl S3 {
             .connect_timeout(CONNECT_TIMEOUT)
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)
             .build();
+        // The SDK's default client on ring, as tusk's (its default would link aws-lc too).
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
         let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client)
             .region(Region::new("us-east-1"))
             .endpoint_url(endpoint.as_str().trim_end_matches('/'))
             .credentials_provider(credentials())

@@ -350,8 +350,8 @@ fn is_tls(url: &str) -> bool {
 }
 
 /// rustls needs a process-wide crypto provider. It picks one by itself only when exactly one is
-/// compiled in; in tusk two are (aws-lc-rs for S3, ring) or, in this crate alone, none, and the
-/// first TLS connection would panic. So install ring's, unless the binary already chose one.
+/// compiled in; this crate alone enables none through redis, and were a second one ever linked
+/// the first TLS connection would panic. So install ring's, unless the binary already chose one.
 fn ensure_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // An error only means another thread installed a provider first, which serves as well.

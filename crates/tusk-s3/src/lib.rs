@@ -9,4 +9,4 @@ mod part_body;
 
 pub use config::{ChecksumMode, PayloadSigning, S3Config, StaticCredentials};
 pub use error::S3Error;
-pub use objects::{S3Objects, check_placement};
+pub use objects::{S3Objects, check_placement, sdk_http_client};

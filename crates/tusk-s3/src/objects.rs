@@ -3,7 +3,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
+use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::imds::region::ImdsRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
@@ -38,6 +42,16 @@ trait Timed: std::future::Future + Sized {
 }
 
 impl<F: std::future::Future> Timed for F {}
+
+/// The HTTP(S) client for the AWS SDK: its default one, but with rustls on ring, the crypto
+/// library the rest of tusk uses (the SDK's own default would link aws-lc as a second one).
+/// Trusts the system's root certificates, as the default does.
+pub fn sdk_http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
 
 /// Region used when neither the config nor the AWS environment names one.
 const DEFAULT_REGION: &str = "us-east-1";
@@ -90,14 +104,29 @@ impl S3Objects {
             Some(credentials) => Some(credentials),
             None => crate::StaticCredentials::from_env_files()?,
         };
-        let region = RegionProviderChain::first_try(config.region.map(Region::new))
-            .or_default_provider()
-            .or_else(Region::new(DEFAULT_REGION));
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)
             .build();
+        let http_client = sdk_http_client();
+        // The SDK's default region chain (environment, profile, instance metadata), the last
+        // with this client; resolved once by the loader for everything it configures.
+        let provider_config = ProviderConfig::default().with_http_client(http_client.clone());
+        let region = RegionProviderChain::first_try(config.region.map(Region::new))
+            .or_else(EnvironmentVariableRegionProvider::new())
+            .or_else(
+                ProfileFileRegionProvider::builder()
+                    .configure(&provider_config)
+                    .build(),
+            )
+            .or_else(
+                ImdsRegionProvider::builder()
+                    .configure(&provider_config)
+                    .build(),
+            )
+            .or_else(Region::new(DEFAULT_REGION));
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client)
             .region(region)
             .timeout_config(timeouts)
             .retry_config(RetryConfig::standard());

@@ -49,6 +49,7 @@ fn endpoint() -> String {
 fn raw_client(endpoint: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(tusk_s3::sdk_http_client())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(KEY_ID, SECRET, None, None, "tests"))

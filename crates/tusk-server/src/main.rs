@@ -14,6 +14,7 @@ mod units;
 mod upload;
 
 fn main() -> ExitCode {
+    use_ring_for_tls();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => err.exit(),
@@ -72,6 +73,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Every TLS connection of the process (S3, Redis, etcd, OTLP, hooks, the listener) on rustls
+/// with ring, the one crypto library linked. Clients that take the process's default provider
+/// (the OTLP/HTTP exporter's) need it installed; the others name ring themselves.
+fn use_ring_for_tls() {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// An error and its causes on one line, skipping causes whose text an outer error already

@@ -137,6 +137,23 @@ impl Tracing {
 mod tests {
     use super::*;
 
+    /// Both exporters set up TLS when they are built; a missing crypto provider would fail (or
+    /// panic) here rather than on a user's first span.
+    #[tokio::test]
+    async fn https_endpoints_build_exporters_for_both_protocols() {
+        crate::use_ring_for_tls();
+        for protocol in [OtlpProtocol::Grpc, OtlpProtocol::Http] {
+            let otlp = Otlp {
+                endpoint: "https://127.0.0.1:1".to_owned(),
+                protocol,
+            };
+            let provider = provider(&otlp).expect("an exporter for an https endpoint");
+            tokio::task::spawn_blocking(move || drop(provider))
+                .await
+                .unwrap();
+        }
+    }
+
     #[test]
     fn http_endpoints_get_the_traces_path_when_they_have_none() {
         assert_eq!(http_traces_url("http://c:4318"), "http://c:4318/v1/traces");

@@ -334,6 +334,7 @@ pub async fn s3_client(s3: &str) -> aws_sdk_s3::Client {
     let (key, secret) = s3_credentials();
     let creds = aws_sdk_s3::config::Credentials::new(key, secret, None, None, "e2e");
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(tusk_s3::sdk_http_client())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
         .credentials_provider(creds)
         .endpoint_url(s3)

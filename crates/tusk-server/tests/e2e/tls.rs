@@ -1,7 +1,8 @@
 //! HTTPS on tusk's own listener, with the real binary and certificates made for each test by
 //! the `openssl` command: HTTP/1.1 and HTTP/2 (by ALPN) uploads with `https` upload URLs, a
 //! PATCH cut by a reset keeping its bytes, certificates rotated in place (and a bad pair kept
-//! out), start-up errors naming the setting, and mutual TLS.
+//! out), start-up errors naming the setting, and mutual TLS. And tusk as a TLS client: S3 behind
+//! a private CA.
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
@@ -643,4 +644,144 @@ async fn stalled_handshakes_by_the_hundred_are_dropped_and_do_not_keep_others_ou
         took >= Duration::from_secs(9),
         "closed before the bound: {took:?}"
     );
+}
+
+/// A TLS terminator on 127.0.0.1 in front of `target` (`host:port`), serving `cert` and `key`:
+/// an S3 endpoint with a certificate from a private CA. Returns its port.
+async fn tls_terminator(
+    cert: &Path,
+    key: &Path,
+    target: String,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((inbound, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, target) = (acceptor.clone(), target.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake; nothing to relay.
+                let Ok(mut inbound) = acceptor.accept(inbound).await else {
+                    return;
+                };
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+/// The S3 client speaks TLS (rustls on ring) and trusts the system's certificate store, which
+/// `SSL_CERT_FILE` replaces: a store behind a private CA takes uploads once its CA is named
+/// there, and without it the node refuses to start, naming the certificate problem.
+#[tokio::test]
+async fn s3_behind_a_private_ca_is_trusted_through_ssl_cert_file() {
+    use crate::services::*;
+    if !services_enabled("s3_behind_a_private_ca_is_trusted_through_ssl_cert_file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "private-ca");
+    let (cert, key) = ca.issue("s3", 7);
+    let endpoints = Endpoints::shared();
+    let target = endpoints
+        .s3
+        .split_once("://")
+        .map_or(endpoints.s3.as_str(), |(_, rest)| rest)
+        .to_owned();
+    let (port, terminator) = tls_terminator(&cert, &key, target).await;
+    let bucket = unique("tusk-e2e-tls");
+    create_bucket(&endpoints.s3, &bucket).await;
+    let https = format!("https://127.0.0.1:{port}");
+    let redis_prefix = format!("{}:", unique("e2e"));
+    let etcd_prefix = format!("{}/", unique("e2e"));
+    let args = [
+        "--s3-bucket",
+        &bucket,
+        "--s3-endpoint",
+        &https,
+        "--s3-region",
+        "us-east-1",
+        "--s3-force-path-style",
+        "--redis-url",
+        &endpoints.redis_url,
+        "--redis-prefix",
+        &redis_prefix,
+        "--etcd-endpoints",
+        &endpoints.etcd,
+        "--etcd-prefix",
+        &etcd_prefix,
+    ];
+    let args: Vec<&str> = args
+        .into_iter()
+        .chain(
+            endpoints
+                .redis_url
+                .contains(',')
+                .then_some("--redis-cluster"),
+        )
+        .collect();
+    let credentials = s3_env();
+    let mut envs: Vec<(&str, &str)> = credentials.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    // Without the CA: no start.
+    let refused = tokio::time::timeout(
+        PATIENCE,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tusk"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&args)
+            .envs(envs.iter().copied())
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("tusk did not exit")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "started with an untrusted S3 certificate"
+    );
+    assert!(
+        stderr.contains(&https) && stderr.contains("certificate"),
+        "{stderr}"
+    );
+
+    // With it: a 6 MiB upload (a full part and a last one) goes through and reads back (a GET
+    // of a finished upload streams the object from S3, through the terminator too).
+    let ca_file = ca.cert.to_str().unwrap();
+    envs.push(("SSL_CERT_FILE", ca_file));
+    let server = Server::spawn(&dir.path().join("unused-data-dir"), &args, &envs).await;
+    let data = pattern(6 * MIB, 41);
+    let url = server.create(data.len() as u64).await;
+    assert_eq!(
+        patch(&url, 0, data.clone()).await,
+        (204, Some(data.len() as u64))
+    );
+    assert!(download(&url).await == data, "the object read back differs");
+    server.stop().await;
+    terminator.abort();
 }
