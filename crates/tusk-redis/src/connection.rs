@@ -311,6 +311,56 @@ impl RedisState {
         split_marker(reply?)
     }
 
+    /// Whether tail appends may go as `APPEND` plus [`scripts::COMMIT_APPENDED`] in one
+    /// transaction: that script's undo must run while Redis is full, which needs Redis 7's
+    /// script flags; older servers get the bytes as an argument of the commit script.
+    pub(crate) fn appends_outside_lua(&self) -> bool {
+        self.oom_flags
+    }
+
+    /// `APPEND` of `bytes` to the tail of `id`, then `script` (text, run as EVAL) on its keys
+    /// with `args`, in one MULTI/EXEC; acknowledged like [`RedisState::run_acknowledged`].
+    /// Nothing of it applies if Redis refuses either command when queued (out of memory); the
+    /// script undoes the APPEND when it refuses the commit.
+    pub(crate) async fn run_after_append(
+        &self,
+        op: &'static str,
+        script: &str,
+        id: &UploadId,
+        bytes: &[u8],
+        args: impl FnOnce(&mut redis::Cmd),
+    ) -> Result<Vec<Value>, RedisError> {
+        let keys = self.keys(id);
+        let mut append = redis::cmd("APPEND");
+        append.arg(&keys[2]).arg(bytes);
+        let mut call = redis::cmd("EVAL");
+        call.arg(script).arg(keys.len());
+        for key in &keys {
+            call.arg(key);
+        }
+        args(&mut call);
+        let reply = match &self.replication {
+            Some(replication) => {
+                self.timed(op, Some(id), replication.run_transaction(append, call))
+                    .await?
+            }
+            None => {
+                let mut transaction = redis::pipe();
+                transaction.atomic().add_command(append).add_command(call);
+                let mut conn = self.conn.clone();
+                let (_, reply) = self
+                    .timed(
+                        op,
+                        Some(id),
+                        transaction.query_async::<(Value, Value)>(&mut conn),
+                    )
+                    .await?;
+                reply
+            }
+        };
+        split_marker(reply)
+    }
+
     /// [`RedisState::run`] for a change the client is told about (or a read it is told):
     /// with `redis_wait_replicas`, it returns only once that many replicas have it.
     pub(crate) async fn run_acknowledged(

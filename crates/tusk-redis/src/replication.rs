@@ -77,6 +77,41 @@ impl Replication {
     /// writes. `NotReplicated` if they do not confirm within the timeout: the change may be on
     /// the master, but it is not acknowledged.
     pub(crate) async fn run(&self, call: Cmd, script: &Script) -> Result<Value, RedisError> {
+        // The call moves into the pipeline: a tail append carries up to a part's bytes.
+        let mut waited = redis::pipe();
+        waited.add_command(call);
+        self.waited(waited, Some(script)).await
+    }
+
+    /// `append` and `call` in one MULTI/EXEC, then the wait, as [`Replication::run`]; the
+    /// reply of `call`. The transaction is spelled out rather than `atomic()`, which would
+    /// wrap `WAIT` too.
+    pub(crate) async fn run_transaction(
+        &self,
+        append: Cmd,
+        call: Cmd,
+    ) -> Result<Value, RedisError> {
+        let mut waited = redis::pipe();
+        waited.cmd("MULTI").ignore();
+        waited.add_command(append).ignore();
+        waited.add_command(call).ignore();
+        waited.cmd("EXEC");
+        let exec = self.waited(waited, None).await?;
+        match exec {
+            Value::Array(mut replies) if replies.len() == 2 => Ok(replies.swap_remove(1)),
+            other => Err(RedisError::Corrupt(format!(
+                "a tail append's transaction replied {other:?}"
+            ))),
+        }
+    }
+
+    /// `waited` (whose replies but one are ignored), then `WAIT`, on a connection of the
+    /// pool; the one reply. `script` is loaded again if Redis has lost it.
+    async fn waited(
+        &self,
+        mut waited: redis::Pipeline,
+        script: Option<&Script>,
+    ) -> Result<Value, RedisError> {
         let not_replicated = |confirmed| RedisError::NotReplicated {
             confirmed,
             wanted: self.wait.replicas,
@@ -93,20 +128,17 @@ impl Replication {
             Some(conn) => conn,
             None => self.opener.open().await?,
         };
-        // The call moves into the pipeline: a tail append carries up to a part's bytes.
-        let mut waited = redis::pipe();
         waited
-            .add_command(call)
             .cmd("WAIT")
             .arg(self.wait.replicas)
             .arg(self.wait.timeout.as_millis() as u64);
-        let reply = match waited.query_async::<(Value, i64)>(&mut conn).await {
+        let reply = match (waited.query_async::<(Value, i64)>(&mut conn).await, script) {
             // A Redis that restarted, or has not seen this script yet.
-            Err(err) if err.kind() == redis::ErrorKind::NoScriptError => {
+            (Err(err), Some(script)) if err.kind() == redis::ErrorKind::NoScriptError => {
                 script.load_async(&mut conn).await?;
                 waited.query_async::<(Value, i64)>(&mut conn).await
             }
-            other => other,
+            (other, _) => other,
         };
         match reply {
             Ok((value, confirmed)) => {

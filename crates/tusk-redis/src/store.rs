@@ -319,6 +319,23 @@ impl StateStore for RedisState {
             TailChange::Replace(b) if b.is_empty() => self.oom_safe(&scripts::COMMIT),
             _ => &scripts::COMMIT.plain,
         };
+        // The common small append: its bytes go as a plain APPEND beside the script, not
+        // through Lua (see `scripts::COMMIT_APPENDED`).
+        if mode == "append"
+            && !bytes.is_empty()
+            && commit.new_parts.is_empty()
+            && self.appends_outside_lua()
+        {
+            let items = self
+                .run_after_append("commit", &scripts::COMMIT_APPENDED, id, bytes, |inv| {
+                    inv.arg(fence)
+                        .arg(commit.expect_parts)
+                        .arg(commit.expect_tail_len)
+                        .arg(bytes.len());
+                })
+                .await?;
+            return Ok(parse_state(id, items)?);
+        }
         let staging = if staged(bytes) {
             Some(self.stage(id, fence, bytes).await?)
         } else {

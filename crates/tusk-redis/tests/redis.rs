@@ -573,6 +573,64 @@ async fn clearing_the_expiry_of_a_missing_upload_drops_its_index_entry() {
     clean_up(&prefix).await;
 }
 
+/// A tail append's bytes go to Redis as an APPEND beside the commit script, in one
+/// transaction: a commit the script refuses (older fence, stale expectation, unknown upload)
+/// leaves the tail key exactly as it was, absent included. (A full Redis refusing the whole
+/// transaction: the end-to-end `redis_full` tests.)
+#[tokio::test]
+async fn refused_appends_leave_the_tail_key_as_it_was() {
+    if !services_enabled("refused_appends_leave_the_tail_key_as_it_was") {
+        return;
+    }
+    let (state, prefix) = connect().await;
+    let append = |expect_tail_len, bytes: &'static [u8]| Commit {
+        expect_parts: 0,
+        expect_tail_len,
+        new_parts: Vec::new(),
+        tail: TailChange::Append(Bytes::from_static(bytes)),
+    };
+    let tail_of = |id: &UploadId| format!("{prefix}{{{id}}}:tail");
+    let mut conn = raw().await;
+
+    let upload = new_state();
+    let id = upload.id.clone();
+    state.create(&upload).await.unwrap();
+    state.load(&id, 10).await.unwrap();
+    // No tail yet: a refused append must not leave one.
+    let refused = state.commit(&id, 9, append(0, b"early")).await;
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::LockLost);
+    let exists: bool = conn.exists(tail_of(&id)).await.unwrap();
+    assert!(!exists, "a refused first append left a tail key");
+    let after = state.commit(&id, 10, append(0, b"abc")).await.unwrap();
+    assert_eq!(after.tail_len, 3);
+    for (fence, expect, kind) in [
+        (9, 3, ErrorKind::LockLost),
+        (10, 2, ErrorKind::OffsetMismatch),
+        (10, 4, ErrorKind::OffsetMismatch),
+    ] {
+        let refused = state.commit(&id, fence, append(expect, b"def")).await;
+        assert_eq!(
+            refused.unwrap_err().kind(),
+            kind,
+            "fence {fence}, tail {expect}"
+        );
+        let tail: Vec<u8> = conn.get(tail_of(&id)).await.unwrap();
+        assert_eq!(tail, b"abc", "fence {fence}, tail {expect}");
+    }
+    let after = state.commit(&id, 11, append(3, b"def")).await.unwrap();
+    assert_eq!((after.tail_len, after.offset()), (6, 6));
+    let tail: Vec<u8> = conn.get(tail_of(&id)).await.unwrap();
+    assert_eq!(tail, b"abcdef");
+
+    // An upload that does not exist gets no tail key.
+    let unknown = UploadId::generate();
+    let refused = state.commit(&unknown, 1, append(0, b"ghost")).await;
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::NotFound);
+    let exists: bool = conn.exists(tail_of(&unknown)).await.unwrap();
+    assert!(!exists, "an append to an unknown upload left a tail key");
+    clean_up(&prefix).await;
+}
+
 #[tokio::test]
 async fn large_tails_are_staged_in_slices_and_committed_whole() {
     if !services_enabled("large_tails_are_staged_in_slices_and_committed_whole") {

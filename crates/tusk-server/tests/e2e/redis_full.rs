@@ -92,6 +92,12 @@ async fn a_full_redis_refuses_growth_but_lets_uploads_free_memory_and_then_recov
         .unwrap();
     assert_eq!(resp.status(), 503, "a new upload while Redis is full");
     assert!(resp.headers().contains_key("retry-after"));
+    // So is a small append (its bytes go beside the commit script, in one transaction that
+    // Redis refuses whole): the upload stays where it was.
+    let (small, small_data) = &held[held.len() - 1];
+    let (status, _) = patch(small, tail as u64, small_data[tail..tail + 1000].to_vec()).await;
+    assert_eq!(status, 503, "a small append while Redis is full");
+    assert_eq!(head(small).await, (200, Some(tail as u64)));
 
     // What frees memory still works. An upload goes on past its part boundary and to its end:
     // its tail becomes part 1 in S3, its last part follows, and it is finished.

@@ -153,6 +153,14 @@ pub(super) async fn stale_expectations_are_refused_and_change_nothing(state: &dy
             };
             assert_kind(state.commit(&s.id, 1, commit).await, om, what);
         }
+        // The common small append, with no parts (Redis sends its bytes beside the script).
+        let append = Commit {
+            expect_parts: parts,
+            expect_tail_len: tail_len,
+            new_parts: Vec::new(),
+            tail: TailChange::Append(Bytes::from_static(b"x")),
+        };
+        assert_kind(state.commit(&s.id, 1, append).await, om, what);
     }
     assert_stored(state, &s, b"12345", "after stale commits").await;
 }
