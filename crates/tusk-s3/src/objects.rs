@@ -43,14 +43,23 @@ trait Timed: std::future::Future + Sized {
 
 impl<F: std::future::Future> Timed for F {}
 
-/// The HTTP(S) client for the AWS SDK: its default one, but with rustls on ring, the crypto
-/// library the rest of tusk uses (the SDK's own default would link aws-lc as a second one).
-/// Trusts the system's root certificates, as the default does.
+/// The HTTP(S) client for the AWS SDK: built as its default one is, but with rustls on ring,
+/// the crypto library the rest of tusk uses (the SDK's own default would link aws-lc as a
+/// second one). Like the default, it trusts the system's root certificates and goes through
+/// the proxy that `HTTPS_PROXY` / `HTTP_PROXY` name, except for hosts in `NO_PROXY`.
 pub fn sdk_http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = aws_smithy_http_client::ConnectorBuilder::default()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// Region used when neither the config nor the AWS environment names one.

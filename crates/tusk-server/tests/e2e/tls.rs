@@ -1,8 +1,8 @@
 //! HTTPS on tusk's own listener, with the real binary and certificates made for each test by
 //! the `openssl` command: HTTP/1.1 and HTTP/2 (by ALPN) uploads with `https` upload URLs, a
 //! PATCH cut by a reset keeping its bytes, certificates rotated in place (and a bad pair kept
-//! out), start-up errors naming the setting, and mutual TLS. And tusk as a TLS client: S3 behind
-//! a private CA.
+//! out), start-up errors naming the setting, and mutual TLS. And tusk as a client of S3: behind
+//! a private CA, and through the proxy its environment names.
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
@@ -436,21 +436,10 @@ async fn certificates_rotate_in_place_and_a_bad_pair_keeps_the_one_in_use() {
 /// Start `tusk serve` with `args` and expect it to exit at once with an error; its stderr.
 async fn refused_start(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let out = tokio::time::timeout(
-        PATIENCE,
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_tusk"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(args)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("tusk did not exit")
-    .unwrap();
-    assert!(!out.status.success(), "tusk started with {args:?}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let data = dir.path().join("data");
+    let mut all = vec!["--data-dir", data.to_str().unwrap()];
+    all.extend(args);
+    refused_start_with(&all, &[], &[]).await
 }
 
 #[tokio::test]
@@ -713,58 +702,13 @@ async fn s3_behind_a_private_ca_is_trusted_through_ssl_cert_file() {
     let bucket = unique("tusk-e2e-tls");
     create_bucket(&endpoints.s3, &bucket).await;
     let https = format!("https://127.0.0.1:{port}");
-    let redis_prefix = format!("{}:", unique("e2e"));
-    let etcd_prefix = format!("{}/", unique("e2e"));
-    let args = [
-        "--s3-bucket",
-        &bucket,
-        "--s3-endpoint",
-        &https,
-        "--s3-region",
-        "us-east-1",
-        "--s3-force-path-style",
-        "--redis-url",
-        &endpoints.redis_url,
-        "--redis-prefix",
-        &redis_prefix,
-        "--etcd-endpoints",
-        &endpoints.etcd,
-        "--etcd-prefix",
-        &etcd_prefix,
-    ];
-    let args: Vec<&str> = args
-        .into_iter()
-        .chain(
-            endpoints
-                .redis_url
-                .contains(',')
-                .then_some("--redis-cluster"),
-        )
-        .collect();
+    let args = s3_node_args(&endpoints, &https, &bucket);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let credentials = s3_env();
     let mut envs: Vec<(&str, &str)> = credentials.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
     // Without the CA: no start.
-    let refused = tokio::time::timeout(
-        PATIENCE,
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_tusk"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(&args)
-            .envs(envs.iter().copied())
-            .env_remove("SSL_CERT_FILE")
-            .env_remove("SSL_CERT_DIR")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("tusk did not exit")
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        !refused.status.success(),
-        "started with an untrusted S3 certificate"
-    );
+    let stderr = refused_start_with(&args, &envs, &["SSL_CERT_FILE", "SSL_CERT_DIR"]).await;
     assert!(
         stderr.contains(&https) && stderr.contains("certificate"),
         "{stderr}"
@@ -784,4 +728,129 @@ async fn s3_behind_a_private_ca_is_trusted_through_ssl_cert_file() {
     assert!(download(&url).await == data, "the object read back differs");
     server.stop().await;
     terminator.abort();
+}
+
+/// The arguments of a distributed node over the shared services, with `s3` as its S3 endpoint.
+fn s3_node_args(endpoints: &crate::services::Endpoints, s3: &str, bucket: &str) -> Vec<String> {
+    use crate::services::unique;
+    let mut args: Vec<String> = [
+        "--s3-bucket",
+        bucket,
+        "--s3-endpoint",
+        s3,
+        "--s3-region",
+        "us-east-1",
+        "--s3-force-path-style",
+        "--redis-url",
+        &endpoints.redis_url,
+        "--redis-prefix",
+        &format!("{}:", unique("e2e")),
+        "--etcd-endpoints",
+        &endpoints.etcd,
+        "--etcd-prefix",
+        &format!("{}/", unique("e2e")),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if endpoints.redis_url.contains(',') {
+        args.push("--redis-cluster".to_owned());
+    }
+    args
+}
+
+/// Start `tusk serve` with `args` and `envs` (less the variables `removed`), expect it to exit
+/// at once with an error; its stderr.
+async fn refused_start_with(args: &[&str], envs: &[(&str, &str)], removed: &[&str]) -> String {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tusk"));
+    command
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .kill_on_drop(true);
+    for name in removed {
+        command.env_remove(name);
+    }
+    let out = tokio::time::timeout(PATIENCE, command.output())
+        .await
+        .expect("tusk did not exit")
+        .unwrap();
+    assert!(!out.status.success(), "tusk started with {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The S3 client goes through the proxy `HTTP_PROXY` names, as the SDK's own client does, except
+/// for hosts in `NO_PROXY`: a proxy that is not there keeps the node from starting, `NO_PROXY`
+/// lets it start anyway, and through a real proxy (a relay: the S3 server answers the
+/// absolute-form requests a proxy passes on) uploads go through, and stop when it is cut.
+#[tokio::test]
+async fn s3_requests_go_through_the_proxy_the_environment_names() {
+    use crate::services::*;
+    if !services_enabled("s3_requests_go_through_the_proxy_the_environment_names") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = Endpoints::shared();
+    let bucket = unique("tusk-e2e-proxy");
+    create_bucket(&endpoints.s3, &bucket).await;
+    let args = s3_node_args(&endpoints, &endpoints.s3, &bucket);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let credentials = s3_env();
+    let with_proxy = |proxy: &str, no_proxy: &str| -> Vec<(String, String)> {
+        let mut envs: Vec<(String, String)> = credentials
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        // Both spellings, so that none from the test's own environment applies.
+        for (name, value) in [
+            ("HTTP_PROXY", proxy),
+            ("http_proxy", proxy),
+            ("NO_PROXY", no_proxy),
+            ("no_proxy", no_proxy),
+        ] {
+            envs.push((name.to_owned(), value.to_owned()));
+        }
+        envs
+    };
+
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let envs = with_proxy(&nowhere, "");
+    let stderr = refused_start_with(
+        &args,
+        &as_refs(&envs),
+        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+    )
+    .await;
+    assert!(stderr.contains("unreachable"), "{stderr}");
+
+    let envs = with_proxy(&nowhere, "127.0.0.1");
+    let server = Server::spawn(&dir.path().join("a"), &args, &as_refs(&envs)).await;
+    server.stop().await;
+
+    let target = endpoints
+        .s3
+        .split_once("://")
+        .map_or(endpoints.s3.as_str(), |(_, rest)| rest)
+        .to_owned();
+    let relay = Relay::start(&target).await;
+    let envs = with_proxy(&format!("http://127.0.0.1:{}", relay.port), "");
+    let server = Server::spawn(&dir.path().join("b"), &args, &as_refs(&envs)).await;
+    let data = pattern(6 * MIB, 42);
+    let url = server.create(data.len() as u64).await;
+    assert_eq!(
+        patch(&url, 0, data.clone()).await,
+        (204, Some(data.len() as u64))
+    );
+    assert!(download(&url).await == data, "the object read back differs");
+    // Cut the proxy: finishing an upload needs S3, and fails until it is back.
+    relay.cut();
+    let url = server.create(10).await;
+    assert_eq!(patch(&url, 0, b"0123456789".to_vec()).await.0, 503);
+    relay.restore().await;
+    assert_eq!(head(&url).await, (200, Some(10)));
+    server.stop().await;
+}
+
+fn as_refs(envs: &[(String, String)]) -> Vec<(&str, &str)> {
+    envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
