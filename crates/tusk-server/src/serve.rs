@@ -41,6 +41,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    // Before the address is announced: a SIGTERM that follows it at once must drain the node,
+    // not find the default action (exit by signal) still in place.
+    let signals = ShutdownSignals::install().context("cannot listen for signals")?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -99,10 +102,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let handle = server.handle();
     let shutdown = engine.shutdown_token();
     actix_web::rt::spawn(async move {
-        if let Err(err) = wait_for_signal().await {
-            tracing::error!("cannot listen for signals: {err}");
-            return;
-        }
+        signals.recv().await;
         tracing::info!("shutdown requested: no new connections, committing in-flight uploads");
         let stop = handle.stop(true);
         shutdown.cancel();
@@ -311,13 +311,26 @@ fn watch_tls(settings: Arc<tusk_http::TlsSettings>, shutdown: tokio_util::sync::
     });
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    /// Until either arrives.
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

@@ -112,6 +112,17 @@ async fn two_patches_at_one_offset_never_both_succeed() {
     }
 }
 
+/// The signal handlers are in place before the node announces its address: a SIGTERM that
+/// follows the announcement at once (an orchestrator stopping a pod that just started) still
+/// shuts it down cleanly (exit 0), never by the signal's default action.
+#[tokio::test]
+async fn a_sigterm_right_after_start_is_a_clean_shutdown() {
+    for _ in 0..5 {
+        let server = Server::start(&[]).await;
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn sigterm_commits_in_flight_patches_exits_and_a_restart_resumes() {
     let mut server = Server::start(&["--shutdown-timeout", "5s", "--read-timeout", "60s"]).await;
