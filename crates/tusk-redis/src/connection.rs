@@ -261,9 +261,22 @@ impl RedisState {
         extra_key: Option<&str>,
         args: impl FnOnce(&mut redis::Cmd),
     ) -> redis::Cmd {
+        self.script_call("EVALSHA", script.get_hash(), id, extra_key, args)
+    }
+
+    /// `verb` (`EVALSHA` with a script's hash, `EVAL` with its text) on the keys of `id`, then
+    /// `extra_key`, then `args`.
+    fn script_call(
+        &self,
+        verb: &str,
+        script: &str,
+        id: &UploadId,
+        extra_key: Option<&str>,
+        args: impl FnOnce(&mut redis::Cmd),
+    ) -> redis::Cmd {
         let keys = self.keys(id);
-        let mut call = redis::cmd("EVALSHA");
-        call.arg(script.get_hash())
+        let mut call = redis::cmd(verb);
+        call.arg(script)
             .arg(keys.len() + usize::from(extra_key.is_some()));
         for key in keys {
             call.arg(key);
@@ -330,15 +343,10 @@ impl RedisState {
         bytes: &[u8],
         args: impl FnOnce(&mut redis::Cmd),
     ) -> Result<Vec<Value>, RedisError> {
-        let keys = self.keys(id);
+        let [_, _, tail, _] = self.keys(id);
         let mut append = redis::cmd("APPEND");
-        append.arg(&keys[2]).arg(bytes);
-        let mut call = redis::cmd("EVAL");
-        call.arg(script).arg(keys.len());
-        for key in &keys {
-            call.arg(key);
-        }
-        args(&mut call);
+        append.arg(tail).arg(bytes);
+        let call = self.script_call("EVAL", script, id, None, args);
         let reply = match &self.replication {
             Some(replication) => {
                 self.timed(op, Some(id), replication.run_transaction(append, call))

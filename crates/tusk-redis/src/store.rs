@@ -314,11 +314,6 @@ impl StateStore for RedisState {
             TailChange::Replace(b) if staged(b) => ("replace-staged", &b[..]),
             TailChange::Replace(b) => ("replace", &b[..]),
         };
-        // Adding parts and emptying the tail frees memory: allowed when Redis is full.
-        let script = match &commit.tail {
-            TailChange::Replace(b) if b.is_empty() => self.oom_safe(&scripts::COMMIT),
-            _ => &scripts::COMMIT.plain,
-        };
         // The common small append: its bytes go as a plain APPEND beside the script, not
         // through Lua (see `scripts::COMMIT_APPENDED`).
         if mode == "append"
@@ -336,6 +331,11 @@ impl StateStore for RedisState {
                 .await?;
             return Ok(parse_state(id, items)?);
         }
+        // Adding parts and emptying the tail frees memory: allowed when Redis is full.
+        let script = match &commit.tail {
+            TailChange::Replace(b) if b.is_empty() => self.oom_safe(&scripts::COMMIT),
+            _ => &scripts::COMMIT.plain,
+        };
         let staging = if staged(bytes) {
             Some(self.stage(id, fence, bytes).await?)
         } else {

@@ -693,12 +693,7 @@ async fn s3_behind_a_private_ca_is_trusted_through_ssl_cert_file() {
     let ca = Ca::new(dir.path(), "private-ca");
     let (cert, key) = ca.issue("s3", 7);
     let endpoints = Endpoints::shared();
-    let target = endpoints
-        .s3
-        .split_once("://")
-        .map_or(endpoints.s3.as_str(), |(_, rest)| rest)
-        .to_owned();
-    let (port, terminator) = tls_terminator(&cert, &key, target).await;
+    let (port, terminator) = tls_terminator(&cert, &key, host_port(&endpoints.s3)).await;
     let bucket = unique("tusk-e2e-tls");
     create_bucket(&endpoints.s3, &bucket).await;
     let https = format!("https://127.0.0.1:{port}");
@@ -827,12 +822,7 @@ async fn s3_requests_go_through_the_proxy_the_environment_names() {
     let server = Server::spawn(&dir.path().join("a"), &args, &as_refs(&envs)).await;
     server.stop().await;
 
-    let target = endpoints
-        .s3
-        .split_once("://")
-        .map_or(endpoints.s3.as_str(), |(_, rest)| rest)
-        .to_owned();
-    let relay = Relay::start(&target).await;
+    let relay = Relay::start(&host_port(&endpoints.s3)).await;
     let envs = with_proxy(&format!("http://127.0.0.1:{}", relay.port), "");
     let server = Server::spawn(&dir.path().join("b"), &args, &as_refs(&envs)).await;
     let data = pattern(6 * MIB, 42);
@@ -853,4 +843,11 @@ async fn s3_requests_go_through_the_proxy_the_environment_names() {
 
 fn as_refs(envs: &[(String, String)]) -> Vec<(&str, &str)> {
     envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// `host:port` of an `http(s)://host:port` URL.
+fn host_port(url: &str) -> String {
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .to_owned()
 }
